@@ -1,0 +1,44 @@
+package auth
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Command implements the "token" subcommand: it parses args and prints one
+// signed token to out.
+func Command(args []string, secret []byte, out io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(out)
+	role := fs.String("role", string(RoleWall), "role: commander, operator, responder, camera, wall or reviewer")
+	sub := fs.String("sub", "", "subject: who holds the token (shown in the audit log)")
+	pub := fs.String("publish", "", "comma-separated sources (or patterns like cam-*) the holder may publish")
+	view := fs.String("view", "", "comma-separated sources (or patterns like *) the holder may view")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c := Claims{Role: Role(*role), Publish: splitList(*pub), View: splitList(*view)}
+	c.RegisteredClaims = jwt.RegisteredClaims{Subject: *sub}
+	tok, err := Mint(secret, c, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, tok)
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,44 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LoadSecret returns secret when set; otherwise it reads file, creating it
+// with a new random key (mode 0600) when it does not exist yet.
+func LoadSecret(secret, file string) ([]byte, error) {
+	if secret != "" {
+		if len(secret) < MinSecretLen {
+			return nil, fmt.Errorf("auth secret is %d bytes; use at least %d", len(secret), MinSecretLen)
+		}
+		return []byte(secret), nil
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			return nil, fmt.Errorf("create auth secret: %w", err)
+		}
+		b = []byte(hex.EncodeToString(key) + "\n")
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			return nil, fmt.Errorf("create auth secret: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read auth secret: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) < MinSecretLen {
+		return nil, fmt.Errorf("auth secret in %s is %d bytes; use at least %d", file, len(s), MinSecretLen)
+	}
+	return []byte(s), nil
+}

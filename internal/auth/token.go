@@ -1,0 +1,164 @@
+// Package auth mints and verifies the bearer tokens every entry point
+// requires: JWTs signed with HS256, carrying a role and the sources the
+// holder may publish or view.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Role says what kind of party holds a token.
+type Role string
+
+// Roles.
+const (
+	RoleCommander Role = "commander"
+	RoleOperator  Role = "operator"
+	RoleResponder Role = "responder"
+	RoleCamera    Role = "camera"
+	RoleWall      Role = "wall"
+	RoleReviewer  Role = "reviewer"
+)
+
+// Roles lists every known role.
+var Roles = []Role{RoleCommander, RoleOperator, RoleResponder, RoleCamera, RoleWall, RoleReviewer}
+
+// Claims are the token's contents.
+type Claims struct {
+	jwt.RegisteredClaims
+	Role Role `json:"role"`
+	// Publish and View list the sources the holder may publish or view; each
+	// entry is a name or a shell pattern such as "*" or "cam-*".
+	Publish []string `json:"pub,omitempty"`
+	View    []string `json:"view,omitempty"`
+}
+
+// CanPublish reports whether the claims allow publishing source.
+func (c *Claims) CanPublish(source string) bool { return matchAny(c.Publish, source) }
+
+// CanView reports whether the claims allow viewing source.
+func (c *Claims) CanView(source string) bool { return matchAny(c.View, source) }
+
+// CanOperate reports whether the claims allow reading metrics and the state
+// of the whole system.
+func (c *Claims) CanOperate() bool { return c.Role == RoleOperator || c.Role == RoleCommander }
+
+// Who returns the token's subject for logs and the audit trail, or
+// "anonymous" when it has none.
+func (c *Claims) Who() string {
+	if c.RegisteredClaims.Subject == "" {
+		return "anonymous"
+	}
+	return c.RegisteredClaims.Subject
+}
+
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if ok, err := path.Match(p, name); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors returned by Verify; each wraps a reason the caller can show.
+var (
+	ErrMissing = errors.New("no token: send Authorization: Bearer <token> (RTSP: the token as password)")
+	ErrInvalid = errors.New("invalid token")
+)
+
+// MinSecretLen is the shortest HS256 secret accepted.
+const MinSecretLen = 32
+
+// Verifier checks tokens signed with one secret.
+type Verifier struct {
+	secret []byte
+	now    func() time.Time
+}
+
+// NewVerifier returns a verifier for secret. now may be nil.
+func NewVerifier(secret []byte, now func() time.Time) (*Verifier, error) {
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf("auth secret is %d bytes; use at least %d random bytes", len(secret), MinSecretLen)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{secret: slices.Clone(secret), now: now}, nil
+}
+
+// Verify parses and checks a token: signature, algorithm, expiry and role.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	if token == "" {
+		return nil, ErrMissing
+	}
+	c := &Claims{}
+	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return v.secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithLeeway(5*time.Second),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, reason(err))
+	}
+	if !slices.Contains(Roles, c.Role) {
+		return nil, fmt.Errorf("%w: unknown role %q", ErrInvalid, c.Role)
+	}
+	return c, nil
+}
+
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token expired; mint a new one"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "token not valid yet; check the clocks"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "signature does not match this server's secret"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token has no expiry (exp)"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed token"
+	case errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwt.ErrSignatureInvalid):
+		return "token is not signed with HS256"
+	}
+	return err.Error()
+}
+
+// Mint signs claims with secret, valid for ttl from now.
+func Mint(secret []byte, c Claims, ttl time.Duration, now time.Time) (string, error) {
+	if len(secret) < MinSecretLen {
+		return "", fmt.Errorf("auth secret is %d bytes; use at least %d", len(secret), MinSecretLen)
+	}
+	if !slices.Contains(Roles, c.Role) {
+		return "", fmt.Errorf("unknown role %q; use one of %v", c.Role, Roles)
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("token lifetime must be positive")
+	}
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+}
+
+// FromRequest returns the bearer token of an HTTP request: the Authorization
+// header, or the token query parameter for clients that cannot set headers
+// (browser WebSockets, media elements).
+func FromRequest(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("token")
+}

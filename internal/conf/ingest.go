@@ -1,0 +1,133 @@
+package conf
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// Ingest is the configuration of cmd/ingest.
+type Ingest struct {
+	Log       Log       `yaml:"log"`
+	RTSP      RTSP      `yaml:"rtsp"`
+	API       API       `yaml:"api"`
+	Cameras   []Camera  `yaml:"cameras"`
+	Reconnect Reconnect `yaml:"reconnect"`
+	Uplink    Uplink    `yaml:"uplink"`
+	Auth      Auth      `yaml:"auth"`
+	Audit     Audit     `yaml:"audit"`
+	Stream    Stream    `yaml:"stream"`
+}
+
+// RTSP configures the RTSP server that takes pushes and serves players.
+type RTSP struct {
+	Address        string        `yaml:"address"`
+	UDPRTPAddress  string        `yaml:"udp_rtp_address"`
+	UDPRTCPAddress string        `yaml:"udp_rtcp_address"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+}
+
+// API configures ingest's HTTP listener: health, metrics and source states.
+type API struct {
+	Address string `yaml:"address"`
+}
+
+// Camera is an RTSP source that ingest pulls from.
+type Camera struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Transport is tcp, udp or auto (UDP first, TCP when UDP gets nothing).
+	Transport string `yaml:"transport"`
+}
+
+// Reconnect bounds the exponential backoff between attempts to reach a
+// camera or the SFU.
+type Reconnect struct {
+	Min time.Duration `yaml:"min"`
+	Max time.Duration `yaml:"max"`
+}
+
+// Uplink configures publishing every live source to the SFU by WHIP.
+type Uplink struct {
+	// URL is the SFU's base URL; sources go to URL/<source>/whip. Empty
+	// disables the uplink.
+	URL string `yaml:"url"`
+	// Token is sent as the bearer token; empty mints one from auth's secret.
+	Token string `yaml:"token"`
+}
+
+// SourceName is the pattern source names follow: they appear in URLs and
+// object keys.
+var SourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// DefaultIngest returns the built-in defaults; configs/ingest.yml equals them.
+func DefaultIngest() Ingest {
+	return Ingest{
+		Log:       defaultLog(),
+		RTSP:      RTSP{Address: ":8554", UDPRTPAddress: ":8000", UDPRTCPAddress: ":8001", ReadTimeout: 10 * time.Second},
+		API:       API{Address: ":9997"},
+		Cameras:   []Camera{},
+		Reconnect: Reconnect{Min: time.Second, Max: 30 * time.Second},
+		Uplink:    Uplink{URL: "http://127.0.0.1:8889"},
+		Auth:      defaultAuth(),
+		Audit:     Audit{File: "data/audit-ingest.log"},
+		Stream:    defaultStream(),
+	}
+}
+
+// Validate reports the first setting that cannot work, saying how to fix it.
+func (c Ingest) Validate() error {
+	if err := c.Log.validate(); err != nil {
+		return err
+	}
+	for _, a := range []struct{ key, v string }{
+		{"rtsp.address", c.RTSP.Address}, {"api.address", c.API.Address},
+	} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return fmt.Errorf("%s %q: %w (use host:port)", a.key, a.v, err)
+		}
+	}
+	if (c.RTSP.UDPRTPAddress == "") != (c.RTSP.UDPRTCPAddress == "") {
+		return fmt.Errorf("rtsp: set both udp_rtp_address and udp_rtcp_address, or neither (TCP only)")
+	}
+	if c.RTSP.ReadTimeout <= 0 {
+		return fmt.Errorf("rtsp.read_timeout must be positive")
+	}
+	seen := map[string]bool{}
+	for i, cam := range c.Cameras {
+		if !SourceName.MatchString(cam.Name) {
+			return fmt.Errorf("cameras[%d].name %q: use 1-64 letters, digits, '.', '_' or '-'", i, cam.Name)
+		}
+		if seen[cam.Name] {
+			return fmt.Errorf("cameras[%d].name %q is used twice", i, cam.Name)
+		}
+		seen[cam.Name] = true
+		u, err := url.Parse(cam.URL)
+		if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+			return fmt.Errorf("cameras[%d] (%s): url %q is not an rtsp:// or rtsps:// URL", i, cam.Name, cam.URL)
+		}
+		switch cam.Transport {
+		case "", "auto", "tcp", "udp":
+		default:
+			return fmt.Errorf("cameras[%d] (%s): transport %q: use tcp, udp or auto", i, cam.Name, cam.Transport)
+		}
+	}
+	if c.Reconnect.Min <= 0 || c.Reconnect.Max < c.Reconnect.Min {
+		return fmt.Errorf("reconnect: need 0 < min <= max (have min %s, max %s)", c.Reconnect.Min, c.Reconnect.Max)
+	}
+	if c.Uplink.URL != "" {
+		u, err := url.Parse(c.Uplink.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("uplink.url %q: use the SFU's http(s):// base URL, or empty to disable", c.Uplink.URL)
+		}
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if c.Audit.File == "" {
+		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
+	}
+	return c.Stream.validate()
+}

@@ -1,0 +1,87 @@
+package conf
+
+import (
+	"fmt"
+	"net"
+)
+
+// SFU is the configuration of cmd/sfu.
+type SFU struct {
+	Log    Log    `yaml:"log"`
+	HTTP   HTTP   `yaml:"http"`
+	WebRTC WebRTC `yaml:"webrtc"`
+	Auth   Auth   `yaml:"auth"`
+	Audit  Audit  `yaml:"audit"`
+	Stream Stream `yaml:"stream"`
+}
+
+// HTTP configures the SFU's HTTP(S) listener.
+type HTTP struct {
+	Address string `yaml:"address"`
+	// TLSCert and TLSKey enable HTTPS when both are set.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// AllowOrigin is sent as Access-Control-Allow-Origin on API, WHIP and WHEP
+	// responses, so players on other origins can use them.
+	AllowOrigin string `yaml:"allow_origin"`
+}
+
+// WebRTC configures ICE.
+type WebRTC struct {
+	// UDPAddress is the one UDP port all peer connections share (ICE UDP mux).
+	UDPAddress string `yaml:"udp_address"`
+	// AdvertiseIPs replace the host candidates' addresses, for a server behind
+	// 1:1 NAT; empty announces the local addresses.
+	AdvertiseIPs []string `yaml:"advertise_ips"`
+	// Loopback offers loopback candidates (single-machine setups and tests).
+	Loopback bool `yaml:"loopback"`
+	// ICEServers are passed to clients (WHIP/WHEP Link headers and the console).
+	ICEServers []ICEServer `yaml:"ice_servers"`
+}
+
+// ICEServer is a STUN or TURN server offered to clients.
+type ICEServer struct {
+	URLs       []string `yaml:"urls"`
+	Username   string   `yaml:"username"`
+	Credential string   `yaml:"credential"`
+}
+
+// DefaultSFU returns the built-in defaults; configs/sfu.yml equals them.
+func DefaultSFU() SFU {
+	return SFU{
+		Log:    defaultLog(),
+		HTTP:   HTTP{Address: ":8889", AllowOrigin: "*"},
+		WebRTC: WebRTC{UDPAddress: ":8189", AdvertiseIPs: []string{}, Loopback: true, ICEServers: []ICEServer{}},
+		Auth:   defaultAuth(),
+		Audit:  Audit{File: "data/audit-sfu.log"},
+		Stream: defaultStream(),
+	}
+}
+
+// Validate reports the first setting that cannot work, saying how to fix it.
+func (c SFU) Validate() error {
+	if err := c.Log.validate(); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
+		return fmt.Errorf("http.address %q: %w (use host:port, e.g. :8889)", c.HTTP.Address, err)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		return fmt.Errorf("http: set both tls_cert and tls_key, or neither")
+	}
+	if _, _, err := net.SplitHostPort(c.WebRTC.UDPAddress); err != nil {
+		return fmt.Errorf("webrtc.udp_address %q: %w (use host:port, e.g. :8189)", c.WebRTC.UDPAddress, err)
+	}
+	for _, ip := range c.WebRTC.AdvertiseIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("webrtc.advertise_ips: %q is not an IP address", ip)
+		}
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if c.Audit.File == "" {
+		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
+	}
+	return c.Stream.validate()
+}

@@ -1,0 +1,204 @@
+package stream
+
+import (
+	"sync/atomic"
+
+	"fieldvideo/internal/unit"
+)
+
+// Flags tell a reader how a delivery relates to the ones before it.
+type Flags uint8
+
+// Delivery flags.
+const (
+	// FlagReplay marks a unit from the cached group of pictures, delivered
+	// ahead of live units when the reader starts.
+	FlagReplay Flags = 1 << iota
+	// FlagDiscont marks the first unit of a track after the hub dropped units
+	// of that track for this reader; for video it is a keyframe.
+	FlagDiscont
+)
+
+// Delivery is one unit handed to a reader.
+type Delivery struct {
+	Unit  *unit.Unit
+	Flags Flags
+	// RTPTime is the unwrapped timestamp to present the unit at. It equals
+	// Unit.RTPTime except for replayed units, whose timestamps are squeezed
+	// to just before the live edge.
+	RTPTime uint64
+}
+
+// ReaderParams configures a reader.
+type ReaderParams struct {
+	// Name identifies the reader in logs and metrics.
+	Name string
+	// QueueSize is the number of units the reader may lag behind before the
+	// hub drops for it. Zero means DefaultQueueSize.
+	QueueSize int
+	// Tracks lists the track indices the reader wants; nil means all.
+	Tracks []int
+	// OnUnit is called on the reader's own goroutine for every delivery.
+	OnUnit func(Delivery)
+	// OnEnd is called once, on the reader's goroutine, when the reader ends.
+	OnEnd func(error)
+}
+
+// Reader is one consumer of a stream with its own queue and goroutine.
+type Reader struct {
+	s  *Stream
+	p  ReaderParams
+	ch chan Delivery
+
+	// state is touched only under the stream's lock.
+	state  []readerTrack
+	want   []bool // nil: all tracks
+	ended  bool
+	endErr error
+	stop   chan struct{}
+	done   chan struct{}
+
+	delivered, dropped atomic.Uint64
+}
+
+type readerTrack struct {
+	waitKey bool // video: dropping until the next keyframe
+	discont bool // the next delivered unit follows dropped ones
+}
+
+func newReader(s *Stream, p ReaderParams, tracks []unit.Track) *Reader {
+	if p.QueueSize <= 0 {
+		p.QueueSize = DefaultQueueSize
+	}
+	r := &Reader{
+		s: s, p: p,
+		ch:    make(chan Delivery, p.QueueSize),
+		state: make([]readerTrack, len(tracks)),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	if p.Tracks != nil {
+		r.want = make([]bool, len(tracks))
+		for _, t := range p.Tracks {
+			if t >= 0 && t < len(tracks) {
+				r.want[t] = true
+			}
+		}
+	}
+	return r
+}
+
+func (r *Reader) wants(track int) bool {
+	return r.want == nil || (track < len(r.want) && r.want[track])
+}
+
+// compatible reports whether the reader can go on with a new track list.
+func (r *Reader) compatible(tracks []unit.Track) bool {
+	old := r.s.tracks
+	for t := range old {
+		if !r.wants(t) {
+			continue
+		}
+		if t >= len(tracks) || !old[t].Compatible(tracks[t]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Reader) resize(n int) {
+	st := make([]readerTrack, n)
+	for t := range st {
+		if t < len(r.state) {
+			st[t] = r.state[t]
+		}
+		// After an upstream restart, video resumes at a keyframe.
+		st[t].waitKey = true
+	}
+	r.state = st
+	if r.want != nil {
+		w := make([]bool, n)
+		copy(w, r.want)
+		r.want = w
+	}
+}
+
+// push queues a unit without blocking; called under the stream's lock. It
+// reports whether a keyframe should be requested upstream.
+func (r *Reader) push(u *unit.Unit, video bool, rtpTime uint64, flags Flags) (needKeyframe bool) {
+	if r.ended || !r.wants(u.Track) {
+		return false
+	}
+	st := &r.state[u.Track]
+	if video && st.waitKey {
+		if !u.Keyframe {
+			r.dropped.Add(1)
+			return false
+		}
+		st.waitKey = false
+	}
+	if st.discont {
+		flags |= FlagDiscont
+	}
+	select {
+	case r.ch <- Delivery{Unit: u, Flags: flags, RTPTime: rtpTime}:
+		st.discont = false
+		return false
+	default:
+		r.dropped.Add(1)
+		st.discont = true
+		if video {
+			st.waitKey = true
+			return true
+		}
+		return false
+	}
+}
+
+// end stops the reader; called under the stream's lock.
+func (r *Reader) end(err error) {
+	if r.ended {
+		return
+	}
+	r.ended, r.endErr = true, err
+	close(r.stop)
+}
+
+func (r *Reader) run() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.stop:
+			if r.p.OnEnd != nil {
+				r.p.OnEnd(r.endErr)
+			}
+			return
+		case d := <-r.ch:
+			r.delivered.Add(1)
+			r.p.OnUnit(d)
+		}
+	}
+}
+
+// Close detaches the reader and waits for its goroutine to finish. It must
+// not be called from OnUnit or OnEnd.
+func (r *Reader) Close() {
+	r.s.removeReader(r)
+	<-r.done
+}
+
+// Done is closed when the reader's goroutine has finished.
+func (r *Reader) Done() <-chan struct{} { return r.done }
+
+// Name returns the reader's name.
+func (r *Reader) Name() string { return r.p.Name }
+
+// Delivered returns how many units the reader has processed.
+func (r *Reader) Delivered() uint64 { return r.delivered.Load() }
+
+// Dropped returns how many units the hub dropped for this reader.
+func (r *Reader) Dropped() uint64 { return r.dropped.Load() }
+
+// RequestKeyframe asks upstream for a keyframe on a track (rate-limited), for
+// readers whose own peers ask for one.
+func (r *Reader) RequestKeyframe(track int) { r.s.RequestKeyframe(track) }
