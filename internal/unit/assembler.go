@@ -12,8 +12,8 @@ import (
 const MaxFramePackets = 4096
 
 // Assembler groups the RTP packets of one track into units: one unit per
-// video frame (closed by the marker bit or a timestamp change), one unit per
-// audio packet. It unwraps sequence numbers and timestamps to 64 bits and
+// video frame (closed by the marker bit or a timestamp change, so frames in
+// decode order with B-frames group correctly), one unit per audio packet. It unwraps sequence numbers and timestamps to 64 bits and
 // counts packets lost upstream. It is not safe for concurrent use.
 type Assembler struct {
 	track int
@@ -44,6 +44,7 @@ func NewAssembler(track int, t Track, emit func(*Unit)) *Assembler {
 func (a *Assembler) Push(p *rtp.Packet, now time.Time) {
 	seq := a.seq.Unwrap(uint64(p.SequenceNumber))
 	ts := a.ts.Unwrap(uint64(p.Timestamp))
+	late := false
 	switch {
 	case !a.started:
 		a.started, a.highest = true, seq
@@ -51,6 +52,7 @@ func (a *Assembler) Push(p *rtp.Packet, now time.Time) {
 		a.Lost += seq - a.highest - 1
 		a.highest = seq
 	default:
+		late = true
 		a.Late++
 		if a.Lost > 0 {
 			a.Lost--
@@ -62,9 +64,9 @@ func (a *Assembler) Push(p *rtp.Packet, now time.Time) {
 		return
 	}
 
-	if a.pending != nil && ts < a.pending.RTPTime {
-		// A late packet of an earlier frame (a retransmission): forward it on
-		// its own without breaking the frame being assembled.
+	if late && (a.pending == nil || a.pending.RTPTime != ts) {
+		// A packet of a frame already emitted (a retransmission): forward it
+		// on its own without breaking the frame being assembled.
 		a.emit(&Unit{Track: a.track, Packets: []*rtp.Packet{p}, Seq: seq, RTPTime: ts, Arrival: now, CaptureErr: -1})
 		return
 	}

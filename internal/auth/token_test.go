@@ -1,0 +1,133 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+func TestVerifyMatrix(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := NewVerifier(secret, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := Mint(secret, Claims{Role: RoleWall, View: []string{"cam-*"}}, time.Hour, now)
+	expired, _ := Mint(secret, Claims{Role: RoleWall}, time.Minute, now.Add(-time.Hour))
+	otherKey, _ := Mint([]byte("ffffffffffffffffffffffffffffffff"), Claims{Role: RoleWall}, time.Hour, now)
+	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{Role: RoleWall}).SignedString(secret)
+	badRole, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{Role: "king",
+		RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}}).SignedString(secret)
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, Claims{Role: RoleWall,
+		RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+
+	for _, c := range []struct {
+		name, token, want string
+	}{
+		{"missing", "", "no token"},
+		{"garbage", "abc.def", "malformed"},
+		{"expired", expired, "expired"},
+		{"wrong key", otherKey, "signature"},
+		{"no exp", noExp, "no expiry"},
+		{"unknown role", badRole, "unknown role"},
+		{"alg none", none, "HS256"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := v.Verify(c.token)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want error mentioning %q", err, c.want)
+			}
+		})
+	}
+	claims, err := v.Verify(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !claims.CanView("cam-1") || claims.CanView("field1") || claims.CanPublish("cam-1") {
+		t.Fatalf("grants wrong: %+v", claims)
+	}
+	if claims.Who() != "anonymous" {
+		t.Fatalf("who %q", claims.Who())
+	}
+}
+
+func TestMintRejects(t *testing.T) {
+	if _, err := Mint([]byte("short"), Claims{Role: RoleWall}, time.Hour, time.Now()); err == nil {
+		t.Error("short secret accepted")
+	}
+	if _, err := Mint(secret, Claims{Role: "x"}, time.Hour, time.Now()); err == nil {
+		t.Error("unknown role accepted")
+	}
+}
+
+func TestCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := Command([]string{"-role", "camera", "-publish", "cam1, cam2", "-sub", "enc-7"}, secret, &out); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := NewVerifier(secret, nil)
+	c, err := v.Verify(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Role != RoleCamera || !c.CanPublish("cam2") || c.Who() != "enc-7" {
+		t.Fatalf("claims %+v", c)
+	}
+	if err := Command([]string{"-role", "pilot"}, secret, &out); err == nil {
+		t.Fatal("unknown role accepted")
+	}
+}
+
+func TestFromRequest(t *testing.T) {
+	r := httptest.NewRequest("GET", "/x?token=q", nil)
+	if FromRequest(r) != "q" {
+		t.Error("query token")
+	}
+	r.Header.Set("Authorization", "Bearer h")
+	if FromRequest(r) != "h" {
+		t.Error("header token")
+	}
+	r.Header.Set("Authorization", "Basic abc")
+	if FromRequest(r) != "" {
+		t.Error("basic taken as bearer")
+	}
+}
+
+func TestLoadSecretCreatesFile(t *testing.T) {
+	f := t.TempDir() + "/k/auth.key"
+	a, err := LoadSecret("", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadSecret("", f)
+	if err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("second load: %v", err)
+	}
+	if _, err := LoadSecret("short", ""); err == nil {
+		t.Fatal("short secret accepted")
+	}
+	if _, err := NewVerifier([]byte("x"), nil); !errors.Is(err, err) || err == nil {
+		t.Fatal("short verifier secret accepted")
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	tok, _ := Mint(secret, Claims{Role: RoleWall, View: []string{"*"}}, time.Hour, time.Now())
+	f.Add(tok)
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	v, _ := NewVerifier(secret, nil)
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := v.Verify(s)
+		if err == nil && c == nil {
+			t.Fatal("nil claims without error")
+		}
+	})
+}

@@ -1,0 +1,250 @@
+package stream
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"fieldvideo/internal/unit"
+)
+
+var testTracks = []unit.Track{
+	{Kind: unit.KindVideo, Codec: unit.CodecH264, ClockRate: 90000},
+	{Kind: unit.KindAudio, Codec: unit.CodecOpus, ClockRate: 48000, Channels: 2},
+}
+
+// frame builds a video unit of n packets starting at seq.
+func frame(seq uint16, ts uint32, key bool, n int) *unit.Unit {
+	u := &unit.Unit{Track: 0, Seq: uint64(seq), RTPTime: uint64(ts), Keyframe: key, Arrival: time.Now()}
+	for i := 0; i < n; i++ {
+		u.Packets = append(u.Packets, &rtp.Packet{
+			Header:  rtp.Header{SequenceNumber: seq + uint16(i), Timestamp: ts, Marker: i == n-1},
+			Payload: []byte{1, 2, 3},
+		})
+	}
+	return u
+}
+
+func audio(seq uint16, ts uint32) *unit.Unit {
+	return &unit.Unit{Track: 1, Seq: uint64(seq), RTPTime: uint64(ts), Arrival: time.Now(),
+		Packets: []*rtp.Packet{{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts}, Payload: []byte{9}}}}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type collector struct {
+	mu sync.Mutex
+	ds []Delivery
+}
+
+func (c *collector) on(d Delivery) { c.mu.Lock(); c.ds = append(c.ds, d); c.mu.Unlock() }
+func (c *collector) n() int        { c.mu.Lock(); defer c.mu.Unlock(); return len(c.ds) }
+func (c *collector) all() []Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Delivery(nil), c.ds...)
+}
+
+func TestNewReaderGetsSqueezedGOPThenLive(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks})
+	defer s.Close()
+	s.Write(frame(10, 1000, false, 1)) // before any keyframe: not cached
+	s.Write(frame(11, 4000, true, 3))
+	s.Write(frame(14, 7000, false, 2))
+	s.Write(audio(1, 480))
+	s.Write(frame(16, 10000, false, 1))
+
+	var c collector
+	r, err := s.AddReader(ReaderParams{Name: "v", OnUnit: c.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s.Write(frame(17, 13000, false, 1))
+	waitFor(t, "4 deliveries", func() bool { return c.n() == 4 })
+
+	ds := c.all()
+	wantSeq := []uint64{11, 14, 16, 17}
+	wantRTP := []uint64{10000 - 2, 10000 - 1, 10000, 13000}
+	for i, d := range ds {
+		if d.Unit.Seq != wantSeq[i] || d.RTPTime != wantRTP[i] {
+			t.Errorf("delivery %d: seq %d rtp %d, want seq %d rtp %d", i, d.Unit.Seq, d.RTPTime, wantSeq[i], wantRTP[i])
+		}
+		if replay := d.Flags&FlagReplay != 0; replay != (i < 3) {
+			t.Errorf("delivery %d: replay flag %v", i, replay)
+		}
+	}
+	if !ds[0].Unit.Keyframe {
+		t.Error("replay does not start at the keyframe")
+	}
+}
+
+func TestReaderWithoutCacheWaitsForKeyframeAndRequestsOne(t *testing.T) {
+	var requests atomic.Int32
+	s := New(Params{Name: "cam", Tracks: testTracks, RequestKeyframe: func(int) { requests.Add(1) }})
+	defer s.Close()
+	var c collector
+	r, err := s.AddReader(ReaderParams{OnUnit: c.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if requests.Load() != 1 {
+		t.Fatalf("keyframe requests = %d, want 1 for a reader that cannot start", requests.Load())
+	}
+	s.Write(frame(1, 100, false, 1))
+	s.Write(audio(1, 10))
+	s.Write(frame(2, 200, true, 1))
+	waitFor(t, "2 deliveries", func() bool { return c.n() == 2 })
+	ds := c.all()
+	if ds[0].Unit.Track != 1 || !ds[1].Unit.Keyframe {
+		t.Fatalf("got tracks %d,%d keyframe %v: want audio then the keyframe", ds[0].Unit.Track, ds[1].Unit.Track, ds[1].Unit.Keyframe)
+	}
+}
+
+// A reader that stops reading must not change what another reader receives.
+func TestSlowReaderDoesNotDisturbOthers(t *testing.T) {
+	var requests atomic.Int32
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	s := New(Params{Name: "cam", Tracks: testTracks, RequestKeyframe: func(int) { requests.Add(1) },
+		KeyframeInterval: time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	defer s.Close()
+
+	block := make(chan struct{})
+	slow, err := s.AddReader(ReaderParams{Name: "slow", QueueSize: 16, OnUnit: func(Delivery) { <-block }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fast collector
+	fr, err := s.AddReader(ReaderParams{Name: "fast", QueueSize: 4096, OnUnit: fast.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(2 * time.Hour))
+	const n = 1000
+	for i := 0; i < n; i++ {
+		s.Write(frame(uint16(i), uint32(i*3000), i%50 == 0, 1))
+	}
+	waitFor(t, "fast reader to get every unit", func() bool { return fast.n() == n })
+	for i, d := range fast.all() {
+		if d.Unit.Seq != uint64(i) || d.Flags != 0 {
+			t.Fatalf("fast reader delivery %d: seq %d flags %b", i, d.Unit.Seq, d.Flags)
+		}
+	}
+	if slow.Dropped() == 0 {
+		t.Error("slow reader dropped nothing")
+	}
+	if fr.Dropped() != 0 {
+		t.Errorf("fast reader dropped %d", fr.Dropped())
+	}
+	if got := requests.Load(); got != 2 { // one when both readers joined without a GOP, one for the slow reader
+		t.Errorf("keyframe requests = %d, want 2 (rate-limited)", got)
+	}
+	close(block)
+	slow.Close()
+	fr.Close()
+}
+
+func TestDroppedReaderResumesAtKeyframeWithDiscont(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks})
+	defer s.Close()
+	gate := make(chan struct{})
+	var c collector
+	r, err := s.AddReader(ReaderParams{QueueSize: 16, OnUnit: func(d Delivery) { <-gate; c.on(d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s.Write(frame(0, 0, true, 1))
+	for i := 1; i < 40; i++ { // overflows the queue of 16
+		s.Write(frame(uint16(i), uint32(i*3000), false, 1))
+	}
+	close(gate)
+	waitFor(t, "the queue to drain", func() bool { return len(r.ch) == 0 })
+	s.Write(frame(40, 40*3000, true, 1))
+	s.Write(frame(41, 41*3000, false, 1))
+	waitFor(t, "resume after the keyframe", func() bool {
+		ds := c.all()
+		return len(ds) > 0 && ds[len(ds)-1].Unit.Seq == 41
+	})
+	ds := c.all()
+	k := ds[len(ds)-2]
+	if k.Unit.Seq != 40 || k.Flags&FlagDiscont == 0 {
+		t.Fatalf("unit before last: seq %d flags %b; want the keyframe 40 marked discontinuous", k.Unit.Seq, k.Flags)
+	}
+	if r.Dropped() == 0 {
+		t.Fatal("no drops counted")
+	}
+}
+
+func TestRestartKeepsCompatibleReadersAndEndsOthers(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks})
+	defer s.Close()
+	var ended atomic.Value
+	videoOnly, _ := s.AddReader(ReaderParams{Tracks: []int{0}, OnUnit: func(Delivery) {}})
+	both, _ := s.AddReader(ReaderParams{OnUnit: func(Delivery) {}, OnEnd: func(err error) { ended.Store(err) }})
+	s.Restart([]unit.Track{testTracks[0], {Kind: unit.KindAudio, Codec: unit.CodecPCMU, ClockRate: 8000}})
+	waitFor(t, "incompatible reader to end", func() bool { return ended.Load() != nil })
+	if ended.Load().(error) != ErrTracksChanged {
+		t.Fatalf("ended with %v", ended.Load())
+	}
+	select {
+	case <-both.Done():
+	default:
+		t.Fatal("incompatible reader still running")
+	}
+	select {
+	case <-videoOnly.Done():
+		t.Fatal("compatible reader ended")
+	default:
+	}
+	if s.Epoch() != 1 {
+		t.Fatalf("epoch %d", s.Epoch())
+	}
+	videoOnly.Close()
+}
+
+func TestCloseEndsReaders(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks})
+	var got atomic.Value
+	r, _ := s.AddReader(ReaderParams{OnUnit: func(Delivery) {}, OnEnd: func(err error) { got.Store(err) }})
+	s.Close()
+	<-r.Done()
+	if got.Load().(error) != ErrClosed {
+		t.Fatalf("reader ended with %v", got.Load())
+	}
+	if _, err := s.AddReader(ReaderParams{OnUnit: func(Delivery) {}}); err != ErrClosed {
+		t.Fatalf("AddReader on closed stream: %v", err)
+	}
+	r.Close() // safe after the stream closed
+}
+
+func TestGOPCacheBounds(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks, GOPCacheUnits: 3})
+	defer s.Close()
+	for i := 0; i < 5; i++ {
+		s.Write(frame(uint16(i), uint32(i), i == 0, 1))
+	}
+	var c collector
+	r, _ := s.AddReader(ReaderParams{OnUnit: c.on})
+	defer r.Close()
+	s.Write(frame(5, 5, true, 1))
+	waitFor(t, "keyframe", func() bool { return c.n() == 1 })
+	if d := c.all()[0]; d.Unit.Seq != 5 || d.Flags&FlagReplay != 0 {
+		t.Fatalf("got seq %d flags %b; an overflowing GOP must not be replayed", d.Unit.Seq, d.Flags)
+	}
+}
