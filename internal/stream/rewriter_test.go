@@ -28,11 +28,9 @@ func write(w *Rewriter, d Delivery) []outPkt {
 	return out
 }
 
-
-
 func TestRewriterKeepsUpstreamGapsAndHidesDrops(t *testing.T) {
 	w := &Rewriter{SSRC: 7, PayloadType: 96, ClockRate: 90000}
-	a := frame(100, 1000, true, 2) // seq 100,101
+	a := frame(100, 1000, true, 2)  // seq 100,101
 	b := frame(103, 4000, false, 1) // 102 lost upstream: gap kept
 	c := frame(200, 9000, true, 1)  // after hub drops: continuous
 	c.Epoch = 0
