@@ -2,6 +2,9 @@ package conf
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"time"
 )
 
@@ -71,4 +74,24 @@ func (l Log) validate() error {
 		return fmt.Errorf("log.format %q: use text or json", l.Format)
 	}
 	return nil
+}
+
+// NewLogger returns the logger the Log settings describe, writing to w.
+func (l Log) NewLogger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// LoadFile loads the config at path over the defaults in dst. A missing file
+// is an error only when required is set (the path was given explicitly).
+func LoadFile(path string, required bool, prefix string, dst any) error {
+	if _, err := os.Stat(path); err != nil && !required {
+		path = ""
+	}
+	return Load(path, prefix, dst, os.Environ())
 }

@@ -1,0 +1,216 @@
+package sfu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/whip"
+)
+
+type sdpMedia = sdp.MediaDescription
+
+// Handler returns the SFU's HTTP routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /{source}/whip", s.handlePublish)
+	mux.HandleFunc("PATCH /{source}/whip/{id}", s.handlePatch("whip"))
+	mux.HandleFunc("DELETE /{source}/whip/{id}", s.handleDelete("whip"))
+	mux.HandleFunc("POST /{source}/whep", s.handleView)
+	mux.HandleFunc("PATCH /{source}/whep/{id}", s.handlePatch("whep"))
+	mux.HandleFunc("DELETE /{source}/whep/{id}", s.handleDelete("whep"))
+	for _, p := range []string{"/{source}/whip", "/{source}/whep", "/{source}/whip/{id}", "/{source}/whep/{id}", "/v1/sources"} {
+		mux.HandleFunc("OPTIONS "+p, s.handleOptions)
+	}
+	mux.HandleFunc("GET /v1/sources", s.handleSources)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	if s.p.Console != nil {
+		mux.Handle("GET /", http.FileServerFS(s.p.Console))
+	}
+	return mux
+}
+
+func (s *Server) cors(w http.ResponseWriter) { whip.SetCORS(w, s.p.Conf.HTTP.AllowOrigin) }
+
+// handleOptions answers CORS preflights. It carries no data, so it needs no
+// token (browsers send preflights without credentials).
+func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) {
+	s.cors(w)
+	w.Header().Set("Accept-Post", whip.ContentTypeSDP)
+	w.Header().Set("Accept-Patch", whip.ContentTypeTrickle)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// answer creates and sets the local answer and waits for ICE gathering, so
+// the answer carries every candidate (clients need not trickle).
+func answer(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", whip.Errorf(http.StatusBadRequest, "cannot answer the offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("ICE gathering did not finish: %w", ctx.Err())
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+func mediaByMid(ms []*sdpMedia, mid string) *sdpMedia {
+	for _, m := range ms {
+		if v, ok := m.Attribute("mid"); ok && v == mid {
+			return m
+		}
+	}
+	return nil
+}
+
+// writeAnswer sends the 201 Created answer of a WHIP or WHEP session.
+func (s *Server) writeAnswer(w http.ResponseWriter, ss *session, answer string) {
+	h := w.Header()
+	h.Set("Content-Type", whip.ContentTypeSDP)
+	h.Set("Location", ss.location())
+	h.Set("ETag", ss.etag)
+	h.Set("Accept-Patch", whip.ContentTypeTrickle)
+	for _, is := range s.p.Conf.WebRTC.ICEServers {
+		for _, u := range is.URLs {
+			link := fmt.Sprintf("<%s>; rel=\"ice-server\"", u)
+			if is.Username != "" {
+				link += fmt.Sprintf("; username=%q; credential=%q; credential-type=\"password\"", is.Username, is.Credential)
+			}
+			h.Add("Link", link)
+		}
+	}
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write([]byte(answer))
+}
+
+// handleSources lists the sources the token may view or publish.
+func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
+	s.cors(w)
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return
+	}
+	s.mu.Lock()
+	list := make([]SourceInfo, 0, len(s.sources))
+	for name, src := range s.sources {
+		if c.CanView(name) || c.CanPublish(name) {
+			list = append(list, src.info())
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"sources": list})
+}
+
+// Sources returns every source, for embedding programs and tests.
+func (s *Server) Sources() []SourceInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]SourceInfo, 0, len(s.sources))
+	for _, src := range s.sources {
+		list = append(list, src.info())
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list
+}
+
+// handleHealth answers a load balancer's health check. It reveals nothing
+// but that the process serves, so it needs no token.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// handleMetrics serves Prometheus metrics to operators.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return
+	}
+	if !c.CanOperate() {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "metrics need an operator or commander token; %s has role %s", c.Who(), c.Role))
+		return
+	}
+	type viewerRow struct {
+		source, id string
+		dropped    uint64
+		sent       uint64
+	}
+	s.mu.Lock()
+	var srcs []SourceInfo
+	var views []viewerRow
+	for name, src := range s.sources {
+		srcs = append(srcs, src.info())
+		for v := range src.viewers {
+			var sent uint64
+			for _, lt := range v.tracks {
+				if lt != nil {
+					n, _ := lt.Stats()
+					sent += n
+				}
+			}
+			views = append(views, viewerRow{source: name, id: v.ss.id, dropped: v.dropped(), sent: sent})
+		}
+	}
+	sessions := len(s.sessions)
+	s.mu.Unlock()
+	sort.Slice(srcs, func(i, j int) bool { return srcs[i].Name < srcs[j].Name })
+
+	w.Header().Set("Content-Type", metrics.ContentType)
+	m := metrics.NewWriter(w)
+	m.Family("fv_sessions", "gauge", "WHIP and WHEP sessions open.")
+	m.Sample("fv_sessions", float64(sessions))
+	families := []struct {
+		name, typ, help string
+		val             func(SourceInfo) float64
+	}{
+		{"fv_source_up", "gauge", "1 when the source is being published.", func(i SourceInfo) float64 { return b2f(i.State == "live") }},
+		{"fv_source_bitrate_bps", "gauge", "Incoming bitrate over the last second.", func(i SourceInfo) float64 { return i.BitrateBPS }},
+		{"fv_source_packets_total", "counter", "RTP packets received.", func(i SourceInfo) float64 { return float64(i.Packets) }},
+		{"fv_source_bytes_total", "counter", "RTP payload bytes received.", func(i SourceInfo) float64 { return float64(i.Bytes) }},
+		{"fv_source_packets_lost_total", "counter", "RTP packets missing upstream.", func(i SourceInfo) float64 { return float64(i.Lost) }},
+		{"fv_source_viewers", "gauge", "WHEP viewers attached.", func(i SourceInfo) float64 { return float64(i.Viewers) }},
+	}
+	for _, f := range families {
+		m.Family(f.name, f.typ, f.help)
+		for _, in := range srcs {
+			m.Sample(f.name, f.val(in), "source", in.Name)
+		}
+	}
+	m.Family("fv_viewer_dropped_units_total", "counter", "Units the hub dropped for a viewer that fell behind.")
+	for _, v := range views {
+		m.Sample("fv_viewer_dropped_units_total", float64(v.dropped), "source", v.source, "viewer", v.id)
+	}
+	m.Family("fv_viewer_packets_sent_total", "counter", "RTP packets sent to a viewer.")
+	for _, v := range views {
+		m.Sample("fv_viewer_packets_sent_total", float64(v.sent), "source", v.source, "viewer", v.id)
+	}
+	_ = m.Flush()
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,231 @@
+package sfu
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/audit"
+	"fieldvideo/internal/conf"
+	"fieldvideo/internal/stream"
+	"fieldvideo/internal/unit"
+	"fieldvideo/internal/whip"
+)
+
+// publisher is the WHIP session currently feeding a source.
+type publisher struct {
+	ss     *session
+	src    *source
+	who    string
+	tracks []unit.Track
+	mids   map[string]int // media section id → track index
+	ssrc   []atomic.Uint32
+	kf     chan int
+}
+
+func (p *publisher) requestKeyframe(track int) {
+	select {
+	case p.kf <- track:
+	default:
+	}
+}
+
+// sendKeyframeRequests turns the stream's keyframe requests into PLIs.
+func (p *publisher) sendKeyframeRequests(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case t := <-p.kf:
+			if ssrc := p.ssrc[t].Load(); ssrc != 0 {
+				_ = p.ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+			}
+		}
+	}
+}
+
+// handlePublish answers a WHIP offer: POST /{source}/whip.
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	s.cors(w)
+	name := r.PathValue("source")
+	ev := audit.Event{Action: "publish", Source: name, Via: "whip", Remote: r.RemoteAddr}
+	ss, answer, err := s.publish(r, name, &ev)
+	if err != nil {
+		ev.Result, ev.Reason = "denied", err.Error()
+		s.p.Audit.Write(ev)
+		whip.WriteError(w, err)
+		return
+	}
+	s.p.Audit.Write(ev)
+	s.writeAnswer(w, ss, answer)
+}
+
+func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*session, string, error) {
+	c, err := s.authorize(r, "whip", name)
+	if c != nil {
+		ev.Actor, ev.Role = c.Who(), string(c.Role)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if !conf.SourceName.MatchString(name) {
+		return nil, "", whip.Errorf(http.StatusBadRequest, "source name %q: use 1-64 letters, digits, '.', '_' or '-'", name)
+	}
+	body, err := whip.ReadBody(r, whip.ContentTypeSDP)
+	if err != nil {
+		return nil, "", err
+	}
+	offer, err := whip.ParseOffer(body)
+	if err != nil {
+		return nil, "", err
+	}
+	s.mu.Lock()
+	if src := s.sources[name]; src != nil && src.live() {
+		since := src.since
+		s.mu.Unlock()
+		return nil, "", whip.Errorf(http.StatusConflict, "source %q is already being published (since %s); the publisher must DELETE its session first", name, since.Format(time.RFC3339))
+	}
+	s.mu.Unlock()
+
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, "", err
+	}
+	ss := s.newSession("whip", name, c, r, pc)
+	ev.Session = ss.id
+	answer, p, err := s.negotiatePublish(r.Context(), pc, offer.MediaDescriptions, body)
+	if err != nil {
+		pc.Close()
+		return nil, "", err
+	}
+	p.ss, p.who = ss, c.Who()
+
+	s.mu.Lock()
+	src := s.sources[name]
+	if src != nil && src.live() {
+		s.mu.Unlock()
+		pc.Close()
+		return nil, "", whip.Errorf(http.StatusConflict, "source %q was published by someone else meanwhile", name)
+	}
+	if src == nil {
+		src = &source{name: name, viewers: map[*viewer]struct{}{}}
+		s.sources[name] = src
+	}
+	if src.stream == nil {
+		src.stream = stream.New(stream.Params{
+			Name: name, Tracks: p.tracks, GOPCacheUnits: s.p.Conf.Stream.GOPCacheUnits,
+			GOPCacheBytes: s.p.Conf.Stream.GOPCacheBytes, KeyframeInterval: s.p.Conf.Stream.KeyframeInterval,
+			RequestKeyframe: src.requestKeyframe,
+		})
+	} else {
+		src.stream.Restart(p.tracks)
+	}
+	p.src = src
+	src.pub.Store(p)
+	src.since = time.Now()
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	ss.onClose = func() {
+		close(done)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if src.pub.CompareAndSwap(p, nil) {
+			src.since = time.Now()
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.read(t, rcv) })
+	ss.watch()
+	go p.sendKeyframeRequests(done)
+	s.log.Info("publishing", "source", name, "who", c.Who(), "tracks", len(p.tracks), "session", ss.id)
+	return ss, answer, nil
+}
+
+// negotiatePublish answers the offer with one codec per media section, the
+// best of ours that the offer has, and returns the source's tracks.
+func (s *Server) negotiatePublish(ctx context.Context, pc *webrtc.PeerConnection, medias []*sdpMedia, offer []byte) (string, *publisher, error) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
+		return "", nil, whip.Errorf(http.StatusBadRequest, "offer rejected: %v", err)
+	}
+	p := &publisher{mids: map[string]int{}, kf: make(chan int, 8)}
+	var rejected []string
+	for _, tr := range pc.GetTransceivers() {
+		m := mediaByMid(medias, tr.Mid())
+		if m == nil {
+			continue
+		}
+		offered := whip.Offered(m)
+		c, ok := whip.Preferred(tr.Kind(), offered)
+		if !ok || m.MediaName.Media != tr.Kind().String() {
+			rejected = append(rejected, fmt.Sprintf("%s %v", tr.Kind(), offered))
+			_ = tr.Stop()
+			continue
+		}
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
+			return "", nil, err
+		}
+		p.mids[tr.Mid()] = len(p.tracks)
+		p.tracks = append(p.tracks, whip.TrackFor(tr.Kind(), c))
+	}
+	if len(p.tracks) == 0 {
+		return "", nil, whip.Errorf(http.StatusNotAcceptable, "no media section has a codec we take (offered: %v); video: %v, audio: %v",
+			rejected, whip.Supported(webrtc.RTPCodecTypeVideo), whip.Supported(webrtc.RTPCodecTypeAudio))
+	}
+	p.ssrc = make([]atomic.Uint32, len(p.tracks))
+	answer, err := answer(ctx, pc)
+	return answer, p, err
+}
+
+// read turns one remote track's packets into units on the source's stream.
+func (p *publisher) read(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
+	idx, ok := -1, false
+	for _, tr := range p.ss.pc.GetTransceivers() {
+		if tr.Receiver() == rcv {
+			idx, ok = p.mids[tr.Mid()]
+			break
+		}
+	}
+	if !ok {
+		return
+	}
+	p.ssrc[idx].Store(uint32(t.SSRC()))
+	go func() {
+		for {
+			if _, _, err := rcv.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	st := p.src.stream
+	asm := unit.NewAssembler(idx, p.tracks[idx], func(u *unit.Unit) {
+		if p.src.pub.Load() == p { // a replaced publisher's last packets are dropped
+			st.Write(u)
+		}
+	})
+	var lost uint64
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			asm.Flush()
+			return
+		}
+		pkt := &rtp.Packet{}
+		if err := pkt.Unmarshal(bytes.Clone(buf[:n])); err != nil {
+			continue
+		}
+		asm.Push(pkt, time.Now())
+		if asm.Lost != lost {
+			p.src.lost.Add(int64(asm.Lost) - int64(lost))
+			lost = asm.Lost
+		}
+	}
+}

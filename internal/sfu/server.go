@@ -1,0 +1,195 @@
+// Package sfu is the selective forwarding unit: it takes sources published by
+// WHIP, fans each out through a stream hub, and serves viewers by WHEP, with
+// the source list, health and metrics endpoints and the web console.
+package sfu
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/audit"
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/conf"
+	"fieldvideo/internal/whip"
+)
+
+// Params configures a Server.
+type Params struct {
+	Conf     conf.SFU
+	Verifier *auth.Verifier
+	Audit    *audit.Log
+	Log      *slog.Logger
+	// Console holds the web console's static files; nil serves none.
+	Console fs.FS
+}
+
+// Server is the SFU.
+type Server struct {
+	p    Params
+	log  *slog.Logger
+	api  *webrtc.API
+	udp  net.PacketConn
+	mux  ice.UDPMux
+	ln   net.Listener
+	http *http.Server
+
+	mu       sync.Mutex
+	sources  map[string]*source
+	sessions map[string]*session
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// New opens the HTTP and UDP listeners and returns the server; Run serves.
+func New(p Params) (*Server, error) {
+	if err := p.Conf.Validate(); err != nil {
+		return nil, err
+	}
+	if p.Verifier == nil || p.Audit == nil {
+		return nil, errors.New("sfu: Verifier and Audit are required")
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	s := &Server{
+		p: p, log: p.Log.With("component", "sfu"),
+		sources: map[string]*source{}, sessions: map[string]*session{},
+		done: make(chan struct{}),
+	}
+	udp, err := net.ListenPacket("udp", p.Conf.WebRTC.UDPAddress)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc.udp_address %s: %w", p.Conf.WebRTC.UDPAddress, err)
+	}
+	s.udp = udp
+	s.mux = webrtc.NewICEUDPMux(nil, udp)
+	s.api, err = whip.NewAPI(whip.APIParams{
+		UDPMux: s.mux, Loopback: p.Conf.WebRTC.Loopback, AdvertiseIPs: p.Conf.WebRTC.AdvertiseIPs,
+		LoopbackOnly: isLoopback(udp.LocalAddr()),
+	})
+	if err != nil {
+		s.mux.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", p.Conf.HTTP.Address)
+	if err != nil {
+		s.mux.Close()
+		return nil, fmt.Errorf("http.address %s: %w", p.Conf.HTTP.Address, err)
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return s, nil
+}
+
+func isLoopback(a net.Addr) bool {
+	u, ok := a.(*net.UDPAddr)
+	return ok && u.IP.IsLoopback()
+}
+
+// HTTPAddr returns the address the HTTP listener is bound to.
+func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
+
+// UDPAddr returns the address of the shared ICE UDP port.
+func (s *Server) UDPAddr() string { return s.udp.LocalAddr().String() }
+
+// Run serves until ctx is done or Close is called.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.p.Conf.HTTP.TLSCert != "" {
+			err = s.http.ServeTLS(s.ln, s.p.Conf.HTTP.TLSCert, s.p.Conf.HTTP.TLSKey)
+		} else {
+			err = s.http.Serve(s.ln)
+		}
+		errc <- err
+	}()
+	go s.measure(ctx)
+	s.log.Info("listening", "http", s.HTTPAddr(), "ice_udp", s.UDPAddr())
+	select {
+	case <-ctx.Done():
+		s.Close()
+		return nil
+	case <-s.done:
+		return nil
+	case err := <-errc:
+		s.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+// Close ends every session and stops listening.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.http.Shutdown(ctx)
+		s.mu.Lock()
+		sessions := make([]*session, 0, len(s.sessions))
+		for _, ss := range s.sessions {
+			sessions = append(sessions, ss)
+		}
+		s.mu.Unlock()
+		for _, ss := range sessions {
+			ss.close("server shutting down")
+		}
+		s.mu.Lock()
+		for _, src := range s.sources {
+			if src.stream != nil {
+				src.stream.Close()
+			}
+		}
+		s.mu.Unlock()
+		s.mux.Close()
+	})
+}
+
+// measure updates per-source bitrates once a second.
+func (s *Server) measure(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case now := <-t.C:
+			dt := now.Sub(last).Seconds()
+			last = now
+			s.mu.Lock()
+			for _, src := range s.sources {
+				src.sample(dt)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

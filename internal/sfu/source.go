@@ -1,0 +1,99 @@
+package sfu
+
+import (
+	"sync/atomic"
+	"time"
+
+	"fieldvideo/internal/stream"
+	"fieldvideo/internal/unit"
+)
+
+// source is a named slot that publishers come and go on. Its stream outlives
+// each publisher, so viewers stay attached across a publisher's reconnection
+// and carry on when it returns with compatible tracks. Fields other than the
+// atomics are guarded by Server.mu.
+type source struct {
+	name   string
+	stream *stream.Stream
+	pub    atomic.Pointer[publisher]
+	since  time.Time
+	// viewers are the WHEP sessions reading this source.
+	viewers map[*viewer]struct{}
+
+	// lost counts packets missing upstream, over all publishers; it can go
+	// down when retransmissions fill gaps.
+	lost atomic.Int64
+
+	lastBytes uint64
+	bitrate   float64 // bits per second over the last sample
+}
+
+func (src *source) live() bool { return src.pub.Load() != nil }
+
+func (src *source) state() string {
+	if src.live() {
+		return "live"
+	}
+	return "offline"
+}
+
+// requestKeyframe forwards a keyframe request to the current publisher.
+func (src *source) requestKeyframe(track int) {
+	if p := src.pub.Load(); p != nil {
+		p.requestKeyframe(track)
+	}
+}
+
+func (src *source) sample(dt float64) {
+	if src.stream == nil || dt <= 0 {
+		return
+	}
+	b := src.stream.Stats().Bytes
+	src.bitrate = float64(b-src.lastBytes) * 8 / dt
+	src.lastBytes = b
+}
+
+// SourceInfo is a source as the API lists it.
+type SourceInfo struct {
+	Name       string      `json:"name"`
+	State      string      `json:"state"` // live or offline
+	Since      time.Time   `json:"since"`
+	Tracks     []TrackInfo `json:"tracks"`
+	Viewers    int         `json:"viewers"`
+	BitrateBPS float64     `json:"bitrate_bps"`
+	Packets    uint64      `json:"packets"`
+	Bytes      uint64      `json:"bytes"`
+	Lost       uint64      `json:"lost"`
+	Publisher  string      `json:"publisher,omitempty"`
+}
+
+// TrackInfo describes a source's track.
+type TrackInfo struct {
+	Kind      string `json:"kind"`
+	Codec     string `json:"codec"`
+	ClockRate uint32 `json:"clock_rate"`
+	Relayable bool   `json:"relayable"`
+}
+
+func trackInfos(ts []unit.Track) []TrackInfo {
+	out := make([]TrackInfo, len(ts))
+	for i, t := range ts {
+		out[i] = TrackInfo{Kind: t.Kind.String(), Codec: t.Codec, ClockRate: t.ClockRate, Relayable: t.Relayable()}
+	}
+	return out
+}
+
+// info snapshots the source; called with Server.mu held.
+func (src *source) info() SourceInfo {
+	in := SourceInfo{Name: src.name, State: src.state(), Since: src.since, Viewers: len(src.viewers), BitrateBPS: src.bitrate, Tracks: []TrackInfo{}}
+	if src.stream != nil {
+		st := src.stream.Stats()
+		in.Packets, in.Bytes = st.Packets, st.Bytes
+		in.Tracks = trackInfos(src.stream.Tracks())
+	}
+	in.Lost = uint64(max(0, src.lost.Load()))
+	if p := src.pub.Load(); p != nil {
+		in.Publisher = p.who
+	}
+	return in
+}

@@ -1,0 +1,74 @@
+// Package whip holds what both binaries need to speak WHIP and WHEP (RFC 9725
+// and its viewing counterpart): the negotiated codec set, the WebRTC API
+// configuration, the HTTP and trickle-ICE helpers of the server side, a WHIP
+// publisher that sends a stream to an SFU, and a WHEP viewer client.
+package whip
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// APIParams configures NewAPI.
+type APIParams struct {
+	// UDPMux makes every peer connection share one UDP port; nil uses one
+	// ephemeral port per connection.
+	UDPMux ice.UDPMux
+	// Loopback offers loopback candidates too.
+	Loopback bool
+	// LoopbackOnly gathers loopback candidates only (single-host setups and
+	// tests, which must not send traffic anywhere else).
+	LoopbackOnly bool
+	// AdvertiseIPs replace host candidate addresses (server behind 1:1 NAT).
+	AdvertiseIPs []string
+	// DisconnectedTimeout and FailedTimeout tune how fast a dead peer is
+	// noticed; zero keeps 3 s and 8 s.
+	DisconnectedTimeout, FailedTimeout time.Duration
+}
+
+// NewAPI returns a WebRTC API with our codecs, NACK (both directions), RTCP
+// sender and receiver reports, and the given ICE settings. Multicast DNS is
+// off: candidates carry addresses, and nothing is sent to multicast groups.
+func NewAPI(p APIParams) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c, CodecType(kindOfMime(c.MimeType))); err != nil {
+			return nil, fmt.Errorf("register codec %s: %w", c.MimeType, err)
+		}
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetIncludeLoopbackCandidate(p.Loopback || p.LoopbackOnly)
+	if p.LoopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if p.UDPMux != nil {
+		se.SetICEUDPMux(p.UDPMux)
+	}
+	if len(p.AdvertiseIPs) > 0 {
+		se.SetNAT1To1IPs(p.AdvertiseIPs, webrtc.ICECandidateTypeHost)
+	}
+	disc, failed := p.DisconnectedTimeout, p.FailedTimeout
+	if disc == 0 {
+		disc = 3 * time.Second
+	}
+	if failed == 0 {
+		failed = 8 * time.Second
+	}
+	se.SetICETimeouts(disc, failed, time.Second)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}

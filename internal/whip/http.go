@@ -1,0 +1,180 @@
+package whip
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// Media types of WHIP/WHEP bodies.
+const (
+	ContentTypeSDP     = "application/sdp"
+	ContentTypeTrickle = "application/trickle-ice-sdpfrag"
+)
+
+// MaxBody bounds request bodies (SDP offers and trickle fragments).
+const MaxBody = 64 << 10
+
+// Error is an HTTP error with a reason the client can act on.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+}
+
+// Errorf returns an *Error.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// WriteError writes err as a plain-text response; errors that are not *Error
+// become 500.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Msg: err.Error()}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(e.Status)
+	fmt.Fprintln(w, e.Msg)
+}
+
+// ReadBody reads a request body of the given media type, bounded by MaxBody.
+func ReadBody(r *http.Request, contentType string) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != contentType {
+		return nil, Errorf(http.StatusUnsupportedMediaType, "send the body as Content-Type: %s", contentType)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return nil, Errorf(http.StatusBadRequest, "reading body: %v", err)
+	}
+	if len(b) > MaxBody {
+		return nil, Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
+	}
+	return b, nil
+}
+
+// ParseOffer validates an SDP offer and returns it parsed. Errors are *Error
+// with status 400 naming what is wrong.
+func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
+	var s sdp.SessionDescription
+	if err := s.UnmarshalString(string(b)); err != nil {
+		return nil, Errorf(http.StatusBadRequest, "malformed SDP offer: %v", err)
+	}
+	if len(s.MediaDescriptions) == 0 {
+		return nil, Errorf(http.StatusBadRequest, "SDP offer has no media sections")
+	}
+	for i, m := range s.MediaDescriptions {
+		switch m.MediaName.Media {
+		case "audio", "video":
+		default:
+			return nil, Errorf(http.StatusBadRequest, "SDP offer media section %d is %q; only audio and video are served", i, m.MediaName.Media)
+		}
+	}
+	return &s, nil
+}
+
+// Fragment is a trickle-ICE SDP fragment (RFC 8840) as sent in WHIP/WHEP
+// PATCH requests.
+type Fragment struct {
+	UFrag, Pwd string
+	Candidates []Candidate
+	// End is set when the sender has no more candidates.
+	End bool
+}
+
+// Candidate is one ICE candidate of a media section.
+type Candidate struct {
+	Mid   string
+	Index uint16 // m-line index within the fragment
+	Value string // "candidate:..." without the "a="
+}
+
+// ParseFragment parses a trickle-ICE SDP fragment.
+func ParseFragment(b []byte) (Fragment, error) {
+	var f Fragment
+	mline := -1
+	mid := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "m="):
+			mline++
+			mid = ""
+		case strings.HasPrefix(line, "a=mid:"):
+			mid = strings.TrimPrefix(line, "a=mid:")
+		case strings.HasPrefix(line, "a=ice-ufrag:"):
+			f.UFrag = strings.TrimPrefix(line, "a=ice-ufrag:")
+		case strings.HasPrefix(line, "a=ice-pwd:"):
+			f.Pwd = strings.TrimPrefix(line, "a=ice-pwd:")
+		case strings.HasPrefix(line, "a=candidate:"):
+			if mline < 0 {
+				return f, Errorf(http.StatusBadRequest, "candidate before any m= line in the SDP fragment")
+			}
+			v := strings.TrimPrefix(line, "a=")
+			if len(strings.Fields(v)) < 8 {
+				return f, Errorf(http.StatusBadRequest, "malformed candidate %q", v)
+			}
+			f.Candidates = append(f.Candidates, Candidate{Mid: mid, Index: uint16(mline), Value: v})
+		case line == "a=end-of-candidates":
+			f.End = true
+		case strings.HasPrefix(line, "a="):
+			// Other attributes (ice-options, group) carry nothing we need.
+		default:
+			return f, Errorf(http.StatusBadRequest, "unexpected line %q in the SDP fragment", truncate(line, 80))
+		}
+	}
+	return f, nil
+}
+
+// Marshal renders the fragment; mids gives the media sections to list.
+func (f Fragment) Marshal(mids []string) []byte {
+	var b strings.Builder
+	if f.UFrag != "" {
+		b.WriteString("a=ice-ufrag:" + f.UFrag + "\r\n")
+	}
+	if f.Pwd != "" {
+		b.WriteString("a=ice-pwd:" + f.Pwd + "\r\n")
+	}
+	for i, mid := range mids {
+		b.WriteString("m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:" + mid + "\r\n")
+		for _, c := range f.Candidates {
+			if c.Mid == mid || (c.Mid == "" && int(c.Index) == i) {
+				b.WriteString("a=" + c.Value + "\r\n")
+			}
+		}
+		if f.End {
+			b.WriteString("a=end-of-candidates\r\n")
+		}
+	}
+	return []byte(b.String())
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// SetCORS adds the CORS headers WHIP/WHEP players on other origins need.
+func SetCORS(w http.ResponseWriter, origin string) {
+	if origin == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST, PATCH, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch")
+}

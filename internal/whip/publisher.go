@@ -1,0 +1,247 @@
+package whip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/stream"
+)
+
+// PublisherParams configures a Publisher.
+type PublisherParams struct {
+	// Endpoint is the WHIP URL, e.g. http://sfu:8889/cam1/whip.
+	Endpoint string
+	Client   *Client
+	API      *webrtc.API
+	Stream   *stream.Stream
+	// QueueSize is the stream reader's queue; zero means the default.
+	QueueSize int
+	// MinBackoff and MaxBackoff bound the wait between attempts.
+	MinBackoff, MaxBackoff time.Duration
+	// ConnectTimeout bounds one attempt's ICE and DTLS setup.
+	ConnectTimeout time.Duration
+	Log            *slog.Logger
+}
+
+// PublisherState is what a publisher is doing.
+type PublisherState struct {
+	State    string    `json:"state"` // connecting, live, retrying
+	Reason   string    `json:"reason,omitempty"`
+	Since    time.Time `json:"since"`
+	Sessions int       `json:"sessions"`
+}
+
+// Publisher sends a stream to an SFU by WHIP and keeps it there: when the
+// session fails (the SFU restarted, the network dropped) it publishes again,
+// with capped exponential backoff.
+type Publisher struct {
+	p PublisherParams
+
+	mu    sync.Mutex
+	state PublisherState
+}
+
+// NewPublisher checks params and returns a publisher; Run starts it.
+func NewPublisher(p PublisherParams) (*Publisher, error) {
+	if p.Endpoint == "" || p.API == nil || p.Stream == nil {
+		return nil, errors.New("whip publisher: Endpoint, API and Stream are required")
+	}
+	if p.Client == nil {
+		p.Client = &Client{}
+	}
+	if p.MinBackoff <= 0 {
+		p.MinBackoff = time.Second
+	}
+	if p.MaxBackoff < p.MinBackoff {
+		p.MaxBackoff = 30 * time.Second
+	}
+	if p.ConnectTimeout <= 0 {
+		p.ConnectTimeout = 10 * time.Second
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	p.Log = p.Log.With("component", "whip-publisher", "endpoint", p.Endpoint)
+	return &Publisher{p: p, state: PublisherState{State: "connecting", Since: time.Now()}}, nil
+}
+
+// State returns the publisher's current state.
+func (p *Publisher) State() PublisherState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+func (p *Publisher) set(state, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state.State != state || p.state.Reason != reason {
+		p.state.State, p.state.Reason, p.state.Since = state, reason, time.Now()
+	}
+	if state == "live" {
+		p.state.Sessions++
+	}
+}
+
+// Run publishes until ctx is done.
+func (p *Publisher) Run(ctx context.Context) {
+	backoff := p.p.MinBackoff
+	for ctx.Err() == nil {
+		p.set("connecting", "")
+		start := time.Now()
+		err := p.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = p.p.MinBackoff
+		}
+		reason := "session ended"
+		if err != nil {
+			reason = err.Error()
+		}
+		p.set("retrying", reason)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		p.p.Log.Warn("publishing failed; retrying", "reason", reason, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, p.p.MaxBackoff)
+	}
+}
+
+func (p *Publisher) session(ctx context.Context) error {
+	tracks := p.p.Stream.Tracks()
+	pc, err := p.p.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+
+	failed := make(chan struct{})
+	connected := make(chan struct{})
+	var once, connOnce sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			connOnce.Do(func() { close(connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateDisconnected:
+			once.Do(func() { close(failed) })
+		}
+	})
+
+	locals := make([]*LocalTrack, len(tracks))
+	var wanted []int
+	for i, t := range tracks {
+		c, ok := CodecFor(t)
+		if !ok || !t.Relayable() {
+			continue
+		}
+		lt := NewLocalTrack(fmt.Sprintf("%s%d", t.Kind, i), p.p.Stream.Name(), i, t, c)
+		tr, err := pc.AddTransceiverFromTrack(lt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return fmt.Errorf("add %s track: %w", t.Codec, err)
+		}
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
+			return fmt.Errorf("set %s codec: %w", t.Codec, err)
+		}
+		locals[i] = lt
+		wanted = append(wanted, i)
+		go p.readRTCP(tr.Sender(), i)
+	}
+	if len(wanted) == 0 {
+		return fmt.Errorf("source %s has no track browsers can play (tracks: %v)", p.p.Stream.Name(), tracks)
+	}
+
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	res, err := p.p.Client.Offer(ctx, p.p.Endpoint, pc.LocalDescription().SDP)
+	if err != nil {
+		return fmt.Errorf("WHIP offer: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = p.p.Client.Delete(dctx, res)
+	}()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+		return fmt.Errorf("SFU answer: %w", err)
+	}
+	timer := time.NewTimer(p.p.ConnectTimeout)
+	defer timer.Stop()
+	select {
+	case <-connected:
+	case <-failed:
+		return errors.New("ICE/DTLS connection to the SFU failed")
+	case <-timer.C:
+		return fmt.Errorf("no ICE/DTLS connection to the SFU within %s", p.p.ConnectTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	ended := make(chan error, 1)
+	r, err := p.p.Stream.AddReader(stream.ReaderParams{
+		Name:      "whip-uplink",
+		QueueSize: p.p.QueueSize,
+		Tracks:    wanted,
+		OnUnit: func(d stream.Delivery) {
+			if lt := locals[d.Unit.Track]; lt != nil {
+				_ = lt.Write(d)
+			}
+		},
+		OnEnd: func(err error) { ended <- err },
+	})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	p.set("live", "")
+	p.p.Log.Info("publishing", "tracks", len(wanted))
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-failed:
+		return errors.New("connection to the SFU lost")
+	case err := <-ended:
+		return fmt.Errorf("source: %w", err)
+	}
+}
+
+// readRTCP drains a sender's RTCP (the interceptors need it read) and turns
+// keyframe requests into requests on the stream.
+func (p *Publisher) readRTCP(s *webrtc.RTPSender, track int) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.p.Stream.RequestKeyframe(track)
+			}
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package whip
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/stream"
+	"fieldvideo/internal/unit"
+)
+
+// LocalTrack is an outgoing WebRTC track fed with stream deliveries. It
+// rewrites each packet's header into the negotiated SSRC, payload type and a
+// continuous sequence (see stream.Rewriter) and writes it without allocating.
+// Write is called from one goroutine (the stream reader's); Bind and Unbind
+// come from pion's.
+type LocalTrack struct {
+	id, streamID string
+	kind         webrtc.RTPCodecType
+	codec        webrtc.RTPCodecParameters
+	source       int // track index in the stream
+
+	bound atomic.Pointer[binding]
+
+	rw  stream.Rewriter
+	hdr rtp.Header
+	ext []rtp.Extension
+
+	packets, bytes atomic.Uint64
+}
+
+type binding struct {
+	ssrc uint32
+	pt   uint8
+	w    webrtc.TrackLocalWriter
+}
+
+// NewLocalTrack returns a track carrying stream track index source, described
+// by t, offered with codec c.
+func NewLocalTrack(id, streamID string, source int, t unit.Track, c webrtc.RTPCodecParameters) *LocalTrack {
+	return &LocalTrack{
+		id: id, streamID: streamID, kind: CodecType(t.Kind), codec: c, source: source,
+		rw:  stream.Rewriter{ClockRate: t.ClockRate},
+		ext: make([]rtp.Extension, 0, 4),
+	}
+}
+
+// Bind implements webrtc.TrackLocal.
+func (t *LocalTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, t.codec.MimeType) {
+			t.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: peer did not accept %s", webrtc.ErrUnsupportedCodec, t.codec.MimeType)
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (t *LocalTrack) Unbind(webrtc.TrackLocalContext) error {
+	t.bound.Store(nil)
+	return nil
+}
+
+// ID implements webrtc.TrackLocal.
+func (t *LocalTrack) ID() string { return t.id }
+
+// RID implements webrtc.TrackLocal.
+func (t *LocalTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal.
+func (t *LocalTrack) StreamID() string { return t.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (t *LocalTrack) Kind() webrtc.RTPCodecType { return t.kind }
+
+// Source returns the stream track index this track carries.
+func (t *LocalTrack) Source() int { return t.source }
+
+// Bound reports whether the peer connection has bound the track.
+func (t *LocalTrack) Bound() bool { return t.bound.Load() != nil }
+
+// Write sends one delivery's packets. It returns the first write error.
+func (t *LocalTrack) Write(d stream.Delivery) error {
+	b := t.bound.Load()
+	if b == nil {
+		return nil
+	}
+	t.rw.SSRC, t.rw.PayloadType = b.ssrc, b.pt
+	if !t.rw.Begin(d) {
+		return nil
+	}
+	for _, p := range d.Unit.Packets {
+		t.rw.Header(p, &t.hdr, t.ext)
+		if _, err := b.w.WriteRTP(&t.hdr, p.Payload); err != nil {
+			return err
+		}
+		t.packets.Add(1)
+		t.bytes.Add(uint64(len(p.Payload)))
+	}
+	return nil
+}
+
+// Stats returns the packets and payload bytes written.
+func (t *LocalTrack) Stats() (packets, bytes uint64) { return t.packets.Load(), t.bytes.Load() }
