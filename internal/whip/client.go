@@ -116,3 +116,24 @@ func (c *Client) expect(req *http.Request, ok ...int) error {
 func Endpoint(base, source, kind string) string {
 	return strings.TrimSuffix(base, "/") + "/" + url.PathEscape(source) + "/" + kind
 }
+
+// Get fetches a URL with the client's token and returns the body of a 200.
+func (c *Client) Get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, &StatusError{Status: res.StatusCode, Body: string(body)}
+	}
+	return body, nil
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/stream"
+	"fieldvideo/internal/whip"
+	"fieldvideo/testbench/synth"
+)
+
+type params struct {
+	sfuBin                     string
+	cameras, viewers, fps, gop int
+	packets                    int
+	duration                   time.Duration
+}
+
+type result struct {
+	window                 time.Duration
+	serverCPU              time.Duration
+	sentPackets            uint64 // by the SFU to viewers, in the window
+	received, lost         uint64 // by viewers, in the window
+	latency                *histogram
+	ttff                   []time.Duration
+	viewersUp, viewersWant int
+}
+
+// sfuProcess is the sfu binary running on loopback.
+type sfuProcess struct {
+	cmd    *exec.Cmd
+	base   string
+	secret []byte
+}
+
+func startSFU(ctx context.Context, bin string) (*sfuProcess, error) {
+	key := make([]byte, 24)
+	_, _ = rand.Read(key)
+	secret := hex.EncodeToString(key)
+	dir, err := os.MkdirTemp("", "loadgen-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "-config", "/dev/null")
+	cmd.Env = append(os.Environ(),
+		"FV_SFU_HTTP_ADDRESS=127.0.0.1:0", "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
+		"FV_SFU_AUTH_SECRET="+secret, "FV_SFU_AUDIT_FILE="+dir+"/audit.log",
+		"FV_SFU_LOG_FORMAT=json", "FV_SFU_LOG_LEVEL=info")
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w (build it with make build)", bin, err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct{ Msg, HTTP string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr <- line.HTTP
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return &sfuProcess{cmd: cmd, base: "http://" + a, secret: []byte(secret)}, nil
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, errors.New("sfu did not report its address within 10 s")
+	}
+}
+
+// cpu returns the process's user+system CPU time from /proc.
+func (s *sfuProcess) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	const clkTck = 100
+	return time.Duration(utime+stime) * time.Second / clkTck, nil
+}
+
+// sentPackets sums fv_viewer_packets_sent_total from the SFU's metrics.
+func (s *sfuProcess) sentPackets(ctx context.Context) (uint64, error) {
+	tok, err := auth.Mint(s.secret, auth.Claims{Role: auth.RoleOperator}, time.Hour, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	c := &whip.Client{Token: tok}
+	body, err := c.Get(ctx, s.base+"/metrics")
+	if err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "fv_viewer_packets_sent_total{") {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			sum += uint64(v)
+		}
+	}
+	return sum, nil
+}
+
+func (s *sfuProcess) token(role auth.Role, pub, view []string) string {
+	tok, _ := auth.Mint(s.secret, auth.Claims{Role: role, Publish: pub, View: view}, time.Hour, time.Now())
+	return tok
+}
+
+// viewerStats is what one viewer measured; guarded by its own mutex.
+type viewerStats struct {
+	mu        sync.Mutex
+	measuring bool
+	started   time.Time
+	first     time.Duration
+	lastSeq   uint16
+	have      bool
+	received  uint64
+	lost      uint64
+	latency   histogram
+}
+
+func (v *viewerStats) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at time.Time) {
+	if kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.first == 0 {
+		v.first = at.Sub(v.started)
+	}
+	if v.have && v.measuring {
+		if d := p.SequenceNumber - v.lastSeq; d > 1 && d < 1<<15 {
+			v.lost += uint64(d - 1)
+		}
+	}
+	v.lastSeq, v.have = p.SequenceNumber, true
+	if !v.measuring {
+		return
+	}
+	v.received++
+	if sent, ok := synth.Stamp(p.Payload); ok {
+		v.latency.add(at.Sub(sent))
+	}
+}
+
+func run(ctx context.Context, p params) (*result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sfu, err := startSFU(ctx, p.sfuBin)
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	var viewers []*whip.Viewer
+	defer func() {
+		for _, v := range viewers {
+			_ = v.Close()
+		}
+		cancel()
+		wg.Wait()
+		_ = sfu.cmd.Wait()
+	}()
+	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true})
+	if err != nil {
+		return nil, err
+	}
+
+	for i := 0; i < p.cameras; i++ {
+		name := fmt.Sprintf("load%d", i+1)
+		cam := synth.New(synth.Params{FPS: p.fps, GOP: p.gop, PacketsPerFrame: p.packets, SSRC: uint32(1000 + i)})
+		st := stream.New(stream.Params{Name: name, Tracks: synth.Tracks(cam.Params())})
+		pub, err := whip.NewPublisher(whip.PublisherParams{
+			Endpoint: whip.Endpoint(sfu.base, name, "whip"),
+			Client:   &whip.Client{Token: sfu.token(auth.RoleCamera, []string{name}, nil)},
+			API:      api, Stream: st, QueueSize: 4096,
+		})
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(2)
+		go func() { defer wg.Done(); cam.Run(ctx, st) }()
+		go func() { defer wg.Done(); pub.Run(ctx) }()
+		// Let the camera reach the SFU and the keyframe cache fill before the
+		// viewers arrive at random points of the GOP.
+		if err := waitLive(ctx, sfu, name); err != nil {
+			return nil, err
+		}
+	}
+
+	tok := sfu.token(auth.RoleWall, nil, []string{"*"})
+	var stats []*viewerStats
+	for i := 0; i < p.cameras; i++ {
+		for j := 0; j < p.viewers; j++ {
+			vs := &viewerStats{started: time.Now()}
+			vctx, vcancel := context.WithTimeout(ctx, 10*time.Second)
+			v, err := whip.View(vctx, whip.ViewerParams{
+				Endpoint: whip.Endpoint(sfu.base, fmt.Sprintf("load%d", i+1), "whep"),
+				Client:   &whip.Client{Token: tok}, API: api, NoAudio: true, OnPacket: vs.on,
+			})
+			vcancel()
+			if err != nil {
+				return nil, fmt.Errorf("viewer %d of camera %d: %w", j+1, i+1, err)
+			}
+			viewers = append(viewers, v)
+			stats = append(stats, vs)
+		}
+	}
+	// Warm up until every viewer has its first frame (or 10 s pass).
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && countUp(stats) < len(stats) {
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}}
+	sent0, err := sfu.sentPackets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cpu0, _ := sfu.cpu()
+	start := time.Now()
+	setMeasuring(stats, true)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(p.duration):
+	}
+	setMeasuring(stats, false)
+	r.window = time.Since(start)
+	cpu1, _ := sfu.cpu()
+	sent1, err := sfu.sentPackets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.serverCPU = cpu1 - cpu0
+	r.sentPackets = sent1 - sent0
+	for _, vs := range stats {
+		vs.mu.Lock()
+		r.received += vs.received
+		r.lost += vs.lost
+		r.latency.merge(&vs.latency)
+		if vs.first > 0 {
+			r.ttff = append(r.ttff, vs.first)
+		}
+		vs.mu.Unlock()
+	}
+	return r, nil
+}
+
+func waitLive(ctx context.Context, s *sfuProcess, name string) error {
+	c := &whip.Client{Token: s.token(auth.RoleOperator, nil, []string{name})}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		body, err := c.Get(ctx, s.base+"/v1/sources")
+		if err == nil && strings.Contains(string(body), `"state":"live"`) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("camera %s never went live", name)
+}
+
+func countUp(stats []*viewerStats) int {
+	n := 0
+	for _, vs := range stats {
+		vs.mu.Lock()
+		if vs.first > 0 {
+			n++
+		}
+		vs.mu.Unlock()
+	}
+	return n
+}
+
+func setMeasuring(stats []*viewerStats, on bool) {
+	for _, vs := range stats {
+		vs.mu.Lock()
+		vs.measuring = on
+		vs.mu.Unlock()
+	}
+}
+
+func (r *result) print(w io.Writer, p params) {
+	secs := r.window.Seconds()
+	fmt.Fprintf(w, "load: %d cameras x %d viewers (%d fps, keyframe every %d frames), window %.1f s, %d/%d viewers up\n",
+		p.cameras, p.viewers, p.fps, p.gop, secs, r.viewersUp, r.viewersWant)
+	fmt.Fprintf(w, "packets out (SFU → viewers):      %.0f /s\n", float64(r.sentPackets)/secs)
+	fmt.Fprintf(w, "server CPU:                       %.3f CPU-s/s\n", r.serverCPU.Seconds()/secs)
+	if r.serverCPU > 0 {
+		fmt.Fprintf(w, "packets per server CPU-second:    %.0f\n", float64(r.sentPackets)/r.serverCPU.Seconds())
+	}
+	loss := 0.0
+	if r.received+r.lost > 0 {
+		loss = 100 * float64(r.lost) / float64(r.received+r.lost)
+	}
+	fmt.Fprintf(w, "viewer loss:                      %.3f %%\n", loss)
+	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets)\n",
+		r.latency.quantile(0.50), r.latency.quantile(0.99), r.latency.n)
+	fmt.Fprintf(w, "time to first frame:              p50 %s  p95 %s\n", quantile(r.ttff, 0.50), quantile(r.ttff, 0.95))
+}
