@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// recordServer is an RTSP server that accepts one publisher and reports the payload of every
+// H.264 RTP packet it receives.
+type recordServer struct {
+	srv     *gortsplib.Server
+	packets chan []byte
+	paths   chan string
+}
+
+func (h *recordServer) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	select {
+	case h.paths <- ctx.Path:
+	default:
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *recordServer) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStateInitial {
+		return &base.Response{StatusCode: base.StatusNotImplemented}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil, nil
+}
+
+func (h *recordServer) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	ctx.Session.OnPacketRTPAny(func(_ *description.Media, forma format.Format, pkt *rtp.Packet) {
+		if _, ok := forma.(*format.H264); !ok {
+			return
+		}
+		select {
+		case h.packets <- append([]byte(nil), pkt.Payload...):
+		default:
+		}
+	})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// startRecordServer listens on address (use 127.0.0.1:0 for a free port).
+func startRecordServer(t *testing.T, address string) *recordServer {
+	t.Helper()
+	h := &recordServer{packets: make(chan []byte, 4096), paths: make(chan string, 4)}
+	h.srv = &gortsplib.Server{Handler: h, RTSPAddress: address}
+	if err := h.srv.Start(); err != nil {
+		t.Fatalf("start the record server on %s: %v", address, err)
+	}
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// waitKeyframeStart waits for the first H.264 packet and requires it to begin a keyframe,
+// then for n more packets.
+func waitKeyframeStart(t *testing.T, h *recordServer, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for i := 0; i <= n; i++ {
+		select {
+		case p := <-h.packets:
+			if i == 0 {
+				typ := p[0] & 0x1f
+				if typ != naluSPS && (typ != 24 || len(p) < 4 || p[3]&0x1f != naluSPS) {
+					t.Fatalf("the first packet carries NAL type %d, want SPS ahead of an IDR", typ)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("received %d of %d H.264 packets in 10 s", i, n+1)
+		}
+	}
+}
+
+// TestPusherReconnects publishes to a server, stops the server, starts another on the same
+// address, and requires the pusher to publish again, starting at a keyframe each time.
+func TestPusherReconnects(t *testing.T) {
+	first := startRecordServer(t, "127.0.0.1:0")
+	addr := first.srv.NetListener().Addr().String()
+
+	p, err := NewPusher(PusherParams{
+		URL:        "rtsp://tok:secret@" + addr + "/field1",
+		MinBackoff: 20 * time.Millisecond,
+		MaxBackoff: 200 * time.Millisecond,
+		Logger:     testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("NewPusher: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	select {
+	case path := <-first.paths:
+		if path != "/field1" {
+			t.Errorf("announced path = %q, want /field1", path)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ANNOUNCE in 10 s")
+	}
+	waitKeyframeStart(t, first, 50)
+
+	first.srv.Close()
+	second := startRecordServer(t, addr)
+	waitKeyframeStart(t, second, 50)
+}
+
+func TestNewPusherRejectsBadParams(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    PusherParams
+		want string
+	}{
+		{"not rtsp", PusherParams{URL: "http://127.0.0.1:8554/x"}, "not valid"},
+		{"no path", PusherParams{URL: "rtsp://127.0.0.1:8554"}, "needs a host and a path"},
+		{"bad transport", PusherParams{URL: "rtsp://127.0.0.1:8554/x", Transport: "sctp"}, "transport"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewPusher(tc.p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	got := redactURL("rtsp://tok:s3cret@127.0.0.1:8554/field1")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "127.0.0.1:8554/field1") {
+		t.Errorf("redactURL = %q", got)
+	}
+}
