@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"time"
 
@@ -33,6 +34,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sources", s.handleSources)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	mux.Handle("GET /debug/pprof/", s.operatorOnly(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", s.operatorOnly(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", s.operatorOnly(http.HandlerFunc(pprof.Trace)))
 	if s.p.Console != nil {
 		mux.Handle("GET /", http.FileServerFS(s.p.Console))
 	}
@@ -140,6 +144,22 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
+// operatorOnly lets through requests whose token may operate the system.
+func (s *Server) operatorOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+		if err != nil {
+			whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+			return
+		}
+		if !c.CanOperate() {
+			whip.WriteError(w, whip.Errorf(http.StatusForbidden, "%s needs an operator or commander token; %s has role %s", r.URL.Path, c.Who(), c.Role))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // handleMetrics serves Prometheus metrics to operators.
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
@@ -197,6 +217,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			m.Sample(f.name, f.val(in), "source", in.Name)
 		}
 	}
+	m.Family("fv_forward_latency_seconds", "histogram", "Time a unit spends in the SFU: first packet in to last packet out to a viewer.")
+	s.forward.Write(m, "fv_forward_latency_seconds")
 	m.Family("fv_viewer_dropped_units_total", "counter", "Units the hub dropped for a viewer that fell behind.")
 	for _, v := range views {
 		m.Sample("fv_viewer_dropped_units_total", float64(v.dropped), "source", v.source, "viewer", v.id)

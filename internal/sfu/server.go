@@ -22,6 +22,7 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/whip"
 )
 
@@ -49,6 +50,10 @@ type Server struct {
 	sources  map[string]*source
 	sessions map[string]*session
 
+	// forward measures the time each unit spends in the SFU, from its first
+	// packet's arrival to its last packet's write to a viewer.
+	forward *metrics.Histogram
+
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -67,7 +72,7 @@ func New(p Params) (*Server, error) {
 	s := &Server{
 		p: p, log: p.Log.With("component", "sfu"),
 		sources: map[string]*source{}, sessions: map[string]*session{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), forward: metrics.NewHistogram(metrics.LatencyBuckets),
 	}
 	udp, err := net.ListenPacket("udp", p.Conf.WebRTC.UDPAddress)
 	if err != nil {

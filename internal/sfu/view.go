@@ -90,6 +90,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 				continue
 			}
 			lt := whip.NewLocalTrack(fmt.Sprintf("%s%d", t.Kind, i), name, i, t, codec)
+			lt.Latency = s.forward
 			tr, err := pc.AddTransceiverFromTrack(lt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 			if err == nil {
 				err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec})

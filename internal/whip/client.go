@@ -16,6 +16,9 @@ type Client struct {
 	HTTP *http.Client
 	// Token is sent as the bearer token.
 	Token string
+	// TokenSource, when set, is asked for a token before each request
+	// instead (for tokens minted with a short lifetime).
+	TokenSource func() (string, error)
 }
 
 // Resource is a session created on a WHIP or WHEP endpoint.
@@ -39,8 +42,15 @@ func (e *StatusError) Error() string {
 }
 
 func (c *Client) do(req *http.Request) (*http.Response, error) {
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	tok := c.Token
+	if c.TokenSource != nil {
+		var err error
+		if tok, err = c.TokenSource(); err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	h := c.HTTP
 	if h == nil {

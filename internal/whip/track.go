@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/unit"
 )
@@ -30,6 +32,10 @@ type LocalTrack struct {
 	ext []rtp.Extension
 
 	packets, bytes atomic.Uint64
+
+	// Latency, when set, observes for each live unit the time from its
+	// first packet's arrival to its last packet's write.
+	Latency *metrics.Histogram
 }
 
 type binding struct {
@@ -100,6 +106,9 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		}
 		t.packets.Add(1)
 		t.bytes.Add(uint64(len(p.Payload)))
+	}
+	if t.Latency != nil && d.Flags&stream.FlagReplay == 0 {
+		t.Latency.Observe(time.Since(d.Unit.Arrival))
 	}
 	return nil
 }

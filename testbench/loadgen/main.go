@@ -28,6 +28,7 @@ func main() {
 	flag.IntVar(&p.gop, "gop", 50, "frames per keyframe interval (50 at 25 fps = 2 s)")
 	flag.IntVar(&p.packets, "packets", 4, "packets per predicted frame (keyframes carry 4x)")
 	flag.DurationVar(&p.duration, "duration", 20*time.Second, "measurement window")
+	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write the SFU's CPU profile over the window to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

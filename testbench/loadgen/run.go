@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +32,7 @@ type params struct {
 	cameras, viewers, fps, gop int
 	packets                    int
 	duration                   time.Duration
+	cpuProfile                 string
 }
 
 type result struct {
@@ -38,6 +41,7 @@ type result struct {
 	sentPackets            uint64 // by the SFU to viewers, in the window
 	received, lost         uint64 // by viewers, in the window
 	latency                *histogram
+	forward50, forward99   string
 	ttff                   []time.Duration
 	viewersUp, viewersWant int
 }
@@ -103,25 +107,77 @@ func (s *sfuProcess) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clkTck, nil
 }
 
-// sentPackets sums fv_viewer_packets_sent_total from the SFU's metrics.
-func (s *sfuProcess) sentPackets(ctx context.Context) (uint64, error) {
-	tok, err := auth.Mint(s.secret, auth.Claims{Role: auth.RoleOperator}, time.Hour, time.Now())
-	if err != nil {
-		return 0, err
-	}
-	c := &whip.Client{Token: tok}
+// scrape is what the load generator reads from the SFU's metrics.
+type scrape struct {
+	sent    uint64            // fv_viewer_packets_sent_total, summed
+	forward map[string]uint64 // fv_forward_latency_seconds buckets by le
+}
+
+func (s *sfuProcess) scrape(ctx context.Context) (scrape, error) {
+	c := &whip.Client{Token: s.token(auth.RoleOperator, nil, nil)}
 	body, err := c.Get(ctx, s.base+"/metrics")
 	if err != nil {
-		return 0, err
+		return scrape{}, err
 	}
-	var sum uint64
+	sc := scrape{forward: map[string]uint64{}}
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "fv_viewer_packets_sent_total{") {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			sum += uint64(v)
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(line[i+1:], 64)
+		switch {
+		case strings.HasPrefix(line, "fv_viewer_packets_sent_total{"):
+			sc.sent += uint64(v)
+		case strings.HasPrefix(line, `fv_forward_latency_seconds_bucket{le="`):
+			le := strings.TrimSuffix(strings.TrimPrefix(line[:i], `fv_forward_latency_seconds_bucket{le="`), `"}`)
+			sc.forward[le] = uint64(v)
 		}
 	}
-	return sum, nil
+	return sc, nil
+}
+
+// forwardQuantile estimates a quantile of the SFU's forwarding latency over
+// the window between two scrapes, as the upper bound of its bucket.
+func forwardQuantile(a, b scrape, q float64) string {
+	type bucket struct {
+		le  float64
+		cum uint64
+	}
+	var bs []bucket
+	for le, n := range b.forward {
+		f, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			f, err = 1e9, nil
+		}
+		if err == nil {
+			bs = append(bs, bucket{f, n - a.forward[le]})
+		}
+	}
+	slices.SortFunc(bs, func(x, y bucket) int { return cmp.Compare(x.le, y.le) })
+	if len(bs) == 0 || bs[len(bs)-1].cum == 0 {
+		return "n/a"
+	}
+	target := uint64(q * float64(bs[len(bs)-1].cum))
+	for _, x := range bs {
+		if x.cum > target {
+			if x.le >= 1e9 {
+				return "> 1s"
+			}
+			return "≤ " + time.Duration(x.le*float64(time.Second)).String()
+		}
+	}
+	return "n/a"
+}
+
+// profile saves the SFU's CPU profile over d to path.
+func (s *sfuProcess) profile(ctx context.Context, path string, d time.Duration) error {
+	c := &whip.Client{Token: s.token(auth.RoleOperator, nil, nil)}
+	body, err := c.Get(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.base, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 func (s *sfuProcess) token(role auth.Role, pub, view []string) string {
@@ -235,13 +291,19 @@ func run(ctx context.Context, p params) (*result, error) {
 	}
 
 	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}}
-	sent0, err := sfu.sentPackets(ctx)
+	scrape0, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
 	}
 	cpu0, _ := sfu.cpu()
 	start := time.Now()
 	setMeasuring(stats, true)
+	profiled := make(chan error, 1)
+	if p.cpuProfile != "" {
+		go func() { profiled <- sfu.profile(ctx, p.cpuProfile, p.duration) }()
+	} else {
+		profiled <- nil
+	}
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -250,12 +312,16 @@ func run(ctx context.Context, p params) (*result, error) {
 	setMeasuring(stats, false)
 	r.window = time.Since(start)
 	cpu1, _ := sfu.cpu()
-	sent1, err := sfu.sentPackets(ctx)
+	scrape1, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := <-profiled; err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
 	r.serverCPU = cpu1 - cpu0
-	r.sentPackets = sent1 - sent0
+	r.sentPackets = scrape1.sent - scrape0.sent
+	r.forward50, r.forward99 = forwardQuantile(scrape0, scrape1, 0.5), forwardQuantile(scrape0, scrape1, 0.99)
 	for _, vs := range stats {
 		vs.mu.Lock()
 		r.received += vs.received
@@ -316,7 +382,8 @@ func (r *result) print(w io.Writer, p params) {
 		loss = 100 * float64(r.lost) / float64(r.received+r.lost)
 	}
 	fmt.Fprintf(w, "viewer loss:                      %.3f %%\n", loss)
-	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets)\n",
+	fmt.Fprintf(w, "added latency in the SFU:         p50 %s  p99 %s  (first packet in → last packet out, per frame)\n", r.forward50, r.forward99)
+	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets, as the viewers saw it)\n",
 		r.latency.quantile(0.50), r.latency.quantile(0.99), r.latency.n)
 	fmt.Fprintf(w, "time to first frame:              p50 %s  p95 %s\n", quantile(r.ttff, 0.50), quantile(r.ttff, 0.95))
 }
