@@ -104,7 +104,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, ss *session, answer string) 
 	_, _ = w.Write([]byte(answer))
 }
 
-// handleSources lists the sources the token may view or publish.
+// handleSources lists the sources the token may view (operators see all).
 func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
 	s.cors(w)
 	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
@@ -115,7 +115,7 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	list := make([]SourceInfo, 0, len(s.sources))
 	for name, src := range s.sources {
-		if c.CanView(name) || c.CanPublish(name) {
+		if c.CanView(name) || c.CanOperate() {
 			list = append(list, src.info())
 		}
 	}
