@@ -71,7 +71,7 @@ func matchAny(patterns []string, name string) bool {
 
 // Errors returned by Verify; each wraps a reason the caller can show.
 var (
-	ErrMissing = errors.New("no token: send Authorization: Bearer <token> (RTSP: the token as password)")
+	ErrMissing = errors.New("no token: send Authorization: Bearer <token> (RTSP: the token as password, or ?token=<token> in the URL)")
 	ErrInvalid = errors.New("invalid token")
 )
 

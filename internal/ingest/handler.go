@@ -1,0 +1,247 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/conf"
+)
+
+// rtspHandler handles the RTSP server's requests: pushes (ANNOUNCE, SETUP,
+// RECORD) and players (DESCRIBE, SETUP, PLAY).
+type rtspHandler struct {
+	s *Server
+}
+
+// sessionState is kept on every RTSP session that passed authorization.
+type sessionState struct {
+	publisher bool
+	src       *source
+	claims    *auth.Claims
+	remote    string
+
+	// Publisher sessions.
+	inputs    []inputTrack
+	skipped   []TrackInfo
+	recording bool
+	lastWarn  time.Time // decode errors, rate-limited
+
+	// Player sessions: the output they are set up on.
+	out *rtspOut
+}
+
+func sessionOf(ss *gortsplib.ServerSession) *sessionState {
+	st, _ := ss.UserData().(*sessionState)
+	return st
+}
+
+// sourceName is the source a request path names.
+func sourceName(path string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/")
+}
+
+func invalidName(name string) string {
+	return fmt.Sprintf("%q is not a valid source name; use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+}
+
+// OnConnOpen implements gortsplib.ServerHandlerOnConnOpen.
+func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	ctx.Conn.SetUserData(&connState{remote: ctx.Conn.NetConn().RemoteAddr().String()})
+}
+
+// OnConnClose implements gortsplib.ServerHandlerOnConnClose.
+func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	cs := stateOf(ctx.Conn)
+	if cs.challenged && !cs.authenticated {
+		reason := "no token: the client sent no credentials; put the token as the RTSP password or as ?token="
+		h.audit(cs, nil, cs.challengeAction, cs.challengeSource, "denied", reason)
+		h.s.log.Warn("RTSP "+cs.challengeAction+" refused", "source", cs.challengeSource, "remote", cs.remote, "status", 401, "reason", reason)
+	}
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
+func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	st := sessionOf(ctx.Session)
+	if st == nil {
+		return
+	}
+	if st.publisher {
+		reason := "the publisher left"
+		if ctx.Error != nil {
+			reason += ": " + ctx.Error.Error()
+		}
+		h.s.reg.release(st.src, ctx.Session, reason)
+		if st.recording {
+			h.audit(&connState{remote: st.remote}, st.claims, actionUnpublish, st.src.name, "ok", reason)
+			h.s.log.Info("publisher left", "source", st.src.name, "remote", st.remote, "reason", reason)
+		}
+		return
+	}
+	if st.out != nil {
+		h.s.playerLeft(st.out)
+		h.s.log.Info("RTSP player left", "source", st.src.name, "remote", st.remote)
+	}
+}
+
+// OnAnnounce implements gortsplib.ServerHandlerOnAnnounce.
+func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	cs := stateOf(ctx.Conn)
+	name := sourceName(ctx.Path)
+	if !conf.SourceName.MatchString(name) {
+		r := h.deny(cs, actionPublish, name, nil, base.StatusBadRequest, invalidName(name), false)
+		return r.res, r.err
+	}
+	claims, ref := h.authorize(ctx.Conn, ctx.Request, ctx.Query, actionPublish, name)
+	if ref != nil {
+		return ref.res, ref.err
+	}
+	in, skipped := selectTracks(ctx.Description)
+	if len(in) == 0 {
+		r := h.deny(cs, actionPublish, name, claims, base.StatusUnsupportedMediaType,
+			fmt.Sprintf("no usable track (%d skipped); send H.264 or H.265 video with Opus, G.711 or AAC audio", len(skipped)), false)
+		return r.res, r.err
+	}
+	src, err := h.s.reg.claim(name, ctx.Session, claims.Who(), cs.remote, in, skipped)
+	switch {
+	case errors.Is(err, errIsCamera):
+		r := h.deny(cs, actionPublish, name, claims, base.StatusMethodNotAllowed,
+			"source "+name+" is a pulled camera and cannot be published to; pick another name", false)
+		return r.res, r.err
+	case errors.Is(err, errBusy):
+		r := h.deny(cs, actionPublish, name, claims, base.StatusMethodNotValidInThisState,
+			"source "+name+" is already being published; stop the other publisher or pick another name", false)
+		return r.res, r.err
+	case err != nil:
+		r := h.deny(cs, actionPublish, name, claims, base.StatusInternalServerError, err.Error(), false)
+		return r.res, r.err
+	}
+	ctx.Session.SetUserData(&sessionState{publisher: true, src: src, claims: claims, remote: cs.remote, inputs: in, skipped: skipped})
+	for _, sk := range skipped {
+		h.s.log.Warn("pushed track skipped", "source", name, "kind", sk.Kind, "reason", sk.Note)
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnRecord implements gortsplib.ServerHandlerOnRecord.
+func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	st := sessionOf(ctx.Session)
+	if st == nil || !st.publisher {
+		return &base.Response{StatusCode: base.StatusMethodNotValidInThisState}, errors.New("RECORD without an accepted ANNOUNCE")
+	}
+	ws := newTrackWriters(st.src, st.inputs)
+	for i, it := range st.inputs {
+		ctx.Session.OnPacketRTP(it.media, it.format, ws[i].onPacket)
+	}
+	h.s.reg.prepare(st.src, st.inputs, st.skipped)
+	transport := ""
+	if tr := ctx.Session.Transport(); tr != nil {
+		transport = tr.Protocol.String()
+	}
+	h.s.reg.setLive(st.src, transport)
+	st.recording = true
+	h.audit(&connState{remote: st.remote}, st.claims, actionPublish, st.src.name, "ok", "")
+	h.s.log.Info("publisher live", "source", st.src.name, "remote", st.remote, "who", st.claims.Who(),
+		"tracks", len(st.inputs), "transport", transport)
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnDescribe implements gortsplib.ServerHandlerOnDescribe.
+func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	out, ref := h.playerOutput(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
+	if ref != nil {
+		return ref.res, nil, ref.err
+	}
+	return &base.Response{StatusCode: base.StatusOK}, out.ss, nil
+}
+
+// OnSetup implements gortsplib.ServerHandlerOnSetup.
+func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusOK}, nil, nil // a publisher's track
+	}
+	out, ref := h.playerOutput(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
+	if ref != nil {
+		return ref.res, nil, ref.err
+	}
+	st := sessionOf(ctx.Session)
+	switch {
+	case st == nil:
+		st = &sessionState{src: out.src, remote: stateOf(ctx.Conn).remote, out: out}
+		ctx.Session.SetUserData(st)
+		h.s.playerJoined(out)
+	case st.src != out.src || st.out != out:
+		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request - one session plays one source"}, nil,
+			errors.New("SETUP of a second source in one session")
+	}
+	return &base.Response{StatusCode: base.StatusOK}, out.ss, nil
+}
+
+// OnPlay implements gortsplib.ServerHandlerOnPlay.
+func (h *rtspHandler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	st := sessionOf(ctx.Session)
+	if st == nil || st.publisher {
+		return &base.Response{StatusCode: base.StatusMethodNotValidInThisState}, errors.New("PLAY without SETUP")
+	}
+	claims, ref := h.authorize(ctx.Conn, ctx.Request, ctx.Query, actionView, st.src.name)
+	if ref != nil {
+		return ref.res, ref.err
+	}
+	st.claims = claims
+	h.audit(stateOf(ctx.Conn), claims, actionView, st.src.name, "ok", "")
+	h.s.log.Info("RTSP player started", "source", st.src.name, "remote", st.remote, "who", claims.Who())
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnDecodeError implements gortsplib.ServerHandlerOnDecodeError.
+func (h *rtspHandler) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx) {
+	st := sessionOf(ctx.Session)
+	if st == nil || !st.publisher {
+		return
+	}
+	st.src.decodeErrs.Add(1)
+	if now := time.Now(); now.Sub(st.lastWarn) > 10*time.Second {
+		st.lastWarn = now
+		h.s.log.Warn("publisher sent packets that cannot be decoded", "source", st.src.name, "remote", st.remote, "error", ctx.Error)
+	}
+}
+
+// playerOutput authorizes a player's request for path and returns the
+// source's RTSP output.
+func (h *rtspHandler) playerOutput(c *gortsplib.ServerConn, req *base.Request, path, query string) (*rtspOut, *refusal) {
+	cs := stateOf(c)
+	name := sourceName(path)
+	if !conf.SourceName.MatchString(name) {
+		return nil, h.deny(cs, actionView, name, nil, base.StatusBadRequest, invalidName(name), false)
+	}
+	claims, ref := h.authorize(c, req, query, actionView, name)
+	if ref != nil {
+		return nil, ref
+	}
+	src := h.s.reg.get(name)
+	if src == nil {
+		r := h.deny(cs, actionView, name, claims, base.StatusNotFound, "no source named "+name, false)
+		r.err = nil // keep the connection: the player may retry
+		return nil, r
+	}
+	out, err := h.s.output(src)
+	if err != nil {
+		info := h.s.reg.info(src)
+		reason := fmt.Sprintf("source %s is %s", name, info.State)
+		if info.Reason != "" {
+			reason += ": " + info.Reason
+		}
+		if !errors.Is(err, errNotLive) {
+			reason = err.Error()
+		}
+		r := h.deny(cs, actionView, name, claims, base.StatusNotFound, reason, false)
+		r.err = nil
+		return nil, r
+	}
+	return out, nil
+}

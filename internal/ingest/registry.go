@@ -1,0 +1,335 @@
+package ingest
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+
+	"fieldvideo/internal/conf"
+	"fieldvideo/internal/stream"
+)
+
+// State is where a source is in its life.
+type State string
+
+// Source states.
+const (
+	// StateConnecting: a camera is being dialled, or a publisher announced
+	// and has not started recording yet.
+	StateConnecting State = "connecting"
+	// StateLive: media is flowing.
+	StateLive State = "live"
+	// StateOffline: a publisher left, or ingest is shutting down.
+	StateOffline State = "offline"
+	// StateFailed: the last attempt to reach a camera failed; Reason says
+	// why, and ingest retries by itself.
+	StateFailed State = "failed"
+)
+
+// Source kinds.
+const (
+	KindPull = "pull"
+	KindPush = "push"
+)
+
+// SourceInfo is a snapshot of one source for the API.
+type SourceInfo struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"` // pull or push
+	// URL is the camera URL with its password redacted (pull only).
+	URL   string `json:"url,omitempty"`
+	State State  `json:"state"`
+	// Transport is how media arrives: TCP or UDP.
+	Transport string    `json:"transport,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Since     time.Time `json:"since"`
+	// Tracks are the tracks being carried; Skipped the ones that could not be.
+	Tracks  []TrackInfo `json:"tracks"`
+	Skipped []TrackInfo `json:"skipped,omitempty"`
+	// Packets, Bytes (RTP payload), Lost (from sequence gaps) and
+	// DecodeErrors (packets gortsplib could not decode) count since start.
+	Packets      uint64 `json:"packets"`
+	Bytes        uint64 `json:"bytes"`
+	Lost         uint64 `json:"lost"`
+	DecodeErrors uint64 `json:"decode_errors"`
+	// Readers is the number of stream readers (uplink, recorder, the RTSP
+	// output); RTSPPlayers the RTSP sessions playing the source.
+	Readers     int `json:"readers"`
+	RTSPPlayers int `json:"rtsp_players"`
+	// Publisher and Remote identify the current publisher (push only).
+	Publisher string `json:"publisher,omitempty"`
+	Remote    string `json:"remote,omitempty"`
+	// Failures counts consecutive failed attempts to reach a camera;
+	// BackoffMS is the delay before the next one, RetryAt its time.
+	Failures  int       `json:"failures,omitempty"`
+	BackoffMS int64     `json:"backoff_ms,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitzero"`
+}
+
+// source is one named source. Its stream lives as long as the process.
+type source struct {
+	name   string
+	kind   string
+	url    string // redacted camera URL
+	stream *stream.Stream
+
+	// Guarded by registry.mu.
+	state     State
+	reason    string
+	since     time.Time
+	inputs    []inputTrack
+	tracks    []TrackInfo
+	skipped   []TrackInfo
+	publisher *gortsplib.ServerSession
+	pubWho    string
+	pubRemote string
+	transport string
+	failures  int
+	backoff   time.Duration
+	retryAt   time.Time
+	out       *rtspOut
+	events    []bool // pending notifications: true live, false offline
+	notifying bool
+
+	packets, bytes, decodeErrs atomic.Uint64
+	lost                       atomic.Int64
+}
+
+// Reasons a publish is refused by the registry.
+var (
+	errIsCamera = errors.New("is a pulled camera")
+	errBusy     = errors.New("is already being published")
+)
+
+// registry holds every source and delivers OnLive/OnOffline in order, per
+// source, on a goroutine that holds no lock.
+type registry struct {
+	log       *slog.Logger
+	streamCfg conf.Stream
+	onLive    func(string, *stream.Stream)
+	onOffline func(string)
+	now       func() time.Time
+
+	mu      sync.Mutex
+	sources map[string]*source
+	closed  bool
+	wg      sync.WaitGroup // notifier goroutines
+}
+
+func newRegistry(log *slog.Logger, sc conf.Stream, onLive func(string, *stream.Stream), onOffline func(string)) *registry {
+	return &registry{log: log, streamCfg: sc, onLive: onLive, onOffline: onOffline, now: time.Now, sources: map[string]*source{}}
+}
+
+func (r *registry) newSourceLocked(name, kind, url string, state State) *source {
+	s := &source{
+		name: name, kind: kind, url: url, state: state, since: r.now(),
+		stream: stream.New(stream.Params{
+			Name:             name,
+			GOPCacheUnits:    r.streamCfg.GOPCacheUnits,
+			GOPCacheBytes:    r.streamCfg.GOPCacheBytes,
+			KeyframeInterval: r.streamCfg.KeyframeInterval,
+		}),
+	}
+	r.sources[name] = s
+	return s
+}
+
+// addCamera registers a pulled camera.
+func (r *registry) addCamera(name, redactedURL string) *source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newSourceLocked(name, KindPull, redactedURL, StateConnecting)
+}
+
+func (r *registry) get(name string) *source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sources[name]
+}
+
+// claim makes ss the publisher of name, creating the source on its first
+// push. It refuses camera names and sources that already have a publisher.
+func (r *registry) claim(name string, ss *gortsplib.ServerSession, who, remote string, in []inputTrack, skipped []TrackInfo) (*source, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sources[name]
+	switch {
+	case s == nil:
+		s = r.newSourceLocked(name, KindPush, "", StateConnecting)
+	case s.kind == KindPull:
+		return nil, errIsCamera
+	case s.publisher != nil:
+		return nil, errBusy
+	}
+	s.publisher, s.pubWho, s.pubRemote = ss, who, remote
+	r.setStateLocked(s, StateConnecting, "announced, waiting for RECORD")
+	s.tracks, s.skipped = trackInfos(in), skipped
+	return s, nil
+}
+
+// release ends ss's publishing of s, if it is the publisher.
+func (r *registry) release(s *source, ss *gortsplib.ServerSession, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.publisher != ss {
+		return
+	}
+	s.publisher = nil
+	r.setStateLocked(s, StateOffline, reason)
+}
+
+// prepare starts a new upstream session of s with tracks in: the stream
+// restarts (its readers re-anchor, or end when the tracks changed) before
+// the first packet of the session is written.
+func (r *registry) prepare(s *source, in []inputTrack, skipped []TrackInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tracks := tracksOf(in)
+	s.inputs = in
+	s.tracks, s.skipped = trackInfos(in), skipped
+	if s.out != nil && !s.out.carries(tracks) {
+		s.out = nil // its reader ends below and closes it; players re-DESCRIBE
+	}
+	s.stream.Restart(tracks)
+}
+
+// setConnecting marks a camera attempt.
+func (r *registry) setConnecting(s *source, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.retryAt = time.Time{}
+	r.setStateLocked(s, StateConnecting, reason)
+}
+
+// setLive marks s live over transport (TCP or UDP); OnLive follows.
+func (r *registry) setLive(s *source, transport string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.transport = transport
+	s.failures, s.backoff, s.retryAt = 0, 0, time.Time{}
+	r.setStateLocked(s, StateLive, "")
+}
+
+// setFailed records a failed camera attempt and when the next one is due.
+func (r *registry) setFailed(s *source, reason string, failures int, backoff time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.failures, s.backoff, s.retryAt = failures, backoff, r.now().Add(backoff)
+	r.setStateLocked(s, StateFailed, reason)
+}
+
+// setOffline marks s offline (shutdown).
+func (r *registry) setOffline(s *source, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.retryAt = time.Time{}
+	r.setStateLocked(s, StateOffline, reason)
+}
+
+// setStateLocked changes the state, and queues OnLive when s goes live and
+// OnOffline when it stops being live.
+func (r *registry) setStateLocked(s *source, st State, reason string) {
+	was := s.state
+	if was != st {
+		s.since = r.now()
+	}
+	s.state, s.reason = st, reason
+	switch {
+	case st == StateLive && was != StateLive:
+		r.notifyLocked(s, true)
+	case st != StateLive && was == StateLive:
+		r.notifyLocked(s, false)
+	}
+}
+
+func (r *registry) notifyLocked(s *source, live bool) {
+	if r.closed || (live && r.onLive == nil) || (!live && r.onOffline == nil) {
+		return
+	}
+	s.events = append(s.events, live)
+	if s.notifying {
+		return
+	}
+	s.notifying = true
+	r.wg.Add(1)
+	go r.deliver(s)
+}
+
+// deliver calls the hooks for s's queued events, in order, without locks.
+func (r *registry) deliver(s *source) {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		if len(s.events) == 0 {
+			s.notifying = false
+			r.mu.Unlock()
+			return
+		}
+		live := s.events[0]
+		s.events = s.events[1:]
+		r.mu.Unlock()
+		if live {
+			r.onLive(s.name, s.stream)
+		} else {
+			r.onOffline(s.name)
+		}
+	}
+}
+
+// closeNotify stops queueing hook calls and waits for queued ones to run.
+func (r *registry) closeNotify() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *registry) all() []*source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*source, 0, len(r.sources))
+	for _, s := range r.sources {
+		out = append(out, s)
+	}
+	return out
+}
+
+// snapshot returns every source's state, sorted by name.
+func (r *registry) snapshot() []SourceInfo {
+	srcs := r.all()
+	out := make([]SourceInfo, 0, len(srcs))
+	for _, s := range srcs {
+		out = append(out, r.info(s))
+	}
+	slices.SortFunc(out, func(a, b SourceInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (r *registry) info(s *source) SourceInfo {
+	st := s.stream.Stats()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := SourceInfo{
+		Name: s.name, Kind: s.kind, URL: s.url, State: s.state, Transport: s.transport, Reason: s.reason, Since: s.since,
+		Tracks: slices.Clone(s.tracks), Skipped: slices.Clone(s.skipped),
+		Packets: s.packets.Load(), Bytes: s.bytes.Load(), Lost: uint64(max(s.lost.Load(), 0)),
+		DecodeErrors: s.decodeErrs.Load(), Readers: st.Readers,
+		Failures: s.failures, BackoffMS: s.backoff.Milliseconds(), RetryAt: s.retryAt,
+	}
+	if s.out != nil {
+		in.RTSPPlayers = s.out.players
+	}
+	if in.Tracks == nil {
+		in.Tracks = []TrackInfo{}
+	}
+	if s.publisher != nil {
+		in.Publisher, in.Remote = s.pubWho, s.pubRemote
+	}
+	return in
+}
