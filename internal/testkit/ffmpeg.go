@@ -192,8 +192,18 @@ func PushArgs(p PushParams) []string {
 // error and output are kept (the last 64 KiB) for Output.
 func Start(t testing.TB, ctx context.Context, path string, args ...string) *Process {
 	t.Helper()
+	return StartEnv(t, ctx, nil, path, args...)
+}
+
+// StartEnv is Start with extra environment variables (KEY=value) on top of
+// the test's own environment.
+func StartEnv(t testing.TB, ctx context.Context, env []string, path string, args ...string) *Process {
+	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(ctx, path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	out := &tailBuffer{max: 64 << 10}
@@ -210,6 +220,9 @@ func Start(t testing.TB, ctx context.Context, path string, args ...string) *Proc
 	t.Cleanup(p.Stop)
 	return p
 }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Stop ends the process and waits for it.
 func (p *Process) Stop() {
