@@ -64,7 +64,7 @@ func run(args []string) error {
 	}
 
 	log := c.Log.NewLogger(os.Stderr)
-	verifier, err := auth.NewVerifier(secret, nil)
+	verifier, err := auth.NewVerifierFor(secret, c.Auth.OIDC.Issuer, c.Auth.OIDC.Audience, c.Auth.OIDC.JWKSURL)
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,16 @@ func Command(args []string, secret []byte, out io.Writer) error {
 	sub := fs.String("sub", "", "subject: who holds the token (shown in the audit log)")
 	pub := fs.String("publish", "", "comma-separated sources (or patterns like cam-*) the holder may publish")
 	view := fs.String("view", "", "comma-separated sources (or patterns like *) the holder may view")
+	room := fs.String("room", "", "call room (or pattern) the holder may join")
+	roomPub := fs.Bool("room-publish", false, "may publish camera, microphone and screen in the room")
+	roomSub := fs.Bool("room-subscribe", false, "may receive the others' tracks in the room")
+	review := fs.Bool("review", false, "may replay recordings")
 	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := Claims{Role: Role(*role), Publish: splitList(*pub), View: splitList(*view)}
+	c := Claims{Role: Role(*role), Publish: splitList(*pub), View: splitList(*view),
+		Room: *room, RoomPublish: *roomPub, RoomSubscribe: *roomSub, Review: *review}
 	c.RegisteredClaims = jwt.RegisteredClaims{Subject: *sub}
 	tok, err := Mint(secret, c, *ttl, time.Now())
 	if err != nil {

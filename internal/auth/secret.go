@@ -42,3 +42,13 @@ func LoadSecret(secret, file string) ([]byte, error) {
 	}
 	return []byte(s), nil
 }
+
+// NewVerifierFor returns the verifier the settings describe: tokens signed
+// with secret, and those of the single-sign-on provider when one is named.
+func NewVerifierFor(secret []byte, issuer, audience, jwksURL string) (*Verifier, error) {
+	v, err := NewVerifier(secret, nil)
+	if err != nil || issuer == "" {
+		return v, err
+	}
+	return v, v.UseOIDC(OIDCParams{Issuer: issuer, Audience: audience, JWKSURL: jwksURL})
+}

@@ -39,7 +39,17 @@ type Claims struct {
 	// entry is a name or a shell pattern such as "*" or "cam-*".
 	Publish []string `json:"pub,omitempty"`
 	View    []string `json:"view,omitempty"`
+	// Room is the call room the holder may join: a name or a pattern. What
+	// it may do there: publish its camera, microphone and screen; subscribe
+	// to the others' tracks. Review allows replaying recordings.
+	Room          string `json:"room,omitempty"`
+	RoomPublish   bool   `json:"room_publish,omitempty"`
+	RoomSubscribe bool   `json:"room_subscribe,omitempty"`
+	Review        bool   `json:"review,omitempty"`
 }
+
+// CanJoin reports whether the claims allow joining room.
+func (c *Claims) CanJoin(room string) bool { return c.Room != "" && matchAny([]string{c.Room}, room) }
 
 // CanPublish reports whether the claims allow publishing source.
 func (c *Claims) CanPublish(source string) bool { return matchAny(c.Publish, source) }
@@ -78,10 +88,12 @@ var (
 // MinSecretLen is the shortest HS256 secret accepted.
 const MinSecretLen = 32
 
-// Verifier checks tokens signed with one secret.
+// Verifier checks tokens: its own, signed with one secret (HS256), and when
+// configured with UseOIDC, those of a single-sign-on provider.
 type Verifier struct {
 	secret []byte
 	now    func() time.Time
+	oidc   *oidc
 }
 
 // NewVerifier returns a verifier for secret. now may be nil.
@@ -101,7 +113,14 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, ErrMissing
 	}
 	if t, _, err := jwt.NewParser().ParseUnverified(token, &Claims{}); err == nil && t.Method.Alg() != jwt.SigningMethodHS256.Alg() {
-		return nil, fmt.Errorf("%w: token is signed with %s; this server accepts HS256", ErrInvalid, t.Method.Alg())
+		if v.oidc == nil || !slices.Contains(oidcAlgs, t.Method.Alg()) {
+			return nil, fmt.Errorf("%w: token is signed with %s; this server accepts HS256%s", ErrInvalid, t.Method.Alg(), v.oidcHint())
+		}
+		c, err := v.oidc.verify(token)
+		if err != nil {
+			return nil, err
+		}
+		return checkRole(c)
 	}
 	c := &Claims{}
 	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return v.secret, nil },
@@ -113,10 +132,21 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, reason(err))
 	}
+	return checkRole(c)
+}
+
+func checkRole(c *Claims) (*Claims, error) {
 	if !slices.Contains(Roles, c.Role) {
 		return nil, fmt.Errorf("%w: unknown role %q", ErrInvalid, c.Role)
 	}
 	return c, nil
+}
+
+func (v *Verifier) oidcHint() string {
+	if v.oidc == nil {
+		return " (no single-sign-on provider is configured)"
+	}
+	return " and " + strings.Join(oidcAlgs, ", ") + " from " + v.oidc.p.Issuer
 }
 
 func reason(err error) string {

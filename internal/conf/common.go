@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"time"
 )
@@ -14,6 +15,16 @@ type Auth struct {
 	// When empty, SecretFile is read, and created with a random key if missing.
 	Secret     string `yaml:"secret"`
 	SecretFile string `yaml:"secret_file"`
+	// OIDC, when its issuer is set, also accepts tokens from a single-sign-on
+	// provider, verified with the keys it publishes at jwks_url.
+	OIDC OIDC `yaml:"oidc"`
+}
+
+// OIDC names a single-sign-on provider.
+type OIDC struct {
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	JWKSURL  string `yaml:"jwks_url"`
 }
 
 // Audit configures the append-only audit log.
@@ -48,6 +59,14 @@ func (a Auth) validate() error {
 	}
 	if a.Secret != "" && len(a.Secret) < 32 {
 		return fmt.Errorf("auth.secret is %d bytes; use at least 32 random bytes", len(a.Secret))
+	}
+	if o := a.OIDC; o.Issuer != "" || o.JWKSURL != "" || o.Audience != "" {
+		if o.Issuer == "" || o.JWKSURL == "" || o.Audience == "" {
+			return fmt.Errorf("auth.oidc: set issuer, audience and jwks_url together, or none")
+		}
+		if u, err := url.Parse(o.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("auth.oidc.jwks_url %q is not an http(s) URL", o.JWKSURL)
+		}
 	}
 	return nil
 }
