@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/ingest"
 	"fieldvideo/internal/metrics"
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/whip"
 )
 
@@ -96,6 +98,15 @@ func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
 			m.Sample(f.name, f.val(s), "source", s.Name)
 		}
 	}
+	var clocks []tsync.ClockRow
+	for _, s := range srcs {
+		for i, tr := range s.Tracks {
+			if tr.Clock != nil {
+				clocks = append(clocks, tsync.ClockRow{Source: s.Name, Track: fmt.Sprintf("%s%d", tr.Kind, i), Info: *tr.Clock})
+			}
+		}
+	}
+	tsync.WriteMetrics(m, "fv_ingest_source", clocks)
 	_ = m.Flush()
 }
 

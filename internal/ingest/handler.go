@@ -8,9 +8,11 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	tsync "fieldvideo/internal/sync"
 )
 
 // rtspHandler handles the RTSP server's requests: pushes (ANNOUNCE, SETUP,
@@ -29,6 +31,7 @@ type sessionState struct {
 	// Publisher sessions.
 	inputs    []inputTrack
 	skipped   []TrackInfo
+	refs      map[*description.Media]tsync.RefClock
 	recording bool
 	lastWarn  time.Time // decode errors, rate-limited
 
@@ -121,7 +124,8 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		r := h.deny(cs, actionPublish, name, claims, base.StatusInternalServerError, err.Error(), false)
 		return r.res, r.err
 	}
-	ctx.Session.SetUserData(&sessionState{publisher: true, src: src, claims: claims, remote: cs.remote, inputs: in, skipped: skipped})
+	ctx.Session.SetUserData(&sessionState{publisher: true, src: src, claims: claims, remote: cs.remote, inputs: in, skipped: skipped,
+		refs: refClocks(ctx.Description, ctx.Request.Body)})
 	for _, sk := range skipped {
 		h.s.log.Warn("pushed track skipped", "source", name, "kind", sk.Kind, "reason", sk.Note)
 	}
@@ -134,11 +138,12 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 	if st == nil || !st.publisher {
 		return &base.Response{StatusCode: base.StatusMethodNotValidInThisState}, errors.New("RECORD without an accepted ANNOUNCE")
 	}
-	ws := newTrackWriters(st.src, st.inputs)
+	ws := newTrackWriters(st.src, st.inputs, st.refs)
 	for i, it := range st.inputs {
 		ctx.Session.OnPacketRTP(it.media, it.format, ws[i].onPacket)
 	}
-	h.s.reg.prepare(st.src, st.inputs, st.skipped)
+	ctx.Session.OnPacketRTCPAny(onRTCP(ws))
+	h.s.reg.prepare(st.src, st.inputs, st.skipped, ws)
 	transport := ""
 	if tr := ctx.Session.Transport(); tr != nil {
 		transport = tr.Protocol.String()

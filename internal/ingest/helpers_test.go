@@ -172,6 +172,7 @@ type collector struct {
 	started map[int]bool
 	epoch   uint32
 	first   map[int]stream.Delivery
+	last    map[int]stream.Delivery
 	ended   error
 }
 
@@ -179,7 +180,7 @@ func collect(t *testing.T, s *stream.Stream) *collector {
 	t.Helper()
 	c := &collector{
 		tracks: s.Tracks(), units: map[int]int{}, nals: map[byte]int{}, lastSeq: map[int]uint16{},
-		started: map[int]bool{}, first: map[int]stream.Delivery{},
+		started: map[int]bool{}, first: map[int]stream.Delivery{}, last: map[int]stream.Delivery{},
 	}
 	r, err := s.AddReader(stream.ReaderParams{Name: "test", OnUnit: c.on, OnEnd: func(err error) {
 		c.mu.Lock()
@@ -205,6 +206,7 @@ func (c *collector) on(d stream.Delivery) {
 	if _, ok := c.first[u.Track]; !ok {
 		c.first[u.Track] = d
 	}
+	c.last[u.Track] = d
 	video := u.Track < len(c.tracks) && c.tracks[u.Track].Codec == unit.CodecH264
 	for _, p := range u.Packets {
 		if c.started[u.Track] && p.SequenceNumber != c.lastSeq[u.Track]+1 && len(c.seqErrs) < 10 {

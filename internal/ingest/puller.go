@@ -162,7 +162,7 @@ func (pl *puller) session(ctx context.Context) (time.Duration, error) {
 	stop := context.AfterFunc(ctx, c.Close)
 	defer stop()
 
-	desc, _, err := c.Describe(pl.url)
+	desc, res, err := c.Describe(pl.url)
 	if err != nil {
 		return 0, fmt.Errorf("describe: %w", err)
 	}
@@ -178,11 +178,16 @@ func (pl *puller) session(ctx context.Context) (time.Duration, error) {
 			return 0, fmt.Errorf("setup %s track: %w", it.track.Codec, err)
 		}
 	}
-	ws := newTrackWriters(src, in)
+	var sdp []byte
+	if res != nil {
+		sdp = res.Body
+	}
+	ws := newTrackWriters(src, in, refClocks(desc, sdp))
 	for i, it := range in {
 		c.OnPacketRTP(it.media, it.format, ws[i].onPacket)
 	}
-	pl.s.reg.prepare(src, in, skipped)
+	c.OnPacketRTCPAny(onRTCP(ws))
+	pl.s.reg.prepare(src, in, skipped, ws)
 	if _, err := c.Play(nil); err != nil {
 		return 0, fmt.Errorf("play: %w", err)
 	}

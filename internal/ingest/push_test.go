@@ -89,6 +89,17 @@ func TestPushFFmpeg(t *testing.T) {
 					t.Fatalf("first video packet is not an aggregation packet or a VPS: % x", p0[:min(len(p0), 8)])
 				}
 			}
+			// Every unit is put on the common time baseline.
+			last := c.last[vi].Unit
+			if last.Capture.IsZero() || last.CaptureTrust == 0 || last.CaptureErr < 0 {
+				t.Fatalf("last video unit not aligned: capture %v trust %d error %s", last.Capture, last.CaptureTrust, last.CaptureErr)
+			}
+			if d := last.Arrival.Sub(last.Capture); d < -time.Second || d > time.Second {
+				t.Fatalf("capture time %s is %s from arrival", last.Capture, d)
+			}
+			if ci := env.source(name).Clock; ci == nil || ci.Trust == "unaligned" {
+				t.Fatalf("source clock %+v: want an alignment", ci)
+			}
 			ev := env.waitAudit(t, audit.Event{Action: actionPublish, Source: name, Result: "ok"})
 			if ev.Actor != "tester" || ev.Role != string(auth.RoleCamera) {
 				t.Fatalf("audit event %+v: want actor tester, role camera", ev)

@@ -13,6 +13,7 @@ import (
 
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/stream"
+	tsync "fieldvideo/internal/sync"
 )
 
 // State is where a source is in its life.
@@ -52,6 +53,9 @@ type SourceInfo struct {
 	// Tracks are the tracks being carried; Skipped the ones that could not be.
 	Tracks  []TrackInfo `json:"tracks"`
 	Skipped []TrackInfo `json:"skipped,omitempty"`
+	// Clock is the alignment of the source's first video track (else its
+	// first track) onto the common time baseline.
+	Clock *tsync.ClockInfo `json:"clock,omitempty"`
 	// Packets, Bytes (RTP payload), Lost (from sequence gaps) and
 	// DecodeErrors (packets gortsplib could not decode) count since start.
 	Packets      uint64 `json:"packets"`
@@ -84,6 +88,7 @@ type source struct {
 	reason    string
 	since     time.Time
 	inputs    []inputTrack
+	writers   []*trackWriter // of the current upstream session, for clock health
 	tracks    []TrackInfo
 	skipped   []TrackInfo
 	publisher *gortsplib.ServerSession
@@ -187,11 +192,11 @@ func (r *registry) release(s *source, ss *gortsplib.ServerSession, reason string
 // prepare starts a new upstream session of s with tracks in: the stream
 // restarts (its readers re-anchor, or end when the tracks changed) before
 // the first packet of the session is written.
-func (r *registry) prepare(s *source, in []inputTrack, skipped []TrackInfo) {
+func (r *registry) prepare(s *source, in []inputTrack, skipped []TrackInfo, ws []*trackWriter) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	tracks := tracksOf(in)
-	s.inputs = in
+	s.inputs, s.writers = in, ws
 	s.tracks, s.skipped = trackInfos(in), skipped
 	if s.out != nil && !s.out.carries(tracks) {
 		s.out = nil // its reader ends below and closes it; players re-DESCRIBE
@@ -331,5 +336,29 @@ func (r *registry) info(s *source) SourceInfo {
 	if s.publisher != nil {
 		in.Publisher, in.Remote = s.pubWho, s.pubRemote
 	}
+	now := r.now()
+	for i, w := range s.writers {
+		if i >= len(in.Tracks) {
+			break
+		}
+		ci, ok := w.health(now)
+		if !ok {
+			continue
+		}
+		in.Tracks[i].Clock = &ci
+		if in.Clock == nil || (in.Tracks[i].Kind == "video" && !sourceClockIsVideo(in)) {
+			in.Clock = in.Tracks[i].Clock
+		}
+	}
 	return in
+}
+
+// sourceClockIsVideo reports whether the source's clock comes from a video track.
+func sourceClockIsVideo(in SourceInfo) bool {
+	for _, t := range in.Tracks {
+		if t.Clock == in.Clock {
+			return t.Kind == "video"
+		}
+	}
+	return false
 }

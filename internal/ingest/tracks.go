@@ -8,6 +8,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
 )
 
@@ -22,6 +23,8 @@ type TrackInfo struct {
 	Relayable bool `json:"relayable"`
 	// Note explains a track that is not relayable or was skipped.
 	Note string `json:"note,omitempty"`
+	// Clock is the track's alignment onto the common time baseline.
+	Clock *tsync.ClockInfo `json:"clock,omitempty"`
 }
 
 // inputTrack is one usable track of an announced or described session: the

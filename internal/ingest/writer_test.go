@@ -16,7 +16,7 @@ func TestTrackWriterCounts(t *testing.T) {
 	f := &format.H264{PayloadTyp: 96, SPS: testSPS, PPS: testPPS, PacketizationMode: 1}
 	in := []inputTrack{{format: f, track: unit.Track{Kind: unit.KindVideo, Codec: unit.CodecH264, ClockRate: 90000, PayloadType: 96}}}
 	src := &source{name: "x", stream: stream.New(stream.Params{Name: "x", Tracks: tracksOf(in)})}
-	w := newTrackWriters(src, in)[0]
+	w := newTrackWriters(src, in, nil)[0]
 	for _, seq := range []uint16{10, 11, 14, 12} { // 12 and 13 missing, then 12 arrives late
 		w.onPacket(pkt(seq, uint32(seq)*3000, true, 0x65, 1, 2))
 	}
@@ -42,7 +42,7 @@ func BenchmarkTrackWriter(b *testing.B) {
 	f := &format.H264{PayloadTyp: 96, SPS: testSPS, PPS: testPPS, PacketizationMode: 1}
 	in := []inputTrack{{format: f, track: unit.Track{Kind: unit.KindVideo, Codec: unit.CodecH264, ClockRate: 90000, PayloadType: 96}}}
 	src := &source{name: "x", stream: stream.New(stream.Params{Name: "x", Tracks: tracksOf(in), GOPCacheUnits: -1})}
-	w := newTrackWriters(src, in)[0]
+	w := newTrackWriters(src, in, nil)[0]
 	key := []byte{0x7c, 0x85, 0}
 	mid := []byte{0x7c, 0x05, 0}
 	end := []byte{0x7c, 0x45, 0}

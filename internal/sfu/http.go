@@ -14,6 +14,7 @@ import (
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/metrics"
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/whip"
 )
 
@@ -217,6 +218,15 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			m.Sample(f.name, f.val(in), "source", in.Name)
 		}
 	}
+	var clocks []tsync.ClockRow
+	for _, in := range srcs {
+		for i, tr := range in.Tracks {
+			if tr.Clock != nil {
+				clocks = append(clocks, tsync.ClockRow{Source: in.Name, Track: fmt.Sprintf("%s%d", tr.Kind, i), Info: *tr.Clock})
+			}
+		}
+	}
+	tsync.WriteMetrics(m, "fv_source", clocks)
 	m.Family("fv_forward_latency_seconds", "histogram", "Time a unit spends in the SFU: first packet in to last packet out to a viewer.")
 	s.forward.Write(m, "fv_forward_latency_seconds")
 	m.Family("fv_viewer_dropped_units_total", "counter", "Units the hub dropped for a viewer that fell behind.")

@@ -190,7 +190,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	want := map[string]bool{`fv_source_up{source="cam1"} 1`: false, `fv_source_viewers{source="cam1"} 1`: false, "fv_viewer_dropped_units_total{": false, `fv_source_packets_total{source="cam1"}`: false}
+	want := map[string]bool{`fv_source_clock_trust{source="cam1",track="video0",trust="refclk"} 1`: false, `fv_source_up{source="cam1"} 1`: false, `fv_source_viewers{source="cam1"} 1`: false, "fv_viewer_dropped_units_total{": false, `fv_source_packets_total{source="cam1"}`: false}
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		for k := range want {

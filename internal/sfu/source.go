@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"fieldvideo/internal/stream"
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
 )
 
@@ -65,6 +66,9 @@ type SourceInfo struct {
 	Bytes      uint64      `json:"bytes"`
 	Lost       uint64      `json:"lost"`
 	Publisher  string      `json:"publisher,omitempty"`
+	// Clock is the alignment of the first video track (else the first
+	// track) onto the common time baseline.
+	Clock *tsync.ClockInfo `json:"clock,omitempty"`
 }
 
 // TrackInfo describes a source's track.
@@ -73,6 +77,18 @@ type TrackInfo struct {
 	Codec     string `json:"codec"`
 	ClockRate uint32 `json:"clock_rate"`
 	Relayable bool   `json:"relayable"`
+	// Clock is the track's alignment onto the common time baseline.
+	Clock *tsync.ClockInfo `json:"clock,omitempty"`
+}
+
+// clockIsVideo reports whether the source's clock is a video track's.
+func clockIsVideo(in SourceInfo) bool {
+	for _, t := range in.Tracks {
+		if t.Clock != nil && t.Clock == in.Clock {
+			return t.Kind == "video"
+		}
+	}
+	return false
 }
 
 func trackInfos(ts []unit.Track) []TrackInfo {
@@ -94,6 +110,18 @@ func (src *source) info() SourceInfo {
 	in.Lost = uint64(max(0, src.lost.Load()))
 	if p := src.pub.Load(); p != nil {
 		in.Publisher = p.who
+		now := time.Now()
+		for i := range in.Tracks {
+			if i >= len(p.clocks) {
+				break
+			}
+			if tc := p.clocks[i].Load(); tc != nil {
+				in.Tracks[i].Clock = tc.info(now)
+				if in.Clock == nil || (in.Tracks[i].Kind == "video" && !clockIsVideo(in)) {
+					in.Clock = in.Tracks[i].Clock
+				}
+			}
+		}
 	}
 	return in
 }

@@ -86,6 +86,10 @@ type Unit struct {
 	Capture time.Time
 	// CaptureErr is the estimated error of Capture; negative when unaligned.
 	CaptureErr time.Duration
+	// CaptureTrust says what Capture rests on, as a sync.Trust value
+	// (0: unaligned, then arrival, sender reports, a signalled reference
+	// clock).
+	CaptureTrust uint8
 	// Epoch identifies the upstream session that produced the unit. It changes
 	// when a source's publisher reconnects, so readers can re-anchor their
 	// sequence numbers and timestamps. Set by the stream on Write.

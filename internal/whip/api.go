@@ -12,6 +12,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+
+	tsync "fieldvideo/internal/sync"
 )
 
 // APIParams configures NewAPI.
@@ -32,13 +34,21 @@ type APIParams struct {
 }
 
 // NewAPI returns a WebRTC API with our codecs, NACK (both directions), RTCP
-// sender and receiver reports, and the given ICE settings. Multicast DNS is
+// sender and receiver reports, the abs-capture-time and capture-quality
+// header extensions, and the given ICE settings. Multicast DNS is
 // off: candidates carry addresses, and nothing is sent to multicast groups.
 func NewAPI(p APIParams) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	for _, c := range codecs {
 		if err := me.RegisterCodec(c, CodecType(kindOfMime(c.MimeType))); err != nil {
 			return nil, fmt.Errorf("register codec %s: %w", c.MimeType, err)
+		}
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		for _, uri := range []string{tsync.AbsCaptureTimeURI, tsync.CaptureQualityURI} {
+			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, kind); err != nil {
+				return nil, fmt.Errorf("register header extension %s: %w", uri, err)
+			}
 		}
 	}
 	ir := &interceptor.Registry{}

@@ -1,6 +1,7 @@
 package whip
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/stream"
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
 )
 
@@ -30,6 +32,10 @@ type LocalTrack struct {
 	rw  stream.Rewriter
 	hdr rtp.Header
 	ext []rtp.Extension
+	// abs and qual hold the unit's abs-capture-time and capture-quality
+	// extension payloads, written once per unit.
+	abs  [8]byte
+	qual [tsync.CaptureQualitySize]byte
 
 	packets, bytes atomic.Uint64
 
@@ -39,9 +45,11 @@ type LocalTrack struct {
 }
 
 type binding struct {
-	ssrc uint32
-	pt   uint8
-	w    webrtc.TrackLocalWriter
+	ssrc   uint32
+	pt     uint8
+	w      webrtc.TrackLocalWriter
+	absID  uint8 // negotiated extension ids; 0 when not negotiated
+	qualID uint8
 }
 
 // NewLocalTrack returns a track carrying stream track index source, described
@@ -58,7 +66,16 @@ func NewLocalTrack(id, streamID string, source int, t unit.Track, c webrtc.RTPCo
 func (t *LocalTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, t.codec.MimeType) {
-			t.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
+			for _, e := range ctx.HeaderExtensions() {
+				switch e.URI {
+				case tsync.AbsCaptureTimeURI:
+					b.absID = uint8(e.ID)
+				case tsync.CaptureQualityURI:
+					b.qualID = uint8(e.ID)
+				}
+			}
+			t.bound.Store(b)
 			return c, nil
 		}
 	}
@@ -99,8 +116,22 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 	if !t.rw.Begin(d) {
 		return nil
 	}
-	for _, p := range d.Unit.Packets {
+	u := d.Unit
+	abs := b.absID != 0 && !u.Capture.IsZero()
+	if abs {
+		binary.BigEndian.PutUint64(t.abs[:], tsync.UnixNanoToNTP(u.Capture.UnixNano()))
+	}
+	if b.qualID != 0 {
+		_, _ = tsync.CaptureQuality{Trust: tsync.Trust(u.CaptureTrust), Err: u.CaptureErr}.MarshalTo(t.qual[:])
+	}
+	for _, p := range u.Packets {
 		t.rw.Header(p, &t.hdr, t.ext)
+		if abs {
+			_ = t.hdr.SetExtension(b.absID, t.abs[:])
+		}
+		if b.qualID != 0 {
+			_ = t.hdr.SetExtension(b.qualID, t.qual[:])
+		}
 		if _, err := b.w.WriteRTP(&t.hdr, p.Payload); err != nil {
 			return err
 		}

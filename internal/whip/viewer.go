@@ -36,6 +36,7 @@ type Viewer struct {
 
 	mu    sync.Mutex
 	ssrcs []uint32
+	exts  map[string]uint8 // negotiated header extension ids by URI
 }
 
 // View opens a WHEP session and returns once the SFU has answered; packets
@@ -103,6 +104,12 @@ func View(ctx context.Context, p ViewerParams) (*Viewer, error) {
 func (v *Viewer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	v.mu.Lock()
 	v.ssrcs = append(v.ssrcs, uint32(t.SSRC()))
+	if v.exts == nil {
+		v.exts = map[string]uint8{}
+	}
+	for _, e := range r.GetParameters().HeaderExtensions {
+		v.exts[e.URI] = uint8(e.ID)
+	}
 	v.mu.Unlock()
 	go func() {
 		for {
@@ -121,6 +128,14 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			v.p.OnPacket(t.Kind(), codec, p, time.Now())
 		}
 	}
+}
+
+// HeaderExtensionID returns the id negotiated for the RTP header extension
+// uri, or 0; it is known once a track has arrived.
+func (v *Viewer) HeaderExtensionID(uri string) uint8 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.exts[uri]
 }
 
 // Connected is closed once ICE and DTLS are up.

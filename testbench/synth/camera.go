@@ -18,6 +18,10 @@ import (
 // Magic starts every stamped slice payload, after the NAL header.
 const Magic = 0xF1E1D0C0
 
+// TrustRefClock is the sync.Trust value of a reference-clock-locked capture
+// time: a synthetic camera knows its capture times exactly.
+const TrustRefClock = 3
+
 // Params describe a synthetic camera.
 type Params struct {
 	FPS             int // frames per second; default 25
@@ -91,7 +95,8 @@ func (c *Camera) Next(now time.Time) *unit.Unit {
 		n *= 4
 		nal = 0x65
 	}
-	u := &unit.Unit{Track: 0, Keyframe: key, RTPTime: uint64(c.ts), Arrival: now, CaptureErr: -1}
+	u := &unit.Unit{Track: 0, Keyframe: key, RTPTime: uint64(c.ts), Arrival: now,
+		Capture: now, CaptureErr: time.Millisecond, CaptureTrust: TrustRefClock}
 	if key {
 		stap := []byte{0x78}
 		for _, ps := range [][]byte{c.sps, c.pps} {
@@ -130,7 +135,8 @@ func (c *Camera) NextAudio(now time.Time) *unit.Unit {
 	binary.BigEndian.PutUint32(b[1:5], Magic)
 	binary.BigEndian.PutUint64(b[5:13], uint64(now.UnixNano()))
 	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: c.aseq, Timestamp: c.ats, SSRC: c.p.SSRC + 1}, Payload: b}
-	u := &unit.Unit{Track: 1, Packets: []*rtp.Packet{p}, Seq: uint64(c.aseq), RTPTime: uint64(c.ats), Arrival: now, CaptureErr: -1}
+	u := &unit.Unit{Track: 1, Packets: []*rtp.Packet{p}, Seq: uint64(c.aseq), RTPTime: uint64(c.ats), Arrival: now,
+		Capture: now, CaptureErr: time.Millisecond, CaptureTrust: TrustRefClock}
 	c.aseq++
 	c.ats += 960
 	return u
