@@ -67,7 +67,7 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, sum s
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if err == nil && sum != "" && !strings.EqualFold(sum, got) {
-		err = fmt.Errorf("put %s: content SHA-256 %s does not match the expected %s", key, got, sum)
+		err = fmt.Errorf("put %s: %w: got %s, expected %s", key, ErrChecksum, got, sum)
 	}
 	if err == nil {
 		err = tmp.Sync()

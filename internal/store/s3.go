@@ -488,7 +488,7 @@ func (s *S3) explain(op, key string, err error) error {
 		"XAdminUserNotFound": // versitygw without IAM, for an unknown access key
 		return s.denied(what, resp.Code, err)
 	case "XAmzContentSHA256Mismatch", "BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum":
-		return fmt.Errorf("%s: %s refused the content: it does not match the SHA-256 given (%s); nothing was stored: %w", what, s.where, resp.Code, err)
+		return fmt.Errorf("%s: %s refused the content (%s); nothing was stored: %w: %w", what, s.where, resp.Code, ErrChecksum, err)
 	case "AuthorizationHeaderMalformed", "InvalidRegion":
 		return fmt.Errorf("%s: %s rejects region %q: set s3.region to the bucket's region: %w", what, s.where, s.p.Region, err)
 	}
@@ -576,13 +576,13 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		// minio-go checks the server's checksum itself when it has one.
 		if strings.Contains(err.Error(), "checksum mismatch") {
-			return n, fmt.Errorf("%s: the object is damaged: %w", v.what, err)
+			return n, fmt.Errorf("%s: the object is damaged: %w: %w", v.what, ErrChecksum, err)
 		}
 		return n, fmt.Errorf("%s: %w", v.what, err)
 	}
 	if err == io.EOF {
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
-			return n, fmt.Errorf("%s: content SHA-256 %s does not match the stored %s: the object is damaged", v.what, got, v.want)
+			return n, fmt.Errorf("%s: the object is damaged: %w: got %s, stored %s", v.what, ErrChecksum, got, v.want)
 		}
 	}
 	return n, err

@@ -18,6 +18,10 @@ import (
 // ErrNotFound is returned for a key that does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrChecksum is returned when content does not match its expected SHA-256:
+// the data is damaged, and sending the same bytes again will not help.
+var ErrChecksum = errors.New("content does not match its SHA-256")
+
 // Info describes a stored object.
 type Info struct {
 	Key      string
