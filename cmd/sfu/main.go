@@ -67,7 +67,7 @@ func run(args []string) error {
 		return err
 	}
 	defer al.Close()
-	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: verifier, Audit: al, Log: log, Console: console.FS()})
+	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: verifier, Audit: al, Log: log, Console: console.FS(), Secret: secret})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ type SFU struct {
 	Auth   Auth   `yaml:"auth"`
 	Audit  Audit  `yaml:"audit"`
 	Stream Stream `yaml:"stream"`
+	Calls  Calls  `yaml:"calls"`
 }
 
 // HTTP configures the SFU's HTTP(S) listener.
@@ -55,6 +56,7 @@ func DefaultSFU() SFU {
 		Auth:   defaultAuth(),
 		Audit:  Audit{File: "data/audit-sfu.log"},
 		Stream: defaultStream(),
+		Calls:  defaultCalls(),
 	}
 }
 
@@ -83,5 +85,8 @@ func (c SFU) Validate() error {
 	if c.Audit.File == "" {
 		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
 	}
-	return c.Stream.validate()
+	if err := c.Stream.validate(); err != nil {
+		return err
+	}
+	return c.Calls.validate()
 }

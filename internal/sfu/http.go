@@ -33,6 +33,8 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("OPTIONS "+p, s.handleOptions)
 	}
 	mux.HandleFunc("GET /v1/sources", s.handleSources)
+	mux.HandleFunc("GET /v1/rooms/{room}/ws", s.handleRoom)
+	mux.Handle("GET /v1/rooms", s.operatorOnly(http.HandlerFunc(s.handleRooms)))
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
 	mux.Handle("GET /debug/pprof/", s.operatorOnly(http.HandlerFunc(pprof.Index)))

@@ -23,6 +23,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/metrics"
+	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/whip"
 )
 
@@ -34,6 +35,9 @@ type Params struct {
 	Log      *slog.Logger
 	// Console holds the web console's static files; nil serves none.
 	Console fs.FS
+	// Secret is the auth secret, from which TURN credentials are derived;
+	// nil loads it from Conf.Auth when the embedded TURN server is on.
+	Secret []byte
 }
 
 // Server is the SFU.
@@ -45,6 +49,9 @@ type Server struct {
 	mux  ice.UDPMux
 	ln   net.Listener
 	http *http.Server
+
+	calls *rooms.Manager
+	turn  *turnServer // nil when off
 
 	mu       sync.Mutex
 	sources  map[string]*source
@@ -88,9 +95,16 @@ func New(p Params) (*Server, error) {
 		s.mux.Close()
 		return nil, err
 	}
+	if err := s.startCalls(); err != nil {
+		s.mux.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", p.Conf.HTTP.Address)
 	if err != nil {
 		s.mux.Close()
+		if s.turn != nil {
+			s.turn.close()
+		}
 		return nil, fmt.Errorf("http.address %s: %w", p.Conf.HTTP.Address, err)
 	}
 	s.ln = ln
@@ -127,6 +141,7 @@ func (s *Server) Run(ctx context.Context) error {
 		errc <- err
 	}()
 	go s.measure(ctx)
+	go s.calls.Run(ctx)
 	s.log.Info("listening", "http", s.HTTPAddr(), "ice_udp", s.UDPAddr())
 	select {
 	case <-ctx.Done():
@@ -158,6 +173,10 @@ func (s *Server) Close() {
 		s.mu.Unlock()
 		for _, ss := range sessions {
 			ss.close("server shutting down")
+		}
+		s.calls.Close()
+		if s.turn != nil {
+			s.turn.close()
 		}
 		s.mu.Lock()
 		for _, src := range s.sources {

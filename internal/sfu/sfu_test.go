@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,26 +14,37 @@ import (
 	"github.com/pion/rtp"
 
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/unit"
 	"fieldvideo/internal/whip"
 	"fieldvideo/testbench/synth"
 )
 
 // checkContinuous fails unless the packets start at a keyframe with the
-// parameter sets, and sequence numbers never skip.
+// parameter sets and no sequence number is missing. Order is not checked:
+// on a loaded machine a packet lost on loopback comes back by NACK, late.
 func checkContinuous(t *testing.T, ps []*rtp.Packet) {
 	t.Helper()
 	if len(ps) == 0 {
 		t.Fatal("no video received")
 	}
-	if ps[0].Payload[0]&0x1f != 24 {
-		t.Fatalf("first video packet is NAL type %d, want a STAP-A with SPS and PPS", ps[0].Payload[0]&0x1f)
-	}
-	for i := 1; i < len(ps); i++ {
-		if ps[i].SequenceNumber != ps[i-1].SequenceNumber+1 {
-			t.Fatalf("sequence jumps from %d to %d at packet %d", ps[i-1].SequenceNumber, ps[i].SequenceNumber, i)
+	var u unit.Unwrapper
+	u.Bits = 16
+	seqs := make([]uint64, len(ps))
+	first := 0
+	for i, p := range ps {
+		seqs[i] = u.Unwrap(uint64(p.SequenceNumber))
+		if seqs[i] < seqs[first] {
+			first = i
 		}
-		if int32(ps[i].Timestamp-ps[i-1].Timestamp) < 0 {
-			t.Fatalf("timestamp goes back at packet %d", i)
+	}
+	if nal := ps[first].Payload[0] & 0x1f; nal != 24 {
+		t.Fatalf("first video packet is NAL type %d, want a STAP-A with SPS and PPS", nal)
+	}
+	slices.Sort(seqs)
+	seqs = slices.Compact(seqs)
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("sequence numbers %d to %d are missing", seqs[i-1]+1, seqs[i]-1)
 		}
 	}
 }

@@ -18,6 +18,7 @@ type Rewriter struct {
 	ClockRate   uint32
 
 	started  bool
+	reanchor bool // the next unit starts a new anchor
 	epoch    uint32
 	seqOff   uint16
 	tsOff    uint32
@@ -43,7 +44,8 @@ func (w *Rewriter) Begin(d Delivery) bool {
 		w.seqOff = 0
 		w.tsOff = 0
 		w.anchor(d)
-	case u.Epoch != w.epoch:
+	case u.Epoch != w.epoch || w.reanchor:
+		w.reanchor = false
 		elapsed := u.Arrival.Sub(w.lastAt)
 		ticks := uint32(1)
 		if elapsed > 0 && w.ClockRate > 0 {
@@ -63,6 +65,15 @@ func (w *Rewriter) Begin(d Delivery) bool {
 		w.lastAt = u.Arrival
 	}
 	return true
+}
+
+// Reanchor makes the next Begin start a new anchor, as after an upstream
+// reconnection: the outgoing sequence goes on from the last one written and
+// the timestamp advances by the arrival time elapsed. A forwarder calls it
+// when it switches the outgoing stream to another input (a simulcast layer
+// switch), so the subscriber sees one continuous stream.
+func (w *Rewriter) Reanchor() {
+	w.reanchor = w.started
 }
 
 func (w *Rewriter) anchor(d Delivery) {

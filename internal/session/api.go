@@ -1,0 +1,191 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/unit"
+	"fieldvideo/internal/whip"
+)
+
+// OpusFmtp turns on in-band forward error correction and discontinuous
+// transmission: a lost packet is rebuilt from the next, and silence costs
+// almost nothing on a 4G uplink.
+const OpusFmtp = "minptime=10;useinbandfec=1;usedtx=1"
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+	{Type: webrtc.TypeRTCPFBTransportCC}, {Type: webrtc.TypeRTCPFBGoogREMB},
+}
+
+// roomCodecs are the codecs of calls, in order of preference per kind: H.264
+// (hardware decoders on every phone, and what recordings keep), VP8, Opus;
+// G.711 only so field cameras that send it can be heard. Video carries RTX.
+var roomCodecs = []webrtc.RTPCodecParameters{
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: whip.H264Fmtp, RTCPFeedback: videoFeedback}, PayloadType: 102},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=102"}, PayloadType: 103},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"}, PayloadType: 97},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtp,
+		RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}}, PayloadType: 111},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
+}
+
+// publishable are the codecs a participant may publish, best first.
+var publishable = []string{unit.CodecH264, unit.CodecVP8, unit.CodecOpus}
+
+// codecFor returns the call codec that carries t.
+func codecFor(t unit.Track) (webrtc.RTPCodecParameters, bool) {
+	for _, c := range roomCodecs {
+		if c.MimeType != webrtc.MimeTypeRTX && whip.CodecName(c.MimeType) == t.Codec && c.ClockRate == t.ClockRate {
+			return c, true
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// APIParams configures NewAPI.
+type APIParams struct {
+	// UDPMux makes every peer connection share one UDP port; nil uses
+	// ephemeral ports (clients).
+	UDPMux ice.UDPMux
+	// Loopback offers loopback candidates too; LoopbackOnly offers nothing
+	// else (tests).
+	Loopback, LoopbackOnly bool
+	// AdvertiseIPs replace host candidate addresses (server behind 1:1 NAT).
+	AdvertiseIPs []string
+	// StartBitrate, MinBitrate and MaxBitrate bound each connection's send
+	// bandwidth estimate; zero uses 800 kb/s, 100 kb/s and 20 Mb/s.
+	StartBitrate, MinBitrate, MaxBitrate int
+	// DisconnectedTimeout and FailedTimeout tune ICE; zero keeps 3 s and 10 s.
+	DisconnectedTimeout, FailedTimeout time.Duration
+}
+
+// API builds the peer connections of calls: NACK with RTX, sender and
+// receiver reports, transport-wide congestion control (the header extension
+// on what it sends, feedback on what it receives) feeding a Google
+// congestion control estimator per connection, the simulcast stream-id
+// extensions and the audio level extension (RFC 6464).
+type API struct {
+	api *webrtc.API
+
+	mu         sync.Mutex
+	estimators map[string]cc.BandwidthEstimator // peer connection id → estimator
+}
+
+// NewAPI returns the API for call peer connections.
+func NewAPI(p APIParams) (*API, error) {
+	if p.StartBitrate == 0 {
+		p.StartBitrate = 800_000
+	}
+	if p.MinBitrate == 0 {
+		p.MinBitrate = 100_000
+	}
+	if p.MaxBitrate == 0 {
+		p.MaxBitrate = 20_000_000
+	}
+	a := &API{estimators: map[string]cc.BandwidthEstimator{}}
+	me := &webrtc.MediaEngine{}
+	for _, c := range roomCodecs {
+		kind := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(c.MimeType, "audio/") {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if err := me.RegisterCodec(c, kind); err != nil {
+			return nil, fmt.Errorf("register codec %s: %w", c.MimeType, err)
+		}
+	}
+	ir := &interceptor.Registry{}
+	// The congestion controller comes first, so it sees packets after the
+	// transport-wide sequence number is added, and the NACK responder can
+	// limit retransmissions to the target rate.
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(p.StartBitrate), gcc.SendSideBWEMinBitrate(p.MinBitrate),
+			gcc.SendSideBWEMaxBitrate(p.MaxBitrate),
+			// Layer selection keeps what is sent under the estimate; a
+			// pacing queue would only add delay (and memory) on top.
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	ccf.OnNewPeerConnection(func(id string, e cc.BandwidthEstimator) {
+		a.mu.Lock()
+		a.estimators[id] = e
+		a.mu.Unlock()
+	})
+	ir.Add(ccf)
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetIncludeLoopbackCandidate(p.Loopback || p.LoopbackOnly)
+	if p.LoopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if p.UDPMux != nil {
+		se.SetICEUDPMux(p.UDPMux)
+	}
+	if len(p.AdvertiseIPs) > 0 {
+		se.SetNAT1To1IPs(p.AdvertiseIPs, webrtc.ICECandidateTypeHost)
+	}
+	disc, failed := p.DisconnectedTimeout, p.FailedTimeout
+	if disc == 0 {
+		disc = 3 * time.Second
+	}
+	if failed == 0 {
+		failed = 10 * time.Second
+	}
+	se.SetICETimeouts(disc, failed, time.Second)
+	a.api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return a, nil
+}
+
+// NewPeerConnection returns a peer connection and its send-side bandwidth
+// estimator.
+func (a *API) NewPeerConnection(c webrtc.Configuration) (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	pc, err := a.api.NewPeerConnection(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.mu.Lock()
+	e := a.estimators[pc.ID()]
+	delete(a.estimators, pc.ID())
+	a.mu.Unlock()
+	if e == nil {
+		_ = pc.Close()
+		return nil, nil, errors.New("session: the congestion controller was not set up for the peer connection")
+	}
+	return pc, e, nil
+}

@@ -1,0 +1,443 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/stream"
+)
+
+// participant is one member of a room. Its own goroutine owns its signalling
+// connection (which can be replaced when the client resumes), its two peer
+// connections — publish, where the client offers, and subscribe, where the
+// server offers, so renegotiations never collide — its published tracks and
+// its subscriptions. Pion callbacks and the room reach it through channels.
+type participant struct {
+	m       *Manager
+	room    *Room
+	id      string
+	name    string
+	session string
+	remote  string
+	claims  *auth.Claims
+	log     *slog.Logger
+
+	in      chan inbound
+	connEnd chan *conn
+	events  chan any
+	media   chan any
+	attach  chan attachReq
+	kicked  chan string
+	done    chan struct{}
+
+	// Owned by the participant goroutine.
+	c          *conn
+	autoSub    bool
+	pubPC      *webrtc.PeerConnection
+	subPC      *webrtc.PeerConnection
+	bwe        cc.BandwidthEstimator
+	pending    map[string]pubMeta // mid → what the offer said it sends
+	ups        map[string]*uptrack
+	downs      map[string]*downtrack
+	subPending bool // a subscribe offer awaits its answer
+	subDirty   bool // subscriptions changed meanwhile
+	subRestart bool
+	subUp      bool
+	pubFailed  bool
+	subFailed  bool
+	lostSince  time.Time
+	lostReason string
+	sampledAt  time.Time
+	probeUntil time.Time
+	nextProbe  time.Time
+	probeBase  int
+}
+
+type inbound struct {
+	c   *conn
+	req Request
+}
+
+type attachReq struct {
+	c       *conn
+	autoSub bool
+	joinID  int64
+	rep     joinReply
+}
+
+type pubMeta struct {
+	source string
+	rids   []string
+}
+
+// Media events, from pion's goroutines and stream readers.
+type (
+	trackArrived struct {
+		t   *webrtc.TrackRemote
+		rcv *webrtc.RTPReceiver
+	}
+	pcState struct {
+		pc    string
+		state webrtc.PeerConnectionState
+	}
+	downEnded struct {
+		dt  *downtrack
+		err error
+	}
+)
+
+func newParticipant(m *Manager, room *Room, c *auth.Claims, j *Join, sc *conn) *participant {
+	id := participantID(c)
+	name := j.Name
+	if name == "" {
+		name = id
+	}
+	p := &participant{
+		m: m, room: room, id: id, name: name, session: newID(), remote: sc.remote, claims: c,
+		in: make(chan inbound, 16), connEnd: make(chan *conn, 1), events: make(chan any, 1024),
+		media: make(chan any, 256), attach: make(chan attachReq, 1), kicked: make(chan string, 1),
+		done: make(chan struct{}), c: sc, autoSub: j.AutoSubscribe,
+		pending: map[string]pubMeta{}, ups: map[string]*uptrack{}, downs: map[string]*downtrack{},
+	}
+	p.log = m.log.With("room", room.name, "participant", id)
+	return p
+}
+
+func (p *participant) info() ParticipantInfo {
+	return ParticipantInfo{ID: p.id, Name: p.name, Role: string(p.claims.Role)}
+}
+
+// deliver queues a room event without blocking; a participant too slow to
+// take its events is removed.
+func (p *participant) deliver(msg any) {
+	select {
+	case p.events <- msg:
+	default:
+		p.kick("too many events queued: the connection is too slow")
+	}
+}
+
+// kick ends the participant with a reason; it never blocks.
+func (p *participant) kick(reason string) {
+	select {
+	case p.kicked <- reason:
+	default:
+	}
+}
+
+// attachConn hands a resumed connection over; false if the participant
+// has ended.
+func (p *participant) attachConn(a attachReq) bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+	}
+	select {
+	case p.attach <- a:
+		return true
+	default:
+		return false
+	}
+}
+
+// post hands a media event to the participant goroutine.
+func (p *participant) post(ev any) {
+	select {
+	case p.media <- ev:
+	case <-p.done:
+	}
+}
+
+func (p *participant) readFrom(c *conn) {
+	c.readLoop(func(r Request) bool {
+		select {
+		case p.in <- inbound{c, r}:
+			return true
+		case <-p.done:
+			return false
+		}
+	})
+	select {
+	case p.connEnd <- c:
+	case <-p.done:
+	}
+}
+
+func (p *participant) sendJoined(id int64, resumed bool, rep joinReply) {
+	others := rep.others
+	if others == nil {
+		others = []ParticipantInfo{}
+	}
+	p.c.send(Joined{
+		Header: Header{Type: TypeJoined, ID: id}, Room: p.room.name, Session: p.session, Resumed: resumed,
+		Participant: p.info(), Grants: Grants{Publish: p.claims.RoomPublish, Subscribe: p.claims.RoomSubscribe},
+		Participants: others, Tracks: rep.tracks, ICEServers: p.m.iceServers(p.claims),
+	})
+}
+
+// run serves the participant until it leaves or is removed.
+func (p *participant) run(joinID int64, rep joinReply) {
+	go p.readFrom(p.c)
+	p.sendJoined(joinID, false, rep)
+	for _, t := range rep.tracks {
+		p.onEvent(autoSubscribe{t})
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	p.sampledAt = time.Now()
+	for {
+		select {
+		case in := <-p.in:
+			if in.c != p.c {
+				continue
+			}
+			if !p.handle(in.req) {
+				return
+			}
+		case c := <-p.connEnd:
+			if c != p.c {
+				continue
+			}
+			if c.normal {
+				p.end("left (closed the connection)")
+				return
+			}
+			p.setLost("signalling connection lost")
+		case a := <-p.attach:
+			p.c.close()
+			p.c, p.autoSub = a.c, a.autoSub
+			go p.readFrom(a.c)
+			p.sendJoined(a.joinID, true, a.rep)
+			if p.subPending && p.subPC != nil && p.subPC.LocalDescription() != nil {
+				p.c.send(Offer{Header: Header{Type: TypeOffer}, PC: PCSubscribe, SDP: p.subPC.LocalDescription().SDP})
+			}
+			p.checkLost()
+			p.log.Info("resumed")
+		case msg := <-p.events:
+			p.onEvent(msg)
+		case ev := <-p.media:
+			p.onMedia(ev)
+		case reason := <-p.kicked:
+			p.end(reason)
+			return
+		case now := <-tick.C:
+			p.allocate(now)
+			if !p.lostSince.IsZero() && now.Sub(p.lostSince) > p.m.p.Conf.ResumeWindow {
+				p.end(p.lostReason + fmt.Sprintf("; not back within %s", p.m.p.Conf.ResumeWindow))
+				return
+			}
+		}
+	}
+}
+
+func (p *participant) setLost(reason string) {
+	if p.lostSince.IsZero() {
+		p.lostSince, p.lostReason = time.Now(), reason
+		p.log.Info("connection lost; waiting for the client to resume", "reason", reason)
+	}
+}
+
+// checkLost clears the lost state once signalling and media are back.
+func (p *participant) checkLost() {
+	select {
+	case <-p.c.done:
+		return
+	default:
+	}
+	if !p.pubFailed && !p.subFailed {
+		p.lostSince = time.Time{}
+	}
+}
+
+// handle serves one client request; false ends the participant.
+func (p *participant) handle(r Request) bool {
+	var err error
+	switch m := r.(type) {
+	case *Join:
+		err = errorf(CodeConflict, "already joined room %q; open a new connection to join another room", p.room.name)
+	case *Offer:
+		err = p.onOffer(m)
+	case *Answer:
+		err = p.onAnswer(m)
+	case *Candidate:
+		err = p.onCandidate(m)
+	case *Subscribe:
+		err = p.subscribe(m.ID, m.Track, m.Pinned)
+	case *Unsubscribe:
+		if p.downs[m.Track] == nil {
+			err = errorf(CodeNotFound, "you are not subscribed to %q", m.Track)
+		} else {
+			p.unsubscribe(m.ID, m.Track, "unsubscribed")
+		}
+	case *Mute:
+		reply := make(chan error, 1)
+		if call(p.room, p.room.chMute, muteReq{p: p, track: m.Track, muted: m.Muted, reply: reply}) {
+			err = <-reply
+		}
+	case *RestartICE:
+		if p.subPC == nil {
+			err = errorf(CodeConflict, "there is no subscribe connection to restart yet")
+		} else {
+			p.negotiate(true)
+		}
+	case *Leave:
+		p.end("left")
+		return false
+	case *Ping:
+		p.c.send(Header{Type: TypePong, ID: m.ID})
+	}
+	if err != nil {
+		p.c.send(errorMessage(r.RequestID(), err))
+	}
+	return true
+}
+
+func (p *participant) onCandidate(m *Candidate) error {
+	pc := p.pubPC
+	if m.PC == PCSubscribe {
+		pc = p.subPC
+	}
+	if pc == nil {
+		return errorf(CodeConflict, "no %s connection yet: send its offer or answer first", m.PC)
+	}
+	if m.Candidate == "" {
+		return nil
+	}
+	if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: m.Candidate, SDPMid: m.SDPMid, SDPMLineIndex: m.SDPMLineIndex}); err != nil {
+		return errorf(CodeBadRequest, "candidate %q: %v", m.Candidate, err)
+	}
+	return nil
+}
+
+func (p *participant) onAnswer(m *Answer) error {
+	if !p.subPending {
+		return errorf(CodeConflict, "no subscribe offer is waiting for an answer")
+	}
+	p.subPending = false
+	if err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+		p.subDirty = true
+		return errorf(CodeBadRequest, "subscribe answer rejected: %v", err)
+	}
+	p.startDowns()
+	if p.subDirty {
+		restart := p.subRestart
+		p.subDirty, p.subRestart = false, false
+		p.negotiate(restart)
+	}
+	return nil
+}
+
+// autoSubscribe is a track present at join, for auto-subscription.
+type autoSubscribe struct{ track TrackInfo }
+
+func (p *participant) onEvent(msg any) {
+	if a, ok := msg.(autoSubscribe); ok {
+		msg = TrackEvent{Header: Header{Type: TypeTrackPublished}, Track: a.track}
+	} else {
+		p.c.send(msg)
+	}
+	ev, ok := msg.(TrackEvent)
+	if !ok {
+		return
+	}
+	switch ev.Type {
+	case TypeTrackUnpublished:
+		if p.downs[ev.Track.ID] != nil {
+			p.unsubscribe(0, ev.Track.ID, ev.Reason)
+		}
+	case TypeTrackPublished:
+		if p.autoSub && p.claims.RoomSubscribe && ev.Track.Participant != p.id && ev.Track.Source != SourceField {
+			if err := p.subscribe(0, ev.Track.ID, false); err != nil {
+				p.c.send(errorMessage(0, err))
+			}
+		}
+	}
+}
+
+func (p *participant) onMedia(ev any) {
+	switch ev := ev.(type) {
+	case trackArrived:
+		p.onTrack(ev.t, ev.rcv)
+	case pcState:
+		failed := ev.state == webrtc.PeerConnectionStateFailed
+		if ev.pc == PCPublish {
+			p.pubFailed = failed
+		} else {
+			p.subFailed = failed
+			if ev.state == webrtc.PeerConnectionStateConnected {
+				p.subUp = true
+				p.startDowns()
+			}
+		}
+		if failed {
+			p.setLost("media connection (" + ev.pc + ") failed")
+		} else if ev.state == webrtc.PeerConnectionStateConnected {
+			p.checkLost()
+		}
+	case downEnded:
+		if p.downs[ev.dt.pub.info.ID] == ev.dt {
+			reason := "the track ended"
+			if errors.Is(ev.err, stream.ErrTracksChanged) {
+				reason = "the source changed its tracks; subscribe again"
+			}
+			p.unsubscribe(0, ev.dt.pub.info.ID, reason)
+		}
+	}
+}
+
+// end removes the participant: it leaves the room (its tracks are
+// unpublished, which ends their subscribers' readers), its subscriptions
+// stop, its connections close.
+func (p *participant) end(reason string) {
+	close(p.done)
+	reply := make(chan struct{})
+	if call(p.room, p.room.chLeave, leaveReq{p: p, reason: reason, reply: reply}) {
+		<-reply
+	}
+	for _, dt := range p.downs {
+		dt.stop()
+	}
+	for _, up := range p.ups {
+		up.close()
+	}
+	for _, pc := range []*webrtc.PeerConnection{p.pubPC, p.subPC} {
+		if pc != nil {
+			_ = pc.Close()
+		}
+	}
+	p.c.send(Bye{Header: Header{Type: TypeBye}, Reason: reason})
+	p.c.close()
+	p.log.Info("left", "reason", reason)
+}
+
+// newPC creates one of the participant's peer connections.
+func (p *participant) newPC(name string) (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	pc, bwe, err := p.m.p.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, errorf(CodeInternal, "cannot create the %s connection: %v", name, err)
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.post(pcState{pc: name, state: s}) })
+	return pc, bwe, nil
+}
+
+// localDescription sets d as the local description and waits for ICE
+// gathering, so the SDP sent carries every candidate of the server.
+func localDescription(pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, error) {
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(d); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+	case <-time.After(5 * time.Second):
+		return "", errors.New("ICE gathering did not finish within 5 s")
+	}
+	return pc.LocalDescription().SDP, nil
+}

@@ -1,0 +1,152 @@
+package sfu
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"fieldvideo/internal/auth"
+	rooms "fieldvideo/internal/session"
+)
+
+// rawJoin opens the room's WebSocket, sends first and returns every message
+// until the server closes the socket.
+func rawJoin(t *testing.T, h *callHarness, room string, first string) []rooms.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL(room), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var out []rooms.Message
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			if _, ok := err.(*websocket.CloseError); !ok {
+				t.Fatalf("the server did not close the socket after refusing: %v", err)
+			}
+			return out
+		}
+		var hd rooms.Header
+		_ = json.Unmarshal(b, &hd)
+		out = append(out, rooms.Message{Type: hd.Type, ID: hd.ID, Raw: b})
+	}
+}
+
+func TestCallTokensRefused(t *testing.T) {
+	h := startCallSFU(t, nil)
+	mint := func(secret []byte, c auth.Claims, ttl time.Duration, at time.Time) string {
+		tok, err := auth.Mint(secret, c, ttl, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	ok := auth.Claims{Role: auth.RoleResponder, Room: "r1", RoomPublish: true, RoomSubscribe: true}
+	ok.Subject = "eve"
+	noRoom := ok
+	noRoom.Room = ""
+	other := []byte("some-other-secret-some-other-secret!!")
+	join := func(tok string) string { return `{"type":"join","id":1,"token":"` + tok + `"}` }
+	for _, c := range []struct {
+		name, room, first, code, reason string
+	}{
+		{"expired", "r1", join(mint(testSecret, ok, time.Minute, time.Now().Add(-time.Hour))), rooms.CodeUnauthorized, "token expired"},
+		{"wrong signature", "r1", join(mint(other, ok, time.Hour, time.Now())), rooms.CodeUnauthorized, "signature does not match"},
+		{"wrong room", "r2", join(mint(testSecret, ok, time.Hour, time.Now())), rooms.CodeForbidden, `may not join room "r2" (its room grant: r1)`},
+		{"no room grant", "r1", join(mint(testSecret, noRoom, time.Hour, time.Now())), rooms.CodeForbidden, "its room grant: none"},
+		{"no token", "r1", `{"type":"join","id":1}`, rooms.CodeBadRequest, "token is empty"},
+		{"garbage token", "r1", join("not.a.token"), rooms.CodeUnauthorized, "malformed token"},
+		{"not a join first", "r1", `{"type":"subscribe","id":3,"track":"x/camera"}`, rooms.CodeUnauthorized, "first message must be a join"},
+		{"not JSON", "r1", `hello`, rooms.CodeBadRequest, "not a JSON object"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			msgs := rawJoin(t, h, c.room, c.first)
+			if len(msgs) == 0 || msgs[0].Type != rooms.TypeError {
+				t.Fatalf("got %v, want an error then bye", msgs)
+			}
+			var e rooms.ErrorMessage
+			_ = msgs[0].Decode(&e)
+			if e.Code != c.code || !strings.Contains(e.Reason, c.reason) {
+				t.Fatalf("error %s %q; want %s containing %q", e.Code, e.Reason, c.code, c.reason)
+			}
+			for _, m := range msgs {
+				if m.Type == rooms.TypeJoined || m.Type == rooms.TypeOffer {
+					t.Fatalf("a refused client got %s", m.Raw)
+				}
+			}
+		})
+	}
+	if rs := h.srv.Rooms(); len(rs) != 0 {
+		t.Fatalf("refused joins left rooms behind: %+v", rs)
+	}
+
+	// Grants inside a room: publishing needs room_publish, subscribing
+	// room_subscribe, a field camera its view grant.
+	pub := h.join("r1", h.callToken("pub", auth.RoleCommander, grant{room: "r1", publish: true, subscribe: true}), nil)
+	publishSynth(t, pub, 127)
+	watcher := h.join("r1", h.callToken("wall", auth.RoleWall, grant{room: "r1", subscribe: true}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := watcher.Publish(ctx, rooms.TrackSpec{Source: rooms.SourceCamera, Codec: "H264"})
+	if e, ok := err.(*rooms.Error); !ok || e.Code != rooms.CodeForbidden || !strings.Contains(e.Reason, "no room_publish grant") {
+		t.Errorf("publish without grant: %v", err)
+	}
+	mute := h.join("r1", h.callToken("mute", auth.RoleResponder, grant{room: "r1", publish: true}), func(p *rooms.ClientParams) { p.AutoSubscribe = false })
+	err = mute.Subscribe(ctx, "pub/camera", false)
+	if e, ok := err.(*rooms.Error); !ok || e.Code != rooms.CodeForbidden || !strings.Contains(e.Reason, "no room_subscribe grant") {
+		t.Errorf("subscribe without grant: %v", err)
+	}
+	if err := watcher.Subscribe(ctx, "field:cam9/video", false); err == nil || !strings.Contains(err.Error(), "not_found") {
+		t.Errorf("unknown track: %v", err)
+	}
+	b, _ := os.ReadFile(h.audit)
+	if !contains(string(b), `"action":"join","source":"r2","via":"room"`, `"result":"denied"`) {
+		t.Errorf("refused joins are not audited:\n%s", b)
+	}
+}
+
+// Field cameras published by WHIP appear in rooms as tracks for those whose
+// token may view them, and can be pinned.
+func TestCallFieldCamera(t *testing.T) {
+	h := startCallSFU(t, nil)
+	h.publish("cam3", layerF)
+	viewer := h.join("r1", h.callToken("eoc", auth.RoleOperator, grant{room: "r1", subscribe: true, view: []string{"cam*"}}), nil)
+	blind := h.join("r1", h.callToken("resp", auth.RoleResponder, grant{room: "r1", subscribe: true, view: []string{"other"}}), nil)
+	hasField := func(ts []rooms.TrackInfo) bool {
+		for _, tr := range ts {
+			if tr.ID == "field:cam3/video" && tr.Source == rooms.SourceField {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasField(viewer.Joined().Tracks) || hasField(blind.Joined().Tracks) {
+		t.Fatalf("field tracks: viewer %+v, blind %+v", viewer.Joined().Tracks, blind.Joined().Tracks)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := viewer.Subscribe(ctx, "field:cam3/video", true); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "field camera video", 10*time.Second, func() bool { return viewer.Received("field:cam3/video").Packets > 50 })
+	err := blind.Subscribe(ctx, "field:cam3/video", false)
+	if e, ok := err.(*rooms.Error); !ok || e.Code != rooms.CodeForbidden {
+		t.Fatalf("field camera without view grant: %v", err)
+	}
+	b, _ := os.ReadFile(h.audit)
+	if !contains(string(b), `"actor":"eoc","role":"operator","action":"view","source":"cam3","via":"room"`) {
+		t.Errorf("watching a field camera is not audited:\n%s", b)
+	}
+}
