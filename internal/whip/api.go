@@ -16,6 +16,9 @@ import (
 	tsync "fieldvideo/internal/sync"
 )
 
+// ReceiveMTU is the largest datagram a peer connection reads.
+const ReceiveMTU = 8192
+
 // APIParams configures NewAPI.
 type APIParams struct {
 	// UDPMux makes every peer connection share one UDP port; nil uses one
@@ -80,5 +83,9 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 		failed = 8 * time.Second
 	}
 	se.SetICETimeouts(disc, failed, time.Second)
+	// Take whole datagrams up to the largest a path can carry unfragmented
+	// (and more: RTSP cameras over TCP send large payloads), so that no
+	// packet is cut short and dropped.
+	se.SetReceiveMTU(ReceiveMTU)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
