@@ -14,9 +14,9 @@ import (
 const (
 	maxParamSetSize  = 512
 	maxAggregateSize = 1200
-	// seqMarkHistory is how many injection points are remembered to number
-	// late (reordered) packets from before an injection correctly.
-	seqMarkHistory = 8
+	// seqEventHistory is how many renumbering events (injections, split
+	// packets) are remembered to number late (reordered) packets correctly.
+	seqEventHistory = 64
 )
 
 // NAL unit types used here (H.264: RFC 6184, H.265: RFC 7798).
@@ -38,12 +38,15 @@ const (
 	havePPS
 )
 
-// paramInjector keeps the current parameter sets of one H.264 or H.265 track
-// (from the SDP and from in-band updates) and, on a keyframe unit that lacks
-// them, prepends one aggregation packet (H.264 STAP-A, H.265 AP) carrying
-// them with the keyframe's timestamp. It renumbers the track's packets so
-// that output sequence numbers stay continuous: each injection shifts later
-// packets by one, and gaps from real loss stay gaps.
+// paramInjector shapes one H.264 or H.265 track's packets for WebRTC. It
+// keeps the current parameter sets (from the SDP and from in-band updates)
+// and, on a keyframe unit that lacks them, prepends one aggregation packet
+// (H.264 STAP-A, H.265 AP) carrying them with the keyframe's timestamp; and
+// it splits packets whose payload exceeds MaxPayload into fragmentation units,
+// so that nothing sent on needs more than a path's MTU. It renumbers the
+// track's packets so that output sequence numbers stay continuous: every
+// packet added shifts later packets by one, and gaps from real loss stay
+// gaps.
 //
 // It is used from the track's packet goroutine only. Units it returns share
 // the aggregation payload, which is never modified once built.
@@ -52,12 +55,27 @@ type paramInjector struct {
 	vps, sps, pps []byte
 	agg           []byte // aggregation payload; nil until a complete set is known
 
-	marks  [seqMarkHistory]uint64 // unwrapped first sequence numbers of injected units
-	nmarks uint64                 // total injections; also the current offset
+	// events log where packets were added: before unwrapped input sequence
+	// number seq, the output is shifted by total from there on.
+	events  [seqEventHistory]seqEvent
+	nevents uint64
+	total   uint64 // current shift
+	next    uint64 // unwrapped input sequence number after the last unit; 0 before any
 
-	// Injected counts the aggregation packets added.
-	Injected uint64
+	// Injected counts the aggregation packets added; Split the packets cut
+	// into fragments.
+	Injected, Split uint64
 }
+
+type seqEvent struct {
+	seq   uint64 // unwrapped input sequence number the shift starts at
+	total uint64 // shift from seq on
+	delta uint64 // packets added at seq
+}
+
+// MaxPayload bounds the RTP payload of the packets ingest sends on: with
+// headers, extensions and SRTP they fit a 1280-byte IPv6 minimum MTU.
+const MaxPayload = 1200
 
 // newParamInjector returns an injector for codec (unit.CodecH264 or
 // unit.CodecH265) primed with the parameter sets from the SDP; any of them
@@ -76,23 +94,71 @@ func newParamInjector(codec string, vps, sps, pps []byte) *paramInjector {
 }
 
 // Process updates the parameter sets from u, injects them before a keyframe
-// that lacks them, and renumbers u's packets. It modifies u and its packet
-// headers (never payloads), and returns u.
+// that lacks them, splits oversized packets, and renumbers u's packets. It
+// modifies u and its packet headers (never payloads), and returns u.
 func (j *paramInjector) Process(u *unit.Unit) *unit.Unit {
 	if len(u.Packets) == 0 {
 		return u
 	}
 	var have int
+	split := false
 	for _, p := range u.Packets {
 		if p != nil {
 			have |= j.scan(p.Payload)
+			split = split || len(p.Payload) > MaxPayload
 		}
 	}
-	if u.Keyframe && j.agg != nil && have != j.complete() && j.canMark(u.Seq) {
-		j.inject(u)
+	first, last := u.Packets[0], u.Packets[len(u.Packets)-1]
+	late := first == nil || last == nil || u.Seq < j.next
+	if !late {
+		j.next = u.Seq + uint64(int64(int16(last.SequenceNumber-first.SequenceNumber))) + 1
+	}
+	inject := u.Keyframe && j.agg != nil && have != j.complete()
+	if late || (!inject && !split) {
+		// Late units (retransmissions) are numbered as they were, never grown.
+		j.renumber(u)
 		return u
 	}
-	j.renumber(u)
+	out := make([]*rtp.Packet, 0, len(u.Packets)+1)
+	if inject {
+		out = append(out, &rtp.Packet{
+			Header: rtp.Header{
+				Version:        2,
+				PayloadType:    first.PayloadType,
+				SequenceNumber: first.SequenceNumber + uint16(j.total),
+				Timestamp:      first.Timestamp,
+				SSRC:           first.SSRC,
+			},
+			Payload: j.agg,
+		})
+		j.addEvent(u.Seq, 1)
+		j.Injected++
+	}
+	base := first.SequenceNumber
+	for _, p := range u.Packets {
+		if p == nil {
+			continue
+		}
+		seq := u.Seq + uint64(int64(int16(p.SequenceNumber-base)))
+		shift := uint16(j.offsetFor(seq))
+		frags := j.fragment(p)
+		if frags == nil {
+			p.SequenceNumber += shift
+			out = append(out, p)
+			continue
+		}
+		for i, f := range frags {
+			f.SequenceNumber = p.SequenceNumber + shift + uint16(i)
+		}
+		out = append(out, frags...)
+		j.addEvent(seq+1, uint64(len(frags)-1))
+		j.Split++
+	}
+	u.Packets = out
+	u.Seq += j.offsetFor(u.Seq)
+	if inject {
+		u.Seq-- // the unit starts at the aggregation packet
+	}
 	return u
 }
 
@@ -103,28 +169,35 @@ func (j *paramInjector) complete() int {
 	return haveSPS | havePPS
 }
 
-// canMark reports whether an injection can be recorded at unwrapped sequence
-// seq: only past the latest injection, so marks stay ordered.
-func (j *paramInjector) canMark(seq uint64) bool {
-	return j.nmarks == 0 || seq > j.marks[(j.nmarks-1)%seqMarkHistory]
+func (j *paramInjector) addEvent(seq, delta uint64) {
+	if delta == 0 {
+		return
+	}
+	j.total += delta
+	j.events[j.nevents%seqEventHistory] = seqEvent{seq: seq, total: j.total, delta: delta}
+	j.nevents++
 }
 
-// offsetFor returns how far packets with unwrapped sequence seq are shifted:
-// the number of injections at or before seq. Packets older than the
-// remembered history are numbered as if they came just before it.
+// offsetFor returns how far the packet with unwrapped input sequence number
+// seq is shifted. Packets older than the remembered history are numbered as
+// if they came just before it.
 func (j *paramInjector) offsetFor(seq uint64) uint64 {
-	n := j.nmarks
-	kept := min(n, seqMarkHistory)
+	kept := min(j.nevents, seqEventHistory)
+	var e seqEvent
 	for i := uint64(0); i < kept; i++ {
-		if j.marks[(n-1-i)%seqMarkHistory] <= seq {
-			return n - i
+		e = j.events[(j.nevents-1-i)%seqEventHistory]
+		if e.seq <= seq {
+			return e.total
 		}
 	}
-	return n - kept
+	if kept == 0 {
+		return 0
+	}
+	return e.total - e.delta
 }
 
 func (j *paramInjector) renumber(u *unit.Unit) {
-	if j.nmarks == 0 {
+	if j.nevents == 0 {
 		return
 	}
 	first := u.Packets[0]
@@ -140,33 +213,6 @@ func (j *paramInjector) renumber(u *unit.Unit) {
 		p.SequenceNumber += uint16(j.offsetFor(seq))
 	}
 	u.Seq += j.offsetFor(u.Seq)
-}
-
-func (j *paramInjector) inject(u *unit.Unit) {
-	first := u.Packets[0]
-	if first == nil {
-		j.renumber(u)
-		return
-	}
-	before := j.nmarks
-	agg := &rtp.Packet{
-		Header: rtp.Header{
-			Version:        2,
-			PayloadType:    first.PayloadType,
-			SequenceNumber: first.SequenceNumber + uint16(before),
-			Timestamp:      first.Timestamp,
-			SSRC:           first.SSRC,
-		},
-		Payload: j.agg,
-	}
-	j.marks[j.nmarks%seqMarkHistory] = u.Seq
-	j.nmarks++
-	j.Injected++
-	j.renumber(u) // u.Seq moves past the aggregation packet
-	pkts := make([]*rtp.Packet, 0, len(u.Packets)+1)
-	pkts = append(pkts, agg)
-	u.Packets = append(pkts, u.Packets...)
-	u.Seq-- // the unit now starts at the aggregation packet
 }
 
 // scan reports which parameter sets payload carries and records new ones.

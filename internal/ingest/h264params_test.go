@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -281,6 +282,13 @@ func checkInjector(t *testing.T, data []byte) {
 		for i, p := range in {
 			if !bytes.Equal(p.Payload, orig[i]) {
 				t.Fatalf("payload of packet %d was modified", i)
+			}
+		}
+		for _, u := range us {
+			for _, p := range u.Packets {
+				if len(p.Payload) > MaxPayload && !slices.ContainsFunc(orig, func(o []byte) bool { return bytes.Equal(o, p.Payload) }) {
+					t.Fatalf("a packet of %d bytes was made", len(p.Payload))
+				}
 			}
 		}
 		if !skipped {
