@@ -361,8 +361,12 @@ func (t *Track) plausible(m float64) bool {
 		hi = math.Max(hi, refclkMaxPath)
 	}
 	if t.trustedWall {
+		// Once trusted, frames arriving late do not contradict the clock —
+		// a path that slows down for a while (4G queueing) looks the same —
+		// only frames arriving before their capture time, or implausibly
+		// late, do.
 		lo -= plausibleTol
-		hi += untrustMargin
+		hi = math.Max(hi+untrustMargin, refclkMaxPath)
 	}
 	t.trustedWall = m >= lo && m <= hi
 	return t.trustedWall

@@ -198,3 +198,36 @@ func BenchmarkFrame(b *testing.B) {
 		tr.Frame(1, uint64(i)*3600, t0.Add(at+time.Duration(30+i*7%10)*time.Millisecond))
 	}
 }
+
+// A camera whose wall clock is trusted keeps it while its path slows down
+// for a few seconds (4G queueing): late frames do not contradict the clock.
+func TestTrustedClockSurvivesSlowPath(t *testing.T) {
+	tr, err := NewTrack(TrackParams{ClockRate: 90000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(1_800_000_000, 0)
+	const fps = 25
+	for i := 0; i < 40*fps; i++ {
+		capture := start.Add(time.Duration(i) * time.Second / fps)
+		rtp := uint32(1000 + i*90000/fps)
+		delay := 40 * time.Millisecond
+		if i >= 20*fps && i < 23*fps {
+			delay = 640 * time.Millisecond
+		}
+		arrival := capture.Add(delay)
+		if i%fps == 0 {
+			tr.SenderReport(7, UnixNanoToNTP(capture.UnixNano()), rtp, arrival)
+		}
+		got, _ := tr.Frame(7, uint64(rtp), arrival)
+		if i < 5*fps {
+			continue
+		}
+		if h := tr.Health(arrival); h.Trust != TrustSenderReports {
+			t.Fatalf("frame %d (%.1f s): trust %s", i, float64(i)/fps, h.Trust)
+		}
+		if d := got.Sub(capture); d > 5*time.Millisecond || d < -5*time.Millisecond {
+			t.Fatalf("frame %d (%.1f s): capture time off by %s", i, float64(i)/fps, d)
+		}
+	}
+}

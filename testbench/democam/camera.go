@@ -117,3 +117,15 @@ func (c *camera) writeAudioFrame(pkts []*rtp.Packet, ntp time.Time) error {
 	}
 	return nil
 }
+
+// writeSenderReports implements mediaSink: it offers the clocks to every reader.
+func (c *camera) writeSenderReports(now time.Time, sr srPoint) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ss, r := range c.readers {
+		if err := r.writeSenderReports(now, sr); err != nil {
+			c.log.Debug("reader write failed", "path", ss.Path(), "error", err)
+		}
+	}
+	return nil
+}

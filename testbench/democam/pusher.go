@@ -19,6 +19,8 @@ type PusherParams struct {
 	Transport string
 	// Clip is what to play; nil plays the embedded clip.
 	Clip *Clip
+	// Clock is the camera's clock model; the zero value has exact clocks.
+	Clock ClockModel
 	// MinBackoff and MaxBackoff bound the wait before reconnecting; they default to
 	// 500 ms and 10 s.
 	MinBackoff time.Duration
@@ -68,7 +70,7 @@ func NewPusher(p PusherParams) (*Pusher, error) {
 			return nil, fmt.Errorf("democam: load the embedded clip: %w", err)
 		}
 	}
-	pl, err := newPlayer(clip, 0)
+	pl, err := newPlayer(clip, 0, p.Clock)
 	if err != nil {
 		return nil, fmt.Errorf("democam: %w", err)
 	}
@@ -92,6 +94,9 @@ func NewPusher(p PusherParams) (*Pusher, error) {
 		logger = slog.Default()
 	}
 	ps.log = logger.With("component", "democam", "url", ps.redacted)
+	if p.Clock != (ClockModel{}) {
+		ps.log.Info("camera clock", "model", p.Clock.String())
+	}
 	return ps, nil
 }
 
@@ -130,6 +135,8 @@ func (p *Pusher) publishOnce(ctx context.Context) (bool, error) {
 		// packet loss and decode errors are the server's business; keep them out of the log.
 		OnPacketsLost: func(uint64) {},
 		OnDecodeError: func(error) {},
+		// the player sends sender reports that carry the camera's own clocks.
+		DisableRTCPSenderReports: true,
 	}
 	desc := p.player.newDescription()
 	if err := c.StartRecording(p.url, desc); err != nil {
@@ -144,8 +151,8 @@ func (p *Pusher) publishOnce(ctx context.Context) (bool, error) {
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
 
-	ticker := time.NewTicker(tickPeriod)
-	defer ticker.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,10 +162,11 @@ func (p *Pusher) publishOnce(ctx context.Context) (bool, error) {
 				err = errors.New("connection closed")
 			}
 			return true, err
-		case now := <-ticker.C:
-			if err := p.player.writeDue(now, sink); err != nil {
+		case <-timer.C:
+			if err := p.player.writeDue(time.Now(), sink); err != nil {
 				return true, err
 			}
+			timer.Reset(min(time.Until(p.player.nextDue()), maxWait))
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/ntp"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -19,6 +21,7 @@ type recordServer struct {
 	srv     *gortsplib.Server
 	packets chan []byte
 	paths   chan string
+	reports chan *rtcp.SenderReport
 }
 
 func (h *recordServer) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
@@ -46,13 +49,21 @@ func (h *recordServer) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.
 		default:
 		}
 	})
+	ctx.Session.OnPacketRTCPAny(func(_ *description.Media, pkt rtcp.Packet) {
+		if sr, ok := pkt.(*rtcp.SenderReport); ok {
+			select {
+			case h.reports <- sr:
+			default:
+			}
+		}
+	})
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
 // startRecordServer listens on address (use 127.0.0.1:0 for a free port).
 func startRecordServer(t *testing.T, address string) *recordServer {
 	t.Helper()
-	h := &recordServer{packets: make(chan []byte, 4096), paths: make(chan string, 4)}
+	h := &recordServer{packets: make(chan []byte, 4096), paths: make(chan string, 4), reports: make(chan *rtcp.SenderReport, 64)}
 	h.srv = &gortsplib.Server{Handler: h, RTSPAddress: address}
 	if err := h.srv.Start(); err != nil {
 		t.Fatalf("start the record server on %s: %v", address, err)
@@ -121,6 +132,44 @@ func TestPusherReconnects(t *testing.T) {
 	waitKeyframeStart(t, second, 50)
 }
 
+// TestPusherSenderReports checks that a pushed camera's sender reports show its own wall
+// clock, 5 s ahead here, every 200 ms.
+func TestPusherSenderReports(t *testing.T) {
+	srv := startRecordServer(t, "127.0.0.1:0")
+	p, err := NewPusher(PusherParams{
+		URL:    "rtsp://" + srv.srv.NetListener().Addr().String() + "/field1",
+		Clock:  ClockModel{Offset: 5 * time.Second, SRInterval: 200 * time.Millisecond},
+		Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("NewPusher: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	deadline := time.After(15 * time.Second)
+	for n := 0; n < 6; n++ {
+		select {
+		case sr := <-srv.reports:
+			ahead := ntp.Decode(sr.NTPTime).Sub(time.Now())
+			if ahead < 4*time.Second || ahead > 5*time.Second+100*time.Millisecond {
+				t.Errorf("sender report %d shows a wall clock %v ahead, want 5s", n, ahead)
+			}
+			if sr.PacketCount == 0 {
+				t.Errorf("sender report %d counts no packets", n)
+			}
+		case <-deadline:
+			t.Fatalf("%d sender reports in 15 s, want 6 (3 per media at one every 200 ms)", n)
+		}
+	}
+}
+
 func TestNewPusherRejectsBadParams(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -130,6 +179,7 @@ func TestNewPusherRejectsBadParams(t *testing.T) {
 		{"not rtsp", PusherParams{URL: "http://127.0.0.1:8554/x"}, "not valid"},
 		{"no path", PusherParams{URL: "rtsp://127.0.0.1:8554"}, "needs a host and a path"},
 		{"bad transport", PusherParams{URL: "rtsp://127.0.0.1:8554/x", Transport: "sctp"}, "transport"},
+		{"bad clock", PusherParams{URL: "rtsp://127.0.0.1:8554/x", Clock: ClockModel{Jitter: -time.Second}}, "jitter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewPusher(tc.p)

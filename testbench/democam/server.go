@@ -27,6 +27,9 @@ type ServerParams struct {
 	Cameras int
 	// Clip is what the cameras play; nil plays the embedded clip.
 	Clip *Clip
+	// Clocks are the clock models of /cam1, /cam2 …; a camera beyond the list has exact
+	// clocks (the zero ClockModel).
+	Clocks []ClockModel
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -75,11 +78,18 @@ func NewServer(p ServerParams) (*Server, error) {
 	}
 	for i := range p.Cameras {
 		offset := clip.Duration() * time.Duration(i) / time.Duration(p.Cameras)
-		pl, err := newPlayer(clip, offset)
+		var clock ClockModel
+		if i < len(p.Clocks) {
+			clock = p.Clocks[i]
+		}
+		pl, err := newPlayer(clip, offset, clock)
 		if err != nil {
 			return nil, fmt.Errorf("democam: camera %d: %w", i+1, err)
 		}
 		c := newCamera(fmt.Sprintf("cam%d", i+1), pl, logger)
+		if clock != (ClockModel{}) {
+			c.log.Info("camera clock", "model", clock.String())
+		}
 		s.cameras = append(s.cameras, c)
 		s.byPath["/"+c.name] = c
 	}
@@ -89,6 +99,8 @@ func NewServer(p ServerParams) (*Server, error) {
 		RTSPAddress:    p.Listen,
 		UDPRTPAddress:  p.UDPRTPAddress,
 		UDPRTCPAddress: p.UDPRTCPAddress,
+		// the players send sender reports that carry each camera's own clocks.
+		DisableRTCPSenderReports: true,
 	}
 	if err := s.rtsp.Start(); err != nil {
 		return nil, fmt.Errorf("democam: listen for RTSP on %s: %w (is another program using the port?)", p.Listen, err)
@@ -132,20 +144,27 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("demo cameras ready", "address", s.Addr(), "cameras", len(s.cameras),
 		"first", s.URL(1))
 
-	ticker := time.NewTicker(tickPeriod)
-	defer ticker.Stop()
+	// wake up when the next frame of any camera is due, so that frames leave on time.
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-serverErr:
 			return fmt.Errorf("democam: the RTSP server stopped: %w", err)
-		case now := <-ticker.C:
+		case <-timer.C:
+			now := time.Now()
+			next := now.Add(maxWait)
 			for _, c := range s.cameras {
 				if err := c.player.writeDue(now, c); err != nil {
 					return fmt.Errorf("democam: %s: %w", c.name, err)
 				}
+				if due := c.player.nextDue(); due.Before(next) {
+					next = due
+				}
 			}
+			timer.Reset(time.Until(next))
 		}
 	}
 }

@@ -29,6 +29,7 @@ func TestConsoleFiles(t *testing.T) {
 		{"/", "text/html", `<script type="module" src="wall.js">`},
 		{"/wall.js", "text/javascript", "class Wall"},
 		{"/whep.js", "text/javascript", "export class WHEPSession"},
+		{"/timeline.js", "text/javascript", "export class PlayoutSync"},
 		{"/api.js", "text/javascript", "export async function fetchSources"},
 		{"/style.css", "text/css", ".grid"},
 	} {
@@ -82,7 +83,7 @@ func TestConsoleSelfContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"index.html", "wall.js", "whep.js", "api.js", "style.css"} {
+	for _, want := range []string{"index.html", "wall.js", "whep.js", "api.js", "timeline.js", "style.css"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want

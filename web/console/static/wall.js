@@ -9,8 +9,18 @@
 // A tile keeps its session while the source is offline: the SFU holds viewers across a
 // publisher's reconnection, so the picture comes back on its own when the source returns with
 // the same codecs; if it does not, the stall watch reconnects.
+//
+// A tile receives its source's audio only while its sound is on; turning it on or off starts
+// a new session. Muted tiles need no audio, and receiving it would cost more than decoding
+// time: Chromium delays a tile's video to keep it in step with its audio (lip sync), and on a
+// busy machine the audio buffer, and with it the picture's delay, grows by seconds.
+//
+// Each tile shows how well its source is aligned on the common time baseline, and measures
+// its capture-to-display latency (timeline.js). The "Synced" switch in the header makes all
+// tiles show the same capture instant; the header shows the skew left between them.
 
 import { fetchSources, forgetToken, formatBitrate, saveToken, takeToken } from './api.js';
+import { LatencyMeter, PlayoutSync, alignmentLabel, captureTimeOf, videoClock } from './timeline.js';
 import { Backoff, WHEPSession } from './whep.js';
 
 const POLL_MS = 2000;
@@ -19,6 +29,9 @@ const TICK_MS = 500;
 const STALL_MS = 5000;
 // A frame newer than FRESH_MS shows the tile as live.
 const FRESH_MS = 2500;
+// How often synced mode re-measures and re-balances the tiles.
+const SYNC_MS = 1000;
+const SYNCED_KEY = 'fieldvideo.synced';
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -53,6 +66,8 @@ class Tile {
     this.lastFrameAt = 0;
     this.lastTime = 0;
     this.frameCallbacks = false; // true when requestVideoFrameCallback counts frames
+    this.wantAudio = false; // the sound is on: sessions receive audio
+    this.meter = new LatencyMeter();
     this.error = '';
     this.retryAt = 0;
     this.waiter = null;
@@ -85,6 +100,11 @@ class Tile {
     this.nameEl = el('span', 'name', this.name);
     this.badge = el('span', 'badge', 'connecting');
     this.bitrateEl = el('span', 'bitrate', '—');
+    this.alignEl = el('span', 'align');
+    this.alignWarn = el('span', 'align-warn');
+    this.alignWarn.hidden = true;
+    this.delayEl = el('span', 'delay');
+    this.delayEl.hidden = true;
     this.sound = el('button', 'sound', 'Unmute');
     this.sound.type = 'button';
     this.sound.hidden = true;
@@ -93,7 +113,7 @@ class Tile {
       ev.stopPropagation();
       this.wall.setSound(this, this.video.muted);
     });
-    label.append(this.nameEl, this.badge, this.bitrateEl, this.sound);
+    label.append(this.nameEl, this.badge, this.alignEl, this.alignWarn, this.delayEl, this.bitrateEl, this.sound);
 
     this.root.append(v, this.placeholder, label);
     this.root.addEventListener('click', () => this.wall.toggleEnlarged(this));
@@ -111,9 +131,10 @@ class Tile {
     const v = this.video;
     if (typeof v.requestVideoFrameCallback !== 'function') return;
     this.frameCallbacks = true;
-    const onFrame = () => {
+    const onFrame = (now, md) => {
       if (this.disposed) return;
       this.frame();
+      this.measure(md);
       v.requestVideoFrameCallback(onFrame);
     };
     v.requestVideoFrameCallback(onFrame);
@@ -122,6 +143,19 @@ class Tile {
   frame() {
     this.frames++;
     this.lastFrameAt = performance.now();
+  }
+
+  // measure records the capture-to-display latency of the frame that md describes.
+  measure(md) {
+    const video = this.session?.receiver('video');
+    if (!video || !md) return;
+    const capture = captureTimeOf(md, video.getSynchronizationSources(), performance.timeOrigin);
+    this.meter.record(md.expectedDisplayTime ?? md.presentationTime, capture.at, capture.fromBaseline, performance.timeOrigin);
+  }
+
+  // receivers returns the session's RTP receivers, for synced playout.
+  receivers() {
+    return { video: this.session?.receiver('video') ?? null, audio: this.session?.receiver('audio') ?? null };
   }
 
   // update takes the source's latest listing.
@@ -190,6 +224,7 @@ class Tile {
       const epoch = this.liveEpoch;
       const out = await this.play();
       if (this.disposed) return;
+      if (out.renegotiate) continue;
       if (out.unauthorized) {
         this.wall.unauthorized(out.reason);
         return;
@@ -209,7 +244,8 @@ class Tile {
   // play runs one WHEP session until it ends, and says why it ended and whether it showed
   // any picture.
   async play() {
-    const s = new WHEPSession({ endpoint: `/${encodeURIComponent(this.name)}/whep`, token: this.wall.token });
+    const audio = this.wantAudio;
+    const s = new WHEPSession({ endpoint: `/${encodeURIComponent(this.name)}/whep`, token: this.wall.token, audio });
     this.session = s;
     let ended = '';
     s.addEventListener('ended', (ev) => {
@@ -240,14 +276,29 @@ class Tile {
     this.video.play().catch(() => {
       // autoplay of a muted video is allowed; a refusal shows as a stall and a retry.
     });
-    console.info(`wall: ${this.name}: session started`);
-    await this.wait(() => ended !== '' || this.stalled());
+    this.meter.reset();
+    console.info(`wall: ${this.name}: session started${s.captureTimes ? '' : ' (without capture times)'}`);
+    await this.wait(() => ended !== '' || this.stalled() || this.wantAudio !== audio);
     const played = this.frames > this.framesAtConnect;
-    const reason = ended || `no new picture for ${STALL_MS / 1000} s although the source is live`;
     s.close();
     if (this.session === s) this.session = null;
+    if (!ended && this.wantAudio !== audio) {
+      // the sound was turned on or off: a new session, at once; the last picture stays.
+      return { renegotiate: true, played };
+    }
     if (this.video.srcObject === s.stream) this.video.srcObject = null;
+    const reason = ended || `no new picture for ${STALL_MS / 1000} s although the source is live`;
     return { reason, played };
+  }
+
+  // setAudio turns the tile's sound on or off; its session follows (see play).
+  setAudio(on) {
+    this.video.muted = !on;
+    if (on) this.video.play().catch(() => {});
+    if (this.wantAudio !== on) {
+      this.wantAudio = on;
+      this.poke();
+    }
   }
 
   // stalled tells whether the source is live but no frame came for STALL_MS, counted from the
@@ -293,9 +344,32 @@ class Tile {
     setText(this.reason, reason);
     this.badge.title = reason;
     setText(this.bitrateEl, info?.live ? formatBitrate(info.bitrate) : '—');
+    this.renderAlignment();
     this.sound.hidden = !info?.hasAudio;
     setText(this.sound, this.video.muted ? 'Unmute' : 'Mute');
     this.sound.setAttribute('aria-pressed', String(!this.video.muted));
+  }
+
+  // renderAlignment shows the source's alignment on the common baseline and, in synced mode,
+  // how long the tile is held back.
+  renderAlignment() {
+    const live = Boolean(this.info?.live);
+    const a = live ? alignmentLabel(videoClock(this.info.tracks)) : { text: '', warn: '', title: '' };
+    setText(this.alignEl, a.text);
+    this.alignEl.hidden = a.text === '';
+    this.alignEl.title = a.title;
+    setText(this.alignWarn, a.warn);
+    this.alignWarn.hidden = a.warn === '';
+    this.alignWarn.title = a.title;
+    this.root.dataset.align = a.warn ? 'warn' : a.text ? 'ok' : '';
+    const latency = this.meter.latency(performance.now());
+    this.root.dataset.latencyMs = Number.isFinite(latency) ? String(Math.round(latency)) : '';
+    const held = this.wall.sync.enabled && Number.isFinite(latency) && this.playing();
+    const extra = held ? (this.wall.sync.extraMs(this.name) ?? 0) : 0;
+    this.root.dataset.heldMs = held ? String(Math.round(extra)) : '';
+    this.delayEl.hidden = !held;
+    setText(this.delayEl, held ? `+${Math.round(extra)} ms` : '');
+    this.delayEl.title = 'held back this long so that every tile shows the same capture instant';
   }
 }
 
@@ -308,6 +382,11 @@ class Wall {
     this.summary = $('summary');
     this.status = $('status');
     this.changeToken = $('change-token');
+    this.syncToggle = $('sync-toggle');
+    this.syncStatus = $('sync-status');
+    this.sync = new PlayoutSync();
+    this.syncTimer = 0;
+    this.balancing = false;
     this.tokenPanel = $('token-panel');
     this.tokenForm = $('token-form');
     this.tokenInput = $('token-input');
@@ -338,6 +417,8 @@ class Wall {
       this.token = '';
       this.showTokenForm('Paste the new token.');
     });
+    this.syncToggle.addEventListener('click', () => this.setSynced(!this.sync.enabled));
+    this.setSynced(loadSynced());
     document.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape' && this.enlarged) this.toggleEnlarged(this.enlarged);
     });
@@ -372,12 +453,60 @@ class Wall {
     this.ticker = setInterval(() => {
       for (const tile of this.tiles.values()) tile.tick();
     }, TICK_MS);
+    this.syncToggle.hidden = false;
+    this.syncTimer = setInterval(() => this.balance(), SYNC_MS);
+  }
+
+  // setSynced turns synced playout on or off, and remembers it for the browser tab.
+  setSynced(on) {
+    this.sync.setEnabled(on);
+    saveSynced(on);
+    this.syncToggle.setAttribute('aria-pressed', String(on));
+    setText(this.syncToggle, on ? 'Synced: on' : 'Synced: off');
+    this.syncToggle.title = on
+      ? 'Every tile shows the same capture instant; faster tiles are held back. Click to play each tile as fast as it can.'
+      : 'Each tile plays as fast as it can. Click to make every tile show the same capture instant.';
+    this.showSync();
+  }
+
+  async balance() {
+    if (this.balancing) return;
+    this.balancing = true;
+    try {
+      await this.sync.tick([...this.tiles.values()]);
+    } catch (err) {
+      console.warn(`wall: synced playout: ${err?.message ?? err}`);
+    } finally {
+      this.balancing = false;
+    }
+    this.showSync();
+    for (const tile of this.tiles.values()) tile.renderAlignment();
+  }
+
+  // showSync shows the skew between the tiles' capture instants on screen.
+  showSync() {
+    const s = this.sync;
+    let text = '';
+    let title = '';
+    if (Number.isFinite(s.skewMs)) {
+      text = s.enabled ? `in sync within ${Math.round(s.skewMs)} ms` : `${Math.round(s.skewMs)} ms apart`;
+      title = `The ${s.measured} playing tiles show capture instants up to ${Math.round(s.skewMs)} ms apart.`;
+    } else if (!s.capturable) {
+      text = 'no capture times';
+      title = 'This browser does not report the capture time of the frames it shows, so the tiles cannot be synced.';
+    }
+    setText(this.syncStatus, text);
+    this.syncStatus.title = title;
+    this.syncStatus.hidden = text === '' || this.syncToggle.hidden;
+    this.syncStatus.dataset.skewMs = Number.isFinite(s.skewMs) ? String(Math.round(s.skewMs)) : '';
+    this.syncStatus.dataset.synced = String(s.enabled);
   }
 
   stop({ keepalive = false } = {}) {
     this.polling?.abort();
     this.polling = null;
     clearInterval(this.ticker);
+    clearInterval(this.syncTimer);
     for (const tile of this.tiles.values()) tile.dispose({ keepalive });
     this.tiles.clear();
     this.enlarged = null;
@@ -390,6 +519,8 @@ class Wall {
     this.grid.hidden = true;
     this.empty.hidden = true;
     this.changeToken.hidden = true;
+    this.syncToggle.hidden = true;
+    this.showSync();
     this.setStatus('');
     this.tokenReason.textContent = reason;
     this.tokenPanel.hidden = false;
@@ -504,11 +635,26 @@ class Wall {
   // setSound unmutes one tile (muting the others, so the room hears one source) or mutes it.
   setSound(tile, on) {
     for (const t of this.tiles.values()) {
-      if (t !== tile && on) t.video.muted = true;
+      if (t !== tile && on) t.setAudio(false);
     }
-    tile.video.muted = !on;
-    if (on) tile.video.play().catch(() => {});
+    tile.setAudio(on);
     for (const t of this.tiles.values()) t.render();
+  }
+}
+
+function loadSynced() {
+  try {
+    return window.sessionStorage.getItem(SYNCED_KEY) === '1';
+  } catch {
+    return false;
+  }
+}
+
+function saveSynced(on) {
+  try {
+    window.sessionStorage.setItem(SYNCED_KEY, on ? '1' : '0');
+  } catch {
+    // storage disabled: the choice lasts for this page load.
   }
 }
 

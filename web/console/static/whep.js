@@ -15,6 +15,12 @@
 //                      Fired once; the owner should close() it and, if it wants, start anew.
 // The server's answer carries all its candidates, so no trickle ICE is sent.
 //
+// The offer asks for the abs-capture-time RTP header extension where the browser lets a page
+// choose its header extensions (RTCRtpTransceiver.setHeaderExtensionsToNegotiate; Chromium
+// leaves it out otherwise): the server then stamps every frame with its capture time, which
+// the receiver's getSynchronizationSources() shows as captureTimestamp. captureTimes tells
+// whether the server agreed.
+//
 // Backoff gives the delays between attempts for a page that reconnects by itself.
 
 import { authHeaders, reasonOf, request } from './api.js';
@@ -49,6 +55,7 @@ export class WHEPSession extends EventTarget {
     gatherTimeoutMs = 2000,
     requestTimeoutMs = 10000,
     disconnectedTimeoutMs = 4000,
+    captureTimes = true,
   }) {
     super();
     this.endpoint = new URL(endpoint, window.location.href).href;
@@ -58,6 +65,9 @@ export class WHEPSession extends EventTarget {
     this.gatherTimeoutMs = gatherTimeoutMs;
     this.requestTimeoutMs = requestTimeoutMs;
     this.disconnectedTimeoutMs = disconnectedTimeoutMs;
+    this.wantCaptureTimes = captureTimes;
+    // captureTimes is true once the answer accepted abs-capture-time.
+    this.captureTimes = false;
     this.stream = new MediaStream();
     // location is the session's URL once the server created it.
     this.location = '';
@@ -78,7 +88,10 @@ export class WHEPSession extends EventTarget {
     if (this.pc || this.closed) throw new WHEPError('this WHEP session was already used; create a new one');
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
     this.pc = pc;
-    for (const kind of this.kinds) pc.addTransceiver(kind, { direction: 'recvonly' });
+    for (const kind of this.kinds) {
+      const t = pc.addTransceiver(kind, { direction: 'recvonly' });
+      if (this.wantCaptureTimes) askForCaptureTimes(t);
+    }
     pc.addEventListener('track', (ev) => {
       this.stream.addTrack(ev.track);
       this.emit('track', { track: ev.track });
@@ -117,7 +130,13 @@ export class WHEPSession extends EventTarget {
     } catch (err) {
       throw new WHEPError(`the browser rejected the server's answer: ${err?.message ?? err}`, res.status);
     }
+    this.captureTimes = answer.split('\n').some((l) => l.startsWith('a=extmap:') && l.trim().endsWith(ABS_CAPTURE_TIME));
     this.checkOpen();
+  }
+
+  // receiver returns the RTCRtpReceiver of the first track of kind ('video', 'audio'), or null.
+  receiver(kind) {
+    return this.pc?.getReceivers().find((r) => r.track?.kind === kind) ?? null;
   }
 
   // close ends the session: closes the peer connection and DELETEs the server's resource.
@@ -193,6 +212,27 @@ export class WHEPSession extends EventTarget {
 
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+// ABS_CAPTURE_TIME ends the URI of the abs-capture-time header extension.
+const ABS_CAPTURE_TIME = '/rtp-hdrext/abs-capture-time';
+
+// askForCaptureTimes makes the transceiver offer abs-capture-time, where the browser allows.
+function askForCaptureTimes(transceiver) {
+  if (typeof transceiver.getHeaderExtensionsToNegotiate !== 'function') return;
+  try {
+    const exts = transceiver.getHeaderExtensionsToNegotiate();
+    let changed = false;
+    for (const e of exts) {
+      if (e.uri.endsWith(ABS_CAPTURE_TIME) && e.direction === 'stopped') {
+        e.direction = 'recvonly';
+        changed = true;
+      }
+    }
+    if (changed) transceiver.setHeaderExtensionsToNegotiate(exts);
+  } catch (err) {
+    console.warn(`whep: cannot ask for capture times: ${err?.message ?? err}`);
   }
 }
 
