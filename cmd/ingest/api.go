@@ -8,6 +8,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/ingest"
 	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/recorder"
 	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/whip"
 )
@@ -16,6 +17,7 @@ import (
 type api struct {
 	ingest   *ingest.Server
 	uplinks  *uplinks
+	recorder *recorder.Recorder // nil when recording is off
 	verifier *auth.Verifier
 }
 
@@ -34,6 +36,7 @@ func (a *api) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/sources", a.sources)
 	mux.HandleFunc("GET /metrics", a.metrics)
+	mux.HandleFunc("GET /v1/recording", a.recording)
 	return mux
 }
 
@@ -107,7 +110,28 @@ func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tsync.WriteMetrics(m, "fv_ingest_source", clocks)
+	if a.recorder != nil {
+		a.recorder.WriteMetrics(m)
+	}
 	_ = m.Flush()
+}
+
+// recording reports the edge recorder: RPO, spool, each site's backlog.
+func (a *api) recording(w http.ResponseWriter, r *http.Request) {
+	c := a.claims(w, r)
+	if c == nil {
+		return
+	}
+	if !c.CanOperate() && !c.Review {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "the recording state needs an operator, commander or reviewer token; %s has role %s", c.Who(), c.Role))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if a.recorder == nil {
+		_, _ = w.Write([]byte(`{"enabled":false}` + "\n"))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"enabled": true, "recorder": a.recorder.View()})
 }
 
 func b2f(b bool) float64 {

@@ -6,6 +6,7 @@
 //
 //	ingest [-config configs/ingest.yml]    serve
 //	ingest token [-role camera -publish field1 ...]  print a signed access token
+//	ingest defaults                                  print the built-in configuration (configs/ingest.yml)
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/ingest"
+	"fieldvideo/internal/recorder"
 	"fieldvideo/internal/whip"
 )
 
@@ -41,6 +43,13 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	path := fs.String("config", defaultConfig, "configuration file (YAML); FV_INGEST_* environment variables override it")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.Arg(0) == "defaults" {
+		b, err := conf.Marshal(conf.DefaultIngest())
+		if err == nil {
+			_, err = os.Stdout.Write(b)
+		}
 		return err
 	}
 	c := conf.DefaultIngest()
@@ -60,7 +69,7 @@ func run(args []string) error {
 		return auth.Command(fs.Args()[1:], secret, os.Stdout)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unknown command %q; use no command to serve, or token", fs.Arg(0))
+		return fmt.Errorf("unknown command %q; use no command to serve, token, or defaults", fs.Arg(0))
 	}
 
 	log := c.Log.NewLogger(os.Stderr)
@@ -74,6 +83,16 @@ func run(args []string) error {
 	}
 	defer al.Close()
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rec, err := recorder.Open(ctx, c.Record, log)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		defer rec.Close()
+		go func() { _ = rec.Run(ctx) }()
+	}
 	ups := &uplinks{base: c.Uplink.URL, reconnect: c.Reconnect, queue: c.Stream.QueueSize, log: log}
 	if c.Uplink.URL != "" {
 		if ups.api, err = whip.NewAPI(whip.APIParams{LoopbackOnly: loopbackURL(c.Uplink.URL)}); err != nil {
@@ -82,17 +101,15 @@ func run(args []string) error {
 		ups.client = &whip.Client{Token: c.Uplink.Token}
 		if c.Uplink.Token == "" {
 			ups.client.TokenSource = func() (string, error) {
-				cl := auth.Claims{Role: auth.RoleCamera, Publish: []string{"*"}}
+				cl := auth.Claims{Role: auth.RoleCamera, Publish: []string{"*"}, Recorded: rec != nil}
 				cl.Subject = "ingest"
 				return auth.Mint(secret, cl, time.Hour, time.Now())
 			}
 		}
 	}
+	sinks := &sinks{uplinks: ups, recorder: rec, log: log}
 	p := ingest.Params{RTSP: c.RTSP, Cameras: c.Cameras, Reconnect: c.Reconnect, Stream: c.Stream,
-		Verifier: verifier, Audit: al, Logger: log}
-	if ups.api != nil {
-		p.OnLive, p.OnOffline = ups.live, ups.offline
-	}
+		Verifier: verifier, Audit: al, Logger: log, OnLive: sinks.live, OnOffline: sinks.offline}
 	in, err := ingest.New(p)
 	if err != nil {
 		return err
@@ -102,12 +119,10 @@ func run(args []string) error {
 		in.Close()
 		return fmt.Errorf("api.address %s: %w", c.API.Address, err)
 	}
-	srv := &http.Server{Handler: (&api{ingest: in, uplinks: ups, verifier: verifier}).handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: (&api{ingest: in, uplinks: ups, recorder: rec, verifier: verifier}).handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	log.Info("listening", "component", "ingest", "rtsp", in.Addr(), "api", ln.Addr().String(), "uplink", c.Uplink.URL)
+	log.Info("listening", "component", "ingest", "rtsp", in.Addr(), "api", ln.Addr().String(), "uplink", c.Uplink.URL, "recording", rec != nil)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = in.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -5,6 +5,7 @@
 //
 //	sfu [-config configs/sfu.yml]        serve
 //	sfu token [-role wall -view '*' ...]  print a signed access token
+//	sfu defaults                          print the built-in configuration (configs/sfu.yml)
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	"fieldvideo/internal/recorder"
 	"fieldvideo/internal/sfu"
 	"fieldvideo/web/console"
 )
@@ -37,6 +39,13 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.Arg(0) == "defaults" {
+		b, err := conf.Marshal(conf.DefaultSFU())
+		if err == nil {
+			_, err = os.Stdout.Write(b)
+		}
+		return err
+	}
 	c := conf.DefaultSFU()
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
@@ -54,7 +63,7 @@ func run(args []string) error {
 		return auth.Command(fs.Args()[1:], secret, os.Stdout)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unknown command %q; use no command to serve, or token", fs.Arg(0))
+		return fmt.Errorf("unknown command %q; use no command to serve, token, or defaults", fs.Arg(0))
 	}
 
 	log := c.Log.NewLogger(os.Stderr)
@@ -67,11 +76,19 @@ func run(args []string) error {
 		return err
 	}
 	defer al.Close()
-	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: verifier, Audit: al, Log: log, Console: console.FS(), Secret: secret})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rec, err := recorder.Open(ctx, c.Record, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if rec != nil {
+		defer rec.Close()
+		go func() { _ = rec.Run(ctx) }()
+	}
+	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: verifier, Audit: al, Log: log, Console: console.FS(), Secret: secret, Recorder: rec})
+	if err != nil {
+		return err
+	}
 	return srv.Run(ctx)
 }

@@ -23,12 +23,13 @@ func Command(args []string, secret []byte, out io.Writer) error {
 	roomPub := fs.Bool("room-publish", false, "may publish camera, microphone and screen in the room")
 	roomSub := fs.Bool("room-subscribe", false, "may receive the others' tracks in the room")
 	review := fs.Bool("review", false, "may replay recordings")
+	recorded := fs.Bool("recorded", false, "the publisher records its sources itself; the SFU does not record them again")
 	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c := Claims{Role: Role(*role), Publish: splitList(*pub), View: splitList(*view),
-		Room: *room, RoomPublish: *roomPub, RoomSubscribe: *roomSub, Review: *review}
+		Room: *room, RoomPublish: *roomPub, RoomSubscribe: *roomSub, Review: *review, Recorded: *recorded}
 	c.RegisteredClaims = jwt.RegisteredClaims{Subject: *sub}
 	tok, err := Mint(secret, c, *ttl, time.Now())
 	if err != nil {

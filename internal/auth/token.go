@@ -46,6 +46,9 @@ type Claims struct {
 	RoomPublish   bool   `json:"room_publish,omitempty"`
 	RoomSubscribe bool   `json:"room_subscribe,omitempty"`
 	Review        bool   `json:"review,omitempty"`
+	// Recorded says the holder records what it publishes itself (ingest
+	// records cameras at the edge), so the SFU does not record it again.
+	Recorded bool `json:"recorded,omitempty"`
 }
 
 // CanJoin reports whether the claims allow joining room.

@@ -19,6 +19,7 @@ type Ingest struct {
 	Auth      Auth      `yaml:"auth"`
 	Audit     Audit     `yaml:"audit"`
 	Stream    Stream    `yaml:"stream"`
+	Record    Record    `yaml:"record"`
 }
 
 // RTSP configures the RTSP server that takes pushes and serves players.
@@ -74,6 +75,7 @@ func DefaultIngest() Ingest {
 		Auth:      defaultAuth(),
 		Audit:     Audit{File: "data/audit-ingest.log"},
 		Stream:    defaultStream(),
+		Record:    defaultRecord("data/spool-ingest"),
 	}
 }
 
@@ -128,6 +130,9 @@ func (c Ingest) Validate() error {
 	}
 	if c.Audit.File == "" {
 		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
+	}
+	if err := c.Record.validate(); err != nil {
+		return err
 	}
 	return c.Stream.validate()
 }

@@ -14,6 +14,7 @@ type SFU struct {
 	Audit  Audit  `yaml:"audit"`
 	Stream Stream `yaml:"stream"`
 	Calls  Calls  `yaml:"calls"`
+	Record Record `yaml:"record"`
 }
 
 // HTTP configures the SFU's HTTP(S) listener.
@@ -57,6 +58,7 @@ func DefaultSFU() SFU {
 		Audit:  Audit{File: "data/audit-sfu.log"},
 		Stream: defaultStream(),
 		Calls:  defaultCalls(),
+		Record: defaultRecord("data/spool-sfu"),
 	}
 }
 
@@ -86,6 +88,9 @@ func (c SFU) Validate() error {
 		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
 	}
 	if err := c.Stream.validate(); err != nil {
+		return err
+	}
+	if err := c.Record.validate(); err != nil {
 		return err
 	}
 	return c.Calls.validate()

@@ -117,8 +117,8 @@ func (h *harness) waitFor(what string, cond func() bool) {
 	}
 }
 
-// recorder collects what a WHEP viewer receives.
-type recorder struct {
+// received collects what a WHEP viewer receives.
+type received struct {
 	mu      sync.Mutex
 	video   []*rtp.Packet
 	audio   int
@@ -127,7 +127,7 @@ type recorder struct {
 	block   chan struct{}
 }
 
-func (r *recorder) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at time.Time) {
+func (r *received) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at time.Time) {
 	if r.block != nil {
 		<-r.block
 	}
@@ -146,19 +146,19 @@ func (r *recorder) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at time
 	}
 }
 
-func (r *recorder) counts() (video, audio int) {
+func (r *received) counts() (video, audio int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.video), r.audio
 }
 
-func (r *recorder) packets() []*rtp.Packet {
+func (r *received) packets() []*rtp.Packet {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]*rtp.Packet(nil), r.video...)
 }
 
-func (h *harness) view(name, token string, rec *recorder) *whip.Viewer {
+func (h *harness) view(name, token string, rec *received) *whip.Viewer {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

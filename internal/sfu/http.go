@@ -35,6 +35,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sources", s.handleSources)
 	mux.HandleFunc("GET /v1/rooms/{room}/ws", s.handleRoom)
 	mux.Handle("GET /v1/rooms", s.operatorOnly(http.HandlerFunc(s.handleRooms)))
+	mux.HandleFunc("GET /v1/recording", s.handleRecording)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
 	mux.Handle("GET /debug/pprof/", s.operatorOnly(http.HandlerFunc(pprof.Index)))
@@ -140,6 +141,26 @@ func (s *Server) Sources() []SourceInfo {
 	return list
 }
 
+// handleRecording reports the recorder: RPO, spool, each site's backlog.
+func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) {
+	s.cors(w)
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return
+	}
+	if !c.CanOperate() && !c.Review {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "the recording state needs an operator, commander or reviewer token; %s has role %s", c.Who(), c.Role))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if s.p.Recorder == nil {
+		_, _ = w.Write([]byte(`{"enabled":false}` + "\n"))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"enabled": true, "recorder": s.p.Recorder.View()})
+}
+
 // handleHealth answers a load balancer's health check. It reveals nothing
 // but that the process serves, so it needs no token.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -229,6 +250,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tsync.WriteMetrics(m, "fv_source", clocks)
+	if s.p.Recorder != nil {
+		s.p.Recorder.WriteMetrics(m)
+	}
 	m.Family("fv_forward_latency_seconds", "histogram", "Time a unit spends in the SFU: first packet in to last packet out to a viewer.")
 	s.forward.Write(m, "fv_forward_latency_seconds")
 	m.Family("fv_viewer_dropped_units_total", "counter", "Units the hub dropped for a viewer that fell behind.")

@@ -29,6 +29,9 @@ type publisher struct {
 	ssrc   []atomic.Uint32
 	clocks []atomic.Pointer[trackClock] // set when the track's first packet comes
 	kf     chan int
+	// stopRecording ends the recording of this publisher's session; nil
+	// when it is not recorded here.
+	stopRecording func()
 }
 
 func (p *publisher) requestKeyframe(track int) {
@@ -132,11 +135,24 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 	src.pub.Store(p)
 	src.since = time.Now()
 	s.sessions[ss.id] = ss
+	st := src.stream
 	s.mu.Unlock()
+
+	if s.p.Recorder != nil && !c.Recorded {
+		stop, err := s.p.Recorder.Record(name, st)
+		if err != nil {
+			s.log.Error("cannot record source", "source", name, "err", err)
+		} else {
+			p.stopRecording = stop
+		}
+	}
 
 	done := make(chan struct{})
 	ss.onClose = func() {
 		close(done)
+		if p.stopRecording != nil {
+			p.stopRecording()
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if src.pub.CompareAndSwap(p, nil) {
@@ -170,7 +186,11 @@ func (s *Server) negotiatePublish(ctx context.Context, pc *webrtc.PeerConnection
 			_ = tr.Stop()
 			continue
 		}
-		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
+		// Answer with the offer's own payload type for the codec: ours may
+		// name another profile in a browser's offer.
+		pref := c
+		pref.PayloadType = 0
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{pref}); err != nil {
 			return "", nil, err
 		}
 		p.mids[tr.Mid()] = len(p.tracks)

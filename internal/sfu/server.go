@@ -23,6 +23,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/recorder"
 	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/whip"
 )
@@ -35,6 +36,10 @@ type Params struct {
 	Log      *slog.Logger
 	// Console holds the web console's static files; nil serves none.
 	Console fs.FS
+	// Recorder records the sources published here, except those whose
+	// publisher records them itself (auth.Claims.Recorded); nil records
+	// nothing.
+	Recorder *recorder.Recorder
 	// Secret is the auth secret, from which TURN credentials are derived;
 	// nil loads it from Conf.Auth when the embedded TURN server is on.
 	Secret []byte

@@ -52,7 +52,7 @@ func checkContinuous(t *testing.T, ps []*rtp.Packet) {
 func TestPublishAndView(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", synth.Params{Audio: true, FPS: 25, GOP: 50})
-	var rec recorder
+	var rec received
 	start := time.Now()
 	v := h.view("cam1", h.token(auth.RoleWall, nil, []string{"*"}), &rec)
 	h.waitFor("video and audio", func() bool { n, a := rec.counts(); return n > 200 && a > 20 })
@@ -131,7 +131,7 @@ func TestAccessAndBadInput(t *testing.T) {
 		})
 	}
 	// The source kept flowing through all of it.
-	var rec recorder
+	var rec received
 	h.view("cam1", viewer, &rec)
 	h.waitFor("video after bad requests", func() bool { n, _ := rec.counts(); return n > 50 })
 
@@ -165,7 +165,7 @@ func validOffer(t *testing.T, h *harness) string {
 func TestViewerCarriesOnAcrossPublisherRestart(t *testing.T) {
 	h := startSFU(t)
 	_, stop := h.publish("cam1", synth.Params{FPS: 50, GOP: 25})
-	var rec recorder
+	var rec received
 	h.view("cam1", h.token(auth.RoleWall, nil, []string{"*"}), &rec)
 	h.waitFor("video", func() bool { n, _ := rec.counts(); return n > 100 })
 	stop()
@@ -180,10 +180,10 @@ func TestSlowViewerDoesNotDisturbOthers(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", synth.Params{FPS: 50, PacketsPerFrame: 8})
 	tok := h.token(auth.RoleWall, nil, []string{"*"})
-	slow := recorder{block: make(chan struct{})}
+	slow := received{block: make(chan struct{})}
 	defer close(slow.block)
 	h.view("cam1", tok, &slow)
-	var fast recorder
+	var fast received
 	h.view("cam1", tok, &fast)
 	h.waitFor("fast viewer to get 1000 packets", func() bool { n, _ := fast.counts(); return n > 1000 })
 	checkContinuous(t, fast.packets())
@@ -192,7 +192,7 @@ func TestSlowViewerDoesNotDisturbOthers(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", synth.Params{})
-	var rec recorder
+	var rec received
 	h.view("cam1", h.token(auth.RoleWall, nil, []string{"*"}), &rec)
 	h.waitFor("video", func() bool { n, _ := rec.counts(); return n > 20 })
 	req, _ := http.NewRequestWithContext(context.Background(), "GET", h.base+"/metrics", nil)

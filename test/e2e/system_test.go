@@ -93,12 +93,33 @@ func (p *proc) kill() {
 	<-p.Done()
 }
 
+// stores are the recording sites the processes of one test share.
+type stores struct{ primary, offsite string }
+
+var testStores = map[*testing.T]stores{}
+
+func storesOf(t *testing.T) stores {
+	if s, ok := testStores[t]; ok {
+		return s
+	}
+	dir := t.TempDir()
+	s := stores{primary: filepath.Join(dir, "primary"), offsite: filepath.Join(dir, "offsite")}
+	testStores[t] = s
+	t.Cleanup(func() { delete(testStores, t) })
+	return s
+}
+
 func commonEnv(t *testing.T, prefix string) []string {
 	dir := t.TempDir()
+	st := storesOf(t)
 	return []string{
 		prefix + "_AUTH_SECRET=" + secret,
 		prefix + "_AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
 		prefix + "_LOG_FORMAT=json",
+		prefix + "_RECORD_SPOOL_DIR=" + filepath.Join(dir, "spool"),
+		prefix + "_RECORD_PRIMARY_PATH=" + st.primary,
+		prefix + "_RECORD_OFFSITE_PATH=" + st.offsite,
+		prefix + "_RECORD_SEGMENT_DURATION=2s",
 	}
 }
 

@@ -1,0 +1,125 @@
+package recorder
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Manifest describes one segment. It is stored next to the segment as
+// <start>-<duration>.json, so either site can be used with no database.
+type Manifest struct {
+	Version  int    `json:"version"`
+	Incident string `json:"incident"`
+	Source   string `json:"source"`
+	// Key is the segment's object key; the manifest's key is the same with
+	// .json instead of .mp4.
+	Key string `json:"key"`
+	// CaptureStart is the wall-clock time of the segment's media time zero
+	// (the decode time of its first keyframe): a sample presented at time p
+	// in the file was captured at CaptureStart + p. CaptureEnd is
+	// CaptureStart plus the segment's duration.
+	CaptureStart time.Time `json:"capture_start"`
+	CaptureEnd   time.Time `json:"capture_end"`
+	DurationMS   int64     `json:"duration_ms"`
+	// TimeAligned is true when the capture times come from the common time
+	// baseline; false when they are the recorder's arrival times.
+	TimeAligned bool `json:"time_aligned"`
+	// AlignmentErrorMS is the largest estimated error of the aligned capture
+	// times in the segment, when known.
+	AlignmentErrorMS *float64 `json:"alignment_error_ms,omitempty"`
+	// TimeTrust is what the aligned capture times rest on, the weakest in
+	// the segment: arrival, sender-reports or refclk.
+	TimeTrust string          `json:"time_trust,omitempty"`
+	Tracks    []ManifestTrack `json:"tracks"`
+	Parts     int             `json:"parts"`
+	Size      int64           `json:"size"`
+	SHA256    string          `json:"sha256"`
+	// Recovered is true for a segment cut at its last complete part after
+	// the recorder stopped abruptly.
+	Recovered bool      `json:"recovered,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	Created   time.Time `json:"created"`
+}
+
+// ManifestTrack describes one track of a segment.
+type ManifestTrack struct {
+	ID        int    `json:"id"`
+	Kind      string `json:"kind"`
+	Codec     string `json:"codec"`
+	ClockRate uint32 `json:"clock_rate"`
+	Channels  int    `json:"channels,omitempty"`
+	Width     int    `json:"width,omitempty"`
+	Height    int    `json:"height,omitempty"`
+	Samples   int    `json:"samples"`
+}
+
+// ParseManifest decodes and checks a manifest.
+func ParseManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("segment manifest: %w", err)
+	}
+	if m.Version != 1 {
+		return nil, fmt.Errorf("segment manifest version %d is not supported", m.Version)
+	}
+	if _, err := ParseKey(m.Key); err != nil {
+		return nil, fmt.Errorf("segment manifest: %w", err)
+	}
+	if len(m.SHA256) != 64 || m.Size <= 0 {
+		return nil, fmt.Errorf("segment manifest for %s lacks the segment's size or SHA-256", m.Key)
+	}
+	return &m, nil
+}
+
+// SegmentKey returns the object key of a segment of source in incident that
+// starts at start (UTC) and lasts dur.
+func SegmentKey(incident, source string, start time.Time, dur time.Duration) string {
+	u := start.UTC()
+	return fmt.Sprintf("rec/%s/%s/%04d/%02d/%02d/%02d/%d-%d.mp4", incident, source,
+		u.Year(), u.Month(), u.Day(), u.Hour(), start.UnixMilli(), dur.Milliseconds())
+}
+
+// ManifestKey returns the key of the manifest of the segment at key.
+func ManifestKey(key string) string { return strings.TrimSuffix(key, ".mp4") + ".json" }
+
+// KeyInfo is what a segment or manifest key says.
+type KeyInfo struct {
+	Incident, Source string
+	Start            time.Time
+	Duration         time.Duration
+	Manifest         bool // the key ends in .json
+}
+
+// ParseKey parses a key made by SegmentKey or ManifestKey.
+func ParseKey(key string) (KeyInfo, error) {
+	var k KeyInfo
+	parts := strings.Split(key, "/")
+	if len(parts) != 8 || parts[0] != "rec" {
+		return k, fmt.Errorf("key %q is not rec/<incident>/<source>/YYYY/MM/DD/HH/<start-ms>-<duration-ms>.mp4", key)
+	}
+	k.Incident, k.Source = parts[1], parts[2]
+	name := parts[7]
+	switch ext := path.Ext(name); ext {
+	case ".mp4":
+	case ".json":
+		k.Manifest = true
+	default:
+		return k, fmt.Errorf("key %q: unknown extension %q", key, ext)
+	}
+	startS, durS, ok := strings.Cut(strings.TrimSuffix(name, path.Ext(name)), "-")
+	start, err1 := strconv.ParseInt(startS, 10, 64)
+	dur, err2 := strconv.ParseInt(durS, 10, 64)
+	if !ok || err1 != nil || err2 != nil || start < 0 || dur < 0 {
+		return k, fmt.Errorf("key %q: name is not <start-ms>-<duration-ms>", key)
+	}
+	k.Start = time.UnixMilli(start).UTC()
+	k.Duration = time.Duration(dur) * time.Millisecond
+	if want := SegmentKey(k.Incident, k.Source, k.Start, k.Duration); strings.TrimSuffix(want, ".mp4") != strings.TrimSuffix(key, path.Ext(key)) {
+		return k, fmt.Errorf("key %q: the hour folders do not match the start time", key)
+	}
+	return k, nil
+}

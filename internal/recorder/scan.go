@@ -1,0 +1,479 @@
+package recorder
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A segment file is ftyp, moov, then parts: [prft] moof mdat. scanSegment
+// reads one from disk (after a crash, or to check a stored copy) without
+// trusting it: every length is bounds-checked, and a part counts only when
+// its moof and mdat are complete and the sample sizes its runs declare fit
+// in them.
+
+// box is one ISO BMFF box located in a buffer.
+type box struct {
+	typ   string
+	start int // offset of the header
+	body  int // offset of the payload
+	end   int // offset just past the box
+}
+
+// errIncomplete marks a box that runs past the end of the buffer.
+var errIncomplete = errors.New("incomplete box")
+
+// nextBox reads the box header at off in b[:limit].
+func nextBox(b []byte, off, limit int) (box, error) {
+	if limit-off < 8 {
+		return box{}, errIncomplete
+	}
+	size := int64(binary.BigEndian.Uint32(b[off:]))
+	typ := string(b[off+4 : off+8])
+	hdr := 8
+	switch size {
+	case 0:
+		return box{}, fmt.Errorf("box %q at %d extends to the end of the file, which segments never use", printable(typ), off)
+	case 1:
+		if limit-off < 16 {
+			return box{}, errIncomplete
+		}
+		size = int64(binary.BigEndian.Uint64(b[off+8:]))
+		hdr = 16
+	}
+	if size < int64(hdr) {
+		return box{}, fmt.Errorf("box %q at %d has a bad size %d", printable(typ), off, size)
+	}
+	if size > int64(limit-off) {
+		return box{typ: typ, start: off, body: off + hdr}, errIncomplete
+	}
+	return box{typ: typ, start: off, body: off + hdr, end: off + int(size)}, nil
+}
+
+// children calls fn for each complete child box of b[start:end].
+func children(b []byte, start, end int, fn func(box) error) error {
+	for off := start; off < end; {
+		c, err := nextBox(b, off, end)
+		if err != nil {
+			return err
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+		off = c.end
+	}
+	return nil
+}
+
+func printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return fmt.Sprintf("%x", s)
+		}
+	}
+	return s
+}
+
+// scanTrack is a track of a scanned segment.
+type scanTrack struct {
+	ID        uint32
+	TimeScale uint32
+	Handler   string // vide or soun
+	Entry     string // sample entry type: avc1, hvc1, Opus, mp4a, ulaw, alaw
+	// Start is the decode time of the track's first sample, End the decode
+	// time just past its last one, in TimeScale units.
+	Start, End uint64
+	Samples    int
+	// Gaps counts parts whose first sample does not start where the
+	// track's previous part ended.
+	Gaps int
+	seen bool
+}
+
+// scanPRFT is a producer reference time box: wall-clock time of a media time.
+type scanPRFT struct {
+	TrackID   uint32
+	Wall      time.Time
+	MediaTime uint64
+}
+
+// segmentScan is what scanSegment finds.
+type segmentScan struct {
+	// InitEnd is the end of moov; Valid the end of the last complete part.
+	InitEnd, Valid int
+	Tracks         []scanTrack
+	Parts          int
+	PRFT           []scanPRFT
+	// Stop explains why scanning stopped before the end of the data, if it did.
+	Stop error
+}
+
+// maxSamplesPerRun bounds one trun (an hour of 120 fps video).
+const maxSamplesPerRun = 120 * 3600
+
+// scanSegment parses a segment file's content. It fails only when the
+// content is not a segment (bad or incomplete init); a damaged tail just ends
+// the scan, with Valid the length to cut the file to.
+func scanSegment(b []byte) (*segmentScan, error) {
+	s := &segmentScan{}
+	ftyp, err := nextBox(b, 0, len(b))
+	if err != nil || ftyp.typ != "ftyp" {
+		return nil, fmt.Errorf("segment does not start with a complete ftyp box")
+	}
+	moov, err := nextBox(b, ftyp.end, len(b))
+	if err != nil || moov.typ != "moov" {
+		return nil, fmt.Errorf("segment has no complete moov box after ftyp")
+	}
+	if err := s.parseMoov(b, moov); err != nil {
+		return nil, err
+	}
+	s.InitEnd, s.Valid = moov.end, moov.end
+	var prft *scanPRFT
+	for off := moov.end; off < len(b); {
+		bx, err := nextBox(b, off, len(b))
+		if err != nil {
+			s.Stop = fmt.Errorf("at %d: %w", off, err)
+			return s, nil
+		}
+		switch bx.typ {
+		case "prft":
+			p, err := parsePRFT(b[bx.body:bx.end])
+			if err != nil {
+				s.Stop = fmt.Errorf("at %d: %w", off, err)
+				return s, nil
+			}
+			prft = &p
+			off = bx.end
+		case "moof":
+			mdat, err := nextBox(b, bx.end, len(b))
+			if err != nil || mdat.typ != "mdat" {
+				if err == nil {
+					err = fmt.Errorf("moof followed by %q, not mdat", printable(mdat.typ))
+				}
+				s.Stop = fmt.Errorf("at %d: %w", bx.end, err)
+				return s, nil
+			}
+			ends, err := s.parseMoof(b, bx, mdat)
+			if err != nil {
+				s.Stop = fmt.Errorf("part at %d: %w", off, err)
+				return s, nil
+			}
+			for i := range s.Tracks {
+				if e := ends[i]; e.count > 0 {
+					t := &s.Tracks[i]
+					if !t.seen {
+						t.Start, t.seen = e.start, true
+					} else if e.start != t.End {
+						t.Gaps++
+					}
+					t.End = e.end
+					t.Samples += e.count
+				}
+			}
+			if prft != nil {
+				s.PRFT = append(s.PRFT, *prft)
+				prft = nil
+			}
+			s.Parts++
+			s.Valid = mdat.end
+			off = mdat.end
+		case "free", "skip", "styp", "sidx":
+			off = bx.end
+		default:
+			s.Stop = fmt.Errorf("at %d: unexpected box %q", off, printable(bx.typ))
+			return s, nil
+		}
+	}
+	return s, nil
+}
+
+func (s *segmentScan) parseMoov(b []byte, moov box) error {
+	err := children(b, moov.body, moov.end, func(c box) error {
+		if c.typ != "trak" {
+			return nil
+		}
+		var t scanTrack
+		if err := parseTrak(b, c, &t); err != nil {
+			return err
+		}
+		for _, o := range s.Tracks {
+			if o.ID == t.ID {
+				return fmt.Errorf("track id %d appears twice", t.ID)
+			}
+		}
+		s.Tracks = append(s.Tracks, t)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("segment init: %w", err)
+	}
+	if len(s.Tracks) == 0 {
+		return errors.New("segment init has no track")
+	}
+	return nil
+}
+
+func parseTrak(b []byte, trak box, t *scanTrack) error {
+	var walk func(c box) error
+	walk = func(c box) error {
+		p := b[c.body:c.end]
+		switch c.typ {
+		case "mdia", "minf", "stbl":
+			return children(b, c.body, c.end, walk)
+		case "tkhd":
+			if len(p) < 4 {
+				return errors.New("short tkhd")
+			}
+			n := 12
+			if p[0] == 1 {
+				n = 20
+			}
+			if len(p) < n+4 {
+				return errors.New("short tkhd")
+			}
+			t.ID = binary.BigEndian.Uint32(p[n:])
+		case "mdhd":
+			if len(p) < 4 {
+				return errors.New("short mdhd")
+			}
+			n := 12
+			if p[0] == 1 {
+				n = 20
+			}
+			if len(p) < n+4 {
+				return errors.New("short mdhd")
+			}
+			t.TimeScale = binary.BigEndian.Uint32(p[n:])
+		case "hdlr":
+			if len(p) < 12 {
+				return errors.New("short hdlr")
+			}
+			t.Handler = string(p[8:12])
+		case "stsd":
+			if len(p) < 8 {
+				return errors.New("short stsd")
+			}
+			e, err := nextBox(b, c.body+8, c.end)
+			if err != nil {
+				return fmt.Errorf("stsd: %w", err)
+			}
+			t.Entry = e.typ
+		}
+		return nil
+	}
+	if err := children(b, trak.body, trak.end, walk); err != nil {
+		return err
+	}
+	if t.ID == 0 || t.TimeScale == 0 {
+		return errors.New("track without id or time scale")
+	}
+	return nil
+}
+
+type runEnd struct {
+	start, end uint64
+	count      int
+}
+
+// parseMoof reads a part's track fragments and checks that their samples
+// fit in mdat. It returns, per scanned track, the decode time span.
+func (s *segmentScan) parseMoof(b []byte, moof, mdat box) ([]runEnd, error) {
+	ends := make([]runEnd, len(s.Tracks))
+	err := children(b, moof.body, moof.end, func(c box) error {
+		if c.typ != "traf" {
+			return nil
+		}
+		var (
+			trackID, defDur, defSize uint32
+			haveTfhd, haveTfdt       bool
+			base                     uint64
+		)
+		return children(b, c.body, c.end, func(t box) error {
+			p := b[t.body:t.end]
+			switch t.typ {
+			case "tfhd":
+				if len(p) < 8 {
+					return errors.New("short tfhd")
+				}
+				flags := uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
+				trackID = binary.BigEndian.Uint32(p[4:])
+				n := 8
+				if flags&0x01 != 0 {
+					n += 8
+				}
+				if flags&0x02 != 0 {
+					n += 4
+				}
+				if flags&0x08 != 0 {
+					if len(p) < n+4 {
+						return errors.New("short tfhd")
+					}
+					defDur = binary.BigEndian.Uint32(p[n:])
+					n += 4
+				}
+				if flags&0x10 != 0 {
+					if len(p) < n+4 {
+						return errors.New("short tfhd")
+					}
+					defSize = binary.BigEndian.Uint32(p[n:])
+				}
+				haveTfhd = true
+			case "tfdt":
+				if len(p) < 8 {
+					return errors.New("short tfdt")
+				}
+				if p[0] == 1 {
+					if len(p) < 12 {
+						return errors.New("short tfdt")
+					}
+					base = binary.BigEndian.Uint64(p[4:])
+				} else {
+					base = uint64(binary.BigEndian.Uint32(p[4:]))
+				}
+				haveTfdt = true
+			case "trun":
+				if !haveTfhd || !haveTfdt {
+					return errors.New("trun before tfhd and tfdt")
+				}
+				i := -1
+				for k := range s.Tracks {
+					if s.Tracks[k].ID == trackID {
+						i = k
+					}
+				}
+				if i < 0 {
+					return fmt.Errorf("fragment of unknown track %d", trackID)
+				}
+				dur, count, err := parseTrun(p, defDur, defSize, moof.start, mdat)
+				if err != nil {
+					return err
+				}
+				e := &ends[i]
+				if e.count == 0 {
+					e.start = base
+				}
+				e.end = base + dur
+				e.count += count
+				base += dur
+			}
+			return nil
+		})
+	})
+	return ends, err
+}
+
+// parseTrun returns the total duration and sample count of a track run, and
+// checks that its data lies within mdat.
+func parseTrun(p []byte, defDur, defSize uint32, moofStart int, mdat box) (uint64, int, error) {
+	if len(p) < 8 {
+		return 0, 0, errors.New("short trun")
+	}
+	flags := uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
+	count := binary.BigEndian.Uint32(p[4:])
+	if count > maxSamplesPerRun {
+		return 0, 0, fmt.Errorf("trun of %d samples", count)
+	}
+	n := 8
+	dataOffset := int64(-1)
+	if flags&0x01 != 0 {
+		if len(p) < n+4 {
+			return 0, 0, errors.New("short trun")
+		}
+		dataOffset = int64(int32(binary.BigEndian.Uint32(p[n:])))
+		n += 4
+	}
+	if flags&0x04 != 0 {
+		n += 4
+	}
+	entry := 0
+	for _, f := range []uint32{0x100, 0x200, 0x400, 0x800} {
+		if flags&f != 0 {
+			entry += 4
+		}
+	}
+	if int64(len(p)-n) < int64(count)*int64(entry) {
+		return 0, 0, errors.New("trun entries run past the box")
+	}
+	var dur, size uint64
+	for k := uint32(0); k < count; k++ {
+		d, sz := defDur, defSize
+		if flags&0x100 != 0 {
+			d = binary.BigEndian.Uint32(p[n:])
+			n += 4
+		}
+		if flags&0x200 != 0 {
+			sz = binary.BigEndian.Uint32(p[n:])
+			n += 4
+		}
+		if flags&0x400 != 0 {
+			n += 4
+		}
+		if flags&0x800 != 0 {
+			n += 4
+		}
+		dur += uint64(d)
+		size += uint64(sz)
+	}
+	if dataOffset >= 0 {
+		startAbs := int64(moofStart) + dataOffset
+		if startAbs < int64(mdat.body) || startAbs+int64(size) > int64(mdat.end) {
+			return 0, 0, errors.New("trun data lies outside mdat")
+		}
+	} else if size > uint64(mdat.end-mdat.body) {
+		return 0, 0, errors.New("trun data is larger than mdat")
+	}
+	return dur, int(count), nil
+}
+
+// ntpEpochOffset is the number of seconds from 1900 (NTP) to 1970 (Unix).
+const ntpEpochOffset = 2208988800
+
+func ntpTime(t time.Time) uint64 {
+	ns := t.UnixNano()
+	sec := uint64(ns/1e9) + ntpEpochOffset
+	frac := (uint64(ns%1e9) << 32) / 1e9
+	return sec<<32 | frac
+}
+
+func fromNTP(v uint64) time.Time {
+	sec := int64(v>>32) - ntpEpochOffset
+	ns := (int64(v&0xffffffff) * 1e9) >> 32
+	return time.Unix(sec, ns)
+}
+
+func parsePRFT(p []byte) (scanPRFT, error) {
+	var r scanPRFT
+	if len(p) < 20 {
+		return r, errors.New("short prft")
+	}
+	r.TrackID = binary.BigEndian.Uint32(p[4:])
+	r.Wall = fromNTP(binary.BigEndian.Uint64(p[8:]))
+	if p[0] == 1 {
+		if len(p) < 24 {
+			return r, errors.New("short prft")
+		}
+		r.MediaTime = binary.BigEndian.Uint64(p[16:])
+	} else {
+		r.MediaTime = uint64(binary.BigEndian.Uint32(p[16:]))
+	}
+	return r, nil
+}
+
+// prftFlagCapture says the prft time is when the frame was captured
+// (ISO/IEC 14496-12, producer reference time flags); prftFlagArbitrary that
+// it is an arbitrary but consistent clock (the recorder's arrival time).
+const (
+	prftFlagCapture   = 24
+	prftFlagArbitrary = 8
+)
+
+// appendPRFT appends a version 1 producer reference time box.
+func appendPRFT(b []byte, trackID uint32, wall time.Time, mediaTime uint64, flags uint32) []byte {
+	b = binary.BigEndian.AppendUint32(b, 32)
+	b = append(b, "prft"...)
+	b = binary.BigEndian.AppendUint32(b, 1<<24|flags&0xffffff)
+	b = binary.BigEndian.AppendUint32(b, trackID)
+	b = binary.BigEndian.AppendUint64(b, ntpTime(wall))
+	return binary.BigEndian.AppendUint64(b, mediaTime)
+}

@@ -1,0 +1,234 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fieldvideo/internal/store"
+)
+
+// uploader copies spooled segments to one store, oldest first, with a few
+// workers. Each upload is verified twice: the store checks the content
+// against the SHA-256 given to Put, and a Stat afterwards must show the
+// expected size (and hash, when the store reports one). A failing store is
+// retried with exponential backoff; the other store's uploader is not
+// affected.
+type uploader struct {
+	slot     int
+	st       store.Store
+	sp       *spool
+	log      *slog.Logger
+	workers  int
+	timeout  time.Duration
+	retryMin time.Duration
+	retryMax time.Duration
+
+	mu        sync.Mutex
+	failures  int // consecutive
+	nextTry   time.Time
+	lastErr   string
+	lastErrAt time.Time
+	lastLog   time.Time
+
+	uploaded, uploadedBytes, failed, corrupt atomic.Uint64
+}
+
+func (u *uploader) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range u.workers {
+		wg.Go(func() { u.worker(ctx) })
+	}
+	wg.Wait()
+}
+
+func (u *uploader) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		if wait := u.backoffLeft(); wait > 0 {
+			sleep(ctx, wait)
+			continue
+		}
+		ch := u.sp.waitCh()
+		g := u.sp.next(u.slot)
+		if g == nil {
+			select {
+			case <-ctx.Done():
+			case <-ch:
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
+		err := u.upload(ctx, g)
+		if err != nil {
+			u.sp.release(g, u.slot)
+			if ctx.Err() != nil {
+				return
+			}
+			u.fail(err)
+			continue
+		}
+		u.uploaded.Add(1)
+		u.uploadedBytes.Add(uint64(g.size + g.manifestSize))
+		if err := u.sp.markStored(g, u.slot); err != nil {
+			u.log.Error("segment stored but the journal could not record it; it will be uploaded again", "key", g.key, "error", err)
+			u.fail(err)
+			continue
+		}
+		u.succeed(g)
+	}
+}
+
+// errCorrupt marks a spooled segment whose content no longer matches the
+// SHA-256 recorded when it was closed.
+var errCorrupt = errors.New("spooled segment does not match its recorded SHA-256")
+
+// upload stores a segment and its manifest, and verifies both.
+func (u *uploader) upload(ctx context.Context, g *spoolSeg) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	path := filepath.Join(u.sp.dir, g.file)
+	size, sum, err := hashFile(path)
+	if err == nil && (size != g.size || sum != g.sha) {
+		err = errCorrupt
+	}
+	if err != nil {
+		u.corrupt.Add(1)
+		u.sp.quarantine(g, err)
+		return fmt.Errorf("segment %s: %w", g.key, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = u.st.Put(ctx, g.key, f, g.size, g.sha)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("put %s: %w", g.key, err)
+	}
+	if err := verify(ctx, u.st, g.key, g.size, g.sha); err != nil {
+		return err
+	}
+	mb, err := u.manifest(g)
+	if err != nil {
+		return err
+	}
+	mkey, msum := ManifestKey(g.key), sha256Hex(mb)
+	if err := u.st.Put(ctx, mkey, bytes.NewReader(mb), int64(len(mb)), msum); err != nil {
+		return fmt.Errorf("put %s: %w", mkey, err)
+	}
+	return verify(ctx, u.st, mkey, int64(len(mb)), msum)
+}
+
+// manifest reads a segment's manifest from the spool, rewriting it from the
+// segment file when it is damaged.
+func (u *uploader) manifest(g *spoolSeg) ([]byte, error) {
+	p := filepath.Join(u.sp.dir, manifestFileName(g.file))
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if m, perr := ParseManifest(b); perr == nil && m.SHA256 == g.sha && m.Key == g.key {
+			return b, nil
+		}
+	}
+	u.log.Warn("manifest in the spool is missing or damaged; writing it again from the segment", "key", g.key)
+	if err := u.sp.rewriteManifest(g, true); err != nil {
+		return nil, fmt.Errorf("rewrite manifest of %s: %w", g.key, err)
+	}
+	return os.ReadFile(p)
+}
+
+// verify checks a stored object's size and, when the store reports it, its
+// SHA-256.
+func verify(ctx context.Context, st store.Store, key string, size int64, sum string) error {
+	in, err := st.Stat(ctx, key)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", key, err)
+	}
+	if in.Size != size {
+		return fmt.Errorf("verify %s: stored size %d, expected %d", key, in.Size, size)
+	}
+	if in.SHA256 != "" && !strings.EqualFold(in.SHA256, sum) {
+		return fmt.Errorf("verify %s: stored SHA-256 %s, expected %s", key, in.SHA256, sum)
+	}
+	return nil
+}
+
+func (u *uploader) backoffLeft() time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return time.Until(u.nextTry)
+}
+
+func (u *uploader) fail(err error) {
+	u.failed.Add(1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.failures++
+	d := u.retryMin << min(u.failures-1, 20)
+	if d > u.retryMax || d <= 0 {
+		d = u.retryMax
+	}
+	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	u.nextTry = time.Now().Add(d)
+	u.lastErr, u.lastErrAt = err.Error(), time.Now()
+	if u.failures == 1 || time.Since(u.lastLog) > 30*time.Second {
+		u.lastLog = time.Now()
+		b := u.sp.backlog()[u.slot]
+		u.log.Warn("upload failed; segments wait in the spool and are retried", "error", err,
+			"consecutive_failures", u.failures, "retry_in", d.Round(time.Millisecond),
+			"backlog_segments", b.Segments, "backlog_bytes", b.Bytes)
+	}
+}
+
+func (u *uploader) succeed(g *spoolSeg) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.failures > 0 {
+		b := u.sp.backlog()[u.slot]
+		u.log.Info("store reachable again; catching up", "after_failures", u.failures, "backlog_segments", b.Segments)
+	}
+	u.failures, u.nextTry = 0, time.Time{}
+}
+
+// StoreStats describe uploads to one store.
+type StoreStats struct {
+	Role, Name string
+	// Up is false while uploads fail (since the last success).
+	Up                  bool
+	ConsecutiveFailures int
+	LastError           string
+	LastErrorAt         time.Time
+	// Backlog is what waits in the spool for this store.
+	Backlog                 Backlog
+	Uploaded, UploadedBytes uint64
+	Failures                uint64
+	// Corrupt counts spooled segments found damaged before upload (they
+	// are moved to the spool's quarantine folder).
+	Corrupt uint64
+}
+
+func (u *uploader) stats(b Backlog) StoreStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return StoreStats{Role: storeRoles[u.slot], Name: u.st.Name(), Up: u.failures == 0, ConsecutiveFailures: u.failures,
+		LastError: u.lastErr, LastErrorAt: u.lastErrAt, Backlog: b,
+		Uploaded: u.uploaded.Load(), UploadedBytes: u.uploadedBytes.Load(), Failures: u.failed.Load(), Corrupt: u.corrupt.Load()}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
