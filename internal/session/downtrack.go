@@ -167,9 +167,9 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 			dt.current.Store(layerOff)
 			return
 		case int32(layer) == tgt && (u.Keyframe || !dt.video()):
-			if cur != layerOff {
-				dt.rw.Reanchor()
-			}
+			// A new input (another layer, or the same after a pause):
+			// continue the outgoing sequence and timestamps from here.
+			dt.rw.Reanchor()
 			dt.current.Store(tgt)
 			cur = tgt
 		}

@@ -86,6 +86,28 @@ func preferredCodec(kind string, offered []string) ([]webrtc.RTPCodecParameters,
 	return nil, false
 }
 
+// subscribeCodecs lists, for a subscribe media section carrying codec, every
+// call codec of the kind with codec (and its RTX) first: the client's answer
+// then accepts them all, so that later sections of the same connection can
+// carry a track of another codec (an H.264 field camera after VP8 phones).
+func subscribeCodecs(kind string, codec webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
+	first, _ := preferredCodec(kind, []string{whip.CodecName(codec.MimeType)})
+	out := slices.Clone(first)
+	for i, c := range roomCodecs {
+		if !strings.HasPrefix(c.MimeType, kind+"/") || c.MimeType == webrtc.MimeTypeRTX || c.MimeType == codec.MimeType {
+			continue
+		}
+		out = append(out, c)
+		if i+1 < len(roomCodecs) && roomCodecs[i+1].MimeType == webrtc.MimeTypeRTX {
+			out = append(out, roomCodecs[i+1])
+		}
+	}
+	if len(out) == 0 {
+		out = []webrtc.RTPCodecParameters{codec}
+	}
+	return out
+}
+
 // onOffer answers the client's offer on the publish connection: new
 // tracks, removed tracks, or an ICE restart.
 func (p *participant) onOffer(m *Offer) error {
@@ -151,7 +173,13 @@ func (p *participant) onOffer(m *Offer) error {
 		if !ok {
 			continue
 		}
-		if err := tr.SetCodecPreferences(cs); err != nil {
+		// Answer with the offer's own payload type for the codec: ours may
+		// name another profile in the browser's offer. RTX is left out
+		// (its apt would name our payload type); NACK retransmissions then
+		// come on the media stream itself.
+		c := cs[0]
+		c.PayloadType = 0
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
 			return errorf(CodeInternal, "codec preferences for mid %s: %v", tr.Mid(), err)
 		}
 		p.pending[tr.Mid()] = pubMeta{source: meta[tr.Mid()].Source, rids: ridsOf(sending[tr.Mid()])}
@@ -266,11 +294,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 	dt.pinned = pinned
 	tr, err := p.subPC.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err == nil {
-		cs := []webrtc.RTPCodecParameters{codec}
-		if rtx, ok := preferredCodec(t.Kind.String(), []string{t.Codec}); ok && t.Kind == unit.KindVideo {
-			cs = rtx
-		}
-		err = tr.SetCodecPreferences(cs)
+		err = tr.SetCodecPreferences(subscribeCodecs(t.Kind.String(), codec))
 	}
 	if err != nil {
 		p.room.chUnsub <- unsubscribeReq{p: p, track: track}
