@@ -48,13 +48,19 @@ start field1 bin/democam -push "rtsp://encoder:${encoder_token}@127.0.0.1:8554/f
 
 wall_token=$(bin/sfu token -role wall -view '*' -sub eoc-wall -ttl 12h)
 operator_token=$(bin/sfu token -role operator -view '*' -sub operator -ttl 12h)
+commander_token=$(bin/sfu token -role commander -view '*' -room incident-1 -room-publish -room-subscribe -sub commander -ttl 12h)
+operator_call_token=$(bin/sfu token -role operator -view '*' -room incident-1 -room-publish -room-subscribe -sub eoc-operator -ttl 12h)
 host=$(hostname -I 2>/dev/null | awk '{print $1}')
 cat <<MSG
 
   EOC wall:      http://127.0.0.1:8889/?token=${wall_token}
 $( [ -n "$host" ] && echo "  on the LAN:    http://${host}:8889/?token=${wall_token}" )
+  Call (field commander): http://127.0.0.1:8889/call.html?room=incident-1&token=${commander_token}
+  Call (EOC operator):    http://127.0.0.1:8889/call.html?room=incident-1&token=${operator_call_token}
   RTSP players:  ffplay -rtsp_transport tcp "rtsp://127.0.0.1:8554/cam1?token=${wall_token}"
   Source states: curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/sources
+  Recording:     curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/recording
+                 segments in data/recordings/{primary,offsite}/rec/incident/<source>/...
   Logs:          .run/*.log        Audit: data/audit-*.log
 
   Cameras cam1-cam4 are pulled from the demo RTSP server; field1 is pushed like a 4G encoder.
