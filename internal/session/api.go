@@ -3,7 +3,6 @@ package session
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -147,27 +146,12 @@ func NewAPI(p APIParams) (*API, error) {
 		return nil, err
 	}
 
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	se.SetIncludeLoopbackCandidate(p.Loopback || p.LoopbackOnly)
-	if p.LoopbackOnly {
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	}
-	if p.UDPMux != nil {
-		se.SetICEUDPMux(p.UDPMux)
-	}
-	if len(p.AdvertiseIPs) > 0 {
-		se.SetNAT1To1IPs(p.AdvertiseIPs, webrtc.ICECandidateTypeHost)
-	}
-	disc, failed := p.DisconnectedTimeout, p.FailedTimeout
-	if disc == 0 {
-		disc = 3 * time.Second
-	}
+	failed := p.FailedTimeout
 	if failed == 0 {
 		failed = 10 * time.Second
 	}
-	se.SetICETimeouts(disc, failed, time.Second)
+	se := whip.SettingEngine(whip.ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
+		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: failed})
 	a.api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return a, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/metrics"
 	tsync "fieldvideo/internal/sync"
@@ -23,10 +24,10 @@ type sdpMedia = sdp.MediaDescription
 // Handler returns the SFU's HTTP routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /{source}/whip", s.handlePublish)
+	mux.HandleFunc("POST /{source}/whip", s.handleOffer("publish", "whip", s.publish))
 	mux.HandleFunc("PATCH /{source}/whip/{id}", s.handlePatch("whip"))
 	mux.HandleFunc("DELETE /{source}/whip/{id}", s.handleDelete("whip"))
-	mux.HandleFunc("POST /{source}/whep", s.handleView)
+	mux.HandleFunc("POST /{source}/whep", s.handleOffer("view", "whep", s.view))
 	mux.HandleFunc("PATCH /{source}/whep/{id}", s.handlePatch("whep"))
 	mux.HandleFunc("DELETE /{source}/whep/{id}", s.handleDelete("whep"))
 	for _, p := range []string{"/{source}/whip", "/{source}/whep", "/{source}/whip/{id}", "/{source}/whep/{id}", "/v1/sources"} {
@@ -48,6 +49,29 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) cors(w http.ResponseWriter) { whip.SetCORS(w, s.p.Conf.HTTP.AllowOrigin) }
+
+// negotiator answers an offer for source name, filling in the audit event.
+type negotiator func(r *http.Request, name string, ev *audit.Event) (*session, string, error)
+
+// handleOffer serves a WHIP or WHEP POST: negotiate, audit the outcome
+// (granted or refused, with the reason), answer or report the error.
+func (s *Server) handleOffer(action, via string, negotiate negotiator) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.cors(w)
+		name := r.PathValue("source")
+		ev := audit.Event{Action: action, Source: name, Via: via, Remote: r.RemoteAddr}
+		ss, answer, err := negotiate(r, name, &ev)
+		if err != nil {
+			ev.Result, ev.Reason = "denied", err.Error()
+		}
+		s.p.Audit.Write(ev)
+		if err != nil {
+			whip.WriteError(w, err)
+			return
+		}
+		s.writeAnswer(w, ss, answer)
+	}
+}
 
 // handleOptions answers CORS preflights. It carries no data, so it needs no
 // token (browsers send preflights without credentials).

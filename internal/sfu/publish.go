@@ -55,22 +55,7 @@ func (p *publisher) sendKeyframeRequests(done <-chan struct{}) {
 	}
 }
 
-// handlePublish answers a WHIP offer: POST /{source}/whip.
-func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	s.cors(w)
-	name := r.PathValue("source")
-	ev := audit.Event{Action: "publish", Source: name, Via: "whip", Remote: r.RemoteAddr}
-	ss, answer, err := s.publish(r, name, &ev)
-	if err != nil {
-		ev.Result, ev.Reason = "denied", err.Error()
-		s.p.Audit.Write(ev)
-		whip.WriteError(w, err)
-		return
-	}
-	s.p.Audit.Write(ev)
-	s.writeAnswer(w, ss, answer)
-}
-
+// publish answers a WHIP offer: POST /{source}/whip.
 func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*session, string, error) {
 	c, err := s.authorize(r, "whip", name)
 	if c != nil {

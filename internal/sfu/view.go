@@ -23,22 +23,7 @@ type viewer struct {
 	mu     sync.Mutex
 }
 
-// handleView answers a WHEP offer: POST /{source}/whep.
-func (s *Server) handleView(w http.ResponseWriter, r *http.Request) {
-	s.cors(w)
-	name := r.PathValue("source")
-	ev := audit.Event{Action: "view", Source: name, Via: "whep", Remote: r.RemoteAddr}
-	ss, answer, err := s.view(r, name, &ev)
-	if err != nil {
-		ev.Result, ev.Reason = "denied", err.Error()
-		s.p.Audit.Write(ev)
-		whip.WriteError(w, err)
-		return
-	}
-	s.p.Audit.Write(ev)
-	s.writeAnswer(w, ss, answer)
-}
-
+// view answers a WHEP offer: POST /{source}/whep.
 func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, string, error) {
 	c, err := s.authorize(r, "whep", name)
 	if c != nil {

@@ -62,6 +62,24 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 		return nil, err
 	}
 
+	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
+		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// ICEParams are the network settings of a WebRTC API.
+type ICEParams struct {
+	UDPMux                             ice.UDPMux
+	Loopback, LoopbackOnly             bool
+	AdvertiseIPs                       []string
+	DisconnectedTimeout, FailedTimeout time.Duration // zero: 3 s and 8 s
+}
+
+// SettingEngine returns the settings every peer connection of this system
+// uses: UDP only, multicast DNS off (candidates carry addresses and nothing
+// is sent to multicast groups), the shared UDP port when given, loopback as
+// asked, and datagrams up to ReceiveMTU.
+func SettingEngine(p ICEParams) webrtc.SettingEngine {
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
@@ -87,5 +105,5 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	// (and more: RTSP cameras over TCP send large payloads), so that no
 	// packet is cut short and dropped.
 	se.SetReceiveMTU(ReceiveMTU)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return se
 }
