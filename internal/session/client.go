@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -331,6 +332,27 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			c.p.OnPacket(id, p)
 		}
 	}
+}
+
+// SendREMB reports a receiver-estimated maximum bitrate for every received
+// track, as a receiver without transport-wide feedback does.
+func (c *Client) SendREMB(bps float32) error {
+	c.mu.Lock()
+	pc := c.sub
+	c.mu.Unlock()
+	if pc == nil {
+		return errors.New("nothing is subscribed yet")
+	}
+	remb := &rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps}
+	for _, r := range pc.GetReceivers() {
+		if t := r.Track(); t != nil && t.SSRC() != 0 {
+			remb.SSRCs = append(remb.SSRCs, uint32(t.SSRC()))
+		}
+	}
+	if len(remb.SSRCs) == 0 {
+		return errors.New("no track has been received yet")
+	}
+	return pc.WriteRTCP([]rtcp.Packet{remb})
 }
 
 // Received returns what a subscription delivered so far.

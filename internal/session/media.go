@@ -370,19 +370,30 @@ func (p *participant) startDowns() {
 }
 
 // estimate returns the subscribe connection's bandwidth estimate: the
-// congestion controller's, capped by a recent REMB from subscribers that
-// send one.
+// congestion controller's, capped by a recent REMB. A subscriber that does
+// not send transport-wide feedback leaves the controller blind, so its
+// REMB alone is the estimate.
 func (p *participant) estimate(now time.Time) int {
 	est := p.m.p.Conf.StartBitrate
-	if p.bwe != nil {
+	if p.bwe != nil && p.twcc {
 		est = p.bwe.GetTargetBitrate()
 	}
+	remb := -1
 	for _, dt := range p.downs {
 		if at := dt.rembAt.Load(); at != 0 && now.UnixNano()-at < int64(5*time.Second) {
-			est = min(est, int(dt.remb.Load()))
+			if r := int(dt.remb.Load()); remb < 0 || r < remb {
+				remb = r
+			}
 		}
 	}
-	return est
+	switch {
+	case remb < 0:
+		return est
+	case p.twcc:
+		return min(est, remb)
+	default:
+		return remb
+	}
 }
 
 // allocate chooses every subscription's layer from the estimate and tells

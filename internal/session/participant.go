@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/auth"
@@ -42,6 +44,7 @@ type participant struct {
 	pubPC      *webrtc.PeerConnection
 	subPC      *webrtc.PeerConnection
 	bwe        cc.BandwidthEstimator
+	twcc       bool               // the subscriber sends transport-wide feedback
 	pending    map[string]pubMeta // mid → what the offer said it sends
 	ups        map[string]*uptrack
 	downs      map[string]*downtrack
@@ -325,6 +328,7 @@ func (p *participant) onAnswer(m *Answer) error {
 		p.subDirty = true
 		return errorf(CodeBadRequest, "subscribe answer rejected: %v", err)
 	}
+	p.twcc = strings.Contains(m.SDP, sdp.TransportCCURI)
 	p.startDowns()
 	if p.subDirty {
 		restart := p.subRestart

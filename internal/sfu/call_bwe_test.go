@@ -2,7 +2,9 @@ package sfu
 
 import (
 	"context"
+	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +120,57 @@ func TestCallSimulcastFollowsBandwidth(t *testing.T) {
 	}
 	if longest, _ := gaps.reset(); longest > 1500*time.Millisecond {
 		t.Errorf("audio stalled for %s during recovery", longest)
+	}
+}
+
+var transportCC = regexp.MustCompile(`(?m)^a=(rtcp-fb:\d+ transport-cc|extmap:\d+ \S*transport-wide-cc\S*)\r?\n`)
+
+// A subscriber that sends no transport-wide feedback, only REMB, has its
+// layer chosen from the REMB: down when it reports a narrow link, back up
+// when it reports a wide one; audio keeps flowing.
+func TestCallSimulcastFollowsREMB(t *testing.T) {
+	h := startCallSFU(t, func(c *conf.SFU) { c.Calls.StartBitrate = 1_500_000 })
+	g := grant{room: "remb", publish: true, subscribe: true}
+	a := h.join("remb", h.callToken("alice", auth.RoleCommander, g), nil)
+	publishSynth(t, a, 20, "q", "h", "f")
+	b := h.join("remb", h.callToken("bob", auth.RoleOperator, g), func(p *rooms.ClientParams) {
+		p.LocalSDP = func(s string) string { return transportCC.ReplaceAllString(s, "") }
+	})
+	layer := func(want string) func(rooms.LayerEvent) bool {
+		return func(e rooms.LayerEvent) bool { return e.Track == "alice/camera" && e.Layer == want }
+	}
+	waitMsg(t, b, rooms.TypeLayer, 15*time.Second, layer("f"))
+
+	var remb atomic.Int64
+	remb.Store(200_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			_ = b.SendREMB(float32(remb.Load()))
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+	}()
+
+	narrow := time.Now()
+	e := waitMsgSince(t, b, rooms.TypeLayer, narrow, 10*time.Second, layer("q"))
+	t.Logf("REMB 200 kb/s: layer %s after %s (estimate %d b/s)", e.Layer, time.Since(narrow).Round(time.Millisecond), e.EstimateBPS)
+	if e.EstimateBPS > 200_000 {
+		t.Errorf("estimate %d b/s is above the subscriber's REMB of 200000", e.EstimateBPS)
+	}
+	before := b.Received("alice/microphone").Packets
+	waitUntil(t, "audio on the narrow link", 5*time.Second, func() bool { return b.Received("alice/microphone").Packets > before+100 })
+
+	remb.Store(3_000_000)
+	wide := time.Now()
+	e = waitMsgSince(t, b, rooms.TypeLayer, wide, 10*time.Second, layer("f"))
+	t.Logf("REMB 3 Mb/s: layer %s after %s (estimate %d b/s)", e.Layer, time.Since(wide).Round(time.Millisecond), e.EstimateBPS)
+	if e.EstimateBPS <= 1_500_000 {
+		t.Errorf("estimate %d b/s did not follow the REMB above the start bitrate", e.EstimateBPS)
 	}
 }
