@@ -20,6 +20,8 @@ type shim struct {
 	front  net.PacketConn
 	sfu    *net.UDPAddr
 	rate   atomic.Int64 // downlink bytes per second; 0 unlimited
+	lose   atomic.Int64 // drop one in this many downlink RTP packets; 0 none
+	rtpN   atomic.Int64
 	queue  chan shimPacket
 	queued atomic.Int64
 
@@ -58,6 +60,17 @@ func (s *shim) Addr() string { return s.front.LocalAddr().String() }
 
 // limit sets the downlink rate in bits per second; 0 lifts the limit.
 func (s *shim) limit(bps int) { s.rate.Store(int64(bps / 8)) }
+
+// loseEvery drops one in n downlink RTP packets (RTCP, STUN and DTLS pass);
+// 0 stops the loss.
+func (s *shim) loseEvery(n int) { s.lose.Store(int64(n)) }
+
+// lost reports whether the shim drops this downlink datagram.
+func (s *shim) lost(b []byte) bool {
+	n := s.lose.Load()
+	isRTP := len(b) >= 12 && b[0]>>6 == 2 && (b[1] < 192 || b[1] > 223)
+	return n > 0 && isRTP && s.rtpN.Add(1)%n == 0
+}
 
 // close cuts the link, as when a phone leaves a cell.
 func (s *shim) close() {
@@ -134,6 +147,9 @@ func (s *shim) downlink(up net.PacketConn, client net.Addr) {
 		n, _, err := up.ReadFrom(buf)
 		if err != nil {
 			return
+		}
+		if s.lost(buf[:n]) {
+			continue
 		}
 		rate := s.rate.Load()
 		if rate == 0 {

@@ -223,6 +223,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		source, id string
 		dropped    uint64
 		sent       uint64
+		resent     uint64
 	}
 	s.mu.Lock()
 	var srcs []SourceInfo
@@ -230,14 +231,15 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	for name, src := range s.sources {
 		srcs = append(srcs, src.info())
 		for v := range src.viewers {
-			var sent uint64
+			row := viewerRow{source: name, id: v.ss.id, dropped: v.dropped()}
 			for _, lt := range v.tracks {
 				if lt != nil {
 					n, _ := lt.Stats()
-					sent += n
+					row.sent += n
+					row.resent += lt.Retransmits()
 				}
 			}
-			views = append(views, viewerRow{source: name, id: v.ss.id, dropped: v.dropped(), sent: sent})
+			views = append(views, row)
 		}
 	}
 	sessions := len(s.sessions)
@@ -286,6 +288,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	m.Family("fv_viewer_packets_sent_total", "counter", "RTP packets sent to a viewer.")
 	for _, v := range views {
 		m.Sample("fv_viewer_packets_sent_total", float64(v.sent), "source", v.source, "viewer", v.id)
+	}
+	m.Family("fv_viewer_packets_retransmitted_total", "counter", "RTP packets sent again to a viewer that reported them lost (NACK).")
+	for _, v := range views {
+		m.Sample("fv_viewer_packets_retransmitted_total", float64(v.resent), "source", v.source, "viewer", v.id)
 	}
 	_ = m.Flush()
 }

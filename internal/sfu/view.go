@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/audit"
@@ -86,7 +85,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 			}
 			v.tracks[i] = lt
 			want = append(want, i)
-			go v.readRTCP(st, tr.Sender(), i)
+			go lt.ServeRTCP(tr.Sender(), func() { st.RequestKeyframe(i) })
 			break
 		}
 	}
@@ -169,20 +168,4 @@ func (v *viewer) dropped() uint64 {
 		return 0
 	}
 	return v.reader.Dropped()
-}
-
-// readRTCP drains a sender's RTCP and forwards keyframe requests upstream.
-func (v *viewer) readRTCP(st *stream.Stream, sender *webrtc.RTPSender, track int) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				st.RequestKeyframe(track)
-			}
-		}
-	}
 }

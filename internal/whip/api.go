@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	tsync "fieldvideo/internal/sync"
@@ -36,7 +37,7 @@ type APIParams struct {
 	DisconnectedTimeout, FailedTimeout time.Duration
 }
 
-// NewAPI returns a WebRTC API with our codecs, NACK (both directions), RTCP
+// NewAPI returns a WebRTC API with our codecs, NACK generation, RTCP
 // sender and receiver reports, the abs-capture-time and capture-quality
 // header extensions, and the given ICE settings. Multicast DNS is
 // off: candidates carry addresses, and nothing is sent to multicast groups.
@@ -54,10 +55,14 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 			}
 		}
 	}
+	// NACKs are generated for what is received; those received for what
+	// is sent are answered by LocalTrack.ServeRTCP from its history.
 	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
 		return nil, err
 	}
+	ir.Add(gen)
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err
 	}

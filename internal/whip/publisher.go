@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/stream"
@@ -157,7 +156,7 @@ func (p *Publisher) session(ctx context.Context) error {
 		}
 		locals[i] = lt
 		wanted = append(wanted, i)
-		go p.readRTCP(tr.Sender(), i)
+		go lt.ServeRTCP(tr.Sender(), func() { p.p.Stream.RequestKeyframe(i) })
 	}
 	if len(wanted) == 0 {
 		return fmt.Errorf("source %s has no track browsers can play (tracks: %v)", p.p.Stream.Name(), tracks)
@@ -226,22 +225,5 @@ func (p *Publisher) session(ctx context.Context) error {
 		return errors.New("connection to the SFU lost")
 	case err := <-ended:
 		return fmt.Errorf("source: %w", err)
-	}
-}
-
-// readRTCP drains a sender's RTCP (the interceptors need it read) and turns
-// keyframe requests into requests on the stream.
-func (p *Publisher) readRTCP(s *webrtc.RTPSender, track int) {
-	for {
-		pkts, _, err := s.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, pkt := range pkts {
-			switch pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				p.p.Stream.RequestKeyframe(track)
-			}
-		}
 	}
 }

@@ -29,15 +29,11 @@ type LocalTrack struct {
 
 	bound atomic.Pointer[binding]
 
-	rw  stream.Rewriter
-	hdr rtp.Header
-	ext []rtp.Extension
-	// abs and qual hold the unit's abs-capture-time and capture-quality
-	// extension payloads, written once per unit.
-	abs  [8]byte
-	qual [tsync.CaptureQualitySize]byte
+	rw   stream.Rewriter
+	out  outHeader
+	hist history
 
-	packets, bytes atomic.Uint64
+	packets, bytes, retransmits atomic.Uint64
 
 	// Latency, when set, observes for each live unit the time from its
 	// first packet's arrival to its last packet's write.
@@ -57,8 +53,7 @@ type binding struct {
 func NewLocalTrack(id, streamID string, source int, t unit.Track, c webrtc.RTPCodecParameters) *LocalTrack {
 	return &LocalTrack{
 		id: id, streamID: streamID, kind: CodecType(t.Kind), codec: c, source: source,
-		rw:  stream.Rewriter{ClockRate: t.ClockRate},
-		ext: make([]rtp.Extension, 0, 4),
+		rw: stream.Rewriter{ClockRate: t.ClockRate},
 	}
 }
 
@@ -117,22 +112,12 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		return nil
 	}
 	u := d.Unit
-	abs := b.absID != 0 && !u.Capture.IsZero()
-	if abs {
-		binary.BigEndian.PutUint64(t.abs[:], tsync.UnixNanoToNTP(u.Capture.UnixNano()))
-	}
-	if b.qualID != 0 {
-		_, _ = tsync.CaptureQuality{Trust: tsync.Trust(u.CaptureTrust), Err: u.CaptureErr}.MarshalTo(t.qual[:])
-	}
-	for _, p := range u.Packets {
-		t.rw.Header(p, &t.hdr, t.ext)
-		if abs {
-			_ = t.hdr.SetExtension(b.absID, t.abs[:])
-		}
-		if b.qualID != 0 {
-			_ = t.hdr.SetExtension(b.qualID, t.qual[:])
-		}
-		if _, err := b.w.WriteRTP(&t.hdr, p.Payload); err != nil {
+	t.out.unit(b, u)
+	for i, p := range u.Packets {
+		t.rw.Header(p, &t.out.hdr, t.out.ext)
+		t.out.extend(b)
+		t.hist.remember(u, i, &t.out.hdr)
+		if _, err := b.w.WriteRTP(&t.out.hdr, p.Payload); err != nil {
 			return err
 		}
 		t.packets.Add(1)
@@ -146,3 +131,51 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 
 // Stats returns the packets and payload bytes written.
 func (t *LocalTrack) Stats() (packets, bytes uint64) { return t.packets.Load(), t.bytes.Load() }
+
+// Retransmits returns how many packets were sent again on a NACK.
+func (t *LocalTrack) Retransmits() uint64 { return t.retransmits.Load() }
+
+// outHeader builds outgoing headers without allocating: the header, room
+// for its extensions, and the extension payloads of the unit being sent.
+type outHeader struct {
+	hdr    rtp.Header
+	ext    []rtp.Extension
+	abs    [8]byte
+	qual   [tsync.CaptureQualitySize]byte
+	hasAbs bool
+}
+
+// unit prepares the abs-capture-time and capture-quality payloads of u.
+func (o *outHeader) unit(b *binding, u *unit.Unit) {
+	if o.ext == nil {
+		o.ext = make([]rtp.Extension, 0, 4)
+	}
+	o.hasAbs = b.absID != 0 && !u.Capture.IsZero()
+	if o.hasAbs {
+		binary.BigEndian.PutUint64(o.abs[:], tsync.UnixNanoToNTP(u.Capture.UnixNano()))
+	}
+	if b.qualID != 0 {
+		_, _ = tsync.CaptureQuality{Trust: tsync.Trust(u.CaptureTrust), Err: u.CaptureErr}.MarshalTo(o.qual[:])
+	}
+}
+
+// extend adds the prepared extensions to the header.
+func (o *outHeader) extend(b *binding) {
+	if o.hasAbs {
+		_ = o.hdr.SetExtension(b.absID, o.abs[:])
+	}
+	if b.qualID != 0 {
+		_ = o.hdr.SetExtension(b.qualID, o.qual[:])
+	}
+}
+
+// fill builds the header packet p of unit u went out with, as sequence
+// number seq at timestamp ts.
+func (o *outHeader) fill(b *binding, u *unit.Unit, p *rtp.Packet, seq uint16, ts uint32) {
+	o.unit(b, u)
+	o.hdr = rtp.Header{
+		Version: 2, Marker: p.Marker, PayloadType: b.pt, SequenceNumber: seq, Timestamp: ts,
+		SSRC: b.ssrc, CSRC: p.CSRC, Extensions: o.ext[:0],
+	}
+	o.extend(b)
+}

@@ -23,6 +23,10 @@ type ViewerParams struct {
 	// OnPacket receives every RTP packet, from one goroutine per track. The
 	// packet is owned by the callee.
 	OnPacket func(kind webrtc.RTPCodecType, codec string, p *rtp.Packet, at time.Time)
+	// LocalSDP and RemoteSDP, when set, rewrite the offer before it is sent
+	// and the answer before it is applied (tests use them to steer media
+	// through a network shim).
+	LocalSDP, RemoteSDP func(string) string
 }
 
 // Viewer is a WHEP client session: the receiving end the load generator and
@@ -89,12 +93,20 @@ func View(ctx context.Context, p ViewerParams) (*Viewer, error) {
 		pc.Close()
 		return nil, ctx.Err()
 	}
-	v.res, err = p.Client.Offer(ctx, p.Endpoint, pc.LocalDescription().SDP)
+	local := pc.LocalDescription().SDP
+	if p.LocalSDP != nil {
+		local = p.LocalSDP(local)
+	}
+	v.res, err = p.Client.Offer(ctx, p.Endpoint, local)
 	if err != nil {
 		pc.Close()
 		return nil, err
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: v.res.Answer}); err != nil {
+	answer := v.res.Answer
+	if p.RemoteSDP != nil {
+		answer = p.RemoteSDP(answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		v.Close()
 		return nil, fmt.Errorf("WHEP answer: %w", err)
 	}

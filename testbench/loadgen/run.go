@@ -37,7 +37,7 @@ type params struct {
 
 type result struct {
 	window                 time.Duration
-	serverCPU              time.Duration
+	serverCPU              cpuTime
 	sentPackets            uint64 // by the SFU to viewers, in the window
 	received, lost         uint64 // by viewers, in the window
 	latency                *histogram
@@ -94,17 +94,22 @@ func startSFU(ctx context.Context, bin string) (*sfuProcess, error) {
 	}
 }
 
-// cpu returns the process's user+system CPU time from /proc.
-func (s *sfuProcess) cpu() (time.Duration, error) {
+// cpuTime is a process's CPU time split into user space and kernel.
+type cpuTime struct{ user, kernel time.Duration }
+
+func (c cpuTime) total() time.Duration { return c.user + c.kernel }
+
+// cpu returns the process's CPU time from /proc.
+func (s *sfuProcess) cpu() (cpuTime, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return cpuTime{}, err
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
 	utime, _ := strconv.ParseUint(f[11], 10, 64)
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	const clkTck = 100
-	return time.Duration(utime+stime) * time.Second / clkTck, nil
+	return cpuTime{user: time.Duration(utime) * time.Second / clkTck, kernel: time.Duration(stime) * time.Second / clkTck}, nil
 }
 
 // scrape is what the load generator reads from the SFU's metrics.
@@ -319,7 +324,7 @@ func run(ctx context.Context, p params) (*result, error) {
 	if err := <-profiled; err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
-	r.serverCPU = cpu1 - cpu0
+	r.serverCPU = cpuTime{user: cpu1.user - cpu0.user, kernel: cpu1.kernel - cpu0.kernel}
 	r.sentPackets = scrape1.sent - scrape0.sent
 	r.forward50, r.forward99 = forwardQuantile(scrape0, scrape1, 0.5), forwardQuantile(scrape0, scrape1, 0.99)
 	for _, vs := range stats {
@@ -373,9 +378,14 @@ func (r *result) print(w io.Writer, p params) {
 	fmt.Fprintf(w, "load: %d cameras x %d viewers (%d fps, keyframe every %d frames), window %.1f s, %d/%d viewers up\n",
 		p.cameras, p.viewers, p.fps, p.gop, secs, r.viewersUp, r.viewersWant)
 	fmt.Fprintf(w, "packets out (SFU → viewers):      %.0f /s\n", float64(r.sentPackets)/secs)
-	fmt.Fprintf(w, "server CPU:                       %.3f CPU-s/s\n", r.serverCPU.Seconds()/secs)
-	if r.serverCPU > 0 {
-		fmt.Fprintf(w, "packets per server CPU-second:    %.0f\n", float64(r.sentPackets)/r.serverCPU.Seconds())
+	fmt.Fprintf(w, "server CPU:                       %.3f CPU-s/s (user space %.3f, kernel %.3f)\n",
+		r.serverCPU.total().Seconds()/secs, r.serverCPU.user.Seconds()/secs, r.serverCPU.kernel.Seconds()/secs)
+	if r.serverCPU.total() > 0 {
+		fmt.Fprintf(w, "packets per server CPU-second:    %.0f\n", float64(r.sentPackets)/r.serverCPU.total().Seconds())
+	}
+	if r.serverCPU.user > 0 {
+		fmt.Fprintf(w, "packets per user-space CPU-second: %.0f (the kernel's share includes loopback delivery to the viewers)\n",
+			float64(r.sentPackets)/r.serverCPU.user.Seconds())
 	}
 	loss := 0.0
 	if r.received+r.lost > 0 {

@@ -1,0 +1,74 @@
+package sfu
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fieldvideo/internal/auth"
+	rooms "fieldvideo/internal/session"
+	"fieldvideo/internal/whip"
+	"fieldvideo/testbench/synth"
+)
+
+// A viewer on a link that loses one packet in twenty gets every lost packet
+// again from the SFU's history, so what it receives has no gap.
+func TestViewerLossIsRepaired(t *testing.T) {
+	h := startSFU(t)
+	h.publish("cam1", synth.Params{FPS: 30, PacketsPerFrame: 6})
+	link := newShim(t, h.srv.UDPAddr())
+	link.loseEvery(20)
+	var rec received
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := whip.View(ctx, whip.ViewerParams{
+		Endpoint: whip.Endpoint(h.base, "cam1", "whep"), Client: &whip.Client{Token: h.token(auth.RoleWall, nil, []string{"cam1"})},
+		API: h.api, OnPacket: rec.on, NoAudio: true,
+		LocalSDP: link.clientSDP, RemoteSDP: rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+
+	h.waitFor("600 video packets over the lossy link", func() bool { n, _ := rec.counts(); return n > 600 })
+	link.loseEvery(0)
+	n, _ := rec.counts()
+	// Retransmissions of the last losses are answered within a NACK round.
+	h.waitFor("more video after the loss stopped", func() bool { m, _ := rec.counts(); return m > n+100 })
+	checkContinuous(t, rec.packets())
+
+	resent := h.metricSum("fv_viewer_packets_retransmitted_total")
+	t.Logf("lost about %d packets on the link; the SFU resent %.0f", link.rtpN.Load()/20, resent)
+	if resent == 0 {
+		t.Error("the SFU retransmitted nothing")
+	}
+}
+
+// metricSum adds up every sample of a metric family.
+func (h *harness) metricSum(name string) float64 {
+	h.t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", h.base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+h.token(auth.RoleOperator, nil, nil))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			sum += f
+		}
+	}
+	return sum
+}
