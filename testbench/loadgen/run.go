@@ -38,6 +38,7 @@ type params struct {
 type result struct {
 	window                 time.Duration
 	serverCPU              cpuTime
+	sendFloor              time.Duration
 	sentPackets            uint64 // by the SFU to viewers, in the window
 	received, lost         uint64 // by viewers, in the window
 	latency                *histogram
@@ -230,6 +231,10 @@ func (v *viewerStats) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at t
 func run(ctx context.Context, p params) (*result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	floor, err := sendFloor(20000, 1200)
+	if err != nil {
+		return nil, fmt.Errorf("loopback send: %w", err)
+	}
 	sfu, err := startSFU(ctx, p.sfuBin)
 	if err != nil {
 		return nil, err
@@ -295,7 +300,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}}
+	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}, sendFloor: floor}
 	scrape0, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
@@ -386,6 +391,10 @@ func (r *result) print(w io.Writer, p params) {
 	if r.serverCPU.user > 0 {
 		fmt.Fprintf(w, "packets per user-space CPU-second: %.0f (the kernel's share includes loopback delivery to the viewers)\n",
 			float64(r.sentPackets)/r.serverCPU.user.Seconds())
+	}
+	if r.sendFloor > 0 {
+		fmt.Fprintf(w, "this machine's loopback send:     %s per 1200-byte datagram, a floor of %.0f packets per CPU-second for any server here\n",
+			r.sendFloor.Round(10*time.Nanosecond), float64(time.Second)/float64(r.sendFloor))
 	}
 	loss := 0.0
 	if r.received+r.lost > 0 {
