@@ -20,10 +20,14 @@ type Calls struct {
 	ResumeWindow time.Duration `yaml:"resume_window"`
 	// StartBitrate, MinBitrate and MaxBitrate bound the bandwidth estimate of
 	// each subscriber's downlink, in bits per second.
-	StartBitrate int  `yaml:"start_bitrate"`
-	MinBitrate   int  `yaml:"min_bitrate"`
-	MaxBitrate   int  `yaml:"max_bitrate"`
-	TURN         TURN `yaml:"turn"`
+	StartBitrate int `yaml:"start_bitrate"`
+	MinBitrate   int `yaml:"min_bitrate"`
+	MaxBitrate   int `yaml:"max_bitrate"`
+	// Record keeps what participants publish (each camera's best simulcast
+	// layer, microphone and screen) when the SFU records (record.enabled),
+	// as sources named <room>.<participant>.<camera|microphone|screen>.
+	Record bool `yaml:"record"`
+	TURN   TURN `yaml:"turn"`
 }
 
 // TURN configures the embedded TURN server for clients behind NAT. It is off
@@ -52,6 +56,7 @@ func defaultCalls() Calls {
 		StartBitrate:    800_000,
 		MinBitrate:      100_000,
 		MaxBitrate:      20_000_000,
+		Record:          true,
 		TURN:            TURN{Realm: "fieldvideo", URLs: []string{}, CredentialTTL: 12 * time.Hour},
 	}
 }

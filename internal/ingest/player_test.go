@@ -153,8 +153,8 @@ func TestRTSPPlayer(t *testing.T) {
 	// GStreamer decodes the video (token as password: rtspsrc keeps long
 	// credentials, unlike ffmpeg).
 	if _, err := os.Stat(gstLaunch); err == nil {
-		gst := testkit.Start(t, t.Context(), gstLaunch, "-q",
-			"rtspsrc", "name=src", "location=rtsp://"+env.host+"/yard", "user-id=user", "user-pw="+view, "protocols=tcp",
+		gst := testkit.StartEnv(t, t.Context(), []string{"GST_DEBUG=2"}, gstLaunch, "-q",
+			"rtspsrc", "name=src", "location=rtsp://"+env.host+"/yard", "user-id=user", "user-pw="+view, "protocols=tcp", "latency=200",
 			"src.", "!", "application/x-rtp,media=video", "!", "rtph264depay", "!", "h264parse", "!", "avdec_h264", "!",
 			"fakesink", "num-buffers=50",
 			"src.", "!", "application/x-rtp,media=audio", "!", "rtpopusdepay", "!", "opusdec", "!", "fakesink", "num-buffers=25")

@@ -250,6 +250,12 @@ func (r *Recorder) watchIdle(ctx context.Context) {
 // call more than once. Tracks the recorder cannot store are skipped with a
 // logged reason (and listed in Stats).
 func (r *Recorder) Record(name string, st *stream.Stream) (stop func(), err error) {
+	return r.RecordTracks(name, st, nil)
+}
+
+// RecordTracks is Record for the listed stream tracks only (nil: all), such
+// as the top layer of a simulcast publication.
+func (r *Recorder) RecordTracks(name string, st *stream.Stream, tracks []int) (stop func(), err error) {
 	if !conf.SourceName.MatchString(name) {
 		return nil, fmt.Errorf("recorder: source name %q cannot be used in object keys; use 1-64 letters, digits, '.', '_' or '-'", name)
 	}
@@ -270,7 +276,7 @@ func (r *Recorder) Record(name string, st *stream.Stream) (stop func(), err erro
 		r.stats[name] = ss
 	}
 	cfg := segConfig{segDur: r.p.SegmentDuration, partDur: r.p.PartDuration,
-		idle: 2*r.p.SegmentDuration + 2*time.Second, onPart: r.p.OnPart, now: r.p.Now}
+		idle: 2*r.p.SegmentDuration + 2*time.Second, onPart: r.p.OnPart, now: r.p.Now, only: tracks}
 	log := r.log.With("source", name)
 	rc := &recording{r: r, name: name, st: st, log: log, stopCh: make(chan struct{}), done: make(chan struct{}),
 		seg: newSegmenter(cfg, r.sp, name, st.Tracks(), ss, log)}
@@ -342,7 +348,7 @@ func (rc *recording) loop() {
 	for {
 		ended := make(chan error, 1)
 		rd, err := rc.st.AddReader(stream.ReaderParams{
-			Name: "recorder", QueueSize: rc.r.p.ReaderQueue, OnUnit: rc.seg.onUnit,
+			Name: "recorder", QueueSize: rc.r.p.ReaderQueue, Tracks: rc.seg.cfg.only, OnUnit: rc.seg.onUnit,
 			OnEnd: func(err error) {
 				rc.seg.stop()
 				ended <- err

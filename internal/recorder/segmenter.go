@@ -52,6 +52,8 @@ type segConfig struct {
 	idle            time.Duration
 	onPart          func(PartInfo)
 	now             func() time.Time
+	// only lists the stream tracks to record; nil records all.
+	only []int
 }
 
 // PartInfo tells about a part that was made durable in the spool.
@@ -136,6 +138,9 @@ func (s *segmenter) setTracks(tracks []unit.Track) {
 	s.tracks, s.list, s.leader = make([]*recTrack, len(tracks)), nil, nil
 	var skipped []string
 	for i, t := range tracks {
+		if s.cfg.only != nil && !slices.Contains(s.cfg.only, i) {
+			continue
+		}
 		rt, err := newRecTrack(i, t)
 		if err != nil {
 			skipped = append(skipped, err.Error())

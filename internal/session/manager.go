@@ -50,6 +50,9 @@ type Params struct {
 	// ICEServers returns the STUN/TURN servers for a participant's client,
 	// with credentials derived from its token; nil gives none.
 	ICEServers func(c *auth.Claims) []ICEServer
+	// Recorder, when set, records what participants publish (if
+	// Conf.Record).
+	Recorder Recorder
 	// AllowOrigin is the browser origin allowed to open the WebSocket; "*"
 	// or empty allows any (the token is what authorizes).
 	AllowOrigin string

@@ -245,6 +245,7 @@ func (p *participant) onTrack(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			return
 		}
 		p.ups[mid] = up
+		p.record(up)
 		p.log.Info("publishing", "track", info.ID, "codec", info.Codec, "layers", info.Layers)
 	}
 	layer := slices.Index(up.pub.info.Layers, t.RID())

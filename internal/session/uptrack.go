@@ -15,6 +15,7 @@ import (
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/unit"
+	"fieldvideo/internal/whip"
 )
 
 // publication is a track of a room that can be subscribed to: a
@@ -43,13 +44,19 @@ func (pub *publication) snapshot() TrackInfo {
 // uptrack is a track a participant publishes: one remote track per
 // simulcast layer, each assembled into units on the track's stream.
 type uptrack struct {
-	pub    *publication
-	mid    string
-	pc     *webrtc.PeerConnection
-	ssrc   []atomic.Uint32 // per layer, for keyframe requests
+	pub  *publication
+	mid  string
+	pc   *webrtc.PeerConnection
+	ssrc []atomic.Uint32 // per layer, for keyframe requests
+	// clocks put each layer's frames on the common time baseline; set
+	// when the layer's first packet comes.
+	clocks []atomic.Pointer[whip.TrackClock]
 	kf     chan int
 	done   chan struct{}
 	closed atomic.Bool
+	// stopRecording ends the publication's recording; nil when not
+	// recorded. Owned by the participant goroutine, like close.
+	stopRecording func()
 
 	// level is the smoothed audio level (0 silence .. 1000 loudest) and
 	// heard the unix nanos of the last audio packet, for the active
@@ -59,7 +66,7 @@ type uptrack struct {
 }
 
 func newUptrack(info TrackInfo, role auth.Role, mid string, pc *webrtc.PeerConnection, tracks []unit.Track, sc conf.Stream) *uptrack {
-	up := &uptrack{mid: mid, pc: pc, ssrc: make([]atomic.Uint32, len(tracks)), kf: make(chan int, 8), done: make(chan struct{})}
+	up := &uptrack{mid: mid, pc: pc, ssrc: make([]atomic.Uint32, len(tracks)), clocks: make([]atomic.Pointer[whip.TrackClock], len(tracks)), kf: make(chan int, 8), done: make(chan struct{})}
 	layers := make([]int, len(tracks))
 	for i := range layers {
 		layers[i] = i
@@ -100,6 +107,9 @@ func (up *uptrack) sendKeyframeRequests() {
 func (up *uptrack) close() {
 	if up.closed.CompareAndSwap(false, true) {
 		close(up.done)
+		if up.stopRecording != nil {
+			up.stopRecording()
+		}
 		up.pub.stream.Close()
 	}
 }
@@ -117,27 +127,38 @@ func audioLevelID(rcv *webrtc.RTPReceiver) uint8 {
 // read assembles one layer's packets into units until the track ends.
 func (up *uptrack) read(layer int, t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	up.ssrc[layer].Store(uint32(t.SSRC()))
+	st := up.pub.stream
+	tr := st.Tracks()[layer]
+	clk := whip.NewTrackClock(tr, rcv.GetParameters().HeaderExtensions)
+	up.clocks[layer].Store(clk)
 	go func() {
 		rid := t.RID()
 		for {
+			var pkts []rtcp.Packet
 			var err error
 			if rid != "" {
-				_, _, err = rcv.ReadSimulcastRTCP(rid)
+				pkts, _, err = rcv.ReadSimulcastRTCP(rid)
 			} else {
-				_, _, err = rcv.ReadRTCP()
+				pkts, _, err = rcv.ReadRTCP()
 			}
 			if err != nil {
 				return
 			}
+			for _, p := range pkts {
+				if sr, ok := p.(*rtcp.SenderReport); ok {
+					clk.SenderReport(sr, time.Now())
+				}
+			}
 		}
 	}()
-	st := up.pub.stream
-	tr := st.Tracks()[layer]
 	levelID := uint8(0)
 	if tr.Kind == unit.KindAudio {
 		levelID = audioLevelID(rcv)
 	}
-	asm := unit.NewAssembler(layer, tr, func(u *unit.Unit) { st.Write(u) })
+	asm := unit.NewAssembler(layer, tr, func(u *unit.Unit) {
+		clk.Align(u)
+		st.Write(u)
+	})
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := t.Read(buf)

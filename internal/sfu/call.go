@@ -34,10 +34,14 @@ func (s *Server) startCalls() error {
 			return err
 		}
 	}
-	s.calls, err = rooms.New(rooms.Params{
+	rp := rooms.Params{
 		Conf: c.Calls, Stream: c.Stream, API: api, Verifier: s.p.Verifier, Audit: s.p.Audit, Log: s.p.Log,
 		Fields: fieldDirectory{s}, ICEServers: s.callICEServers, AllowOrigin: c.HTTP.AllowOrigin,
-	})
+	}
+	if s.p.Recorder != nil {
+		rp.Recorder = s.p.Recorder
+	}
+	s.calls, err = rooms.New(rp)
 	if err != nil && s.turn != nil {
 		s.turn.close()
 	}

@@ -12,6 +12,7 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	"fieldvideo/internal/recorder"
 	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/whip"
 	"fieldvideo/testbench/synth"
@@ -24,6 +25,12 @@ type callHarness struct {
 }
 
 func startCallSFU(t *testing.T, mod func(*conf.SFU)) *callHarness {
+	t.Helper()
+	return startCallSFUWith(t, mod, nil)
+}
+
+// startCallSFUWith is startCallSFU with a recorder.
+func startCallSFUWith(t *testing.T, mod func(*conf.SFU), rec *recorder.Recorder) *callHarness {
 	t.Helper()
 	c := conf.DefaultSFU()
 	c.HTTP.Address = "127.0.0.1:0"
@@ -41,7 +48,7 @@ func startCallSFU(t *testing.T, mod func(*conf.SFU)) *callHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Secret: testSecret})
+	srv, err := New(Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Secret: testSecret, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ type publisher struct {
 	tracks []unit.Track
 	mids   map[string]int // media section id → track index
 	ssrc   []atomic.Uint32
-	clocks []atomic.Pointer[trackClock] // set when the track's first packet comes
+	clocks []atomic.Pointer[whip.TrackClock] // set when the track's first packet comes
 	kf     chan int
 	// stopRecording ends the recording of this publisher's session; nil
 	// when it is not recorded here.
@@ -186,7 +186,7 @@ func (s *Server) negotiatePublish(ctx context.Context, pc *webrtc.PeerConnection
 			rejected, whip.Supported(webrtc.RTPCodecTypeVideo), whip.Supported(webrtc.RTPCodecTypeAudio))
 	}
 	p.ssrc = make([]atomic.Uint32, len(p.tracks))
-	p.clocks = make([]atomic.Pointer[trackClock], len(p.tracks))
+	p.clocks = make([]atomic.Pointer[whip.TrackClock], len(p.tracks))
 	answer, err := answer(ctx, pc)
 	return answer, p, err
 }
@@ -204,7 +204,7 @@ func (p *publisher) read(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		return
 	}
 	p.ssrc[idx].Store(uint32(t.SSRC()))
-	clk := newTrackClock(p.tracks[idx], rcv.GetParameters().HeaderExtensions)
+	clk := whip.NewTrackClock(p.tracks[idx], rcv.GetParameters().HeaderExtensions)
 	p.clocks[idx].Store(clk)
 	go func() {
 		for {
@@ -214,14 +214,14 @@ func (p *publisher) read(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			}
 			for _, pkt := range pkts {
 				if sr, ok := pkt.(*rtcp.SenderReport); ok {
-					clk.senderReport(sr, time.Now())
+					clk.SenderReport(sr, time.Now())
 				}
 			}
 		}
 	}()
 	st := p.src.stream
 	asm := unit.NewAssembler(idx, p.tracks[idx], func(u *unit.Unit) {
-		clk.align(u)
+		clk.Align(u)
 		if p.src.pub.Load() == p { // a replaced publisher's last packets are dropped
 			st.Write(u)
 		}

@@ -116,7 +116,7 @@ func (src *source) info() SourceInfo {
 				break
 			}
 			if tc := p.clocks[i].Load(); tc != nil {
-				in.Tracks[i].Clock = tc.info(now)
+				in.Tracks[i].Clock = tc.Info(now)
 				if in.Clock == nil || (in.Tracks[i].Kind == "video" && !clockIsVideo(in)) {
 					in.Clock = in.Tracks[i].Clock
 				}

@@ -1,4 +1,4 @@
-package sfu
+package whip
 
 import (
 	"sync/atomic"
@@ -12,13 +12,13 @@ import (
 	"fieldvideo/internal/unit"
 )
 
-// trackClock puts one published track's frames on the common time baseline.
+// TrackClock puts one published track's frames on the common time baseline.
 // A publisher that is this system's ingest sends the capture time it
 // already aligned (abs-capture-time) with how well it knows it
 // (capture-quality), and that is taken as it is. Any other publisher — a
 // browser, a phone — is aligned here from its sender reports,
 // abs-capture-time and arrivals.
-type trackClock struct {
+type TrackClock struct {
 	absID, qualID uint8 // negotiated extension ids; 0 when absent
 	clk           *tsync.Clock
 
@@ -26,8 +26,10 @@ type trackClock struct {
 	upstreamAt atomic.Int64                         // when, unix nanos
 }
 
-func newTrackClock(t unit.Track, exts []webrtc.RTPHeaderExtensionParameter) *trackClock {
-	tc := &trackClock{}
+// NewTrackClock returns the clock of track t received with the negotiated
+// header extensions exts.
+func NewTrackClock(t unit.Track, exts []webrtc.RTPHeaderExtensionParameter) *TrackClock {
+	tc := &TrackClock{}
 	for _, e := range exts {
 		switch e.URI {
 		case tsync.AbsCaptureTimeURI:
@@ -40,8 +42,8 @@ func newTrackClock(t unit.Track, exts []webrtc.RTPHeaderExtensionParameter) *tra
 	return tc
 }
 
-// align sets u's capture time, error and trust.
-func (tc *trackClock) align(u *unit.Unit) {
+// Align sets u's capture time, error and trust.
+func (tc *TrackClock) Align(u *unit.Unit) {
 	if tc.clk == nil || len(u.Packets) == 0 {
 		return
 	}
@@ -63,7 +65,7 @@ func (tc *trackClock) align(u *unit.Unit) {
 	u.CaptureTrust = uint8(trust)
 }
 
-func (tc *trackClock) absCaptureTime(p *rtp.Packet) (tsync.AbsCaptureTime, bool) {
+func (tc *TrackClock) absCaptureTime(p *rtp.Packet) (tsync.AbsCaptureTime, bool) {
 	if tc.absID == 0 {
 		return tsync.AbsCaptureTime{}, false
 	}
@@ -75,15 +77,16 @@ func (tc *trackClock) absCaptureTime(p *rtp.Packet) (tsync.AbsCaptureTime, bool)
 	return act, err == nil
 }
 
-func (tc *trackClock) senderReport(sr *rtcp.SenderReport, at time.Time) {
+// SenderReport takes a sender report of the track received at at.
+func (tc *TrackClock) SenderReport(sr *rtcp.SenderReport, at time.Time) {
 	if tc.clk != nil {
 		tc.clk.SenderReport(sr.SSRC, sr.NTPTime, sr.RTPTime, at)
 	}
 }
 
-// info reports the track's alignment: as ingest made it when ingest sent it
+// Info reports the track's alignment: as ingest made it when ingest sent it
 // within the last few seconds, else as aligned here.
-func (tc *trackClock) info(now time.Time) *tsync.ClockInfo {
+func (tc *TrackClock) Info(now time.Time) *tsync.ClockInfo {
 	if q := tc.upstream.Load(); q != nil && now.Sub(time.Unix(0, tc.upstreamAt.Load())) < 5*time.Second {
 		ci := tsync.ClockInfo{Trust: q.Trust.String(), ErrorMS: float64(q.Err.Microseconds()) / 1000, Upstream: true, ReportAgeMS: -1}
 		limit := tsync.ConvergedWall
