@@ -12,10 +12,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -39,8 +41,9 @@ type result struct {
 	window                 time.Duration
 	serverCPU              cpuTime
 	sendFloor              time.Duration
-	sentPackets            uint64 // by the SFU to viewers, in the window
-	received, lost         uint64 // by viewers, in the window
+	loadCPU                time.Duration // the load generator's own CPU time
+	sentPackets            uint64        // by the SFU to viewers, in the window
+	received, lost         uint64        // by viewers, in the window
 	latency                *histogram
 	forward50, forward99   string
 	ttff                   []time.Duration
@@ -93,6 +96,15 @@ func startSFU(ctx context.Context, bin string) (*sfuProcess, error) {
 		_ = cmd.Process.Kill()
 		return nil, errors.New("sfu did not report its address within 10 s")
 	}
+}
+
+// selfCPU returns this process's CPU time, user and system.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cpuTime is a process's CPU time split into user space and kernel.
@@ -306,6 +318,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		return nil, err
 	}
 	cpu0, _ := sfu.cpu()
+	self0 := selfCPU()
 	start := time.Now()
 	setMeasuring(stats, true)
 	profiled := make(chan error, 1)
@@ -321,6 +334,7 @@ func run(ctx context.Context, p params) (*result, error) {
 	}
 	setMeasuring(stats, false)
 	r.window = time.Since(start)
+	r.loadCPU = selfCPU() - self0
 	cpu1, _ := sfu.cpu()
 	scrape1, err := sfu.scrape(ctx)
 	if err != nil {
@@ -392,6 +406,7 @@ func (r *result) print(w io.Writer, p params) {
 		fmt.Fprintf(w, "packets per user-space CPU-second: %.0f (the kernel's share includes loopback delivery to the viewers)\n",
 			float64(r.sentPackets)/r.serverCPU.user.Seconds())
 	}
+	fmt.Fprintf(w, "load generator CPU (same machine): %.3f CPU-s/s of %d cores\n", r.loadCPU.Seconds()/secs, runtime.NumCPU())
 	if r.sendFloor > 0 {
 		fmt.Fprintf(w, "this machine's loopback send:     %s per 1200-byte datagram, a floor of %.0f packets per CPU-second for any server here\n",
 			r.sendFloor.Round(10*time.Nanosecond), float64(time.Second)/float64(r.sendFloor))
