@@ -2,17 +2,23 @@ package recorder
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 
 	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/unit"
+	"fieldvideo/testbench/synth"
 )
 
 func TestParamsAreChecked(t *testing.T) {
@@ -225,4 +231,66 @@ func TestJournalCompaction(t *testing.T) {
 		t.Fatalf("reopened compacted spool: %d segments, next id %d (was %d)", s.SpoolSegments, r2.sp.nextID, next)
 	}
 	checkSites(t, a, b, "inc-1", "mic")
+}
+
+// Padding-only packets (a browser probing bandwidth) are not part of a
+// picture: a unit of padding is skipped quietly, and padding after a frame's
+// last packet does not cost the frame.
+func TestPaddingIsNotRecorded(t *testing.T) {
+	v, err := newRecTrack(0, unit.Track{Kind: unit.KindVideo, Codec: unit.CodecH264, ClockRate: 90000, PayloadType: 96})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := func(seq uint16, payload []byte, marker bool) *rtp.Packet {
+		return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: 9000, Marker: marker, Padding: len(payload) == 0}, Payload: payload}
+	}
+	idr := []byte{0x78, 0x00, 0x17, 0x67, 0x42, 0xc0, 0x0c, 0xda, 0x05, 0x06, 0x7e, 0x7c, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0c, 0xa3, 0xc5, 0x0a, 0xa8,
+		0x00, 0x04, 0x68, 0xce, 0x0f, 0xc8}
+	tests := []struct {
+		name    string
+		packets []*rtp.Packet
+		samples int
+		skipped bool
+	}{
+		{"padding only", []*rtp.Packet{pkt(10, nil, false)}, 0, true},
+		{"keyframe then padding", []*rtp.Packet{pkt(20, idr, false), pkt(21, []byte{0x65, 0x88, 0x84, 0x00}, true), pkt(22, nil, false)}, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &unit.Unit{Packets: tc.packets, Seq: uint64(tc.packets[0].SequenceNumber), RTPTime: 9000, Keyframe: true}
+			out, err := v.decode(u, nil)
+			if tc.skipped != errors.Is(err, errSkip) || (!tc.skipped && err != nil) || len(out) != tc.samples {
+				t.Fatalf("decode = %d samples, %v; want %d samples (skipped %v)", len(out), err, tc.samples, tc.skipped)
+			}
+		})
+	}
+}
+
+// A source that sends keyframes only when asked (a browser) is asked for one
+// when a segment is due, so its segments stay near their target length.
+func TestKeyframeAskedWhenSegmentIsDue(t *testing.T) {
+	t.Parallel()
+	a, b := newFS(t, "primary"), newFS(t, "offsite")
+	r := startRecorder(t, Params{Primary: a, Offsite: b, SegmentDuration: time.Second, PartDuration: 250 * time.Millisecond})
+	p := synth.Params{FPS: 25, GOP: 1 << 30, PacketsPerFrame: 2, PayloadSize: 200}
+	cam := synth.New(p)
+	var asked atomic.Int32
+	st := stream.New(stream.Params{Name: "phone", Tracks: synth.Tracks(p), KeyframeInterval: 500 * time.Millisecond,
+		RequestKeyframe: func(int) { asked.Add(1); cam.ForceKeyframe() }})
+	defer st.Close()
+	stop, err := r.Record("phone", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go cam.Run(ctx, st)
+	testkit.WaitFor(t, 20*time.Second, "3 segments from a camera that sends keyframes only on request", func() bool {
+		return srcStats(r, "phone").Segments >= 3
+	})
+	if asked.Load() == 0 {
+		t.Fatal("segments were cut without a keyframe request")
+	}
+	t.Logf("%d keyframe requests for %d segments", asked.Load(), srcStats(r, "phone").Segments)
 }

@@ -276,7 +276,7 @@ func (r *Recorder) RecordTracks(name string, st *stream.Stream, tracks []int) (s
 		r.stats[name] = ss
 	}
 	cfg := segConfig{segDur: r.p.SegmentDuration, partDur: r.p.PartDuration,
-		idle: 2*r.p.SegmentDuration + 2*time.Second, onPart: r.p.OnPart, now: r.p.Now, only: tracks}
+		idle: 2*r.p.SegmentDuration + 2*time.Second, onPart: r.p.OnPart, now: r.p.Now, only: tracks, keyframe: st.RequestKeyframe}
 	log := r.log.With("source", name)
 	rc := &recording{r: r, name: name, st: st, log: log, stopCh: make(chan struct{}), done: make(chan struct{}),
 		seg: newSegmenter(cfg, r.sp, name, st.Tracks(), ss, log)}

@@ -54,6 +54,10 @@ type segConfig struct {
 	now             func() time.Time
 	// only lists the stream tracks to record; nil records all.
 	only []int
+	// keyframe, when set, asks the source for a keyframe of a stream track:
+	// done when a segment is due, so that publishers that send keyframes
+	// only on request (browsers) still get segments near segDur.
+	keyframe func(track int)
 }
 
 // PartInfo tells about a part that was made durable in the spool.
@@ -86,6 +90,7 @@ type segmenter struct {
 	seg      *openSeg
 	buf      []*sample
 	lastWarn time.Time
+	keyAsked int64 // media time of the last keyframe request
 }
 
 // openSeg is the segment being written.
@@ -277,8 +282,13 @@ func (s *segmenter) process(smp *sample) {
 		tr.held = nil
 		s.emit(h)
 	}
-	if tr == s.leader && smp.sync {
-		s.keyframe(smp)
+	if tr == s.leader {
+		if smp.sync {
+			s.keyframe(smp)
+		} else if s.seg != nil && s.cfg.keyframe != nil && time.Duration(smp.t-max(s.seg.start, s.keyAsked)) >= s.cfg.segDur {
+			s.keyAsked = smp.t
+			s.cfg.keyframe(tr.index)
+		}
 	}
 	tr.held = smp
 }

@@ -280,8 +280,17 @@ func (r *recTrack) decode(u *unit.Unit, out []*sample) ([]*sample, error) {
 // parameter sets, and finds its decode time.
 func (r *recTrack) decodeVideo(u *unit.Unit, pts int64, out []*sample) ([]*sample, error) {
 	var au [][]byte
-	for i, p := range u.Packets {
-		if i == len(u.Packets)-1 && !p.Marker {
+	// Packets with no payload are padding (a browser probing bandwidth),
+	// not part of the picture.
+	pkts := u.Packets
+	for len(pkts) > 0 && len(pkts[len(pkts)-1].Payload) == 0 {
+		pkts = pkts[:len(pkts)-1]
+	}
+	for i, p := range pkts {
+		if len(p.Payload) == 0 {
+			continue
+		}
+		if i == len(pkts)-1 && !p.Marker {
 			// The unit is a whole frame: end it here even without a marker.
 			cp := *p
 			cp.Marker = true

@@ -182,6 +182,7 @@ func (p *participant) sendJoined(id int64, resumed bool, rep joinReply) {
 		Header: Header{Type: TypeJoined, ID: id}, Room: p.room.name, Session: p.session, Resumed: resumed,
 		Participant: p.info(), Grants: Grants{Publish: p.claims.RoomPublish, Subscribe: p.claims.RoomSubscribe},
 		Participants: others, Tracks: rep.tracks, ICEServers: p.m.iceServers(p.claims),
+		Recorded: p.m.p.Recorder != nil && p.m.p.Conf.Record,
 	})
 }
 

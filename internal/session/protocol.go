@@ -369,6 +369,8 @@ type Joined struct {
 	Participants []ParticipantInfo `json:"participants"`
 	Tracks       []TrackInfo       `json:"tracks"`
 	ICEServers   []ICEServer       `json:"ice_servers"`
+	// Recorded says that what is published in the room is recorded.
+	Recorded bool `json:"recorded"`
 }
 
 // ParticipantEvent reports a participant joining or leaving.

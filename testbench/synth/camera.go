@@ -7,6 +7,7 @@ package synth
 import (
 	"context"
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -65,7 +66,12 @@ type Camera struct {
 	useq     uint64
 	ts, ats  uint32
 	sps, pps []byte
+	force    atomic.Bool
 }
+
+// ForceKeyframe makes the next frame a keyframe, as an encoder does on a
+// keyframe request. It may be called from any goroutine.
+func (c *Camera) ForceKeyframe() { c.force.Store(true) }
 
 // New returns a camera.
 func New(p Params) *Camera {
@@ -90,7 +96,7 @@ func Stamp(payload []byte) (time.Time, bool) {
 
 // Next returns the next video frame, stamped with now.
 func (c *Camera) Next(now time.Time) *unit.Unit {
-	key := c.frame%c.p.GOP == 0
+	key := c.frame%c.p.GOP == 0 || c.force.Swap(false)
 	n := c.p.PacketsPerFrame
 	nal := byte(0x41) // non-IDR slice
 	if key {

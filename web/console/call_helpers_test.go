@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,9 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	"fieldvideo/internal/recorder"
 	"fieldvideo/internal/sfu"
+	"fieldvideo/internal/store"
 	"fieldvideo/internal/testkit"
 	"fieldvideo/web/console"
 )
@@ -54,7 +57,8 @@ func startCallSFU(t *testing.T) *wallSFU {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Console: console.FS()})
+	rec := startRecorder(t, h)
+	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Console: console.FS(), Recorder: rec})
 	if err != nil {
 		al.Close()
 		t.Fatalf("start the SFU: %v", err)
@@ -62,12 +66,46 @@ func startCallSFU(t *testing.T) *wallSFU {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Run(ctx); close(done) }()
+	go func() { _ = rec.Run(ctx) }()
 	h.srv = srv
-	h.stop = func() { cancel(); <-done; al.Close() }
+	h.stop = func() { cancel(); <-done; rec.Close(); al.Close() }
 	h.httpAddr = srv.HTTPAddr()
 	h.base = "http://" + h.httpAddr
 	t.Cleanup(h.close)
 	return h
+}
+
+// startRecorder returns a recorder to two filesystem stores, the off-site
+// one at h.recDir, with short segments.
+func startRecorder(t *testing.T, h *wallSFU) *recorder.Recorder {
+	t.Helper()
+	h.recDir = t.TempDir()
+	primary, err := store.NewFS("primary", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsite, err := store.NewFS("offsite", h.recDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := recorder.New(recorder.Params{SpoolDir: t.TempDir(), Incident: "drill", SegmentDuration: 2 * time.Second,
+		PartDuration: 500 * time.Millisecond, Primary: primary, Offsite: offsite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// recordedSegments lists the off-site segment files of a recorded source.
+func (h *wallSFU) recordedSegments(source string) []string {
+	var out []string
+	_ = filepath.WalkDir(h.recDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".mp4") && strings.Contains(p, "/"+source+"/") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }
 
 // callToken mints a token for who to join room, publish and subscribe there, and view every

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,21 @@ func TestCallTwoBrowsers(t *testing.T) {
 	}
 	if tl := alice.tile("alice"); tl.Name != "alice (you)" || tl.Camera != "on" {
 		t.Errorf("alice's own tile is %+v, want her preview", tl)
+	}
+
+	// The call is recorded, and says so: each page shows the badge, and alice's camera (its
+	// best simulcast layer, as Chromium encodes it) lands at the off-site store as segments
+	// ffprobe reads.
+	for _, p := range []*callPage{alice, bob} {
+		p.waitFor("the recording badge", `!document.getElementById('rec').hidden`, 5*time.Second)
+	}
+	const aliceCamera = callRoom + ".alice.camera"
+	testkit.WaitFor(t, 40*time.Second, "a recorded segment of alice's camera off-site", func() bool { return len(h.recordedSegments(aliceCamera)) > 0 })
+	seg := h.recordedSegments(aliceCamera)[0]
+	if streams, err := testkit.Probe(context.Background(), seg, ""); err != nil || len(streams) != 1 || streams[0].CodecName != "h264" || streams[0].Width == 0 {
+		t.Errorf("ffprobe %s: %v %+v; want one H.264 stream with a picture size", seg, err, streams)
+	} else {
+		t.Logf("alice's camera recorded: %s, %dx%d", filepath.Base(seg), streams[0].Width, streams[0].Height)
 	}
 	var layer string
 	if err := json.Unmarshal(alice.waitFor("bob's layer", tileExpr("bob")+`.layer`, 20*time.Second), &layer); err != nil {

@@ -34,6 +34,8 @@ type wallSFU struct {
 	httpAddr string
 
 	auditDir string
+	// recDir holds the off-site store of the call SFU's recorder.
+	recDir string
 
 	mu     sync.Mutex
 	srv    *sfu.Server

@@ -107,6 +107,7 @@ class Call {
     $('controls').hidden = !inCall;
     $('call').hidden = !inCall && phase !== 'joining';
     $('join-panel').hidden = phase !== 'form' && phase !== 'ended';
+    if (phase === 'form' || phase === 'ended') $('rec').hidden = true;
   }
 
   setStatus(text) {
@@ -206,6 +207,7 @@ class Call {
     this.tracks = new Map((j.tracks ?? []).map((t) => [t.id, t]));
     if (!j.resumed) this.layers.clear();
     this.speaking.clear();
+    $('rec').hidden = !j.recorded;
     this.setPhase('in-call');
     this.setStatus(this.grants.publish ? '' : 'Your token lets you watch and listen only.');
     $('screen').hidden = !this.grants.publish || typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
