@@ -15,19 +15,6 @@ import (
 	"fieldvideo/internal/testkit"
 )
 
-// recordedSegments lists the segment files of source under a store
-// directory.
-func recordedSegments(dir, source string) []string {
-	var out []string
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".mp4") && strings.Contains(p, "/"+source+"/") {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out
-}
-
 // What a participant publishes in a call is recorded at both sites: the
 // camera's best simulcast layer and the microphone, as sources named after
 // the room and the participant.
@@ -57,18 +44,18 @@ func TestCallIsRecorded(t *testing.T) {
 
 	const camera, mic = "ops.alice_eoc.camera", "ops.alice_eoc.microphone"
 	testkit.WaitFor(t, 30*time.Second, "two segments of the camera and the microphone at both sites", func() bool {
-		return len(recordedSegments(primaryDir, camera)) >= 2 && len(recordedSegments(offsiteDir, camera)) >= 2 &&
-			len(recordedSegments(primaryDir, mic)) >= 2 && len(recordedSegments(offsiteDir, mic)) >= 2
+		return len(testkit.Segments(primaryDir, camera)) >= 2 && len(testkit.Segments(offsiteDir, camera)) >= 2 &&
+			len(testkit.Segments(primaryDir, mic)) >= 2 && len(testkit.Segments(offsiteDir, mic)) >= 2
 	})
 	for source, kind := range map[string]string{camera: "video", mic: "audio"} {
-		seg := recordedSegments(offsiteDir, source)[0]
+		seg := testkit.Segments(offsiteDir, source)[0]
 		streams, err := testkit.Probe(context.Background(), seg, "")
 		if err != nil || len(streams) != 1 || streams[0].CodecType != kind {
 			t.Fatalf("ffprobe %s: %v %+v; want one %s stream", seg, err, streams, kind)
 		}
 	}
 	// The full layer carries 50 kB/s, the half 25 kB/s, the quarter 5 kB/s.
-	for _, seg := range recordedSegments(primaryDir, camera) {
+	for _, seg := range testkit.Segments(primaryDir, camera) {
 		base := strings.TrimSuffix(filepath.Base(seg), ".mp4")
 		ms, err := strconv.Atoi(base[strings.IndexByte(base, '-')+1:])
 		fi, serr := os.Stat(seg)

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,18 +12,6 @@ import (
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/whip"
 )
-
-// segments lists the recorded segments of source under a store directory.
-func segments(dir, source string) []string {
-	var out []string
-	_ = filepath.WalkDir(filepath.Join(dir, "rec"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".mp4") && strings.Contains(p, "/"+source+"/") {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out
-}
 
 func recording(t *testing.T, base, tok string) recorder.View {
 	t.Helper()
@@ -71,10 +56,10 @@ func TestRecordingAtTheEdgeAndInTheSFU(t *testing.T) {
 
 	s := storesOf(t)
 	testkit.WaitFor(t, 40*time.Second, "two segments of each source at both sites", func() bool {
-		return len(segments(s.primary, "cam1")) >= 2 && len(segments(s.offsite, "cam1")) >= 2 &&
-			len(segments(s.primary, "phone1")) >= 2 && len(segments(s.offsite, "phone1")) >= 2
+		return len(testkit.Segments(s.primary, "cam1")) >= 2 && len(testkit.Segments(s.offsite, "cam1")) >= 2 &&
+			len(testkit.Segments(s.primary, "phone1")) >= 2 && len(testkit.Segments(s.offsite, "phone1")) >= 2
 	})
-	for _, seg := range append(segments(s.offsite, "cam1")[:1], segments(s.offsite, "phone1")[:1]...) {
+	for _, seg := range append(testkit.Segments(s.offsite, "cam1")[:1], testkit.Segments(s.offsite, "phone1")[:1]...) {
 		streams, err := testkit.Probe(context.Background(), seg, "")
 		if err != nil || len(streams) == 0 {
 			t.Fatalf("ffprobe %s: %v %+v", seg, err, streams)

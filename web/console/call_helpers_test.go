@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,18 +93,6 @@ func startRecorder(t *testing.T, h *wallSFU) *recorder.Recorder {
 		t.Fatal(err)
 	}
 	return rec
-}
-
-// recordedSegments lists the off-site segment files of a recorded source.
-func (h *wallSFU) recordedSegments(source string) []string {
-	var out []string
-	_ = filepath.WalkDir(h.recDir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".mp4") && strings.Contains(p, "/"+source+"/") {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out
 }
 
 // callToken mints a token for who to join room, publish and subscribe there, and view every

@@ -56,8 +56,8 @@ func TestCallTwoBrowsers(t *testing.T) {
 		p.waitFor("the recording badge", `!document.getElementById('rec').hidden`, 5*time.Second)
 	}
 	const aliceCamera = callRoom + ".alice.camera"
-	testkit.WaitFor(t, 40*time.Second, "a recorded segment of alice's camera off-site", func() bool { return len(h.recordedSegments(aliceCamera)) > 0 })
-	seg := h.recordedSegments(aliceCamera)[0]
+	testkit.WaitFor(t, 40*time.Second, "a recorded segment of alice's camera off-site", func() bool { return len(testkit.Segments(h.recDir, aliceCamera)) > 0 })
+	seg := testkit.Segments(h.recDir, aliceCamera)[0]
 	if streams, err := testkit.Probe(context.Background(), seg, ""); err != nil || len(streams) != 1 || streams[0].CodecName != "h264" || streams[0].Width == 0 {
 		t.Errorf("ffprobe %s: %v %+v; want one H.264 stream with a picture size", seg, err, streams)
 	} else {
