@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"fieldvideo/internal/store"
 )
 
 // The journal is an append-only file of records, each framed as
@@ -261,13 +263,13 @@ func (j *journal) rewrite(build func() []*record) error {
 		}
 	}
 	tmp := j.path + ".tmp"
-	if err := writeFileSync(tmp, b); err != nil {
+	if err := store.WriteFileSync(tmp, b, 0o640); err != nil {
 		return fmt.Errorf("rewrite journal: %w", err)
 	}
 	if err := os.Rename(tmp, j.path); err != nil {
 		return fmt.Errorf("rewrite journal: %w", err)
 	}
-	if err := syncDir(filepath.Dir(j.path)); err != nil {
+	if err := store.SyncDir(filepath.Dir(j.path)); err != nil {
 		return fmt.Errorf("rewrite journal: %w", err)
 	}
 	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o640)
@@ -304,40 +306,12 @@ func (j *journal) close() error {
 // either the old content or all of b.
 func writeFileAtomic(p string, b []byte) error {
 	tmp := p + ".tmp"
-	if err := writeFileSync(tmp, b); err != nil {
+	if err := store.WriteFileSync(tmp, b, 0o640); err != nil {
 		os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(p))
-}
-
-// writeFileSync writes b to a new file at p and fsyncs it.
-func writeFileSync(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir fsyncs a directory so that entries created or renamed in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return store.SyncDir(filepath.Dir(p))
 }

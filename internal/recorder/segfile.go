@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"fieldvideo/internal/store"
 )
 
 // segFile is a segment file being written in the spool. Parts are appended
@@ -33,7 +35,7 @@ func createSegFile(path string) (*segFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := store.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, err
 	}

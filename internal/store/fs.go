@@ -78,13 +78,13 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, sum s
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(p+fsSumSuffix, []byte(got+"\n")); err != nil {
+	if err := WriteFileSync(p+fsSumSuffix, []byte(got+"\n"), 0o644); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(p))
+	return SyncDir(filepath.Dir(p))
 }
 
 // Get implements Store.
@@ -195,31 +195,6 @@ func (s *FS) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return nil
-}
-
-func writeFileSync(p string, b []byte) error {
-	f, err := os.Create(p)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 type ctxReader struct {
