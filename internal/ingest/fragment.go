@@ -49,26 +49,7 @@ func fragmentH264(b []byte) [][]byte {
 	case typ == h264FUA:
 		return fus(b[:1], b[1]&0x1f, b[2:], b[1]&0x80 != 0, b[1]&0x40 != 0)
 	case typ == h264STAPA:
-		var out [][]byte
-		for rest := b[1:]; len(rest) > 0; {
-			if len(rest) < 3 {
-				return nil
-			}
-			n := int(rest[0])<<8 | int(rest[1])
-			if n == 0 || len(rest) < 2+n {
-				return nil
-			}
-			nal := rest[2 : 2+n]
-			if len(nal) <= MaxPayload {
-				out = append(out, nal)
-			} else if f := fragmentH264(nal); f != nil {
-				out = append(out, f...)
-			} else {
-				return nil
-			}
-			rest = rest[2+n:]
-		}
-		return out
+		return splitAggregate(b[1:], 1, fragmentH264)
 	}
 	return nil
 }
@@ -84,28 +65,36 @@ func fragmentH265(b []byte) [][]byte {
 	case typ == h265FU:
 		return fus(b[:2], b[2]&0x3f, b[3:], b[2]&0x80 != 0, b[2]&0x40 != 0)
 	case typ == h265AP:
-		var out [][]byte
-		for rest := b[2:]; len(rest) > 0; {
-			if len(rest) < 4 {
-				return nil
-			}
-			n := int(rest[0])<<8 | int(rest[1])
-			if n < 2 || len(rest) < 2+n {
-				return nil
-			}
-			nal := rest[2 : 2+n]
-			if len(nal) <= MaxPayload {
-				out = append(out, nal)
-			} else if f := fragmentH265(nal); f != nil {
-				out = append(out, f...)
-			} else {
-				return nil
-			}
-			rest = rest[2+n:]
-		}
-		return out
+		return splitAggregate(b[2:], 2, fragmentH265)
 	}
 	return nil
+}
+
+// splitAggregate sends the NAL units of an aggregation packet's body
+// (16-bit size, unit; repeated) each on its own, fragmenting those larger
+// than MaxPayload with fragment. A unit shorter than minNAL bytes (its
+// header) or a size that runs past the body makes the packet invalid: nil.
+func splitAggregate(body []byte, minNAL int, fragment func([]byte) [][]byte) [][]byte {
+	var out [][]byte
+	for rest := body; len(rest) > 0; {
+		if len(rest) < 2+minNAL {
+			return nil
+		}
+		n := int(rest[0])<<8 | int(rest[1])
+		if n < minNAL || len(rest) < 2+n {
+			return nil
+		}
+		nal := rest[2 : 2+n]
+		if len(nal) <= MaxPayload {
+			out = append(out, nal)
+		} else if f := fragment(nal); f != nil {
+			out = append(out, f...)
+		} else {
+			return nil
+		}
+		rest = rest[2+n:]
+	}
+	return out
 }
 
 // fus cuts data into fragmentation units that each start with prefix and an

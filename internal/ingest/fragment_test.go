@@ -132,3 +132,23 @@ func TestSplitOversizedH265(t *testing.T) {
 		t.Fatal("H.265 fragments do not reassemble to the NAL unit")
 	}
 }
+
+// FuzzFragment splits arbitrary H.264 and H.265 payloads: no piece is larger
+// than MaxPayload, and the input is left as it was.
+func FuzzFragment(f *testing.F) {
+	f.Fuzz(func(t *testing.T, h265 bool, b []byte) {
+		in := bytes.Clone(b)
+		split := fragmentH264
+		if h265 {
+			split = fragmentH265
+		}
+		for _, piece := range split(b) {
+			if len(piece) > MaxPayload {
+				t.Fatalf("piece of %d bytes, more than %d", len(piece), MaxPayload)
+			}
+		}
+		if !bytes.Equal(in, b) {
+			t.Fatal("the input was modified")
+		}
+	})
+}
