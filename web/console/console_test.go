@@ -2,20 +2,15 @@ package console_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"io/fs"
 	"math"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"fieldvideo/internal/testkit"
 	"fieldvideo/web/console"
 )
 
@@ -32,6 +27,7 @@ func TestConsoleFiles(t *testing.T) {
 		{"/timeline.js", "text/javascript", "export class PlayoutSync"},
 		{"/api.js", "text/javascript", "export async function fetchSources"},
 		{"/style.css", "text/css", ".grid"},
+		{"/base.css", "text/css", "--bg"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			res, err := http.Get(h.base + tc.path)
@@ -83,7 +79,7 @@ func TestConsoleSelfContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"index.html", "wall.js", "whep.js", "api.js", "timeline.js", "style.css"} {
+	for _, want := range []string{"index.html", "wall.js", "whep.js", "api.js", "timeline.js", "style.css", "base.css"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
@@ -97,7 +93,6 @@ func TestConsoleSelfContained(t *testing.T) {
 // TestScriptHelpers runs the page's pure helpers in node: the reconnection backoff and the
 // bitrate label.
 func TestScriptHelpers(t *testing.T) {
-	node := testkit.RequireBrowser(t)
 	const script = `
 import { Backoff } from './whep.js';
 import { formatBitrate } from './api.js';
@@ -114,18 +109,6 @@ for (let i = 0; i < 200; i++) {
 const labels = [0, NaN, -5, 850e3, 2.4e6, 12e6, 999].map(formatBitrate);
 console.log(JSON.stringify({ runs, labels }));
 `
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--input-type=module", "-e", script)
-	cmd.Dir = "static"
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s", err, stderr)
-	}
 	var res struct {
 		Runs []struct {
 			Seq        []float64 `json:"seq"`
@@ -134,9 +117,7 @@ console.log(JSON.stringify({ runs, labels }));
 		} `json:"runs"`
 		Labels []string `json:"labels"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("decode %s: %v", out, err)
-	}
+	runModule(t, script, &res)
 	// attempt i waits base = min(8 s, 0.5 s·2^i), ±25 %, never outside 0.5–8 s.
 	firsts := map[float64]bool{}
 	for _, run := range res.Runs {
