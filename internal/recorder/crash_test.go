@@ -162,7 +162,7 @@ func childSource(ctx context.Context) (*stream.Stream, func(), error) {
 	}
 	st := stream.New(stream.Params{Name: "cam1", Tracks: tracks})
 	for i, c := range conns {
-		go feedConn(c, unit.NewAssembler(i, tracks[i], st.Write))
+		go testkit.FeedRTP(c, unit.NewAssembler(i, tracks[i], st.Write))
 	}
 	return st, stop, nil
 }

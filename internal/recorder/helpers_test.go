@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
 
 	"fieldvideo/internal/store"
 	"fieldvideo/internal/stream"
@@ -130,7 +129,7 @@ func startSource(t testing.TB, ctx context.Context, name string, o sourceOpts) *
 	st := stream.New(stream.Params{Name: name, Tracks: tracks})
 	t.Cleanup(st.Close)
 	for i, c := range conns {
-		go feedConn(c, unit.NewAssembler(i, tracks[i], st.Write))
+		go testkit.FeedRTP(c, unit.NewAssembler(i, tracks[i], st.Write))
 	}
 	return st
 }
@@ -188,21 +187,6 @@ func parseSDP(s string) []unit.Track {
 		}
 	}
 	return out
-}
-
-func feedConn(c net.PacketConn, a *unit.Assembler) {
-	buf := make([]byte, 2048)
-	for {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		p := &rtp.Packet{}
-		if err := p.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
-			continue
-		}
-		a.Push(p, time.Now())
-	}
 }
 
 // flakyStore wraps a store and fails every call while down.

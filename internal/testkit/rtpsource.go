@@ -52,12 +52,13 @@ func LiveStream(t testing.TB, ctx context.Context, name string, audio bool) *str
 	}
 	Start(t, ctx, FFmpegPath, args...)
 	for i, c := range conns {
-		go feed(c, unit.NewAssembler(i, tracks[i], st.Write))
+		go FeedRTP(c, unit.NewAssembler(i, tracks[i], st.Write))
 	}
 	return st
 }
 
-func feed(c net.PacketConn, a *unit.Assembler) {
+// FeedRTP reads RTP datagrams from c into a until c is closed.
+func FeedRTP(c net.PacketConn, a *unit.Assembler) {
 	buf := make([]byte, 2048)
 	for {
 		n, _, err := c.ReadFrom(buf)

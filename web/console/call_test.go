@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -355,7 +354,6 @@ func TestCallRefused(t *testing.T) {
 // TestCallScriptHelpers runs the call page's pure helpers in node: SDP sections, the publish
 // codec order, simulcast layers, labels, and the stall watch on a fake clock.
 func TestCallScriptHelpers(t *testing.T) {
-	node := testkit.RequireBrowser(t)
 	const script = `
 import { mediaSections, publishCodecs, SIMULCAST } from './call-media.js';
 import { fieldName, initials, layerLabel } from './call-tiles.js';
@@ -389,18 +387,6 @@ console.log(JSON.stringify({
   layers: [['q', 'started'], ['f', 'bandwidth'], ['off', 'bandwidth'], ['off', 'muted'], ['', 'started']].map(([l, r]) => layerLabel(l, r)),
 }));
 `
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--input-type=module", "-e", script)
-	cmd.Dir = "static"
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s", err, stderr)
-	}
 	var res struct {
 		Sections []struct {
 			Kind, Port, Mid, Direction, Stream, Track string
@@ -416,9 +402,7 @@ console.log(JSON.stringify({
 			Paused bool   `json:"paused"`
 		} `json:"layers"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("decode %s: %v", out, err)
-	}
+	runModule(t, script, &res)
 	if got := fmt.Sprint(res.Sections); got != "[{video 9 0 sendonly bob bob/camera} {audio 9 1 inactive  } {video 0 2 sendrecv  }]" {
 		t.Errorf("mediaSections = %s", got)
 	}

@@ -20,6 +20,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/sfu"
+	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/whip"
 	"fieldvideo/web/console"
@@ -136,7 +137,13 @@ func (h *wallSFU) wallToken() string {
 func (h *wallSFU) publish(name string, audio bool) (stop func()) {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st := testkit.LiveStream(h.t, ctx, name, audio)
+	return h.publishStream(ctx, cancel, name, testkit.LiveStream(h.t, ctx, name, audio))
+}
+
+// publishStream publishes st to the SFU as name by WHIP, as a camera, and waits until the
+// SFU lists it live. stop cancels ctx (by cancel) and waits for the publisher to end.
+func (h *wallSFU) publishStream(ctx context.Context, cancel context.CancelFunc, name string, st *stream.Stream) (stop func()) {
+	h.t.Helper()
 	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true})
 	if err != nil {
 		h.t.Fatal(err)

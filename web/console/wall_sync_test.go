@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"fieldvideo/internal/auth"
 	"fieldvideo/internal/stream"
 	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/testkit"
-	"fieldvideo/internal/whip"
 	"fieldvideo/web/console"
 )
 
@@ -140,25 +138,7 @@ func (h *wallSFU) publishShifted(name string, shift time.Duration) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	pub, err := whip.NewPublisher(whip.PublisherParams{
-		Endpoint:   whip.Endpoint(h.base, name, "whip"),
-		Client:     &whip.Client{Token: h.token(auth.Claims{Role: auth.RoleCamera, Publish: []string{name}})},
-		API:        api,
-		Stream:     shifted,
-		MinBackoff: 100 * time.Millisecond,
-		MaxBackoff: time.Second,
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { pub.Run(ctx); close(done) }()
-	h.t.Cleanup(func() { cancel(); <-done })
-	h.waitState(name, "live", 20*time.Second)
+	h.publishStream(ctx, cancel, name, shifted)
 }
 
 // syncState is what the wall shows about synced playout.
