@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-
 	"fieldvideo/internal/store"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
