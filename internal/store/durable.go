@@ -1,6 +1,12 @@
 package store
 
-import "os"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+)
 
 // WriteFileSync writes b to a new file at p with permissions perm and
 // fsyncs it.
@@ -29,4 +35,34 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// WriteFileAtomic replaces the file at p with b through a fsynced temporary
+// file, so that p holds either its old content or all of b, durably.
+func WriteFileAtomic(p string, b []byte, perm os.FileMode) error {
+	tmp := p + ".tmp"
+	if err := WriteFileSync(tmp, b, perm); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(filepath.Dir(p))
+}
+
+// HashFile returns the size and hex SHA-256 of the file at p.
+func HashFile(p string) (int64, string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
 }

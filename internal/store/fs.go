@@ -6,20 +6,31 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 )
 
-// FS stores objects as files under a root directory. Writes go to a
-// temporary file that is fsynced and renamed into place, so an object is
-// either whole or absent; the SHA-256 is kept in a sidecar file.
+// FS stores objects as files under a root directory. Put writes a
+// temporary file, fsyncs it and hard-links it to the object's name, which
+// fails when the name exists: an object is either whole or absent, and is
+// never replaced. The SHA-256 is kept in a sidecar file written after the
+// object, so a crash in between leaves an object without a sidecar (its
+// SHA-256 unknown until a Put of the same key recomputes it), never one with
+// a wrong sidecar. The directory belongs to one process: the sidecar rules
+// rely on locks inside it.
 type FS struct {
 	name string
 	root string
+	// keys serialises the commit phase (link, sidecar, delete) per key,
+	// by a hash of the key.
+	keys [64]sync.Mutex
 }
 
 const fsSumSuffix = ".sha256"
@@ -36,6 +47,31 @@ func NewFS(name, dir string) (*FS, error) {
 // Name implements Store.
 func (s *FS) Name() string { return s.name }
 
+// Check verifies that the root directory exists and that a file can be
+// created in it.
+func (s *FS) Check(ctx context.Context) error {
+	st, err := os.Stat(s.root)
+	if err != nil {
+		return fmt.Errorf("store %s: %w: check that the directory's disk is mounted", s.name, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("store %s: %s is not a directory: set the store's path to a directory", s.name, s.root)
+	}
+	f, err := os.CreateTemp(s.root, fsTempPrefix+"check-*")
+	if err != nil {
+		return fmt.Errorf("store %s: cannot write in %s: %w: let the service's user write there, or free space on its disk", s.name, s.root, err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: %s: %w", s.name, s.root, err)
+	}
+	return nil
+}
+
 func (s *FS) path(key string) (string, error) {
 	if err := CheckKey(key); err != nil {
 		return "", err
@@ -44,6 +80,12 @@ func (s *FS) path(key string) (string, error) {
 		return "", fmt.Errorf("object key %q uses a name the filesystem store keeps for itself", key)
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+func (s *FS) lock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &s.keys[h.Sum32()%uint32(len(s.keys))]
 }
 
 // Put implements Store.
@@ -78,13 +120,109 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, sum s
 	if err != nil {
 		return err
 	}
-	if err := WriteFileSync(p+fsSumSuffix, []byte(got+"\n"), 0o644); err != nil {
+	return s.commit(key, p, tmp.Name(), got, n)
+}
+
+// commit links the fsynced temporary file tmp to the object's path p,
+// unless an object is there, and then writes the sidecar.
+func (s *FS) commit(key, p, tmp, sum string, size int64) error {
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	dir := filepath.Dir(p)
+	// A sidecar without its object is left by a Delete or a Put that
+	// stopped half-way; it goes before the new object is linked, so that
+	// it can never describe it.
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		err := os.Remove(p + fsSumSuffix)
+		if err == nil {
+			err = SyncDir(dir)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("store %s: put %s: remove a stale sidecar: %w", s.name, key, err)
+		}
+	}
+	err := os.Link(tmp, p)
+	if errors.Is(err, fs.ErrExist) {
+		return s.compare(key, p, sum, size)
+	}
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("store %s: put %s: %w: the store's directory must be on a filesystem with hard links", s.name, key, err)
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: put %s: %w", s.name, key, err)
+	}
+	if err := SyncDir(dir); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	return s.writeSum(p, sum)
+}
+
+// compare checks the object at p against offered content; a missing
+// sidecar is recomputed and written. The key's lock is held.
+func (s *FS) compare(key, p, sum string, size int64) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("store %s: put %s: an object is already there: %w", s.name, key, err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("store %s: put %s: the key is a directory of other keys: choose another key", s.name, key)
+	}
+	stored := readSum(p)
+	if stored == "" {
+		if _, stored, err = HashFile(p); err != nil {
+			return fmt.Errorf("store %s: put %s: an object is already there, and hashing it failed: %w", s.name, key, err)
+		}
+		if err := s.writeSum(p, stored); err != nil {
+			return err
+		}
+	}
+	if stored == sum && st.Size() == size {
+		return nil
+	}
+	return existsError(s.name, key, stored, st.Size(), sum, size)
+}
+
+// writeSum writes the sidecar of the object at p through a temporary file,
+// so that it is either whole or absent.
+func (s *FS) writeSum(p, sum string) error {
+	dir := filepath.Dir(p)
+	f, err := os.CreateTemp(dir, fsTempPrefix+"*")
+	if err != nil {
 		return err
 	}
-	return SyncDir(filepath.Dir(p))
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(sum + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p+fsSumSuffix)
+	}
+	if err == nil {
+		err = SyncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: write the SHA-256 of %s: %w", s.name, p, err)
+	}
+	return nil
+}
+
+// readSum returns the SHA-256 in the sidecar of the object at p, or "" when
+// there is no sidecar or it does not hold one.
+func readSum(p string) string {
+	b, err := os.ReadFile(p + fsSumSuffix)
+	if err != nil {
+		return ""
+	}
+	sum := strings.ToLower(strings.TrimSpace(string(b)))
+	if raw, err := hex.DecodeString(sum); err != nil || len(raw) != sha256.Size {
+		return ""
+	}
+	return sum
 }
 
 // Get implements Store.
@@ -125,11 +263,7 @@ func (s *FS) info(key, p string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	in := Info{Key: key, Size: st.Size(), Modified: st.ModTime()}
-	if b, err := os.ReadFile(p + fsSumSuffix); err == nil {
-		in.SHA256 = strings.TrimSpace(string(b))
-	}
-	return in, nil
+	return Info{Key: key, Size: st.Size(), Modified: st.ModTime(), SHA256: readSum(p)}, nil
 }
 
 // List implements Store.
@@ -188,6 +322,9 @@ func (s *FS) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -78,12 +77,34 @@ func (p S3Params) LogValue() slog.Value {
 // The hex SHA-256 is kept as user metadata too (x-amz-meta-sha256), so
 // Stat, Get and List report it from any server. Objects are written with
 // one PUT each, which S3 limits to 5 GiB.
+//
+// Put never replaces an object. Its PUT carries If-None-Match: *, which
+// MinIO and versitygw (and AWS S3) honour atomically: a second writer gets
+// 412 Precondition Failed, and Put then compares SHA-256s. Check learns,
+// once, whether the server honours the condition, by writing a probe
+// object twice under .fieldvideo/ (a name the store keeps for itself) and
+// deleting it. Until the server has been seen to honour it, and on a server
+// that ignores or rejects it, Put first asks for the object (HEAD) and
+// writes only when there is none. On a server that ignores the condition a
+// small window remains: two writers of one key whose HEADs both come before
+// either PUT could both write, the later replacing the earlier.
 type S3 struct {
 	p      S3Params
 	client *minio.Client
 	prefix string
-	where  string // "bucket B on https://host:port", for errors
+	where  string       // "bucket B on https://host:port", for errors
+	writes atomic.Int32 // a condWrites: what the server does with If-None-Match
 }
+
+// condWrites is what a server does with If-None-Match: * on PUT.
+type condWrites = int32
+
+const (
+	condUnknown  condWrites = iota // not learnt yet
+	condHonoured                   // refuses a PUT over an object with 412
+	condIgnored                    // replaces the object
+	condRejected                   // refuses the header itself (501)
+)
 
 const (
 	// s3MaxSinglePut is the largest object S3 accepts in one PUT.
@@ -95,7 +116,15 @@ const (
 	s3SumMeta = "sha256"
 	// s3ChecksumHeader carries the base64 SHA-256 the server verifies.
 	s3ChecksumHeader = "x-amz-checksum-sha256"
+	// s3Reserved is the key prefix the store keeps for itself: Put refuses
+	// such keys and List leaves them out.
+	s3Reserved = ".fieldvideo/"
+	// s3ProbeKey is the object with which Check learns whether the server
+	// honours If-None-Match.
+	s3ProbeKey = s3Reserved + "conditional-write-probe"
 )
+
+var s3ProbeBody = []byte("fieldvideo: a probe that the server refuses to overwrite an object; it is deleted after use\n")
 
 // NewS3 returns an S3 store. It does not contact the server: call Check at
 // start to learn that the endpoint answers, the keys work and the bucket
@@ -193,7 +222,14 @@ func NewS3(p S3Params) (*S3, error) {
 func (s *S3) Name() string { return s.p.Name }
 
 // Check verifies that the endpoint answers, the keys are accepted and the
-// bucket exists, by listing at most one key.
+// bucket exists, by listing at most one key. An error wrapping
+// ErrUnreachable says the server could not be reached; any other error is
+// one of the settings.
+//
+// Until it has learnt it, Check also learns whether the server honours
+// If-None-Match (see S3). That probe needs the right to write under the
+// prefix; when it is refused, Put keeps asking for an object before
+// writing it, and Check does not fail for it.
 func (s *S3) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout)
 	defer cancel()
@@ -202,7 +238,7 @@ func (s *S3) Check(ctx context.Context) error {
 	}) {
 		if o.Err != nil {
 			err := s.explain("check", "", o.Err)
-			if minio.ToErrorResponse(o.Err).Code == "" && !s.p.TLS && s.speaksTLS(ctx) {
+			if minio.ToErrorResponse(o.Err).Code == "" && !s.p.TLS && !dialFailed(o.Err) && s.speaksTLS(ctx) {
 				return fmt.Errorf("store %s: check: %s speaks HTTPS: set s3.tls: true: %w", s.p.Name, s.p.Endpoint, o.Err)
 			}
 			return err
@@ -212,12 +248,51 @@ func (s *S3) Check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return s.explain("check", "", err)
 	}
+	if err := s.learnWrites(ctx); err != nil && (errors.Is(err, ErrUnreachable) || ctx.Err() != nil) {
+		return err
+	}
+	return nil
+}
+
+// learnWrites writes the probe object twice with If-None-Match: *, to learn
+// whether the server refuses the second PUT, and deletes it.
+func (s *S3) learnWrites(ctx context.Context) error {
+	if s.writes.Load() != condUnknown {
+		return nil
+	}
+	raw := sha256.Sum256(s3ProbeBody)
+	sum, b64 := hex.EncodeToString(raw[:]), base64.StdEncoding.EncodeToString(raw[:])
+	obj := s.prefix + s3ProbeKey
+	learnt, created := condUnknown, false
+	for learnt == condUnknown {
+		_, err := s.putObject(ctx, obj, bytes.NewReader(s3ProbeBody), int64(len(s3ProbeBody)), sum, b64, true)
+		switch {
+		case err == nil && created:
+			learnt = condIgnored
+		case err == nil:
+			created = true
+		case preconditionFailed(err):
+			learnt = condHonoured
+		case notImplemented(err):
+			learnt = condRejected
+		default:
+			return s.explain("check: learn whether the server honours If-None-Match: put", s3ProbeKey, err)
+		}
+	}
+	if created {
+		// Best effort: a key may be allowed to write and not to delete.
+		_ = s.client.RemoveObject(ctx, s.p.Bucket, obj, minio.RemoveObjectOptions{})
+	}
+	s.writes.CompareAndSwap(condUnknown, learnt)
 	return nil
 }
 
 func (s *S3) object(key string) (string, error) {
 	if err := CheckKey(key); err != nil {
 		return "", err
+	}
+	if strings.HasPrefix(key, s3Reserved) {
+		return "", fmt.Errorf("object key %q is under %s, which the S3 store keeps for itself", key, s3Reserved)
 	}
 	return s.prefix + key, nil
 }
@@ -246,31 +321,127 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, sum s
 	sum = hex.EncodeToString(raw) // lower case
 	b64 := base64.StdEncoding.EncodeToString(raw)
 
+	writes := s.writes.Load()
+	if writes != condHonoured {
+		// The server is not known to refuse a PUT over an object: look
+		// first. An answer that does not tell (a key that may write but
+		// not read) leaves it to the PUT and its If-None-Match.
+		in, err := s.Stat(ctx, key)
+		switch {
+		case err == nil:
+			return s.compare(ctx, key, in, sum, size)
+		case errors.Is(err, ErrUnreachable), ctx.Err() != nil:
+			return err
+		}
+	}
+	ifNoneMatch := writes != condRejected
+
 	// The reader is passed without its Seek method: minio-go seeks a
 	// seekable body to offset 0 before sending, which would be wrong for
 	// a reader positioned elsewhere.
 	body := &sizedReader{r: r, want: size}
-	// Core.PutObject is one PUT whatever the size. Given the hex SHA-256
-	// and DisableContentSha256 (which turns off the chunked streaming
-	// signature), minio-go signs that hash as the payload hash.
-	info, err := minio.Core{Client: s.client}.PutObject(ctx, s.p.Bucket, obj, body, size, "", sum, minio.PutObjectOptions{
+	info, err := s.putObject(ctx, obj, body, size, sum, b64, ifNoneMatch)
+	if short := body.short.Load(); short != nil {
+		return fmt.Errorf("store %s: put %s: %w; nothing was stored", s.p.Name, key, *short)
+	}
+	if err != nil {
+		return s.putFailed(ctx, key, sum, size, ifNoneMatch, err)
+	}
+	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != b64 {
+		return fmt.Errorf("store %s: put %s: %s stored SHA-256 %s, not the %s sent: the server is not trustworthy", s.p.Name, key, s.where, info.ChecksumSHA256, b64)
+	}
+	return nil
+}
+
+// putObject sends one PUT of obj. Given the hex SHA-256 and
+// DisableContentSha256 (which turns off the chunked streaming signature),
+// minio-go signs that hash as the payload hash; Core.PutObject is one PUT
+// whatever the size.
+func (s *S3) putObject(ctx context.Context, obj string, body io.Reader, size int64, sum, b64 string, ifNoneMatch bool) (minio.UploadInfo, error) {
+	opts := minio.PutObjectOptions{
 		ContentType:          "application/octet-stream",
 		DisableContentSha256: true,
 		UserMetadata: map[string]string{
 			s3ChecksumHeader: b64,
 			s3SumMeta:        sum,
 		},
-	})
-	if short := body.short.Load(); short != nil {
-		return fmt.Errorf("store %s: put %s: %w; nothing was stored", s.p.Name, key, *short)
 	}
+	if ifNoneMatch {
+		opts.SetMatchETagExcept("*")
+	}
+	return minio.Core{Client: s.client}.PutObject(ctx, s.p.Bucket, obj, body, size, "", sum, opts)
+}
+
+// putFailed explains a failed PUT. A PUT refused because an object is
+// there, or one whose answer was lost, is settled by comparing SHA-256s.
+func (s *S3) putFailed(ctx context.Context, key, sum string, size int64, ifNoneMatch bool, err error) error {
+	switch {
+	case ifNoneMatch && preconditionFailed(err):
+		s.writes.CompareAndSwap(condUnknown, condHonoured)
+		in, serr := s.Stat(ctx, key)
+		if errors.Is(serr, ErrNotFound) {
+			return fmt.Errorf("store %s: put %s: %s refused to replace an object that is gone now (deleted meanwhile?): retry the put", s.p.Name, key, s.where)
+		}
+		if serr != nil {
+			return fmt.Errorf("store %s: put %s: an object is already there, and reading it to compare failed: %w", s.p.Name, key, serr)
+		}
+		return s.compare(ctx, key, in, sum, size)
+	case ifNoneMatch && notImplemented(err):
+		s.writes.Store(condRejected)
+		return fmt.Errorf("store %s: put %s: %s does not take If-None-Match; nothing was stored: retry: the store now asks for an object before writing it: %w",
+			s.p.Name, key, s.where, err)
+	}
+	xerr := s.explain("put", key, err)
+	if errors.Is(xerr, ErrUnreachable) && ctx.Err() == nil {
+		// The server may have stored the object and the answer been lost,
+		// or it may have refused the PUT and closed the connection before
+		// the whole body was sent: what is there now tells.
+		if in, serr := s.Stat(ctx, key); serr == nil {
+			if cerr := s.compare(ctx, key, in, sum, size); cerr == nil || errors.Is(cerr, ErrExists) {
+				return cerr
+			}
+		}
+	}
+	return xerr
+}
+
+// compare checks the object in describes against offered content; an
+// object stored without a SHA-256 is read to hash it.
+func (s *S3) compare(ctx context.Context, key string, in Info, sum string, size int64) error {
+	stored := in.SHA256
+	if stored == "" {
+		var err error
+		if stored, err = s.hashObject(ctx, key); err != nil {
+			return fmt.Errorf("store %s: put %s: an object without a known SHA-256 is already there, and reading it to compare failed: %w", s.p.Name, key, err)
+		}
+	}
+	if stored == sum && in.Size == size {
+		return nil
+	}
+	return existsError(s.p.Name, key, stored, in.Size, sum, size)
+}
+
+func (s *S3) hashObject(ctx context.Context, key string) (string, error) {
+	rc, _, err := s.Get(ctx, key)
 	if err != nil {
-		return s.explain("put", key, err)
+		return "", err
 	}
-	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != b64 {
-		return fmt.Errorf("store %s: put %s: %s stored SHA-256 %s, not the %s sent: the server is not trustworthy", s.p.Name, key, s.where, info.ChecksumSHA256, b64)
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
 	}
-	return nil
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func preconditionFailed(err error) bool {
+	resp := minio.ToErrorResponse(err)
+	return resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed
+}
+
+func notImplemented(err error) bool {
+	resp := minio.ToErrorResponse(err)
+	return resp.Code == "NotImplemented" || resp.StatusCode == http.StatusNotImplemented
 }
 
 // hashContent returns the SHA-256 of the next size bytes of r and a reader
@@ -374,6 +545,9 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 		if oi.Err != nil {
 			return s.explain("list", prefix, oi.Err)
 		}
+		if strings.HasPrefix(oi.Key, s.prefix+s3Reserved) {
+			continue
+		}
 		batch = append(batch, s.info(strings.TrimPrefix(oi.Key, s.prefix), oi))
 		if len(batch) == cap(batch) {
 			if err := flush(); err != nil {
@@ -461,84 +635,6 @@ func (s *S3) info(key string, oi minio.ObjectInfo) Info {
 		}
 	}
 	return in
-}
-
-// explain turns an error of minio-go or the network into one that says what
-// is wrong and what to do. A missing object becomes ErrNotFound.
-func (s *S3) explain(op, key string, err error) error {
-	what := fmt.Sprintf("store %s: %s", s.p.Name, op)
-	if key != "" {
-		what += " " + key
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: cannot reach %s: no answer in time: check s3.endpoint and the network: %w", what, s.p.Endpoint, err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s: %s: %w", what, s.where, err)
-	}
-	resp := minio.ToErrorResponse(err)
-	switch resp.Code {
-	case "NoSuchKey", "NotFound":
-		if key != "" && op != "list" {
-			return ErrNotFound
-		}
-	case "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist on %s: create it: %w", what, s.p.Bucket, s.p.Endpoint, err)
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken",
-		"XAdminUserNotFound": // versitygw without IAM, for an unknown access key
-		return s.denied(what, resp.Code, err)
-	case "XAmzContentSHA256Mismatch", "BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum":
-		return fmt.Errorf("%s: %s refused the content (%s); nothing was stored: %w: %w", what, s.where, resp.Code, ErrChecksum, err)
-	case "AuthorizationHeaderMalformed", "InvalidRegion":
-		return fmt.Errorf("%s: %s rejects region %q: set s3.region to the bucket's region: %w", what, s.where, s.p.Region, err)
-	}
-	if resp.StatusCode == http.StatusForbidden {
-		return s.denied(what, resp.Code, err)
-	}
-	if resp.StatusCode == http.StatusBadRequest && strings.Contains(resp.Message, "HTTPS") {
-		return fmt.Errorf("%s: %s speaks HTTPS: set s3.tls: true: %w", what, s.p.Endpoint, err)
-	}
-
-	var recErr tls.RecordHeaderError
-	var unknownCA x509.UnknownAuthorityError
-	var badHost x509.HostnameError
-	var certErr *tls.CertificateVerificationError
-	switch {
-	case errors.As(err, &recErr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("%s: %s does not speak TLS: set s3.tls: false, or use its TLS port: %w", what, s.p.Endpoint, err)
-	case errors.As(err, &unknownCA), errors.As(err, &certErr):
-		return fmt.Errorf("%s: the certificate of %s is not trusted: set s3.ca_file to the CA that signed it: %w", what, s.p.Endpoint, err)
-	case errors.As(err, &badHost):
-		return fmt.Errorf("%s: the certificate of %s is not for that name: use the name it was issued for in s3.endpoint: %w", what, s.p.Endpoint, err)
-	}
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || (errors.As(err, &netErr) && netErr.Timeout()) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "Connection closed by foreign host") {
-		return fmt.Errorf("%s: cannot reach %s: check s3.endpoint and that the server runs: %w", what, s.p.Endpoint, err)
-	}
-	return fmt.Errorf("%s: %s: %w", what, s.where, err)
-}
-
-func (s *S3) denied(what, code string, err error) error {
-	return fmt.Errorf("%s: access denied by %s (%s): check s3.access_key/secret_key and the key's rights on the bucket: %w", what, s.where, code, err)
-}
-
-// speaksTLS reports whether the endpoint completes a TLS handshake, to
-// explain a plain HTTP request that a TLS server dropped.
-func (s *S3) speaksTLS(ctx context.Context) bool {
-	d := tls.Dialer{
-		NetDialer: &net.Dialer{Timeout: s.p.Timeout},
-		// Only a probe: nothing is sent over this connection.
-		Config: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec
-	}
-	c, err := d.DialContext(ctx, "tcp", s.p.Endpoint)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // sizedReader notes content that ends before its announced size, which

@@ -191,13 +191,13 @@ func TestS3PutGetStatListDelete(t *testing.T) {
 			t.Fatalf("list stopped by fn: err %v after %d calls", err, calls)
 		}
 
-		// Replacing an object.
+		// An object is never replaced.
 		k := "rec/i1/cam1/2026/11/23/04/3000-2000.mp4"
-		if err := s.Put(ctx, k, strings.NewReader("v2"), 2, hexSum([]byte("v2"))); err != nil {
-			t.Fatal(err)
+		if err := s.Put(ctx, k, strings.NewReader("v2"), 2, hexSum([]byte("v2"))); !errors.Is(err, ErrExists) {
+			t.Fatalf("put of other content over an object: %v, want ErrExists", err)
 		}
-		if b, in := getAll(t, s, k); string(b) != "v2" || in.SHA256 != hexSum([]byte("v2")) {
-			t.Fatalf("after replace: %q %+v", b, in)
+		if b, in := getAll(t, s, k); string(b) != string(small) || in.SHA256 != hexSum(small) {
+			t.Fatalf("after a refused replace: %q %+v", b, in)
 		}
 
 		// Without a given SHA-256 the store hashes the content itself,
@@ -285,12 +285,14 @@ func TestS3ChecksumRefused(t *testing.T) {
 			t.Fatalf("a refused put left an object: %v", err)
 		}
 
-		// Replacing an object with damaged content keeps the old one.
+		// Damaged content offered for an object stored under the same
+		// SHA-256 leaves the object as it is: Put may find the object and
+		// succeed without reading the content, or refuse the content.
 		if err := s.Put(ctx, "rec/old.mp4", bytes.NewReader(good), int64(len(good)), hexSum(good)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Put(ctx, "rec/old.mp4", bytes.NewReader(bad), int64(len(bad)), hexSum(good)); err == nil {
-			t.Fatal("put of damaged content over an object was accepted")
+		if err := s.Put(ctx, "rec/old.mp4", bytes.NewReader(bad), int64(len(bad)), hexSum(good)); err != nil && !errors.Is(err, ErrChecksum) {
+			t.Fatalf("put of damaged content over an object of its SHA-256: %v", err)
 		}
 		if b, in := getAll(t, s, "rec/old.mp4"); !bytes.Equal(b, good) || in.SHA256 != hexSum(good) {
 			t.Fatalf("the old object changed: %d bytes, %+v", len(b), in)
@@ -523,7 +525,7 @@ func TestS3StopRestart(t *testing.T) {
 			_, _, errs["get"] = s.Get(ctx, "rec/before.mp4")
 			errs["delete"] = s.Delete(ctx, "rec/before.mp4")
 			for op, err := range errs {
-				if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "cannot reach "+srv.Endpoint) {
+				if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "cannot reach "+srv.Endpoint) || !errors.Is(err, ErrUnreachable) {
 					t.Fatalf("%s with the server down (%s): %v", op, down.name, err)
 				}
 			}
@@ -568,6 +570,9 @@ func TestS3BadConfig(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Fatalf("%s: %q does not say %q", name, err, w)
 				}
+			}
+			if errors.Is(err, ErrUnreachable) != (name == "unreachable") {
+				t.Fatalf("%s: %v: wraps ErrUnreachable: %v", name, err, errors.Is(err, ErrUnreachable))
 			}
 			if strings.Contains(err.Error(), srv.SecretKey) || strings.Contains(err.Error(), p.SecretKey) {
 				t.Fatalf("%s: the error shows the secret key: %v", name, err)
@@ -726,7 +731,7 @@ func TestS3Timeout(t *testing.T) {
 	} {
 		start := time.Now()
 		err := call()
-		if err == nil || !strings.Contains(err.Error(), "cannot reach "+l.Addr().String()) {
+		if err == nil || !strings.Contains(err.Error(), "cannot reach "+l.Addr().String()) || !errors.Is(err, ErrUnreachable) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if d := time.Since(start); d > 3*time.Second {
