@@ -1,0 +1,156 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Identify names who makes a request, from its token: the actor and role to
+// audit, and the token's problem when it has one (no token, expired,
+// revoked): the actor is then "anonymous".
+type Identify func(r *http.Request) (actor, role string)
+
+// HTTP audits every request h serves: one event with the real actor, the
+// method, the path (never the query, which may carry a token), the status
+// and the remote address; a status of 400 or more is a refusal whose reason
+// is the first line of the answer. Handlers add what they know (the action,
+// source and session) with Annotate.
+//
+// The access is fail-closed: the answer is held until its event is written,
+// and when the audit log cannot be written the client gets 503 with the
+// reason instead (functions registered with OnFailure undo what the
+// handler set up). A WebSocket upgrade is audited when it is hijacked, and
+// refused when that fails.
+func HTTP(l *Log, identify Identify, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ev := &Event{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Via: "http"}
+		ev.Actor, ev.Role = identify(r)
+		a := &annotation{ev: ev}
+		r = r.WithContext(context.WithValue(r.Context(), annotationKey{}, a))
+		bw := &heldWriter{w: w, header: http.Header{}, status: http.StatusOK, log: l, a: a}
+		h.ServeHTTP(bw, r)
+		if bw.hijacked {
+			return
+		}
+		bw.finish()
+	})
+}
+
+type annotationKey struct{}
+
+type annotation struct {
+	ev   *Event
+	undo []func()
+}
+
+// Annotate returns the event of a request served through HTTP, for the
+// handler to fill in (Action, Source, Session, Reason, Actor when the
+// handler knows better); nil outside HTTP.
+func Annotate(r *http.Request) *Event {
+	if a, ok := r.Context().Value(annotationKey{}).(*annotation); ok {
+		return a.ev
+	}
+	return nil
+}
+
+// OnFailure registers fn to run when the request's event cannot be written
+// and its answer is withheld: it undoes what the handler set up (closes the
+// session it opened).
+func OnFailure(r *http.Request, fn func()) {
+	if a, ok := r.Context().Value(annotationKey{}).(*annotation); ok {
+		a.undo = append(a.undo, fn)
+	}
+}
+
+// heldWriter holds a response until the request's event is written.
+type heldWriter struct {
+	w        http.ResponseWriter
+	header   http.Header
+	status   int
+	wrote    bool
+	body     bytes.Buffer
+	hijacked bool
+	log      *Log
+	a        *annotation
+}
+
+func (b *heldWriter) Header() http.Header { return b.header }
+
+func (b *heldWriter) WriteHeader(status int) {
+	if !b.wrote {
+		b.status, b.wrote = status, true
+	}
+}
+
+func (b *heldWriter) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.body.Write(p)
+}
+
+// Hijack audits a connection upgrade (a WebSocket) before handing the
+// connection over; it fails when the event cannot be written.
+func (b *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := b.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("audit: the connection cannot be hijacked")
+	}
+	ev := *b.a.ev
+	ev.Status = http.StatusSwitchingProtocols
+	if ev.Result == "" {
+		ev.Result = "ok"
+	}
+	if err := b.log.Write(ev); err != nil {
+		b.fail(err)
+		return nil, nil, err
+	}
+	for k, v := range b.header {
+		b.w.Header()[k] = v
+	}
+	b.hijacked = true
+	return hj.Hijack()
+}
+
+// finish writes the event, then sends the held answer, or 503 when the
+// event could not be written.
+func (b *heldWriter) finish() {
+	ev := *b.a.ev
+	ev.Status = b.status
+	if ev.Result == "" {
+		ev.Result = "ok"
+		if b.status >= 400 {
+			ev.Result = "denied"
+		}
+	}
+	if ev.Result != "ok" && ev.Reason == "" {
+		line, _, _ := strings.Cut(strings.TrimSpace(b.body.String()), "\n")
+		ev.Reason = line
+	}
+	if err := b.log.Write(ev); err != nil {
+		b.fail(err)
+		return
+	}
+	h := b.w.Header()
+	for k, v := range b.header {
+		h[k] = v
+	}
+	b.w.WriteHeader(b.status)
+	_, _ = b.w.Write(b.body.Bytes())
+}
+
+// fail refuses the access whose event could not be written.
+func (b *heldWriter) fail(err error) {
+	for _, fn := range b.a.undo {
+		fn()
+	}
+	h := b.w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Retry-After", "10")
+	b.w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(b.w, "access refused: %v\n", err)
+}

@@ -1,0 +1,126 @@
+package audit
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"fieldvideo/internal/testkit"
+)
+
+func identifyHeader(r *http.Request) (string, string) {
+	if who := r.Header.Get("X-Who"); who != "" {
+		return who, "operator"
+	}
+	return "anonymous", ""
+}
+
+func auditedServer(t *testing.T, l *Log, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(HTTP(l, identifyHeader, h))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url, who string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if who != "" {
+		req.Header.Set("X-Who", who)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// Every request is audited once, with the actor, path without its query,
+// status and the handler's annotations; refusals carry their reason.
+func TestHTTPAuditsEveryRequest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := openTest(t, Params{File: path, KeyFile: testKeyFile(t)})
+	srv := auditedServer(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/secret" {
+			http.Error(w, "metrics need an operator token\nmore", http.StatusForbidden)
+			return
+		}
+		ev := Annotate(r)
+		ev.Action, ev.Source = "list", "cam1"
+		_, _ = io.WriteString(w, "ok")
+	}))
+	if code, body := get(t, srv.URL+"/v1/sources?token=SECRET", "alice"); code != 200 || body != "ok" {
+		t.Fatalf("GET: %d %q", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/v1/secret", ""); code != 403 {
+		t.Fatalf("refused GET: %d", code)
+	}
+	closeTest(t, l)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "SECRET") {
+		t.Fatal("the query (which may carry a token) was audited")
+	}
+	var got []map[string]any
+	for _, line := range splitLines(b) {
+		if m := lineJSON(t, line); m["path"] != nil {
+			got = append(got, m)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d request events, want 2: %s", len(got), b)
+	}
+	want := []map[string]any{
+		{"actor": "alice", "method": "GET", "path": "/v1/sources", "status": float64(200), "result": "ok", "action": "list", "source": "cam1"},
+		{"actor": "anonymous", "path": "/v1/secret", "status": float64(403), "result": "denied", "reason": "metrics need an operator token"},
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if got[i][k] != v {
+				t.Errorf("event %d: %s = %v, want %v (%v)", i, k, got[i][k], v, got[i])
+			}
+		}
+	}
+}
+
+// When the audit log cannot be written the access is refused with the
+// reason, and what the handler set up is undone.
+func TestHTTPFailsClosed(t *testing.T) {
+	disk := testkit.SmallDisk(t, 64<<10)
+	l := openTest(t, Params{File: filepath.Join(disk, "audit.log"), KeyFile: testKeyFile(t)})
+	defer l.Close()
+	undone := 0
+	srv := auditedServer(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		OnFailure(r, func() { undone++ })
+		_, _ = io.WriteString(w, "the secret answer")
+	}))
+	if code, _ := get(t, srv.URL+"/v1/sources", "alice"); code != 200 {
+		t.Fatalf("before the disk filled: %d", code)
+	}
+	filler := testkit.FillDisk(t, disk)
+	for i := 0; l.Write(Event{Actor: "filling the last page", Action: "view"}) == nil; i++ {
+		if i > 1000 {
+			t.Fatal("the audit log still takes events on a full disk")
+		}
+	}
+	code, body := get(t, srv.URL+"/v1/sources", "alice")
+	if code != http.StatusServiceUnavailable || strings.Contains(body, "secret") || !strings.Contains(body, "no space left on device") {
+		t.Fatalf("with a full audit disk: %d %q", code, body)
+	}
+	if undone != 1 {
+		t.Fatalf("undo ran %d times, want 1", undone)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, srv.URL+"/v1/sources", "alice"); code != 200 || body != "the secret answer" {
+		t.Fatalf("after space returned: %d %q", code, body)
+	}
+}
