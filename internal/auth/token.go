@@ -4,6 +4,8 @@
 package auth
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,7 +43,8 @@ type Claims struct {
 	View    []string `json:"view,omitempty"`
 	// Room is the call room the holder may join: a name or a pattern. What
 	// it may do there: publish its camera, microphone and screen; subscribe
-	// to the others' tracks. Review allows replaying recordings.
+	// to the others' tracks. Review gives a token of another role what the
+	// reviewer role has (see CanReview).
 	Room          string `json:"room,omitempty"`
 	RoomPublish   bool   `json:"room_publish,omitempty"`
 	RoomSubscribe bool   `json:"room_subscribe,omitempty"`
@@ -63,6 +66,11 @@ func (c *Claims) CanView(source string) bool { return matchAny(c.View, source) }
 // CanOperate reports whether the claims allow reading metrics and the state
 // of the whole system.
 func (c *Claims) CanOperate() bool { return c.Role == RoleOperator || c.Role == RoleCommander }
+
+// CanReview reports whether the claims allow reviewing recordings: reading
+// the recording state. The reviewer role may; another role only with the
+// review grant. Reviewing grants neither live video (View) nor operating.
+func (c *Claims) CanReview() bool { return c.Role == RoleReviewer || c.Review }
 
 // Who returns the token's subject for logs and the audit trail, or
 // "anonymous" when it has none.
@@ -97,6 +105,8 @@ type Verifier struct {
 	secret []byte
 	now    func() time.Time
 	oidc   *oidc
+	rev    *Revocations
+	binds  bindings
 }
 
 // NewVerifier returns a verifier for secret. now may be nil.
@@ -123,7 +133,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		if err != nil {
 			return nil, err
 		}
-		return checkRole(c)
+		return v.check(c)
 	}
 	c := &Claims{}
 	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return v.secret, nil },
@@ -135,12 +145,18 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, reason(err))
 	}
-	return checkRole(c)
+	return v.check(c)
 }
 
-func checkRole(c *Claims) (*Claims, error) {
+// check refuses unknown roles and revoked tokens.
+func (v *Verifier) check(c *Claims) (*Claims, error) {
 	if !slices.Contains(Roles, c.Role) {
 		return nil, fmt.Errorf("%w: unknown role %q", ErrInvalid, c.Role)
+	}
+	if v.rev != nil {
+		if rv, ok := v.rev.Revoked(c); ok {
+			return nil, fmt.Errorf("%w: %s; ask for a new token", ErrRevoked, rv)
+		}
 	}
 	return c, nil
 }
@@ -181,6 +197,13 @@ func Mint(secret []byte, c Claims, ttl time.Duration, now time.Time) (string, er
 	}
 	c.IssuedAt = jwt.NewNumericDate(now)
 	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	if c.ID == "" {
+		id := make([]byte, 12)
+		if _, err := rand.Read(id); err != nil {
+			return "", err
+		}
+		c.ID = hex.EncodeToString(id)
+	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 

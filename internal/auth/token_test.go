@@ -58,6 +58,53 @@ func TestVerifyMatrix(t *testing.T) {
 	}
 }
 
+// What each role may do beyond its source and room grants: operators and
+// commanders operate; the reviewer role, or the review grant on another
+// role, reviews recordings; reviewing never brings live video or operating.
+func TestRoleGrants(t *testing.T) {
+	v, err := NewVerifier(secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name              string
+		claims            Claims
+		operate, review   bool
+		viewCam1, publish bool
+	}{
+		{"commander", Claims{Role: RoleCommander}, true, false, false, false},
+		{"operator", Claims{Role: RoleOperator}, true, false, false, false},
+		{"reviewer", Claims{Role: RoleReviewer}, false, true, false, false},
+		{"reviewer with view", Claims{Role: RoleReviewer, View: []string{"cam*"}}, false, true, true, false},
+		{"wall", Claims{Role: RoleWall, View: []string{"*"}}, false, false, true, false},
+		{"wall with review", Claims{Role: RoleWall, Review: true}, false, true, false, false},
+		{"responder", Claims{Role: RoleResponder}, false, false, false, false},
+		{"camera", Claims{Role: RoleCamera, Publish: []string{"cam1"}}, false, false, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok, err := Mint(secret, c.claims, time.Hour, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := v.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CanOperate() != c.operate || got.CanReview() != c.review || got.CanView("cam1") != c.viewCam1 || got.CanPublish("cam1") != c.publish {
+				t.Errorf("operate %v review %v view %v publish %v; want %v %v %v %v", got.CanOperate(), got.CanReview(),
+					got.CanView("cam1"), got.CanPublish("cam1"), c.operate, c.review, c.viewCam1, c.publish)
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := Command([]string{"-role", "reviewer", "-sub", "auditor"}, secret, &out); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := v.Verify(strings.TrimSpace(out.String())); err != nil || !c.CanReview() || c.CanOperate() || c.CanView("cam1") {
+		t.Fatalf("token -role reviewer: %+v, %v; want review only", c, err)
+	}
+}
+
 func TestMintRejects(t *testing.T) {
 	if _, err := Mint([]byte("short"), Claims{Role: RoleWall}, time.Hour, time.Now()); err == nil {
 		t.Error("short secret accepted")

@@ -1,0 +1,299 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"fieldvideo/internal/store"
+)
+
+// ErrRevoked is returned by Verify for a token an operator revoked.
+var ErrRevoked = errors.New("token revoked")
+
+// Revocation withdraws access: every token of Subject issued at or before At,
+// or the one token whose id (jti) is TokenID.
+type Revocation struct {
+	Subject string    `json:"subject,omitempty"`
+	TokenID string    `json:"token_id,omitempty"`
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+func (rv Revocation) String() string {
+	what := "subject " + rv.Subject
+	if rv.TokenID != "" {
+		what = "token id " + rv.TokenID
+	}
+	s := fmt.Sprintf("%s revoked at %s by %s", what, rv.At.UTC().Format(time.RFC3339), rv.By)
+	if rv.Reason != "" {
+		s += " (" + rv.Reason + ")"
+	}
+	return s
+}
+
+// Revocations is the list of revoked subjects and tokens. It is kept in a
+// JSON file that several processes on one host may share (ingest and the
+// SFU): additions take the file's lock and rewrite it atomically, and Run
+// reloads it when another process changed it.
+type Revocations struct {
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu       sync.RWMutex
+	list     []Revocation
+	subjects map[string]time.Time // the latest revocation of each subject
+	ids      map[string]Revocation
+	stamp    fileStamp
+	notify   []func()
+}
+
+type fileStamp struct {
+	ino   uint64
+	size  int64
+	mtime time.Time
+}
+
+type revocationFile struct {
+	Revocations []Revocation `json:"revocations"`
+}
+
+// OpenRevocations loads the revocation list at path; a missing file is an
+// empty list. An empty path keeps the list in memory only.
+func OpenRevocations(path string, log *slog.Logger) (*Revocations, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Revocations{path: path, log: log.With("component", "auth"), now: time.Now}
+	r.set(nil)
+	if path == "" {
+		return r, nil
+	}
+	if _, err := r.reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Revocations) set(list []Revocation) {
+	r.list = list
+	r.subjects = map[string]time.Time{}
+	r.ids = map[string]Revocation{}
+	for _, rv := range list {
+		if rv.TokenID != "" {
+			r.ids[rv.TokenID] = rv
+		} else if rv.Subject != "" && rv.At.After(r.subjects[rv.Subject]) {
+			r.subjects[rv.Subject] = rv.At
+		}
+	}
+}
+
+func stampOf(fi fs.FileInfo) fileStamp {
+	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
+}
+
+// reload reads the file when it changed since the last read, and reports
+// whether it did.
+func (r *Revocations) reload() (bool, error) {
+	fi, err := os.Stat(r.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("revocation list %s: %w", r.path, err)
+	}
+	r.mu.RLock()
+	same := stampOf(fi) == r.stamp
+	r.mu.RUnlock()
+	if same {
+		return false, nil
+	}
+	list, st, err := readRevocations(r.path)
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	r.set(list)
+	r.stamp = st
+	r.mu.Unlock()
+	return true, nil
+}
+
+func readRevocations(path string) ([]Revocation, fileStamp, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fileStamp{}, nil
+	}
+	if err != nil {
+		return nil, fileStamp{}, fmt.Errorf("revocation list %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileStamp{}, fmt.Errorf("revocation list %s: %w", path, err)
+	}
+	var rf revocationFile
+	if fi.Size() > 0 {
+		if err := json.NewDecoder(f).Decode(&rf); err != nil {
+			return nil, fileStamp{}, fmt.Errorf("revocation list %s is not valid JSON (%v): fix or remove it; until then no token is accepted", path, err)
+		}
+	}
+	return rf.Revocations, stampOf(fi), nil
+}
+
+// Add revokes a subject or a token id and persists the list before it
+// returns; bound sessions it covers are ended.
+func (r *Revocations) Add(rv Revocation) (Revocation, error) {
+	if (rv.Subject == "") == (rv.TokenID == "") {
+		return rv, errors.New("revoke either a subject or a token id")
+	}
+	if rv.At.IsZero() {
+		rv.At = r.now().UTC()
+	}
+	if r.path == "" {
+		r.mu.Lock()
+		r.set(append(slices.Clone(r.list), rv))
+		r.mu.Unlock()
+		r.changed()
+		return rv, nil
+	}
+	unlock, err := lockFile(r.path + ".lock")
+	if err != nil {
+		return rv, err
+	}
+	defer unlock()
+	list, _, err := readRevocations(r.path)
+	if err != nil {
+		return rv, err
+	}
+	list = append(list, rv)
+	b, err := json.MarshalIndent(revocationFile{Revocations: list}, "", "  ")
+	if err != nil {
+		return rv, err
+	}
+	if err := store.WriteFileAtomic(r.path, append(b, '\n'), 0o600); err != nil {
+		return rv, fmt.Errorf("save revocation list %s: %w", r.path, err)
+	}
+	fi, err := os.Stat(r.path)
+	if err != nil {
+		return rv, fmt.Errorf("revocation list %s: %w", r.path, err)
+	}
+	r.mu.Lock()
+	r.set(list)
+	r.stamp = stampOf(fi)
+	r.mu.Unlock()
+	r.changed()
+	return rv, nil
+}
+
+// List returns every revocation, oldest first.
+func (r *Revocations) List() []Revocation {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.list)
+}
+
+// Revoked reports the revocation that covers c, if any. A token without an
+// issue time is covered by any revocation of its subject.
+func (r *Revocations) Revoked(c *Claims) (Revocation, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if c.ID != "" {
+		if rv, ok := r.ids[c.ID]; ok {
+			return rv, true
+		}
+	}
+	at, ok := r.subjects[c.Subject]
+	if !ok || c.Subject == "" {
+		return Revocation{}, false
+	}
+	if c.IssuedAt != nil && c.IssuedAt.After(at) {
+		return Revocation{}, false
+	}
+	for i := len(r.list) - 1; i >= 0; i-- {
+		if rv := r.list[i]; rv.TokenID == "" && rv.Subject == c.Subject && rv.At.Equal(at) {
+			return rv, true
+		}
+	}
+	return Revocation{Subject: c.Subject, At: at}, true
+}
+
+// onChange registers fn to be called after the list changed.
+func (r *Revocations) onChange(fn func()) {
+	r.mu.Lock()
+	r.notify = append(r.notify, fn)
+	r.mu.Unlock()
+}
+
+func (r *Revocations) changed() {
+	r.mu.RLock()
+	fns := slices.Clone(r.notify)
+	r.mu.RUnlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// Run reloads the file every interval (default 500ms) until ctx ends, so that
+// a revocation made through another process sharing the file takes effect
+// here within about that time.
+func (r *Revocations) Run(ctx context.Context, interval time.Duration) {
+	if r.path == "" {
+		return
+	}
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed, err := r.reload()
+		if err != nil {
+			if err.Error() != lastErr {
+				r.log.Error("ALARM: cannot read the revocation list; the last one read stays in force", "error", err)
+			}
+			lastErr = err.Error()
+			continue
+		}
+		lastErr = ""
+		if changed {
+			r.changed()
+		}
+	}
+}
+
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("revocation list lock: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("revocation list lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("revocation list lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
