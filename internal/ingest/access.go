@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
@@ -12,6 +13,7 @@ import (
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/netlimit"
 )
 
 // Audit actions.
@@ -19,11 +21,21 @@ const (
 	actionPublish   = "publish"
 	actionView      = "view"
 	actionUnpublish = "unpublish"
+	actionStop      = "stop"  // a player's session ended
+	actionRenew     = "renew" // a live session moved to a newer token
 )
 
-// connState is kept on every RTSP connection.
+// connState is kept on every RTSP connection. It is used from the
+// connection's goroutine, and from the session's while the connection's
+// waits for it.
 type connState struct {
 	remote string
+	// nc is the listener's connection under this one (nil when it cannot
+	// be found): until the connection is granted access, each request must
+	// come within the request timeout.
+	nc *netlimit.Conn
+	// method is the RTSP method of the request being handled.
+	method string
 	// challenged is set when a request came without credentials and got a
 	// 401 challenge; if the connection closes without ever authenticating,
 	// the refusal is audited then (a challenge alone is the normal first
@@ -31,10 +43,13 @@ type connState struct {
 	challenged      bool
 	challengeAction string
 	challengeSource string
+	challengeMethod string
 	authenticated   bool
-	// granted remembers the last grant on this connection, for clients
-	// that send credentials once and not on every request.
+	// granted remembers the last grant on this connection, and the token
+	// it came from, for clients that send credentials once and not on every
+	// request (GStreamer sends SETUP to a control URL without the query).
 	granted                      *auth.Claims
+	grantedToken                 string
 	grantedAction, grantedSource string
 }
 
@@ -43,6 +58,15 @@ func stateOf(c *gortsplib.ServerConn) *connState {
 		return cs
 	}
 	return &connState{remote: c.NetConn().RemoteAddr().String()}
+}
+
+// trust lifts the request deadline of a connection that was granted
+// access: gortsplib's own read and idle timeouts apply from then on.
+func (cs *connState) trust() {
+	cs.authenticated = true
+	if cs.nc != nil {
+		_ = cs.nc.SetRequestDeadline(time.Time{})
+	}
 }
 
 // refusal is an RTSP response refusing a request, and the error that makes
@@ -87,6 +111,41 @@ func statusMessage(code base.StatusCode, reason string) string {
 // keep at most 127 bytes of user:password.
 const tokenQueryKey = "token"
 
+// requestQuery is the query of a request URL without what clients append
+// to it: a trailing slash, or a control path ("/trackID=0", FFmpeg style).
+func requestQuery(u *base.URL) string {
+	if u == nil {
+		return ""
+	}
+	q := u.RawQuery
+	if i := strings.LastIndex(q, "/trackID="); i >= 0 {
+		q = q[:i]
+	}
+	return strings.TrimSuffix(q, "/")
+}
+
+// contentBase returns a DESCRIBE response's Content-Base without the
+// request URL's query and credentials. Players resolve the SDP's control
+// URLs against it: with a query inside, GStreamer makes
+// rtsp://host/trackID=0 of it, and the token would spread to every later
+// request and log line.
+func contentBase(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.Opaque != "" {
+		base, _, _ := strings.Cut(v, "?")
+		if !strings.HasSuffix(base, "/") {
+			base += "/"
+		}
+		return base
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		u.RawPath = ""
+	}
+	return u.String()
+}
+
 // credentials returns the token of a request: the token query parameter, or
 // the password of Basic authentication. how is "" when the request carries
 // no credentials at all.
@@ -107,18 +166,22 @@ func credentials(req *base.Request, query string) (token, how string, err error)
 }
 
 // authorize checks the token of req (see credentials) for action on source.
-// On success it returns the claims; otherwise a refusal, audited unless it
-// is the initial challenge.
+// On success it returns the claims, remembers the grant on the connection
+// and lifts its request deadline; otherwise it returns a refusal, audited
+// unless it is the initial challenge.
 func (h *rtspHandler) authorize(c *gortsplib.ServerConn, req *base.Request, query, action, source string) (*auth.Claims, *refusal) {
 	cs := stateOf(c)
 	tok, how, err := credentials(req, query)
 	if how == "" && cs.granted != nil && cs.grantedAction == action && cs.grantedSource == source {
+		if why := h.lapsed(cs.granted); why != "" {
+			return nil, h.deny(cs, action, source, cs.granted, base.StatusUnauthorized, why, false)
+		}
 		return cs.granted, nil
 	}
 	if how == "" {
 		// First step of Basic authentication: ask for credentials. The
 		// connection stays open for the retry.
-		cs.challenged, cs.challengeAction, cs.challengeSource = true, action, source
+		cs.challenged, cs.challengeAction, cs.challengeSource, cs.challengeMethod = true, action, source, cs.method
 		return nil, &refusal{res: &base.Response{StatusCode: base.StatusUnauthorized}, err: liberrors.ErrServerAuth{}}
 	}
 	cs.challenged = false // this attempt is audited on its own
@@ -131,27 +194,47 @@ func (h *rtspHandler) authorize(c *gortsplib.ServerConn, req *base.Request, quer
 		// which would make the client retry the same token.
 		return nil, h.deny(cs, action, source, nil, base.StatusUnauthorized, err.Error(), how == "basic")
 	}
-	allowed := false
-	switch action {
-	case actionPublish:
-		allowed = claims.CanPublish(source)
-	case actionView:
-		allowed = claims.CanView(source)
-	}
-	if !allowed {
+	if !grants(claims, action, source) {
 		return nil, h.deny(cs, action, source, claims, base.StatusForbidden,
 			"the token does not allow to "+action+" "+source+"; ask for a token that grants it", false)
 	}
-	cs.authenticated = true
-	cs.granted, cs.grantedAction, cs.grantedSource = claims, action, source
+	cs.trust()
+	cs.granted, cs.grantedToken, cs.grantedAction, cs.grantedSource = claims, tok, action, source
 	return claims, nil
+}
+
+// grants reports whether claims allow action on source.
+func grants(claims *auth.Claims, action, source string) bool {
+	switch action {
+	case actionPublish:
+		return claims.CanPublish(source)
+	case actionView:
+		return claims.CanView(source)
+	}
+	return false
+}
+
+// lapsed says why claims granted earlier on a connection no longer hold
+// (expired beyond the verifier's leeway, or revoked); "" while they do.
+func (h *rtspHandler) lapsed(c *auth.Claims) string {
+	if c.ExpiresAt != nil && time.Now().After(c.ExpiresAt.Add(auth.BindGrace)) {
+		return "token of " + c.Who() + " expired at " + c.ExpiresAt.UTC().Format(time.RFC3339) + "; reconnect with a new token"
+	}
+	if r := h.s.p.Verifier.Revocations(); r != nil {
+		if rv, ok := r.Revoked(c); ok {
+			return rv.String() + "; ask for a new token"
+		}
+	}
+	return ""
 }
 
 // deny audits and logs a refusal and returns it. auth401 refusals make
 // gortsplib close the connection without a new challenge.
 func (h *rtspHandler) deny(cs *connState, action, source string, claims *auth.Claims, code base.StatusCode, reason string, auth401 bool) *refusal {
-	h.audit(cs, claims, action, source, "denied", reason)
-	h.s.log.Warn("RTSP "+action+" refused", "source", source, "remote", cs.remote, "status", int(code), "reason", reason)
+	h.audit(accessEvent{remote: cs.remote, method: cs.method, action: action, source: source, claims: claims,
+		result: "denied", status: int(code), reason: reason})
+	h.s.log.Warn("RTSP "+action+" refused", "source", source, "remote", cs.remote, "method", cs.method,
+		"status", int(code), "reason", reason)
 	r := refuse(code, reason)
 	if auth401 {
 		r.err = liberrors.ErrServerAuth{}
@@ -159,10 +242,30 @@ func (h *rtspHandler) deny(cs *connState, action, source string, claims *auth.Cl
 	return r
 }
 
-func (h *rtspHandler) audit(cs *connState, claims *auth.Claims, action, source, result, reason string) {
-	ev := audit.Event{Actor: "anonymous", Action: action, Source: source, Via: "rtsp", Remote: cs.remote, Result: result, Reason: reason}
-	if claims != nil {
-		ev.Actor, ev.Role = claims.Who(), string(claims.Role)
+// grant audits a request that was granted access. When the audit log
+// cannot be written the access is refused instead (fail closed).
+func (h *rtspHandler) grant(cs *connState, action, source string, claims *auth.Claims) *refusal {
+	err := h.audit(accessEvent{remote: cs.remote, method: cs.method, action: action, source: source, claims: claims, result: "ok"})
+	if err != nil {
+		h.s.log.Error("RTSP "+action+" refused: the audit log cannot be written", "source", source, "remote", cs.remote, "error", err)
+		return refuse(base.StatusServiceUnavailable, "access refused: "+err.Error())
 	}
-	h.s.p.Audit.Write(ev)
+	return nil
+}
+
+// accessEvent is what an RTSP audit event says.
+type accessEvent struct {
+	remote, method, action, source string
+	claims                         *auth.Claims // nil: no valid token
+	result, reason                 string
+	status                         int // RTSP status of a refusal
+}
+
+func (h *rtspHandler) audit(a accessEvent) error {
+	ev := audit.Event{Actor: "anonymous", Action: a.action, Source: a.source, Via: "rtsp", Remote: a.remote,
+		Result: a.result, Reason: a.reason, Method: a.method, Status: a.status}
+	if a.claims != nil {
+		ev.Actor, ev.Role = a.claims.Who(), string(a.claims.Role)
+	}
+	return h.s.p.Audit.Write(ev)
 }

@@ -14,6 +14,22 @@
 // user name; Digest cannot carry it), or the token query parameter
 // (rtsp://host:8554/source?token=JWT) for clients that cut credentials short:
 // ffmpeg and ffprobe send at most 127 bytes of user:password, less than a
-// JWT. Every publish and view, granted or denied, is written to the audit
-// log.
+// JWT. The token query never goes back out: DESCRIBE answers with a
+// Content-Base without it, and the grant of a connection's DESCRIBE carries
+// over to its SETUPs and PLAY, which players send to the control URLs
+// without the query. Every request that grants or refuses access
+// (DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD), and the end of every publish
+// and play session, is written to the audit log with the token's subject.
+//
+// A publish or play session lasts only as long as its token: it is bound
+// to it (auth.Verifier.Bind) and closed when the token expires (after
+// auth.BindGrace) or is revoked. A keepalive (GET_PARAMETER, SET_PARAMETER,
+// OPTIONS) carrying a newer token of the same subject, with the same grant,
+// moves the session to that token.
+//
+// The RTSP listener bounds open connections in total and per remote address
+// (rtsp.max_connections, rtsp.max_connections_per_address), closes a
+// connection that has not been granted access when it leaves a request
+// unsent for rtsp.request_timeout, and waits out accept errors such as
+// running out of file descriptors instead of stopping (internal/netlimit).
 package ingest

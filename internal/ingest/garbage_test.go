@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -15,37 +14,6 @@ import (
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/unit"
 )
-
-// garbagePayload returns a random payload, often shaped like the H.264
-// packet types the parsers look into (STAP-A with lying lengths, FU-A,
-// parameter sets of random content, empty).
-func garbagePayload(r *rand.Rand) []byte {
-	n := r.IntN(1300)
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	if n == 0 {
-		return b
-	}
-	switch r.IntN(6) {
-	case 0: // STAP-A whose lengths overrun the packet
-		b[0] = 0x78
-		if n >= 3 {
-			binary.BigEndian.PutUint16(b[1:], uint16(r.IntN(4000)))
-		}
-	case 1: // FU-A start of an IDR
-		b[0] = 0x7c
-		if n >= 2 {
-			b[1] = 0x85
-		}
-	case 2: // SPS or PPS of random content
-		b[0] = 0x67 + byte(r.IntN(2))
-	case 3: // IDR
-		b[0] = 0x65
-	}
-	return b
-}
 
 // TestGarbagePublisher pushes random RTP payloads, sequence numbers and
 // timestamps on a video and an audio track while a stream reader and an RTSP
@@ -96,7 +64,7 @@ func TestGarbagePublisher(t *testing.T) {
 		}
 		pkt := &rtp.Packet{
 			Header:  rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq[k], Timestamp: ts[k], Marker: r.IntN(3) == 0},
-			Payload: garbagePayload(r),
+			Payload: testkit.GarbagePayload(r),
 		}
 		if err := pub.WritePacketRTP(m, pkt); err != nil {
 			t.Fatalf("write packet %d: %v", i, err)

@@ -26,6 +26,7 @@ type sessionState struct {
 	publisher bool
 	src       *source
 	claims    *auth.Claims
+	token     string // the token claims came from
 	remote    string
 
 	// Publisher sessions.
@@ -35,8 +36,14 @@ type sessionState struct {
 	recording bool
 	lastWarn  time.Time // decode errors, rate-limited
 
-	// Player sessions: the output they are set up on.
-	out *rtspOut
+	// Player sessions: the output they are set up on, and whether PLAY was
+	// granted.
+	out     *rtspOut
+	playing bool
+
+	// binding ends the session when the token it records or plays with
+	// expires or is revoked.
+	binding tokenBinding
 }
 
 func sessionOf(ss *gortsplib.ServerSession) *sessionState {
@@ -55,7 +62,11 @@ func invalidName(name string) string {
 
 // OnConnOpen implements gortsplib.ServerHandlerOnConnOpen.
 func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
-	ctx.Conn.SetUserData(&connState{remote: ctx.Conn.NetConn().RemoteAddr().String()})
+	cs := &connState{remote: ctx.Conn.NetConn().RemoteAddr().String()}
+	if h.s.conns != nil {
+		cs.nc = h.s.conns.Lookup(ctx.Conn.NetConn())
+	}
+	ctx.Conn.SetUserData(cs)
 }
 
 // OnConnClose implements gortsplib.ServerHandlerOnConnClose.
@@ -63,8 +74,32 @@ func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	cs := stateOf(ctx.Conn)
 	if cs.challenged && !cs.authenticated {
 		reason := "no token: the client sent no credentials; put the token as the RTSP password or as ?token="
-		h.audit(cs, nil, cs.challengeAction, cs.challengeSource, "denied", reason)
-		h.s.log.Warn("RTSP "+cs.challengeAction+" refused", "source", cs.challengeSource, "remote", cs.remote, "status", 401, "reason", reason)
+		h.audit(accessEvent{remote: cs.remote, method: cs.challengeMethod, action: cs.challengeAction, source: cs.challengeSource,
+			result: "denied", status: int(base.StatusUnauthorized), reason: reason})
+		h.s.log.Warn("RTSP "+cs.challengeAction+" refused", "source", cs.challengeSource, "remote", cs.remote,
+			"method", cs.challengeMethod, "status", 401, "reason", reason)
+	}
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest.
+func (h *rtspHandler) OnRequest(c *gortsplib.ServerConn, req *base.Request) {
+	cs := stateOf(c)
+	cs.method = string(req.Method)
+	switch req.Method {
+	case base.GetParameter, base.SetParameter, base.Options:
+		h.renew(c, cs, req)
+	}
+}
+
+// OnResponse implements gortsplib.ServerHandlerOnResponse. It takes the
+// token out of Content-Base, and gives a connection that has not been
+// granted access the request timeout for its next request.
+func (h *rtspHandler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
+	if v := res.Header["Content-Base"]; len(v) == 1 {
+		res.Header["Content-Base"] = base.HeaderValue{contentBase(v[0])}
+	}
+	if cs := stateOf(c); cs.nc != nil && !cs.authenticated {
+		_ = cs.nc.SetRequestDeadline(time.Now().Add(h.s.p.RTSP.RequestTimeout))
 	}
 }
 
@@ -74,21 +109,38 @@ func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseC
 	if st == nil {
 		return
 	}
+	claims, ended := st.binding.close()
+	if claims == nil {
+		claims = st.claims
+	}
 	if st.publisher {
 		reason := "the publisher left"
 		if ctx.Error != nil {
 			reason += ": " + ctx.Error.Error()
 		}
+		if ended != "" {
+			reason = ended
+		}
 		h.s.reg.release(st.src, ctx.Session, reason)
 		if st.recording {
-			h.audit(&connState{remote: st.remote}, st.claims, actionUnpublish, st.src.name, "ok", reason)
+			h.audit(accessEvent{remote: st.remote, action: actionUnpublish, source: st.src.name, claims: claims, result: "ok", reason: reason})
 			h.s.log.Info("publisher left", "source", st.src.name, "remote", st.remote, "reason", reason)
 		}
 		return
 	}
 	if st.out != nil {
 		h.s.playerLeft(st.out)
-		h.s.log.Info("RTSP player left", "source", st.src.name, "remote", st.remote)
+	}
+	if st.playing {
+		reason := "the player left"
+		if ctx.Error != nil {
+			reason += ": " + ctx.Error.Error()
+		}
+		if ended != "" {
+			reason = ended
+		}
+		h.audit(accessEvent{remote: st.remote, action: actionStop, source: st.src.name, claims: claims, result: "ok", reason: reason})
+		h.s.log.Info("RTSP player left", "source", st.src.name, "remote", st.remote, "reason", reason)
 	}
 }
 
@@ -124,8 +176,11 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		r := h.deny(cs, actionPublish, name, claims, base.StatusInternalServerError, err.Error(), false)
 		return r.res, r.err
 	}
-	ctx.Session.SetUserData(&sessionState{publisher: true, src: src, claims: claims, remote: cs.remote, inputs: in, skipped: skipped,
-		refs: refClocks(ctx.Description, ctx.Request.Body)})
+	ctx.Session.SetUserData(&sessionState{publisher: true, src: src, claims: claims, token: cs.grantedToken, remote: cs.remote,
+		inputs: in, skipped: skipped, refs: refClocks(ctx.Description, ctx.Request.Body)})
+	if ref := h.grant(cs, actionPublish, name, claims); ref != nil {
+		return ref.res, ref.err
+	}
 	for _, sk := range skipped {
 		h.s.log.Warn("pushed track skipped", "source", name, "kind", sk.Kind, "reason", sk.Note)
 	}
@@ -150,7 +205,10 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 	}
 	h.s.reg.setLive(st.src, transport)
 	st.recording = true
-	h.audit(&connState{remote: st.remote}, st.claims, actionPublish, st.src.name, "ok", "")
+	if ref := h.grant(stateOf(ctx.Conn), actionPublish, st.src.name, st.claims); ref != nil {
+		return ref.res, ref.err
+	}
+	h.bind(ctx.Session, st, st.claims, st.token)
 	h.s.log.Info("publisher live", "source", st.src.name, "remote", st.remote, "who", st.claims.Who(),
 		"tracks", len(st.inputs), "transport", transport)
 	return &base.Response{StatusCode: base.StatusOK}, nil
@@ -158,8 +216,11 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
 func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	out, ref := h.playerOutput(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
+	out, claims, ref := h.playerOutput(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
 	if ref != nil {
+		return ref.res, nil, ref.err
+	}
+	if ref := h.grant(stateOf(ctx.Conn), actionView, out.src.name, claims); ref != nil {
 		return ref.res, nil, ref.err
 	}
 	return &base.Response{StatusCode: base.StatusOK}, out.ss, nil
@@ -170,19 +231,23 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil // a publisher's track
 	}
-	out, ref := h.playerOutput(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
+	out, claims, ref := h.playerOutput(ctx.Conn, ctx.Request, ctx.Path, ctx.Query)
 	if ref != nil {
 		return ref.res, nil, ref.err
 	}
+	cs := stateOf(ctx.Conn)
 	st := sessionOf(ctx.Session)
 	switch {
 	case st == nil:
-		st = &sessionState{src: out.src, remote: stateOf(ctx.Conn).remote, out: out}
+		st = &sessionState{src: out.src, remote: cs.remote, out: out}
 		ctx.Session.SetUserData(st)
 		h.s.playerJoined(out)
 	case st.src != out.src || st.out != out:
 		return &base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request - one session plays one source"}, nil,
 			errors.New("SETUP of a second source in one session")
+	}
+	if ref := h.grant(cs, actionView, out.src.name, claims); ref != nil {
+		return ref.res, nil, ref.err
 	}
 	return &base.Response{StatusCode: base.StatusOK}, out.ss, nil
 }
@@ -197,8 +262,12 @@ func (h *rtspHandler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Respo
 	if ref != nil {
 		return ref.res, ref.err
 	}
-	st.claims = claims
-	h.audit(stateOf(ctx.Conn), claims, actionView, st.src.name, "ok", "")
+	cs := stateOf(ctx.Conn)
+	st.claims, st.token, st.playing = claims, cs.grantedToken, true
+	if ref := h.grant(cs, actionView, st.src.name, claims); ref != nil {
+		return ref.res, ref.err
+	}
+	h.bind(ctx.Session, st, claims, cs.grantedToken)
 	h.s.log.Info("RTSP player started", "source", st.src.name, "remote", st.remote, "who", claims.Who())
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
@@ -217,22 +286,22 @@ func (h *rtspHandler) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx
 }
 
 // playerOutput authorizes a player's request for path and returns the
-// source's RTSP output.
-func (h *rtspHandler) playerOutput(c *gortsplib.ServerConn, req *base.Request, path, query string) (*rtspOut, *refusal) {
+// source's RTSP output and the claims that granted it.
+func (h *rtspHandler) playerOutput(c *gortsplib.ServerConn, req *base.Request, path, query string) (*rtspOut, *auth.Claims, *refusal) {
 	cs := stateOf(c)
 	name := sourceName(path)
 	if !conf.SourceName.MatchString(name) {
-		return nil, h.deny(cs, actionView, name, nil, base.StatusBadRequest, invalidName(name), false)
+		return nil, nil, h.deny(cs, actionView, name, nil, base.StatusBadRequest, invalidName(name), false)
 	}
 	claims, ref := h.authorize(c, req, query, actionView, name)
 	if ref != nil {
-		return nil, ref
+		return nil, nil, ref
 	}
 	src := h.s.reg.get(name)
 	if src == nil {
 		r := h.deny(cs, actionView, name, claims, base.StatusNotFound, "no source named "+name, false)
 		r.err = nil // keep the connection: the player may retry
-		return nil, r
+		return nil, nil, r
 	}
 	out, err := h.s.output(src)
 	if err != nil {
@@ -246,7 +315,7 @@ func (h *rtspHandler) playerOutput(c *gortsplib.ServerConn, req *base.Request, p
 		}
 		r := h.deny(cs, actionView, name, claims, base.StatusNotFound, reason, false)
 		r.err = nil
-		return nil, r
+		return nil, nil, r
 	}
-	return out, nil
+	return out, claims, nil
 }

@@ -41,7 +41,7 @@ func newTestServer(t *testing.T, edit func(*Params)) *testEnv {
 		t.Fatal(err)
 	}
 	auditPath := filepath.Join(t.TempDir(), "audit.log")
-	al, err := audit.Open(auditPath)
+	al, err := audit.Open(audit.Params{File: auditPath})
 	if err != nil {
 		t.Fatal(err)
 	}

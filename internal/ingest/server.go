@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -15,23 +16,31 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	"fieldvideo/internal/netlimit"
 	"fieldvideo/internal/stream"
 )
 
 // Defaults applied to zero Params fields.
 const (
-	defaultReadTimeout  = 10 * time.Second
-	defaultReconnectMin = time.Second
-	defaultReconnectMax = 30 * time.Second
+	defaultReadTimeout    = 10 * time.Second
+	defaultRequestTimeout = 5 * time.Second
+	defaultMaxConns       = 1000
+	defaultMaxConnsPerIP  = 50
+	defaultReconnectMin   = time.Second
+	defaultReconnectMax   = 30 * time.Second
 	// writeQueueSize is gortsplib's per-player packet queue; a keyframe of a
 	// high-bitrate camera is a few hundred packets.
 	writeQueueSize = 1024
+	// fileHeadroom is the descriptors kept for all but RTSP connections:
+	// camera pulls, the uplink, recording, the audit log, the API.
+	fileHeadroom = 256
 )
 
 // Params configures a Server.
 type Params struct {
 	// RTSP is the listener for pushes and players. Empty UDP addresses mean
-	// TCP only.
+	// TCP only; zero timeouts and limits take the defaults of
+	// conf.DefaultIngest.
 	RTSP conf.RTSP
 	// Cameras are pulled for the life of the server.
 	Cameras []conf.Camera
@@ -42,8 +51,8 @@ type Params struct {
 	Stream conf.Stream
 	// Verifier checks the tokens of publishers and players. Required.
 	Verifier *auth.Verifier
-	// Audit receives one event per publish or view, granted or denied.
-	// Required.
+	// Audit receives one event per RTSP request that grants or refuses
+	// access, and one per publish or play session that ends. Required.
 	Audit *audit.Log
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -61,10 +70,11 @@ type Params struct {
 // Server is the RTSP ingest: it pulls cameras, accepts pushes and serves
 // every source to RTSP players.
 type Server struct {
-	p    Params
-	log  *slog.Logger
-	reg  *registry
-	rtsp *gortsplib.Server
+	p     Params
+	log   *slog.Logger
+	reg   *registry
+	rtsp  *gortsplib.Server
+	conns *netlimit.Listener // the RTSP listener, set by rtsp.Start
 
 	pullers []*puller
 
@@ -95,6 +105,15 @@ func New(p Params) (*Server, error) {
 	}
 	if p.RTSP.ReadTimeout <= 0 {
 		p.RTSP.ReadTimeout = defaultReadTimeout
+	}
+	if p.RTSP.RequestTimeout <= 0 {
+		p.RTSP.RequestTimeout = defaultRequestTimeout
+	}
+	if p.RTSP.MaxConnections <= 0 {
+		p.RTSP.MaxConnections = defaultMaxConns
+	}
+	if p.RTSP.MaxConnectionsPerAddress <= 0 {
+		p.RTSP.MaxConnectionsPerAddress = min(defaultMaxConnsPerIP, p.RTSP.MaxConnections)
 	}
 	if p.Reconnect.Min <= 0 {
 		p.Reconnect.Min = defaultReconnectMin
@@ -128,14 +147,42 @@ func New(p Params) (*Server, error) {
 		// The token is the password and must be recovered to be verified,
 		// which only Basic allows.
 		AuthMethods: []rtspauth.VerifyMethod{rtspauth.VerifyMethodBasic},
+		Listen:      s.listen,
 	}
 	if err := s.rtsp.Start(); err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("ingest: start the RTSP server (rtsp.address %s, udp %q/%q): %w", p.RTSP.Address, p.RTSP.UDPRTPAddress, p.RTSP.UDPRTCPAddress, err)
 	}
-	log.Info("RTSP server listening", "address", s.Addr(), "udp", p.RTSP.UDPRTPAddress != "", "cameras", len(p.Cameras))
+	log.Info("RTSP server listening", "address", s.Addr(), "udp", p.RTSP.UDPRTPAddress != "", "cameras", len(p.Cameras),
+		"max_connections", p.RTSP.MaxConnections, "max_connections_per_address", p.RTSP.MaxConnectionsPerAddress,
+		"request_timeout", p.RTSP.RequestTimeout)
+	if soft, _, err := netlimit.FileLimit(); err == nil && soft < uint64(p.RTSP.MaxConnections)+fileHeadroom {
+		log.Warn("the open-file limit leaves too few descriptors for rtsp.max_connections: connections will fail to be accepted (EMFILE) before the limit is reached",
+			"open_file_limit", soft, "max_connections", p.RTSP.MaxConnections,
+			"fix", "raise the limit (ulimit -n, LimitNOFILE=) or lower rtsp.max_connections")
+	}
 	return s, nil
 }
+
+// listen opens the RTSP listener: connection limits, request deadlines,
+// and accept errors (EMFILE) waited out instead of ending the server.
+func (s *Server) listen(network, address string) (net.Listener, error) {
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, err
+	}
+	s.conns = netlimit.NewListener(ln, netlimit.Params{
+		MaxConns:        s.p.RTSP.MaxConnections,
+		MaxConnsPerAddr: s.p.RTSP.MaxConnectionsPerAddress,
+		RequestTimeout:  s.p.RTSP.RequestTimeout,
+		Logger:          s.log.With("listener", "rtsp"),
+	})
+	return s.conns, nil
+}
+
+// Connections returns the counters of the RTSP listener: open connections,
+// and those refused over the limits or closed for sending no request.
+func (s *Server) Connections() netlimit.Stats { return s.conns.Stats() }
 
 // Addr returns the RTSP listener's address, with the actual port.
 func (s *Server) Addr() string {
