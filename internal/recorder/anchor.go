@@ -36,6 +36,20 @@ func (t *recTrack) place(smp *sample, wall int64, aligned bool, trust uint8) {
 		t.anchorWall, t.anchorRef = wall, t.refOf(smp, aligned, t.reorder)
 		return
 	}
+	// A sample the current anchor puts far from its own time means the RTP
+	// clock jumped (a camera restarted its timestamps, or sends garbage):
+	// from here on the track is placed at its own time at once, in the
+	// segment being written too, and is discontinuous there.
+	step := int64(anchorStep)
+	if !aligned || !t.anchorAlgn {
+		step = int64(reanchorJump)
+	}
+	if cur := t.anchorWall + int64(ticksToDuration(t.refOf(smp, aligned, t.reorder)-t.anchorRef, t.clock)) - wall; abs(cur) > step {
+		t.pending, t.jumped = false, true
+		t.gen++
+		t.anchorAlgn, t.anchorTrust, t.anchorWall, t.anchorRef = aligned, trust, wall, t.refOf(smp, aligned, t.reorder)
+		return
+	}
 	aWall, aRef, aAlgn, aTrust := t.anchorWall, t.anchorRef, t.anchorAlgn, t.anchorTrust
 	if t.pending {
 		aWall, aRef, aAlgn, aTrust = t.pendWall, t.pendRef, t.pendAlgn, t.pendTrust
@@ -90,11 +104,20 @@ func (t *recTrack) applyAnchor() {
 		t.anchorWall -= int64(anchorSlew)
 	}
 	for _, q := range t.queue {
-		q.t = t.wallOf(q.dts)
+		q.t = t.timeOf(q)
 	}
 	if t.held != nil {
-		t.held.t = t.wallOf(t.held.dts)
+		t.held.t = t.timeOf(t.held)
 	}
+}
+
+// timeOf is a sample's wall-clock time on the track's current anchor; a
+// sample from before the RTP clock jumped keeps the time it had.
+func (t *recTrack) timeOf(smp *sample) int64 {
+	if smp.gen != t.gen {
+		return smp.t
+	}
+	return t.wallOf(smp.dts)
 }
 
 // wallOf is the wall-clock time of a sample of the track with decode time

@@ -197,6 +197,9 @@ func TestReconcilerRepairsBothSites(t *testing.T) {
 	rc.Close()
 	data[len(data)-1] ^= 0xff
 	sum := sha256.Sum256(data)
+	if err := a.Delete(ctx, k); err != nil { // the store never overwrites: damage it as a disk would
+		t.Fatal(err)
+	}
 	if err := a.Put(ctx, k, bytes.NewReader(data), int64(len(data)), hex.EncodeToString(sum[:])); err != nil {
 		t.Fatal(err)
 	}

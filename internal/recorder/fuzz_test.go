@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,7 +233,10 @@ func FuzzParseKeyAndManifest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, key string, manifest []byte) {
 		if k, err := ParseKey(key); err == nil {
-			back := SegmentKey(k.Incident, k.Source, k.Start, k.Duration)
+			back := SegmentKey(k.Incident, k.Source, k.Start, k.Duration, k.Recorder, k.Seq)
+			if k.Recorder == "" {
+				back = strings.TrimSuffix(back, "--0.mp4") + ".mp4"
+			}
 			if k.Manifest {
 				back = ManifestKey(back)
 			}
@@ -321,4 +325,6 @@ var keySeeds = [][2]string{
 	{"rec/a/b/1970/01/01/00/0-0.mp4", `not json`},
 	{"rec/a/b/2026/11/23/04/x-y.mp4", `{}`},
 	{"rec//b/2026/11/23/04/1-1.mp4", `{"version":1,"key":"x"}`},
+	{"rec/inc-1/cam1/2026/11/23/04/1795400000000-4000-9f2c1a7b-17.mp4", `{"version":1,"key":"rec/inc-1/cam1/2026/11/23/04/1795400000000-4000-9f2c1a7b-17.mp4","size":5,"sha256":"` + string(bytes.Repeat([]byte("0"), 64)) + `"}`},
+	{"rec/inc-1/cam1/2026/11/23/04/1795400000000-4000-9F2C1A7B-017.json", `{}`},
 }

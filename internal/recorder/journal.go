@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"fieldvideo/internal/store"
 )
@@ -159,6 +160,10 @@ func parseJournal(b []byte) (recs []record, valid int, tail error, err error) {
 type journal struct {
 	path string
 
+	// onFull is called when an append finds the disk full; it reports
+	// whether it made room (by giving up the spool's reserve file).
+	onFull func() bool
+
 	mu      sync.Mutex
 	f       *os.File
 	size    int64
@@ -228,11 +233,9 @@ func (j *journal) appendApply(apply func(), rs ...*record) error {
 		}
 	}
 	j.buf = b
-	n, err := j.f.Write(b)
-	j.size += int64(n)
-	j.written += uint64(n)
-	if err == nil {
-		err = j.f.Sync()
+	err := j.write(b)
+	if errors.Is(err, syscall.ENOSPC) && j.onFull != nil && j.onFull() {
+		err = j.write(b) // room was made: the records fit now
 	}
 	if err != nil {
 		return fmt.Errorf("write journal %s: %w; check the spool disk", j.path, err)
@@ -241,6 +244,29 @@ func (j *journal) appendApply(apply func(), rs ...*record) error {
 	if apply != nil {
 		apply()
 	}
+	return nil
+}
+
+// write appends b and fsyncs it. A failed write is cut off again, so that
+// the journal never holds a torn record before later ones.
+func (j *journal) write(b []byte) error {
+	n, err := j.f.Write(b)
+	if err == nil {
+		err = j.f.Sync()
+	}
+	if err != nil {
+		if n > 0 {
+			if terr := j.f.Truncate(j.size); terr != nil {
+				return fmt.Errorf("%w (and the torn record could not be cut off: %v)", err, terr)
+			}
+			if _, serr := j.f.Seek(j.size, io.SeekStart); serr != nil {
+				return fmt.Errorf("%w (and %v)", err, serr)
+			}
+		}
+		return err
+	}
+	j.size += int64(n)
+	j.written += uint64(n)
 	return nil
 }
 
@@ -300,18 +326,4 @@ func (j *journal) close() error {
 	err := j.f.Close()
 	j.f = nil
 	return err
-}
-
-// writeFileAtomic writes b to p through a temporary file, so that p is
-// either the old content or all of b.
-func writeFileAtomic(p string, b []byte) error {
-	tmp := p + ".tmp"
-	if err := store.WriteFileSync(tmp, b, 0o640); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	return store.SyncDir(filepath.Dir(p))
 }

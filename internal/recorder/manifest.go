@@ -40,9 +40,13 @@ type Manifest struct {
 	SHA256    string          `json:"sha256"`
 	// Recovered is true for a segment cut at its last complete part after
 	// the recorder stopped abruptly.
-	Recovered bool      `json:"recovered,omitempty"`
-	Node      string    `json:"node,omitempty"`
-	Created   time.Time `json:"created"`
+	Recovered bool   `json:"recovered,omitempty"`
+	Node      string `json:"node,omitempty"`
+	// Recorder is the id of the spool that wrote the segment and Seq its
+	// number there; both are in the key.
+	Recorder string    `json:"recorder,omitempty"`
+	Seq      uint64    `json:"seq,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // ManifestTrack describes one track of a segment.
@@ -76,11 +80,14 @@ func ParseManifest(b []byte) (*Manifest, error) {
 }
 
 // SegmentKey returns the object key of a segment of source in incident that
-// starts at start (UTC) and lasts dur.
-func SegmentKey(incident, source string, start time.Time, dur time.Duration) string {
+// starts at start (UTC) and lasts dur, written by recorder (the spool's
+// random id) as its segment number seq. The recorder and number make the
+// key unique by construction: two segments never share one, whatever their
+// times.
+func SegmentKey(incident, source string, start time.Time, dur time.Duration, recorder string, seq uint64) string {
 	u := start.UTC()
-	return fmt.Sprintf("rec/%s/%s/%04d/%02d/%02d/%02d/%d-%d.mp4", incident, source,
-		u.Year(), u.Month(), u.Day(), u.Hour(), start.UnixMilli(), dur.Milliseconds())
+	return fmt.Sprintf("rec/%s/%s/%04d/%02d/%02d/%02d/%d-%d-%s-%d.mp4", incident, source,
+		u.Year(), u.Month(), u.Day(), u.Hour(), start.UnixMilli(), dur.Milliseconds(), recorder, seq)
 }
 
 // ManifestKey returns the key of the manifest of the segment at key.
@@ -91,15 +98,20 @@ type KeyInfo struct {
 	Incident, Source string
 	Start            time.Time
 	Duration         time.Duration
-	Manifest         bool // the key ends in .json
+	// Recorder and Seq name the writer of the segment; both are empty in
+	// keys of the earlier <start-ms>-<duration-ms> form.
+	Recorder string
+	Seq      uint64
+	Manifest bool // the key ends in .json
 }
 
-// ParseKey parses a key made by SegmentKey or ManifestKey.
+// ParseKey parses a key made by SegmentKey or ManifestKey (and the earlier
+// form without recorder and number).
 func ParseKey(key string) (KeyInfo, error) {
 	var k KeyInfo
 	parts := strings.Split(key, "/")
 	if len(parts) != 8 || parts[0] != "rec" {
-		return k, fmt.Errorf("key %q is not rec/<incident>/<source>/YYYY/MM/DD/HH/<start-ms>-<duration-ms>.mp4", key)
+		return k, fmt.Errorf("key %q is not rec/<incident>/<source>/YYYY/MM/DD/HH/<start-ms>-<duration-ms>-<recorder>-<n>.mp4", key)
 	}
 	k.Incident, k.Source = parts[1], parts[2]
 	name := parts[7]
@@ -110,16 +122,43 @@ func ParseKey(key string) (KeyInfo, error) {
 	default:
 		return k, fmt.Errorf("key %q: unknown extension %q", key, ext)
 	}
-	startS, durS, ok := strings.Cut(strings.TrimSuffix(name, path.Ext(name)), "-")
-	start, err1 := strconv.ParseInt(startS, 10, 64)
-	dur, err2 := strconv.ParseInt(durS, 10, 64)
-	if !ok || err1 != nil || err2 != nil || start < 0 || dur < 0 {
-		return k, fmt.Errorf("key %q: name is not <start-ms>-<duration-ms>", key)
+	f := strings.Split(strings.TrimSuffix(name, path.Ext(name)), "-")
+	if len(f) != 2 && len(f) != 4 {
+		return k, fmt.Errorf("key %q: name is not <start-ms>-<duration-ms>-<recorder>-<n>", key)
+	}
+	start, err1 := strconv.ParseInt(f[0], 10, 64)
+	dur, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil || start < 0 || dur < 0 {
+		return k, fmt.Errorf("key %q: name is not <start-ms>-<duration-ms>-<recorder>-<n>", key)
+	}
+	if len(f) == 4 {
+		seq, err := strconv.ParseUint(f[3], 10, 64)
+		if !validRecorderID(f[2]) || err != nil || strconv.FormatUint(seq, 10) != f[3] {
+			return k, fmt.Errorf("key %q: the recorder is not %d hex digits followed by a segment number", key, recorderIDLen)
+		}
+		k.Recorder, k.Seq = f[2], seq
 	}
 	k.Start = time.UnixMilli(start).UTC()
 	k.Duration = time.Duration(dur) * time.Millisecond
-	if want := SegmentKey(k.Incident, k.Source, k.Start, k.Duration); strings.TrimSuffix(want, ".mp4") != strings.TrimSuffix(key, path.Ext(key)) {
-		return k, fmt.Errorf("key %q: the hour folders do not match the start time", key)
+	u := k.Start
+	if want := fmt.Sprintf("%04d/%02d/%02d/%02d", u.Year(), u.Month(), u.Day(), u.Hour()); strings.Join(parts[3:7], "/") != want ||
+		strconv.FormatInt(start, 10) != f[0] || strconv.FormatInt(dur, 10) != f[1] {
+		return k, fmt.Errorf("key %q: the hour folders do not match the start time, or a number is not in its plain form", key)
 	}
 	return k, nil
+}
+
+// recorderIDLen is the length of a recorder id: lower-case hex digits.
+const recorderIDLen = 8
+
+func validRecorderID(s string) bool {
+	if len(s) != recorderIDLen {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

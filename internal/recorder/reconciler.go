@@ -35,17 +35,23 @@ type reconciler struct {
 	sources  func() []string // sources being recorded
 
 	interval, window, fullInterval, grace, timeout time.Duration
+	// retained says whether a site keeps an object under its retention
+	// and holds; one it does not keep is not copied back to it. Nil keeps
+	// everything.
+	retained func(site int, key string) bool
 
 	mu         sync.Mutex
 	runs       uint64
 	repaired   [2]uint64
 	failures   uint64
 	mismatches uint64
-	lastRun    time.Time
-	lastFull   time.Time
-	lastErr    string
-	known      map[string]bool  // sources seen at either site
-	pending    map[string]int64 // segment keys missing off-site, not in the spool: capture start (unix ns)
+	// lastMismatch is the key of the latest object whose copies differ.
+	lastMismatch string
+	lastRun      time.Time
+	lastFull     time.Time
+	lastErr      string
+	known        map[string]bool  // sources seen at either site
+	pending      map[string]int64 // segment keys missing off-site, not in the spool: capture start (unix ns)
 }
 
 func (r *reconciler) run(ctx context.Context) {
@@ -191,12 +197,13 @@ func (r *reconciler) compare(ctx context.Context, lists [2]map[string]store.Info
 			r.mu.Lock()
 			delete(r.pending, key)
 			r.mu.Unlock()
-			if ia.Size != ib.Size {
+			if ia.Size != ib.Size || (ia.SHA256 != "" && ib.SHA256 != "" && !strings.EqualFold(ia.SHA256, ib.SHA256)) {
 				r.mu.Lock()
 				r.mismatches++
+				r.lastMismatch = key
 				r.mu.Unlock()
-				r.log.Warn("the sites hold different sizes of one object; left for an operator to check", "key", key,
-					"primary_size", ia.Size, "offsite_size", ib.Size)
+				r.log.Error("ALARM: the sites hold different content under one key; neither is overwritten, left for an operator to check", "key", key,
+					"primary_size", ia.Size, "offsite_size", ib.Size, "primary_sha256", ia.SHA256, "offsite_sha256", ib.SHA256)
 			}
 			continue
 		}
@@ -210,6 +217,9 @@ func (r *reconciler) compare(ctx context.Context, lists [2]map[string]store.Info
 		}
 		if !info.Modified.IsZero() && now.Sub(info.Modified) < r.grace {
 			continue
+		}
+		if r.retained != nil && !r.retained(missing, key) {
+			continue // past the missing site's retention: deleted there on purpose
 		}
 		if missing == offsite && !ki.Manifest {
 			r.mu.Lock()
@@ -267,6 +277,7 @@ func (r *reconciler) copy(ctx context.Context, from, to store.Store, key string,
 	if want != "" && !strings.EqualFold(want, sum) {
 		r.mu.Lock()
 		r.mismatches++
+		r.lastMismatch = key
 		r.mu.Unlock()
 		return fmt.Errorf("content SHA-256 %s does not match the expected %s; not copied", sum, want)
 	}
@@ -327,6 +338,7 @@ type ReconcileStats struct {
 	// Mismatches counts objects whose copies differ or do not match their
 	// manifest.
 	Mismatches        uint64
+	LastMismatch      string
 	PendingOffsite    int
 	LastRun, LastFull time.Time
 	LastError         string
@@ -336,6 +348,6 @@ func (r *reconciler) stats() ReconcileStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return ReconcileStats{Runs: r.runs, RepairedPrimary: r.repaired[primary], RepairedOffsite: r.repaired[offsite],
-		Failures: r.failures, Mismatches: r.mismatches, PendingOffsite: len(r.pending),
+		Failures: r.failures, Mismatches: r.mismatches, LastMismatch: r.lastMismatch, PendingOffsite: len(r.pending),
 		LastRun: r.lastRun, LastFull: r.lastFull, LastError: r.lastErr}
 }

@@ -85,6 +85,11 @@ type Params struct {
 	ReconcileWindow       time.Duration
 	ReconcileFullInterval time.Duration
 	ReconcileGrace        time.Duration
+	// Retained, when set, tells whether a site (0 primary, 1 off-site)
+	// keeps the object at key under its retention and holds: the
+	// reconciler does not copy back what a site's retention deleted. Nil
+	// keeps everything.
+	Retained func(site int, key string) bool
 	// ReaderQueue is the recorder's queue on each stream, in units.
 	ReaderQueue int
 	Log         *slog.Logger
@@ -186,12 +191,19 @@ func New(p Params) (*Recorder, error) {
 	}
 	r.rec = &reconciler{incident: p.Incident, stores: [2]store.Store{p.Primary, p.Offsite}, sp: sp, now: p.Now,
 		log: log.With("part", "reconciler"), sources: r.sources, interval: p.ReconcileInterval,
-		window: p.ReconcileWindow, fullInterval: p.ReconcileFullInterval, grace: p.ReconcileGrace, timeout: p.UploadTimeout}
+		window: p.ReconcileWindow, fullInterval: p.ReconcileFullInterval, grace: p.ReconcileGrace, timeout: p.UploadTimeout,
+		retained: p.Retained}
 	b := sp.backlog()
 	log.Info("spool open", "dir", p.SpoolDir, "segments_waiting_primary", b[primary].Segments,
 		"segments_waiting_offsite", b[offsite].Segments, "recovered", sp.recovered.Load())
 	return r, nil
 }
+
+// Stores returns the primary and off-site stores.
+func (r *Recorder) Stores() (primary, offsite store.Store) { return r.p.Primary, r.p.Offsite }
+
+// SetRetained sets Params.Retained; call it before Run.
+func (r *Recorder) SetRetained(fn func(site int, key string) bool) { r.rec.retained = fn }
 
 // Run uploads and reconciles until ctx ends or the recorder is closed.
 func (r *Recorder) Run(ctx context.Context) error {
@@ -242,6 +254,7 @@ func (r *Recorder) watchIdle(ctx context.Context) {
 		for _, rc := range recs {
 			rc.seg.checkIdle(now)
 		}
+		r.sp.tend()
 	}
 }
 
@@ -296,6 +309,43 @@ func (r *Recorder) sources() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Stop is the graceful stop: it ends every recording (closing the segments
+// being written), keeps uploading until both sites have every segment or
+// ctx ends, then closes the recorder. It returns what is left in the spool
+// for each site; that is uploaded at the next start.
+func (r *Recorder) Stop(ctx context.Context) [2]Backlog {
+	r.mu.Lock()
+	recs := make([]*recording, 0, len(r.recs))
+	for _, rc := range r.recs {
+		recs = append(recs, rc)
+	}
+	running := r.running && !r.closed
+	r.mu.Unlock()
+	for _, rc := range recs {
+		rc.stop()
+	}
+	start := r.p.Now()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	b := r.sp.backlog()
+	for running && (b[primary].Segments > 0 || b[offsite].Segments > 0) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		b = r.sp.backlog()
+	}
+	r.Close()
+	if b[primary].Segments == 0 && b[offsite].Segments == 0 {
+		r.log.Info("recorder stopped: every segment is at both sites", "took", r.p.Now().Sub(start).Round(time.Millisecond))
+	} else {
+		r.log.Warn("recorder stopped before every segment reached both sites; they stay in the spool and are uploaded at the next start",
+			"waiting_primary", b[primary].Segments, "waiting_offsite", b[offsite].Segments,
+			"oldest_waiting_offsite", b[offsite].Oldest)
+	}
+	return b
 }
 
 // Close stops every recording (closing their segments), stops Run, and

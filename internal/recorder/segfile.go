@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,7 +76,7 @@ func (s *segFile) finish() (int64, string, error) {
 		return 0, "", err
 	}
 	if s.torn {
-		size, sum, err := hashFile(s.path)
+		size, sum, err := store.HashFile(s.path)
 		return size, sum, err
 	}
 	return s.size, hex.EncodeToString(s.h.Sum(nil)), nil
@@ -85,21 +84,6 @@ func (s *segFile) finish() (int64, string, error) {
 
 // abandon closes the file without finishing it.
 func (s *segFile) abandon() { s.f.Close() }
-
-// hashFile returns the size and SHA-256 of a file.
-func hashFile(path string) (int64, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return 0, "", err
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // Spool file names: seg/<source>/<id>-<start-unix-ns>-<a|u>.mp4, with the
 // manifest as .json beside it. The name alone says what the file is, so a

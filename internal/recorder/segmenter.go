@@ -104,7 +104,6 @@ type openSeg struct {
 	parts     int
 	seq       uint32
 	params    []int
-	shift     int64 // edit list of the leading track: presentation delay of its keyframe
 	trk       []segTrack
 	part      []*partTrack
 	partStart int64
@@ -119,12 +118,21 @@ type segTrack struct {
 	end            int64 // media time just past the last sample
 	presEnd        int64 // presentation time just past the last sample (before the edit list)
 	presWritten    int64 // presEnd of the parts written
+	shift          int64 // the track's edit list: presentation delay of its first keyframe
 	samples        int
 	rebase         bool
 }
 
+// setPaused records whether recording of the source is paused because the
+// spool is full.
+func (s *segmenter) setPaused(v bool) {
+	s.paused = v
+	s.st.paused.Store(v)
+}
+
 // sourceStats are counters of one recorded source.
 type sourceStats struct {
+	paused                     atomic.Bool
 	units, mediaBytes, samples atomic.Uint64
 	waitKey, late, decodeErr   atomic.Uint64
 	fullDrops, segments, parts atomic.Uint64
@@ -210,7 +218,9 @@ func (s *segmenter) onUnit(d stream.Delivery) {
 		smp.tr, smp.aligned, smp.capErr, smp.trust = tr, aligned, capErr, u.CaptureTrust
 		if i == 0 {
 			tr.place(smp, wall, aligned, u.CaptureTrust)
+			smp.jump, tr.jumped = tr.jumped, false
 		}
+		smp.gen = tr.gen
 		smp.t = tr.wallOf(smp.dts)
 		tr.queue = append(tr.queue, smp)
 		s.newest = max(s.newest, smp.t)
@@ -270,17 +280,20 @@ func (s *segmenter) process(smp *sample) {
 	tr := smp.tr
 	if h := tr.held; h != nil {
 		d := smp.dts - h.dts
-		if d <= 0 || ticksToDuration(d, tr.clock) > maxSampleGap {
+		broken := d <= 0 || ticksToDuration(d, tr.clock) > maxSampleGap || smp.jump
+		if broken {
 			h.dur = tr.naturalDuration(h)
 			s.discont = true
-			if s.seg != nil {
-				s.seg.trk[tr.id-1].rebase = true
-			}
 		} else {
 			h.dur, tr.lastDelta = d, d
 		}
 		tr.held = nil
 		s.emit(h)
+		if broken && s.seg != nil {
+			// The track's timeline broke between h and smp: smp starts a
+			// new run at its own time.
+			s.seg.trk[tr.id-1].rebase = true
+		}
 	}
 	if tr == s.leader {
 		if smp.sync {
@@ -307,7 +320,7 @@ func (t *recTrack) splitAt(smp *sample, at int64) *sample {
 	cut := int(n) * t.channels
 	smp.payload, smp.natural = smp.payload[:cut], n
 	rest.payload, rest.natural, rest.dts = rest.payload[cut:], rest.natural-n, rest.dts+n
-	rest.t = t.wallOf(rest.dts)
+	rest.t = smp.t + int64(ticksToDuration(n, t.clock))
 	return &rest
 }
 
@@ -330,7 +343,7 @@ func (s *segmenter) keyframe(k *sample) {
 			s.st.fullDrops.Add(1)
 			return
 		}
-		s.paused = false
+		s.setPaused(false)
 	}
 	seg := s.seg
 	if seg != nil {
@@ -347,7 +360,7 @@ func (s *segmenter) keyframe(k *sample) {
 	for _, t := range s.list {
 		t.applyAnchor()
 	}
-	k.t = s.leader.wallOf(k.dts)
+	k.t = s.leader.timeOf(k)
 	// The next segment is in the spool before the current one closes, so
 	// the recovery point always counts what is not off-site yet.
 	next := s.newSeg(k)
@@ -390,7 +403,7 @@ func (seg *openSeg) takeFrom(i int, at int64) []*sample {
 	j := len(pt.src)
 	for j > 0 {
 		x := pt.src[j-1]
-		if x.t = x.tr.wallOf(x.dts); x.t < at {
+		if x.t = x.tr.timeOf(x); x.t < at {
 			break
 		}
 		j--
@@ -434,8 +447,8 @@ func (s *segmenter) newSeg(k *sample) *openSeg {
 	for i, t := range s.list {
 		seg.params[i] = t.paramsGen
 		seg.part[i] = &partTrack{tr: t}
+		seg.trk[i].shift = t.reorder
 	}
-	seg.shift = s.leader.reorder
 	return seg
 }
 
@@ -544,7 +557,7 @@ func (s *segmenter) writePart() {
 		b = append(append(make([]byte, 0, len(seg.init)+len(b)), seg.init...), b...)
 	}
 	if !s.sp.reserve(int64(len(b))) {
-		s.paused = true
+		s.setPaused(true)
 		s.st.fullDrops.Add(1)
 		s.closeSeg()
 		return
@@ -552,6 +565,11 @@ func (s *segmenter) writePart() {
 	seg.reserved += int64(len(b))
 	if err := seg.f.append(b); err != nil {
 		s.log.Error("cannot write to the spool; the segment ends at its last complete part", "error", err)
+		if isDiskFull(err) {
+			s.sp.setFull(true)
+			s.setPaused(true)
+			s.st.fullDrops.Add(1)
+		}
 		s.closeSeg()
 		return
 	}
@@ -589,13 +607,20 @@ func (s *segmenter) closeSeg() {
 	}
 	size, sum, err := seg.f.finish()
 	if err != nil {
-		s.log.Error("cannot close a segment file; it is recovered at the next start", "error", err)
+		s.log.Error("cannot close a segment file; it is closed from what is on disk once the spool has room", "error", err)
+		s.sp.unreserve(seg.reserved)
+		s.sp.closeLater(seg.g)
 		return
 	}
 	s.sp.unreserve(seg.reserved - size)
-	// The segment lasts as long as its leading track is presented.
-	lead := seg.trk[s.leader.id-1].presEnd - seg.shift
-	dur := ticksToDuration(lead, s.leader.clock)
+	// The segment lasts until the end of the track that ends last, on the
+	// players' timeline (decode times after the edit list).
+	var dur time.Duration
+	for i, t := range s.list {
+		if st := &seg.trk[i]; st.samples > 0 {
+			dur = max(dur, ticksToDuration(st.end-st.shift, t.clock))
+		}
+	}
 	m := s.sp.manifest(seg.g, dur, size, sum, seg.parts, false)
 	m.TimeAligned = seg.aligned
 	if seg.aligned && seg.maxErr >= 0 {
@@ -614,7 +639,12 @@ func (s *segmenter) closeSeg() {
 		err = s.sp.finish(seg.g, m.Key, size, sum, dur, mb)
 	}
 	if err != nil {
-		s.log.Error("cannot close a segment; it is recovered at the next start", "key", m.Key, "error", err)
+		s.log.Error("cannot close a segment; it is closed from what is on disk once the spool has room", "key", m.Key, "error", err)
+		if isDiskFull(err) {
+			s.sp.setFull(true)
+		}
+		s.sp.unreserve(size)
+		s.sp.closeLater(seg.g)
 		return
 	}
 	s.st.segments.Add(1)

@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/store"
 )
 
 // Store slots: every segment goes to both.
@@ -45,6 +48,9 @@ type spoolSeg struct {
 
 	stored   [2]bool
 	inflight [2]bool
+	// conflict marks a store whose copy of the key holds other content:
+	// the segment is not tried there again until the next start.
+	conflict [2]bool
 }
 
 func (g *spoolSeg) diskBytes() int64 { return g.size + g.manifestSize }
@@ -57,6 +63,7 @@ type spool struct {
 	max      int64
 	incident string
 	node     string
+	rid      string // recorder id: random, kept in the spool directory
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -69,10 +76,17 @@ type spool struct {
 	nextID     uint64
 	bytes      int64 // segment files and manifests on disk
 	full       bool
+	fullDisk   bool // the disk, not max_spool_bytes, filled up
 	fullSince  time.Time
 	fullEvents uint64
-	evicted    uint64
-	lost       uint64
+	// reserveGone is when the reserve file was given up to the journal;
+	// zero while it is in place.
+	reserveGone time.Time
+	// unclosed are segments whose closing failed (a full disk); they are
+	// closed from their files once there is room.
+	unclosed []*spoolSeg
+	evicted  uint64
+	lost     uint64
 
 	changed   chan struct{} // closed and replaced when segments become ready to upload
 	written   atomic.Uint64 // bytes written to segment files and manifests
@@ -106,15 +120,22 @@ func openSpool(dir string, max int64, incident, node string, log *slog.Logger, n
 		return nil, fmt.Errorf("spool directory %s is in use by another recorder process (%v); give each process its own spool_dir", dir, err)
 	}
 	os.RemoveAll(filepath.Join(dir, "tmp")) // copies a reconciler left unfinished
-	s := &spool{dir: dir, max: max, incident: incident, node: node, log: log, now: now, lock: lock, compactAt: compactRecords,
+	rid, err := recorderID(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &spool{dir: dir, max: max, incident: incident, node: node, rid: rid, log: log, now: now, lock: lock, compactAt: compactRecords,
 		segs: map[uint64]*spoolSeg{}, nextID: 1, lag: metrics.NewHistogram(LagBuckets)}
 	s.changed = make(chan struct{})
+	s.roomAtOpen()
 	j, recs, tail, err := openJournal(filepath.Join(dir, "journal"))
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
 	s.j = j
+	j.onFull = s.releaseReserve
 	if tail != nil {
 		log.Warn("journal had a torn tail after an abrupt stop; it was cut at the last complete record", "reason", tail)
 	}
@@ -123,7 +144,34 @@ func openSpool(dir string, max int64, incident, node string, log *slog.Logger, n
 		s.close()
 		return nil, err
 	}
+	s.keepReserve()
 	return s, nil
+}
+
+// recorderID returns the spool's recorder id, made at random when the spool
+// is new. With the segment numbers the journal never reuses, it makes every
+// segment key unique.
+func recorderID(dir string) (string, error) {
+	p := filepath.Join(dir, "recorder-id")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); validRecorderID(id) {
+			return id, nil
+		}
+		return "", fmt.Errorf("spool %s: recorder-id holds %q, not %d hex digits: restore it or remove it (a new id is made)", dir, strings.TrimSpace(string(b)), recorderIDLen)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("spool %s: %w", dir, err)
+	}
+	raw := make([]byte, recorderIDLen/2)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw)
+	if err := store.WriteFileAtomic(p, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("spool %s: save the recorder id: %w", dir, err)
+	}
+	return id, nil
 }
 
 // replay rebuilds the segment table from journal records.
@@ -252,16 +300,21 @@ func (s *spool) recoverSegment(g *spoolSeg, adopted bool) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, manifestFileName(g.file)), mb); err != nil {
+	if err := store.WriteFileAtomic(filepath.Join(s.dir, manifestFileName(g.file)), mb, 0o640); err != nil {
 		return fmt.Errorf("write manifest of recovered segment: %w", err)
 	}
-	if err := s.j.append(&record{Op: opClose, ID: g.id, Key: m.Key, Size: size, SHA256: sum, DurationNS: int64(dur), Manifest: int64(len(mb)), Recovered: true}); err != nil {
+	err = s.j.appendApply(func() {
+		s.mu.Lock()
+		g.closed, g.key, g.size, g.sha, g.durNS, g.manifestSize, g.recovered, g.closedAt = true, m.Key, size, sum, int64(dur), int64(len(mb)), true, s.now()
+		s.bytes += g.diskBytes()
+		s.mu.Unlock()
+	}, &record{Op: opClose, ID: g.id, Key: m.Key, Size: size, SHA256: sum, DurationNS: int64(dur), Manifest: int64(len(mb)), Recovered: true})
+	if err != nil {
 		return err
 	}
-	g.closed, g.key, g.size, g.sha, g.durNS, g.manifestSize, g.recovered, g.closedAt = true, m.Key, size, sum, int64(dur), int64(len(mb)), true, s.now()
-	s.bytes += g.diskBytes()
 	s.recovered.Add(1)
-	s.log.Warn("recovered a segment cut short by an abrupt stop", "key", m.Key, "parts", sc.Parts,
+	s.signal()
+	s.log.Warn("closed a segment from what is on disk (after an abrupt stop or a full disk)", "key", m.Key, "parts", sc.Parts,
 		"cut_bytes", cut, "adopted_without_journal", adopted)
 	return nil
 }
@@ -284,7 +337,7 @@ func (s *spool) rewriteManifest(g *spoolSeg, counted bool) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, manifestFileName(g.file)), mb); err != nil {
+	if err := store.WriteFileAtomic(filepath.Join(s.dir, manifestFileName(g.file)), mb, 0o640); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -301,25 +354,23 @@ func (s *spool) manifest(g *spoolSeg, dur time.Duration, size int64, sum string,
 	start := time.Unix(0, g.startNS).UTC()
 	return &Manifest{
 		Version: 1, Incident: s.incident, Source: g.source,
-		Key:          SegmentKey(s.incident, g.source, start, dur),
+		Key:          SegmentKey(s.incident, g.source, start, dur, s.rid, g.id),
 		CaptureStart: start, CaptureEnd: start.Add(dur), DurationMS: dur.Milliseconds(),
 		TimeAligned: g.aligned, Parts: parts, Size: size, SHA256: sum,
-		Recovered: recovered, Node: s.node, Created: s.now().UTC(),
+		Recovered: recovered, Node: s.node, Recorder: s.rid, Seq: g.id, Created: s.now().UTC(),
 	}
 }
 
-// scanDuration is a scanned segment's duration: the end of its first video
-// track (or first track) in media time.
+// scanDuration is a scanned segment's duration: the end of the track that
+// ends last, in media time.
 func scanDuration(sc *segmentScan) time.Duration {
-	lead := 0
-	for i, t := range sc.Tracks {
-		if t.Handler == "vide" {
-			lead = i
-			break
+	var d time.Duration
+	for _, t := range sc.Tracks {
+		if t.Samples > 0 {
+			d = max(d, ticksToDuration(int64(t.End), t.TimeScale))
 		}
 	}
-	t := sc.Tracks[lead]
-	return ticksToDuration(int64(t.End), t.TimeScale)
+	return d
 }
 
 func scanManifestTracks(sc *segmentScan) []ManifestTrack {
@@ -367,19 +418,33 @@ func (s *spool) reserve(n int64) bool {
 	jsize, _, _ := s.j.stats()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bytes+jsize+n > s.max {
-		if !s.full {
-			s.full, s.fullSince = true, s.now()
-			s.fullEvents++
-			b := s.backlogLocked()
-			s.log.Error("ALARM: spool is full of segments not yet confirmed at both sites; new recording stops until uploads free space",
-				"spool_bytes", s.bytes+jsize, "max_spool_bytes", s.max,
-				"waiting_primary", b[primary].Segments, "waiting_offsite", b[offsite].Segments)
-		}
+	used := s.bytes + jsize
+	if limit, disk := s.limitLocked(used); used+n > limit {
+		s.setFullLocked(disk)
 		return false
 	}
 	s.bytes += n
 	return true
+}
+
+// setFull raises the spool-full alarm; disk says the disk filled up rather
+// than the spool reaching its limit.
+func (s *spool) setFull(disk bool) {
+	s.mu.Lock()
+	s.setFullLocked(disk)
+	s.mu.Unlock()
+}
+
+func (s *spool) setFullLocked(disk bool) {
+	if s.full {
+		s.fullDisk = s.fullDisk || disk
+		return
+	}
+	s.full, s.fullDisk, s.fullSince = true, disk, s.now()
+	s.fullEvents++
+	b := s.backlogLocked()
+	s.log.Error("ALARM: "+fullMessage(disk), "spool_bytes", s.bytes, "max_spool_bytes", s.max, "disk_free_bytes", s.freeBytes(),
+		"waiting_primary", b[primary].Segments, "waiting_offsite", b[offsite].Segments)
 }
 
 // unreserve returns bytes reserved but not written.
@@ -398,10 +463,11 @@ func (s *spool) canResume() bool {
 	if !s.full {
 		return true
 	}
-	if s.bytes+jsize > s.max/10*9 {
+	used := s.bytes + jsize
+	if limit, _ := s.limitLocked(used); used > limit-min(s.max/10, limit/10) || (s.fullDisk && s.freeBytes() >= 0 && s.freeBytes() < 2*spoolHeadroom) {
 		return false
 	}
-	s.full = false
+	s.full, s.fullDisk = false, false
 	s.log.Warn("spool has room again; recording resumes at the next keyframe", "full_for", s.now().Sub(s.fullSince).Round(time.Second))
 	return true
 }
@@ -410,7 +476,7 @@ func (s *spool) canResume() bool {
 // close is journaled and the uploaders are woken.
 func (s *spool) finish(g *spoolSeg, key string, size int64, sum string, dur time.Duration, manifest []byte) error {
 	mpath := filepath.Join(s.dir, manifestFileName(g.file))
-	if err := writeFileAtomic(mpath, manifest); err != nil {
+	if err := store.WriteFileAtomic(mpath, manifest, 0o640); err != nil {
 		return fmt.Errorf("write manifest: %w; check the spool disk", err)
 	}
 	s.written.Add(uint64(len(manifest)))
@@ -467,7 +533,7 @@ func (s *spool) next(i int) *spoolSeg {
 	defer s.mu.Unlock()
 	var best *spoolSeg
 	for _, g := range s.segs {
-		if g.closed && !g.stored[i] && !g.inflight[i] && (best == nil || g.startNS < best.startNS || (g.startNS == best.startNS && g.id < best.id)) {
+		if g.closed && !g.stored[i] && !g.inflight[i] && !g.conflict[i] && (best == nil || g.startNS < best.startNS || (g.startNS == best.startNS && g.id < best.id)) {
 			best = g
 		}
 	}
@@ -475,6 +541,14 @@ func (s *spool) next(i int) *spoolSeg {
 		best.inflight[i] = true
 	}
 	return best
+}
+
+// conflict gives back a claim on a segment that store slot i refused as a
+// conflict, and keeps it from being claimed there again.
+func (s *spool) conflict(g *spoolSeg, i int) {
+	s.mu.Lock()
+	g.inflight[i], g.conflict[i] = false, true
+	s.mu.Unlock()
 }
 
 // release gives back a claim after a failed upload.

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -36,12 +37,65 @@ type Stats struct {
 	// capture end to its confirmation off-site (upper bucket bounds).
 	OffsiteLagP50, OffsiteLagP99 time.Duration
 	Reconcile                    ReconcileStats
+	// SpoolFullDisk says the spool's disk filled up (rather than the
+	// spool reaching max_spool_bytes); DiskFreeBytes is what the disk has
+	// free (-1 unknown); ReserveGone is when the spool's reserve was given
+	// up to the journal, zero while it is in place.
+	SpoolFullDisk bool
+	DiskFreeBytes int64
+	ReserveGone   time.Time
+	// Alarms are the conditions an operator must act on, oldest first.
+	Alarms []Alarm
+}
+
+// Alarm is a condition an operator must act on.
+type Alarm struct {
+	// Kind is spool_full, disk_full, store_down, conflict, mismatch,
+	// damaged or reserve_used.
+	Kind    string    `json:"kind"`
+	Since   time.Time `json:"since,omitzero"`
+	Message string    `json:"message"`
+}
+
+// alarms lists what s says an operator must act on.
+func (s *Stats) alarms() []Alarm {
+	var out []Alarm
+	if s.SpoolFull {
+		kind := "spool_full"
+		if s.SpoolFullDisk {
+			kind = "disk_full"
+		}
+		out = append(out, Alarm{Kind: kind, Since: s.SpoolFullSince, Message: fullMessage(s.SpoolFullDisk)})
+	}
+	if !s.ReserveGone.IsZero() {
+		out = append(out, Alarm{Kind: "reserve_used", Since: s.ReserveGone,
+			Message: "the spool's disk filled up and its reserve was given to the journal; free space on that disk"})
+	}
+	for _, st := range s.Stores {
+		if !st.Up {
+			out = append(out, Alarm{Kind: "store_down", Since: st.DownSince,
+				Message: fmt.Sprintf("the %s store %s cannot be written: %s; %d segments wait in the spool", st.Role, st.Name, st.LastError, st.Backlog.Segments)})
+		}
+		if st.Conflicts > 0 {
+			out = append(out, Alarm{Kind: "conflict", Since: st.LastConflictAt,
+				Message: fmt.Sprintf("%d segments' keys hold other content at the %s store; they are kept in the spool, never overwritten: %s", st.Conflicts, st.Role, st.LastConflict)})
+		}
+	}
+	if s.Reconcile.Mismatches > 0 {
+		out = append(out, Alarm{Kind: "mismatch", Message: fmt.Sprintf("%d objects differ between the sites or from their manifest (latest: %s); neither copy is overwritten", s.Reconcile.Mismatches, s.Reconcile.LastMismatch)})
+	}
+	if s.Lost > 0 {
+		out = append(out, Alarm{Kind: "damaged", Message: fmt.Sprintf("%d spooled segments were missing or damaged on the spool disk (see the spool's quarantine folder)", s.Lost)})
+	}
+	return out
 }
 
 // SourceStats describe one source.
 type SourceStats struct {
-	Name      string
-	Recording bool
+	Name string
+	// Recording is true while the source's media is being written; Paused
+	// while it is live but refused because the spool is full.
+	Recording, Paused bool
 	// RPO is the recovery point of this source (see Stats.RPO); Oldest the
 	// capture start it is measured from.
 	RPO    time.Duration
@@ -78,6 +132,9 @@ func (r *Recorder) Stats() Stats {
 	}
 	for n := range names {
 		ss := SourceStats{Name: n, Recording: r.recs[n] != nil}
+		if st := r.stats[n]; st != nil && st.paused.Load() {
+			ss.Recording, ss.Paused = false, true
+		}
 		if start, ok := oldest[n]; ok {
 			ss.Oldest = time.Unix(0, start)
 			ss.RPO = max(now.Sub(ss.Oldest), 0)
@@ -104,6 +161,7 @@ func (r *Recorder) Stats() Stats {
 	s.SpoolBytes = r.sp.bytes + jsize
 	s.SpoolSegments = len(r.sp.segs)
 	s.SpoolFull, s.SpoolFullSince, s.SpoolFullEvents = r.sp.full, r.sp.fullSince, r.sp.fullEvents
+	s.SpoolFullDisk, s.ReserveGone = r.sp.fullDisk, r.sp.reserveGone
 	s.Evicted, s.Lost = r.sp.evicted, r.sp.lost
 	r.sp.mu.Unlock()
 	s.Recovered = r.sp.recovered.Load()
@@ -113,6 +171,8 @@ func (r *Recorder) Stats() Stats {
 	}
 	s.OffsiteLagP50, s.OffsiteLagP99 = r.sp.lag.Quantile(0.5), r.sp.lag.Quantile(0.99)
 	s.Reconcile = r.rec.stats()
+	s.DiskFreeBytes = r.sp.freeBytes()
+	s.Alarms = s.alarms()
 	return s
 }
 
@@ -128,6 +188,15 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 	gauge("fv_recorder_spool_max_bytes", "Limit of the local spool.", float64(s.MaxSpoolBytes))
 	gauge("fv_recorder_spool_segments", "Segments in the local spool.", float64(s.SpoolSegments))
 	gauge("fv_recorder_spool_full", "1 while the spool is full of unconfirmed segments and recording is stopped (alarm).", b2f(s.SpoolFull))
+	gauge("fv_recorder_spool_disk_free_bytes", "Bytes free on the spool's disk.", float64(s.DiskFreeBytes))
+	m.Family("fv_recorder_alarm", "gauge", "1 for each condition an operator must act on, by kind (spool_full, disk_full, reserve_used, store_down, conflict, mismatch, damaged).")
+	for _, kind := range []string{"spool_full", "disk_full", "reserve_used", "store_down", "conflict", "mismatch", "damaged"} {
+		on := false
+		for _, a := range s.Alarms {
+			on = on || a.Kind == kind
+		}
+		m.Sample("fv_recorder_alarm", b2f(on), "kind", kind)
+	}
 	counter := func(name, help string, v uint64) {
 		m.Family(name, "counter", help)
 		m.Sample(name, float64(v))
@@ -175,6 +244,7 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 		{"fv_recorder_store_uploaded_segments_total", "counter", "Segments stored and verified.", func(x StoreStats) float64 { return float64(x.Uploaded) }},
 		{"fv_recorder_store_uploaded_bytes_total", "counter", "Bytes stored and verified.", func(x StoreStats) float64 { return float64(x.UploadedBytes) }},
 		{"fv_recorder_store_upload_failures_total", "counter", "Failed uploads.", func(x StoreStats) float64 { return float64(x.Failures) }},
+		{"fv_recorder_store_conflicts_total", "counter", "Segments whose key held other content at the store (kept in the spool, never overwritten).", func(x StoreStats) float64 { return float64(x.Conflicts) }},
 	}
 	for _, f := range perStore {
 		m.Family(f.name, f.typ, f.help)

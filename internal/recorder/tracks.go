@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
@@ -22,6 +23,10 @@ import (
 	"fieldvideo/internal/unit"
 )
 
+// maxPresentationDelay bounds a video frame's presentation delay after its
+// decode time; B-frame reordering of any real encoder is a few frames.
+const maxPresentationDelay = 5 * time.Second
+
 // sample is one decoded media sample, ready for a part.
 type sample struct {
 	tr      *recTrack
@@ -36,6 +41,8 @@ type sample struct {
 	capErr  int64 // alignment error of the unit's capture time, ns; -1 unknown
 	aligned bool  // t comes from an aligned capture time
 	trust   uint8 // sync.Trust of the unit's capture time
+	jump    bool  // the track was re-anchored at this sample: its RTP time broke
+	gen     int   // the track's anchor generation when the sample was placed
 }
 
 // recTrack is one recorded track of a source: its depacketizer, the codec
@@ -83,6 +90,10 @@ type recTrack struct {
 	reorder, pendReorder int64
 	maxSeq               uint64
 	seqSeen              bool
+	// jumped is set when the track was re-anchored in the middle of a
+	// segment: its next sample starts a new run there.
+	jumped bool
+	gen    int // anchor generation: bumped when the RTP clock jumps
 
 	held      *sample // the last sample, waiting for the next to know its duration
 	lastDelta int64   // last sample duration, for the final sample of a video track
@@ -361,9 +372,9 @@ func (r *recTrack) decodeVideo(u *unit.Unit, pts int64, out []*sample) ([]*sampl
 		return out, fmt.Errorf("%s access unit: %w", r.codecName, err)
 	}
 	off := pts - dts
-	if off < 0 || off > 1<<31-1 {
+	if off < 0 || ticksToDuration(off, r.clock) > maxPresentationDelay {
 		r.resetDecoders()
-		return out, fmt.Errorf("%s: presentation time %d before decode time %d", r.codecName, pts, dts)
+		return out, fmt.Errorf("%s: presentation time %d is not within %s after decode time %d", r.codecName, pts, maxPresentationDelay, dts)
 	}
 	return append(out, &sample{dts: dts, ptsOff: int32(off), sync: random, payload: payload}), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -33,14 +34,17 @@ type uploader struct {
 	retryMin time.Duration
 	retryMax time.Duration
 
-	mu        sync.Mutex
-	failures  int // consecutive
-	nextTry   time.Time
-	lastErr   string
-	lastErrAt time.Time
-	lastLog   time.Time
+	mu             sync.Mutex
+	failures       int // consecutive
+	downSince      time.Time
+	nextTry        time.Time
+	lastErr        string
+	lastErrAt      time.Time
+	lastLog        time.Time
+	lastConflict   string
+	lastConflictAt time.Time
 
-	uploaded, uploadedBytes, failed, corrupt atomic.Uint64
+	uploaded, uploadedBytes, failed, corrupt, conflicts atomic.Uint64
 }
 
 func (u *uploader) run(ctx context.Context) {
@@ -60,6 +64,12 @@ func (u *uploader) worker(ctx context.Context) {
 		ch := u.sp.waitCh()
 		g := u.sp.next(u.slot)
 		if g == nil {
+			if u.down() {
+				// Nothing to send, but the store is known to be down: see
+				// whether it is back, so that its state is current.
+				u.probe(ctx)
+				continue
+			}
 			select {
 			case <-ctx.Done():
 			case <-ch:
@@ -68,6 +78,10 @@ func (u *uploader) worker(ctx context.Context) {
 			continue
 		}
 		err := u.upload(ctx, g)
+		if errors.Is(err, store.ErrExists) {
+			u.conflict(g, err)
+			continue
+		}
 		if err != nil {
 			u.sp.release(g, u.slot)
 			if ctx.Err() != nil {
@@ -96,7 +110,7 @@ func (u *uploader) upload(ctx context.Context, g *spoolSeg) error {
 	ctx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
 	path := filepath.Join(u.sp.dir, g.file)
-	size, sum, err := hashFile(path)
+	size, sum, err := store.HashFile(path)
 	if err == nil && (size != g.size || sum != g.sha) {
 		err = errCorrupt
 	}
@@ -123,9 +137,69 @@ func (u *uploader) upload(ctx context.Context, g *spoolSeg) error {
 	}
 	mkey, msum := ManifestKey(g.key), sha256Hex(mb)
 	if err := u.st.Put(ctx, mkey, bytes.NewReader(mb), int64(len(mb)), msum); err != nil {
+		if errors.Is(err, store.ErrExists) && u.sameManifest(ctx, mkey, g) {
+			// The site has this segment's manifest from an earlier upload
+			// (written again since, e.g. after damage in the spool).
+			return nil
+		}
 		return fmt.Errorf("put %s: %w", mkey, err)
 	}
 	return verify(ctx, u.st, mkey, int64(len(mb)), msum)
+}
+
+// sameManifest reports whether the manifest stored at key describes the
+// segment g: same key, size and SHA-256.
+func (u *uploader) sameManifest(ctx context.Context, key string, g *spoolSeg) bool {
+	rc, _, err := u.st.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return false
+	}
+	m, err := ParseManifest(b)
+	return err == nil && m.Key == g.key && m.Size == g.size && m.SHA256 == g.sha
+}
+
+// conflict sets aside a segment whose key holds other content at the
+// store: it is never overwritten there, stays in the spool (it is
+// evidence), is not tried again until the next start, and raises an alarm.
+func (u *uploader) conflict(g *spoolSeg, err error) {
+	u.conflicts.Add(1)
+	u.sp.conflict(g, u.slot)
+	u.mu.Lock()
+	u.lastConflict, u.lastConflictAt = err.Error(), time.Now()
+	u.mu.Unlock()
+	u.log.Error("ALARM: a segment's key already holds other content at the store; recordings are never overwritten, so the segment stays in the spool for an operator to check",
+		"key", g.key, "error", err)
+}
+
+// down reports whether the store is known to be failing.
+func (u *uploader) down() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.failures > 0
+}
+
+// probe checks a failing store that has nothing to upload, after the
+// backoff: a store that answers again is up.
+func (u *uploader) probe(ctx context.Context) {
+	c, ok := u.st.(interface{ Check(context.Context) error })
+	if !ok {
+		sleep(ctx, u.retryMax)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	if err := c.Check(ctx); err != nil {
+		if ctx.Err() == nil {
+			u.fail(err)
+		}
+		return
+	}
+	u.succeed(nil)
 }
 
 // manifest reads a segment's manifest from the spool, rewriting it from the
@@ -172,6 +246,9 @@ func (u *uploader) fail(err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.failures++
+	if u.failures == 1 {
+		u.downSince = time.Now()
+	}
 	d := u.retryMin << min(u.failures-1, 20)
 	if d > u.retryMax || d <= 0 {
 		d = u.retryMax
@@ -192,6 +269,7 @@ func (u *uploader) succeed(g *spoolSeg) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.failures > 0 {
+		u.downSince = time.Time{}
 		b := u.sp.backlog()[u.slot]
 		u.log.Info("store reachable again; catching up", "after_failures", u.failures, "backlog_segments", b.Segments)
 	}
@@ -213,14 +291,23 @@ type StoreStats struct {
 	// Corrupt counts spooled segments found damaged before upload (they
 	// are moved to the spool's quarantine folder).
 	Corrupt uint64
+	// DownSince is when uploads started failing (zero while up).
+	DownSince time.Time
+	// Conflicts counts segments whose key held other content at the store
+	// (kept in the spool, never overwritten); LastConflict describes the
+	// latest.
+	Conflicts      uint64
+	LastConflict   string
+	LastConflictAt time.Time
 }
 
 func (u *uploader) stats(b Backlog) StoreStats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return StoreStats{Role: storeRoles[u.slot], Name: u.st.Name(), Up: u.failures == 0, ConsecutiveFailures: u.failures,
-		LastError: u.lastErr, LastErrorAt: u.lastErrAt, Backlog: b,
-		Uploaded: u.uploaded.Load(), UploadedBytes: u.uploadedBytes.Load(), Failures: u.failed.Load(), Corrupt: u.corrupt.Load()}
+		LastError: u.lastErr, LastErrorAt: u.lastErrAt, Backlog: b, DownSince: u.downSince,
+		Uploaded: u.uploaded.Load(), UploadedBytes: u.uploadedBytes.Load(), Failures: u.failed.Load(), Corrupt: u.corrupt.Load(),
+		Conflicts: u.conflicts.Load(), LastConflict: u.lastConflict, LastConflictAt: u.lastConflictAt}
 }
 
 // sleep waits for d or until ctx ends.

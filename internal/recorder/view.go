@@ -10,6 +10,8 @@ type View struct {
 	MaxSpoolBytes int64         `json:"max_spool_bytes"`
 	SpoolSegments int           `json:"spool_segments"`
 	SpoolFull     bool          `json:"spool_full"`
+	DiskFreeBytes int64         `json:"disk_free_bytes"`
+	Alarms        []Alarm       `json:"alarms"`
 	Sources       []SourceView  `json:"sources"`
 	Stores        []StoreView   `json:"stores"`
 	Reconcile     ReconcileView `json:"reconcile"`
@@ -19,6 +21,7 @@ type View struct {
 type SourceView struct {
 	Name          string    `json:"name"`
 	Recording     bool      `json:"recording"`
+	Paused        bool      `json:"paused,omitempty"`
 	RPOSeconds    float64   `json:"rpo_seconds"`
 	Oldest        time.Time `json:"oldest_unconfirmed,omitzero"`
 	Segments      uint64    `json:"segments"`
@@ -28,14 +31,16 @@ type SourceView struct {
 
 // StoreView is one site.
 type StoreView struct {
-	Role           string `json:"role"`
-	Name           string `json:"name"`
-	Up             bool   `json:"up"`
-	LastError      string `json:"last_error,omitempty"`
-	BacklogSegs    int    `json:"backlog_segments"`
-	BacklogBytes   int64  `json:"backlog_bytes"`
-	Uploaded       uint64 `json:"uploaded"`
-	UploadFailures uint64 `json:"upload_failures"`
+	Role           string    `json:"role"`
+	Name           string    `json:"name"`
+	Up             bool      `json:"up"`
+	DownSince      time.Time `json:"down_since,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	Conflicts      uint64    `json:"conflicts,omitempty"`
+	BacklogSegs    int       `json:"backlog_segments"`
+	BacklogBytes   int64     `json:"backlog_bytes"`
+	Uploaded       uint64    `json:"uploaded"`
+	UploadFailures uint64    `json:"upload_failures"`
 }
 
 // ReconcileView is the reconciler's work.
@@ -52,16 +57,20 @@ type ReconcileView struct {
 func (r *Recorder) View() View {
 	s := r.Stats()
 	v := View{RPOSeconds: s.RPO.Seconds(), SpoolBytes: s.SpoolBytes, MaxSpoolBytes: s.MaxSpoolBytes,
-		SpoolSegments: s.SpoolSegments, SpoolFull: s.SpoolFull, Sources: []SourceView{}, Stores: []StoreView{},
+		SpoolSegments: s.SpoolSegments, SpoolFull: s.SpoolFull, DiskFreeBytes: s.DiskFreeBytes, Alarms: s.Alarms,
+		Sources: []SourceView{}, Stores: []StoreView{},
 		Reconcile: ReconcileView{Runs: s.Reconcile.Runs, RepairedPrimary: s.Reconcile.RepairedPrimary,
 			RepairedOffsite: s.Reconcile.RepairedOffsite, Mismatches: s.Reconcile.Mismatches,
 			LastRun: s.Reconcile.LastRun, LastError: s.Reconcile.LastError}}
+	if v.Alarms == nil {
+		v.Alarms = []Alarm{}
+	}
 	for _, src := range s.Sources {
-		v.Sources = append(v.Sources, SourceView{Name: src.Name, Recording: src.Recording, RPOSeconds: src.RPO.Seconds(),
+		v.Sources = append(v.Sources, SourceView{Name: src.Name, Recording: src.Recording, Paused: src.Paused, RPOSeconds: src.RPO.Seconds(),
 			Oldest: src.Oldest, Segments: src.Segments, MediaBytes: src.MediaBytes, SkippedTracks: src.SkippedTracks})
 	}
 	for _, st := range s.Stores {
-		v.Stores = append(v.Stores, StoreView{Role: st.Role, Name: st.Name, Up: st.Up, LastError: st.LastError,
+		v.Stores = append(v.Stores, StoreView{Role: st.Role, Name: st.Name, Up: st.Up, DownSince: st.DownSince, LastError: st.LastError, Conflicts: st.Conflicts,
 			BacklogSegs: st.Backlog.Segments, BacklogBytes: st.Backlog.Bytes, Uploaded: st.Uploaded, UploadFailures: st.Failures})
 	}
 	return v
