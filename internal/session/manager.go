@@ -203,9 +203,9 @@ func (m *Manager) Rooms() []RoomInfo {
 	return out
 }
 
-func (m *Manager) audit(e audit.Event) {
+func (m *Manager) audit(e audit.Event) error {
 	e.Via = "room"
-	m.p.Audit.Write(e)
+	return m.p.Audit.Write(e)
 }
 
 // ServeRoom upgrades the request to the signalling WebSocket of room name
@@ -272,7 +272,7 @@ func (m *Manager) handshake(c *conn, name string) {
 		}
 		if j.Resume != "" {
 			reply := make(chan resumeReply, 1)
-			if !call(room, room.chResume, resumeReq{session: j.Resume, who: participantID(claims), c: c, autoSub: j.AutoSubscribe, joinID: j.ID, reply: reply}) {
+			if !call(room, room.chResume, resumeReq{session: j.Resume, who: participantID(claims), claims: claims, c: c, autoSub: j.AutoSubscribe, joinID: j.ID, reply: reply}) {
 				continue
 			}
 			rep := <-reply
@@ -295,7 +295,9 @@ func (m *Manager) handshake(c *conn, name string) {
 			return
 		}
 		ev.Session = p.session
-		m.audit(ev)
+		if err := m.audit(ev); err != nil {
+			p.kick(err.Error())
+		}
 		m.log.Info("joined", "room", name, "participant", p.id, "role", claims.Role)
 		m.wg.Add(1)
 		go func() {

@@ -69,6 +69,7 @@ type inbound struct {
 
 type attachReq struct {
 	c       *conn
+	claims  *auth.Claims
 	autoSub bool
 	joinID  int64
 	rep     joinReply
@@ -188,6 +189,11 @@ func (p *participant) sendJoined(id int64, resumed bool, rep joinReply) {
 
 // run serves the participant until it leaves or is removed.
 func (p *participant) run(joinID int64, rep joinReply) {
+	// The participant lasts as long as its token: it is removed when the
+	// token expires or is revoked (a resume with a newer token extends it).
+	bound := p.claims
+	unbind := p.m.p.Verifier.Bind(bound, p.kick)
+	defer func() { unbind() }()
 	go p.readFrom(p.c)
 	p.sendJoined(joinID, false, rep)
 	for _, t := range rep.tracks {
@@ -217,6 +223,11 @@ func (p *participant) run(joinID int64, rep joinReply) {
 		case a := <-p.attach:
 			p.c.close()
 			p.c, p.autoSub = a.c, a.autoSub
+			if a.claims != nil && a.claims.ExpiresAt != nil && bound.ExpiresAt != nil && a.claims.ExpiresAt.After(bound.ExpiresAt.Time) {
+				unbind()
+				bound = a.claims
+				unbind = p.m.p.Verifier.Bind(bound, p.kick)
+			}
 			go p.readFrom(a.c)
 			p.sendJoined(a.joinID, true, a.rep)
 			if p.subPending && p.subPC != nil && p.subPC.LocalDescription() != nil {

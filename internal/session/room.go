@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"fieldvideo/internal/auth"
 	"slices"
 	"sort"
 	"strconv"
@@ -66,6 +67,7 @@ type joinReply struct {
 
 type resumeReq struct {
 	session, who string
+	claims       *auth.Claims // the resuming client's token
 	c            *conn
 	autoSub      bool
 	joinID       int64
@@ -235,7 +237,7 @@ func (r *Room) resume(req resumeReq) resumeReply {
 					rep.others = append(rep.others, r.participants[id].info())
 				}
 			}
-			if !p.attachConn(attachReq{c: req.c, autoSub: req.autoSub, joinID: req.joinID, rep: rep}) {
+			if !p.attachConn(attachReq{c: req.c, claims: req.claims, autoSub: req.autoSub, joinID: req.joinID, rep: rep}) {
 				break
 			}
 			return resumeReply{p: p}

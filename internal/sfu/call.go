@@ -30,7 +30,8 @@ func (s *Server) startCalls() error {
 				return err
 			}
 		}
-		if s.turn, err = newTURN(c.Calls.TURN, secret, s.log); err != nil {
+		media := sfuMedia{Addr: s.udp.LocalAddr(), AdvertiseIPs: c.WebRTC.AdvertiseIPs}
+		if s.turn, err = newTURN(c.Calls.TURN, media, secret, s.log); err != nil {
 			return err
 		}
 	}

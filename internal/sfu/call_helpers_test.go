@@ -44,7 +44,7 @@ func startCallSFUWith(t *testing.T, mod func(*conf.SFU), rec *recorder.Recorder)
 		t.Fatal(err)
 	}
 	auditFile := filepath.Join(t.TempDir(), "audit.log")
-	al, err := audit.Open(auditFile)
+	al, err := audit.Open(audit.Params{File: auditFile, KeyFile: auditFile + ".key"})
 	if err != nil {
 		t.Fatal(err)
 	}

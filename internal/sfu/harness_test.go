@@ -30,22 +30,34 @@ type harness struct {
 	audit string
 }
 
-func startSFU(t *testing.T) *harness {
+func startSFU(t *testing.T) *harness { return startSFUWith(t, nil) }
+
+// startSFUWith starts an SFU on loopback with the defaults, changed by set
+// when it is not nil.
+func startSFUWith(t *testing.T, set func(*conf.SFU)) *harness {
 	t.Helper()
 	c := conf.DefaultSFU()
 	c.HTTP.Address = "127.0.0.1:0"
 	c.WebRTC.UDPAddress = "127.0.0.1:0"
 	c.Log.Level = "warn"
+	if set != nil {
+		set(&c)
+	}
 	v, err := auth.NewVerifier(testSecret, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	auditFile := filepath.Join(t.TempDir(), "audit.log")
-	al, err := audit.Open(auditFile)
+	al, err := audit.Open(audit.Params{File: auditFile, KeyFile: auditFile + ".key"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t})})
+	routes := func(mux *http.ServeMux) {
+		rev := auth.RevocationsHandler(v)
+		mux.Handle("GET /v1/revocations", rev)
+		mux.Handle("POST /v1/revocations", rev)
+	}
+	srv, err := New(Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Routes: routes})
 	if err != nil {
 		t.Fatal(err)
 	}

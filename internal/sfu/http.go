@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pion/sdp/v3"
@@ -21,8 +23,45 @@ import (
 
 type sdpMedia = sdp.MediaDescription
 
-// Handler returns the SFU's HTTP routes.
+// Handler returns the SFU's HTTP routes. Every request to the APIs, WHIP
+// and WHEP is audited with its real actor (audit.HTTP); the console's
+// static files, health checks and CORS preflights carry no data and are
+// not.
 func (s *Server) Handler() http.Handler {
+	api := s.routes()
+	audited := audit.HTTP(s.p.Audit, s.identify, api)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions || r.URL.Path == "/healthz" || s.static(r) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		audited.ServeHTTP(w, r)
+	})
+}
+
+// static reports whether r asks for one of the console's files.
+func (s *Server) static(r *http.Request) bool {
+	if s.p.Console == nil || r.Method != http.MethodGet {
+		return false
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	if name == "" {
+		return true
+	}
+	_, err := fs.Stat(s.p.Console, name)
+	return err == nil
+}
+
+// identify names the actor of a request from its token, for the audit log.
+func (s *Server) identify(r *http.Request) (string, string) {
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		return "anonymous", ""
+	}
+	return c.Who(), string(c.Role)
+}
+
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{source}/whip", s.handleOffer("publish", "whip", s.publish))
 	mux.HandleFunc("PATCH /{source}/whip/{id}", s.handlePatch("whip"))
@@ -36,7 +75,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sources", s.handleSources)
 	mux.HandleFunc("GET /v1/rooms/{room}/ws", s.handleRoom)
 	mux.Handle("GET /v1/rooms", s.operatorOnly(http.HandlerFunc(s.handleRooms)))
-	mux.HandleFunc("GET /v1/recording", s.handleRecording)
+	if s.p.Routes != nil {
+		s.p.Routes(mux)
+	}
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
 	mux.Handle("GET /debug/pprof/", s.operatorOnly(http.HandlerFunc(pprof.Index)))
@@ -59,16 +100,25 @@ func (s *Server) handleOffer(action, via string, negotiate negotiator) http.Hand
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.cors(w)
 		name := r.PathValue("source")
-		ev := audit.Event{Action: action, Source: name, Via: via, Remote: r.RemoteAddr}
-		ss, answer, err := negotiate(r, name, &ev)
-		if err != nil {
-			ev.Result, ev.Reason = "denied", err.Error()
+		ev := audit.Annotate(r)
+		if ev == nil {
+			ev = &audit.Event{}
 		}
-		s.p.Audit.Write(ev)
+		ev.Action, ev.Source, ev.Via = action, name, via
+		slot, err := s.admit(r.RemoteAddr)
 		if err != nil {
+			w.Header().Set("Retry-After", "5")
 			whip.WriteError(w, err)
 			return
 		}
+		ss, answer, err := negotiate(r, name, ev)
+		if err != nil {
+			slot()
+			whip.WriteError(w, err)
+			return
+		}
+		ss.start(slot)
+		audit.OnFailure(r, func() { ss.close("refused: the audit log cannot be written") })
 		s.writeAnswer(w, ss, answer)
 	}
 }
@@ -165,26 +215,6 @@ func (s *Server) Sources() []SourceInfo {
 	return list
 }
 
-// handleRecording reports the recorder: RPO, spool, each site's backlog.
-func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request) {
-	s.cors(w)
-	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
-	if err != nil {
-		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
-		return
-	}
-	if !c.CanOperate() && !c.Review {
-		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "the recording state needs an operator, commander or reviewer token; %s has role %s", c.Who(), c.Role))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if s.p.Recorder == nil {
-		_, _ = w.Write([]byte(`{"enabled":false}` + "\n"))
-		return
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"enabled": true, "recorder": s.p.Recorder.View()})
-}
-
 // handleHealth answers a load balancer's health check. It reveals nothing
 // but that the process serves, so it needs no token.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -276,8 +306,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tsync.WriteMetrics(m, "fv_source", clocks)
-	if s.p.Recorder != nil {
-		s.p.Recorder.WriteMetrics(m)
+	if s.p.Metrics != nil {
+		s.p.Metrics(m)
 	}
 	m.Family("fv_forward_latency_seconds", "histogram", "Time a unit spends in the SFU: first packet in to last packet out to a viewer.")
 	s.forward.Write(m, "fv_forward_latency_seconds")

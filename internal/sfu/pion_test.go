@@ -9,3 +9,7 @@ func kindOf(k string) webrtc.RTPCodecType { return webrtc.NewRTPCodecType(k) }
 func recvonly() webrtc.RTPTransceiverInit {
 	return webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
 }
+
+func sendonly() webrtc.RTPTransceiverInit {
+	return webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}
+}

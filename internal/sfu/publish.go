@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/audit"
+	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/unit"
@@ -32,6 +33,18 @@ type publisher struct {
 	// stopRecording ends the recording of this publisher's session; nil
 	// when it is not recorded here.
 	stopRecording func()
+}
+
+// sameOwner reports whether c is the token of this publisher's owner: the
+// same subject (or, for tokens without one, the same token).
+func (p *publisher) sameOwner(c *auth.Claims) bool {
+	if p == nil {
+		return false
+	}
+	if p.ss.owner != "" {
+		return c.Subject == p.ss.owner
+	}
+	return p.ss.tokenID != "" && c.ID == p.ss.tokenID
 }
 
 func (p *publisher) requestKeyframe(track int) {
@@ -76,10 +89,10 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		return nil, "", err
 	}
 	s.mu.Lock()
-	if src := s.sources[name]; src != nil && src.live() {
-		since := src.since
+	if src := s.sources[name]; src != nil && src.live() && !src.pub.Load().sameOwner(c) {
+		since, who := src.since, src.pub.Load().who
 		s.mu.Unlock()
-		return nil, "", whip.Errorf(http.StatusConflict, "source %q is already being published (since %s); the publisher must DELETE its session first", name, since.Format(time.RFC3339))
+		return nil, "", whip.Errorf(http.StatusConflict, "source %q is already being published by %s (since %s); it must DELETE its session first (a new session of the same publisher replaces its old one)", name, who, since.Format(time.RFC3339))
 	}
 	s.mu.Unlock()
 
@@ -96,6 +109,24 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 	}
 	p.ss, p.who = ss, c.Who()
 
+	// A publisher that comes back (ingest restarted, a phone reconnected)
+	// replaces its own stale session at once; anyone else waits for it to
+	// end.
+	for {
+		s.mu.Lock()
+		src := s.sources[name]
+		if src == nil || !src.live() {
+			s.mu.Unlock()
+			break
+		}
+		old := src.pub.Load()
+		s.mu.Unlock()
+		if !old.sameOwner(c) {
+			pc.Close()
+			return nil, "", whip.Errorf(http.StatusConflict, "source %q was published by %s meanwhile", name, old.who)
+		}
+		old.ss.close("replaced by a new session of the same publisher")
+	}
 	s.mu.Lock()
 	src := s.sources[name]
 	if src != nil && src.live() {

@@ -43,6 +43,14 @@ type Params struct {
 	// Secret is the auth secret, from which TURN credentials are derived;
 	// nil loads it from Conf.Auth when the embedded TURN server is on.
 	Secret []byte
+	// Listener, when set, is the HTTP listener (else Conf.HTTP.Address is
+	// listened on).
+	Listener net.Listener
+	// Routes, when set, adds routes to the SFU's (the APIs every process
+	// serves: revocations, holds, the recording state); they are audited
+	// like the SFU's own. Metrics adds to /metrics.
+	Routes  func(*http.ServeMux)
+	Metrics func(*metrics.Writer)
 }
 
 // Server is the SFU.
@@ -61,6 +69,10 @@ type Server struct {
 	mu       sync.Mutex
 	sources  map[string]*source
 	sessions map[string]*session
+	// pending counts sessions answered but not yet connected, by remote IP
+	// address, and pendingTotal all of them.
+	pending      map[string]int
+	pendingTotal int
 
 	// forward measures the time each unit spends in the SFU, from its first
 	// packet's arrival to its last packet's write to a viewer.
@@ -83,7 +95,7 @@ func New(p Params) (*Server, error) {
 	}
 	s := &Server{
 		p: p, log: p.Log.With("component", "sfu"),
-		sources: map[string]*source{}, sessions: map[string]*session{},
+		sources: map[string]*source{}, sessions: map[string]*session{}, pending: map[string]int{},
 		done: make(chan struct{}), forward: metrics.NewHistogram(metrics.LatencyBuckets),
 	}
 	udp, err := net.ListenPacket("udp", p.Conf.WebRTC.UDPAddress)
@@ -104,7 +116,10 @@ func New(p Params) (*Server, error) {
 		s.mux.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", p.Conf.HTTP.Address)
+	ln := p.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", p.Conf.HTTP.Address)
+	}
 	if err != nil {
 		s.mux.Close()
 		if s.turn != nil {

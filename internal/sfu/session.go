@@ -1,9 +1,12 @@
 package sfu
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -13,7 +16,9 @@ import (
 )
 
 // session is a WHIP or WHEP resource: one peer connection, addressable for
-// trickle ICE (PATCH) and teardown (DELETE).
+// trickle ICE (PATCH) and teardown (DELETE) by its owner. It lasts as long
+// as the token it was opened with (a PATCH with a newer token of the same
+// owner extends it), and ends when it does not connect in time.
 type session struct {
 	id     string
 	kind   string // whip or whep
@@ -24,25 +29,108 @@ type session struct {
 	etag   string
 	pc     *webrtc.PeerConnection
 	s      *Server
+	// owner and tokenID name who may PATCH and DELETE the session besides
+	// operators: the token's subject, or (for tokens without one) the
+	// token itself.
+	owner, tokenID string
 
-	once    sync.Once
-	onClose func()
+	once      sync.Once
+	onClose   func()
+	connOnce  sync.Once
+	connected chan struct{} // closed once the peer connection is up
+
+	mu       sync.Mutex
+	bound    *auth.Claims // the token the session lives by
+	unbind   func()
+	slot     func() // gives back the session's place among those waiting to connect
+	closed   bool
+	deadline *time.Timer
 }
 
 func (s *Server) newSession(kind, source string, c *auth.Claims, r *http.Request, pc *webrtc.PeerConnection) *session {
 	id := newID()
 	return &session{id: id, kind: kind, source: source, who: c.Who(), role: string(c.Role), remote: r.RemoteAddr,
-		etag: `"` + id[:16] + `"`, pc: pc, s: s}
+		etag: `"` + id[:16] + `"`, pc: pc, s: s, owner: c.Subject, tokenID: c.ID, bound: c, connected: make(chan struct{})}
 }
 
 func (ss *session) location() string { return "/" + ss.source + "/" + ss.kind + "/" + ss.id }
+
+// start ties an answered session to its token and to the wait for its
+// connection: slot is given back once it connects (or ends), and it is
+// closed when it has not connected within the connect timeout.
+func (ss *session) start(slot func()) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		slot()
+		return
+	}
+	ss.slot = slot
+	ss.unbind = ss.s.p.Verifier.Bind(ss.bound, func(reason string) { ss.close(reason) })
+	timeout := ss.s.p.Conf.WebRTC.ConnectTimeout
+	ss.deadline = time.AfterFunc(timeout, func() {
+		select {
+		case <-ss.connected:
+		default:
+			ss.close(fmt.Sprintf("did not connect within %s of the answer (webrtc.connect_timeout)", timeout))
+		}
+	})
+	ss.mu.Unlock()
+	select {
+	case <-ss.connected:
+		ss.release()
+	default:
+	}
+}
+
+// rebind moves the session to a newer token of its owner.
+func (ss *session) rebind(c *auth.Claims) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed || ss.unbind == nil || c.ExpiresAt == nil || ss.bound.ExpiresAt == nil || !c.ExpiresAt.After(ss.bound.ExpiresAt.Time) {
+		return
+	}
+	ss.unbind()
+	ss.bound = c
+	ss.unbind = ss.s.p.Verifier.Bind(c, func(reason string) { ss.close(reason) })
+}
+
+// markConnected notes that the peer connection is up.
+func (ss *session) markConnected() {
+	ss.connOnce.Do(func() { close(ss.connected) })
+	ss.release()
+}
+
+// release gives back the session's place among those waiting to connect.
+func (ss *session) release() {
+	ss.mu.Lock()
+	slot := ss.slot
+	ss.slot = nil
+	ss.mu.Unlock()
+	if slot != nil {
+		slot()
+	}
+}
 
 // close ends the session once: closes the peer connection, runs the kind's
 // cleanup and writes the audit record.
 func (ss *session) close(reason string) {
 	ss.once.Do(func() {
+		ss.mu.Lock()
+		ss.closed = true
+		unbind, deadline := ss.unbind, ss.deadline
+		ss.mu.Unlock()
+		if unbind != nil {
+			unbind()
+		}
+		if deadline != nil {
+			deadline.Stop()
+		}
+		ss.release()
 		ss.s.mu.Lock()
-		delete(ss.s.sessions, ss.id)
+		if ss.s.sessions[ss.id] == ss {
+			delete(ss.s.sessions, ss.id)
+		}
 		ss.s.mu.Unlock()
 		_ = ss.pc.Close()
 		if ss.onClose != nil {
@@ -52,7 +140,7 @@ func (ss *session) close(reason string) {
 		if ss.kind == "whip" {
 			action = "unpublish"
 		}
-		ss.s.p.Audit.Write(audit.Event{Actor: ss.who, Role: ss.role, Action: action, Source: ss.source,
+		_ = ss.s.p.Audit.Write(audit.Event{Actor: ss.who, Role: ss.role, Action: action, Source: ss.source,
 			Via: ss.kind, Remote: ss.remote, Session: ss.id, Reason: reason})
 		ss.s.log.Info("session closed", "kind", ss.kind, "source", ss.source, "session", ss.id, "reason", reason)
 	})
@@ -62,12 +150,52 @@ func (ss *session) close(reason string) {
 func (ss *session) watch() {
 	ss.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			ss.markConnected()
 		case webrtc.PeerConnectionStateFailed:
 			go ss.close("connection failed")
 		case webrtc.PeerConnectionStateClosed:
 			go ss.close("connection closed")
 		}
 	})
+}
+
+// ownedBy reports whether c may act on the session: its owner, or an
+// operator.
+func (ss *session) ownedBy(c *auth.Claims) bool {
+	return c.CanOperate() || (ss.owner != "" && c.Subject == ss.owner) || (ss.owner == "" && ss.tokenID != "" && c.ID == ss.tokenID)
+}
+
+// admit takes a place for a new session among those waiting to connect, or
+// refuses with 503 when too many wait (in all, or from the remote's
+// address). The returned function gives the place back.
+func (s *Server) admit(remote string) (func(), error) {
+	ip := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		ip = h
+	}
+	w := s.p.Conf.WebRTC
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.pendingTotal >= w.MaxPendingSessions:
+		return nil, whip.Errorf(http.StatusServiceUnavailable, "%d sessions are waiting to connect (webrtc.max_pending_sessions); retry in a few seconds", s.pendingTotal)
+	case s.pending[ip] >= w.MaxPendingPerAddress:
+		return nil, whip.Errorf(http.StatusServiceUnavailable, "%d sessions from %s are waiting to connect (webrtc.max_pending_per_address); retry in a few seconds", s.pending[ip], ip)
+	}
+	s.pendingTotal++
+	s.pending[ip]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.pendingTotal--
+			if s.pending[ip]--; s.pending[ip] <= 0 {
+				delete(s.pending, ip)
+			}
+			s.mu.Unlock()
+		})
+	}, nil
 }
 
 func (s *Server) lookup(r *http.Request, kind string) (*session, error) {
@@ -98,19 +226,44 @@ func (s *Server) authorize(r *http.Request, kind, source string) (*auth.Claims, 
 	return c, nil
 }
 
+// owned finds the session a PATCH or DELETE names and checks that the
+// request's token is its owner's (or an operator's).
+func (s *Server) owned(r *http.Request, kind string) (*session, *auth.Claims, error) {
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		return nil, nil, whip.Errorf(http.StatusUnauthorized, "%v", err)
+	}
+	ss, err := s.lookup(r, kind)
+	if err != nil {
+		return nil, c, err
+	}
+	if !ss.ownedBy(c) {
+		return nil, c, whip.Errorf(http.StatusForbidden, "%s session %s belongs to %s; only its owner or an operator may change or end it", kind, ss.id, ss.who)
+	}
+	if !c.CanOperate() {
+		if _, err := s.authorize(r, kind, ss.source); err != nil {
+			return nil, c, err
+		}
+	}
+	if ev := audit.Annotate(r); ev != nil {
+		ev.Source, ev.Via, ev.Session = ss.source, kind, ss.id
+	}
+	return ss, c, nil
+}
+
 // handlePatch applies trickle-ICE candidates to a session.
 func (s *Server) handlePatch(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.cors(w)
-		if _, err := s.authorize(r, kind, r.PathValue("source")); err != nil {
-			whip.WriteError(w, err)
-			return
+		if ev := audit.Annotate(r); ev != nil {
+			ev.Action = "trickle"
 		}
-		ss, err := s.lookup(r, kind)
+		ss, c, err := s.owned(r, kind)
 		if err != nil {
 			whip.WriteError(w, err)
 			return
 		}
+		ss.rebind(c)
 		if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != ss.etag {
 			whip.WriteError(w, whip.Errorf(http.StatusPreconditionFailed, "If-Match %s does not match the session's ICE session %s", m, ss.etag))
 			return
@@ -158,16 +311,15 @@ func remoteSDP(pc *webrtc.PeerConnection) string {
 func (s *Server) handleDelete(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.cors(w)
-		if _, err := s.authorize(r, kind, r.PathValue("source")); err != nil {
-			whip.WriteError(w, err)
-			return
+		if ev := audit.Annotate(r); ev != nil {
+			ev.Action = "end"
 		}
-		ss, err := s.lookup(r, kind)
+		ss, c, err := s.owned(r, kind)
 		if err != nil {
 			whip.WriteError(w, err)
 			return
 		}
-		ss.close("ended by the client (DELETE)")
+		ss.close("ended by " + c.Who() + " (DELETE)")
 		w.WriteHeader(http.StatusOK)
 	}
 }

@@ -109,6 +109,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
+			ss.markConnected()
 			startOnce.Do(func() { v.start(st, want) })
 		case webrtc.PeerConnectionStateFailed:
 			go ss.close("connection failed")

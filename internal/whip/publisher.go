@@ -27,7 +27,12 @@ type PublisherParams struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ConnectTimeout bounds one attempt's ICE and DTLS setup.
 	ConnectTimeout time.Duration
-	Log            *slog.Logger
+	// TokenRefresh is how often a live session sends the client's current
+	// token (an empty PATCH), so that the SFU, which ends a session when its
+	// token expires, keeps it; zero means every 10 minutes when the client
+	// has a TokenSource, never otherwise.
+	TokenRefresh time.Duration
+	Log          *slog.Logger
 }
 
 // PublisherState is what a publisher is doing.
@@ -64,6 +69,9 @@ func NewPublisher(p PublisherParams) (*Publisher, error) {
 	}
 	if p.ConnectTimeout <= 0 {
 		p.ConnectTimeout = 10 * time.Second
+	}
+	if p.TokenRefresh <= 0 && p.Client.TokenSource != nil {
+		p.TokenRefresh = 10 * time.Minute
 	}
 	if p.Log == nil {
 		p.Log = slog.Default()
@@ -218,12 +226,27 @@ func (p *Publisher) session(ctx context.Context) error {
 	p.set("live", "")
 	p.p.Log.Info("publishing", "tracks", len(wanted))
 
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-failed:
-		return errors.New("connection to the SFU lost")
-	case err := <-ended:
-		return fmt.Errorf("source: %w", err)
+	var refresh <-chan time.Time
+	if p.p.TokenRefresh > 0 {
+		t := time.NewTicker(p.p.TokenRefresh)
+		defer t.Stop()
+		refresh = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-failed:
+			return errors.New("connection to the SFU lost")
+		case err := <-ended:
+			return fmt.Errorf("source: %w", err)
+		case <-refresh:
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := p.p.Client.Trickle(rctx, res, nil)
+			cancel()
+			if err != nil {
+				p.p.Log.Warn("could not refresh the session's token; the SFU ends the session when the old one expires, and it is published again", "error", err)
+			}
+		}
 	}
 }

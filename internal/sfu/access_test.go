@@ -1,0 +1,281 @@
+package sfu
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/conf"
+	"fieldvideo/internal/testkit"
+	"fieldvideo/internal/whip"
+	"fieldvideo/testbench/synth"
+)
+
+// mintFor mints a token for subject sub.
+func (h *harness) mintFor(sub string, role auth.Role, pub, view []string, ttl time.Duration) string {
+	h.t.Helper()
+	c := auth.Claims{Role: role, Publish: pub, View: view}
+	c.RegisteredClaims = jwt.RegisteredClaims{Subject: sub}
+	tok, err := auth.Mint(testSecret, c, ttl, time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
+
+// sessionsOf counts the server's sessions of kind for source.
+func (h *harness) sessionsOf(kind, source string) int {
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	n := 0
+	for _, ss := range h.srv.sessions {
+		if ss.kind == kind && ss.source == source {
+			n++
+		}
+	}
+	return n
+}
+
+// request sends a request with a bearer token (none when empty) and a body
+// of type ctype, and returns the answer.
+func (h *harness) request(method, url, token, ctype, body string) (int, string, http.Header) {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+func (h *harness) do(method, url, token string) (int, string, http.Header) {
+	ctype := ""
+	if method == http.MethodPatch {
+		ctype = whip.ContentTypeTrickle
+	}
+	return h.request(method, url, token, ctype, "")
+}
+
+// Only a session's owner (or an operator) may PATCH or DELETE it, and the
+// audit log names the real actor of every request.
+func TestSessionOwnership(t *testing.T) {
+	h := startSFU(t)
+	h.publish("cam1", synth.Params{})
+	alice := h.mintFor("alice", auth.RoleWall, nil, []string{"*"}, time.Hour)
+	bob := h.mintFor("bob", auth.RoleWall, nil, []string{"*"}, time.Hour)
+	op := h.mintFor("op", auth.RoleOperator, nil, []string{"*"}, time.Hour)
+	v := h.view("cam1", alice, &received{})
+	url := v.Resource().URL
+	for _, tok := range []string{bob, ""} {
+		if code, body, _ := h.do(http.MethodDelete, url, tok); code == http.StatusOK || !strings.Contains(body, "alice") && tok != "" {
+			t.Fatalf("DELETE of alice's session with another token: %d %q", code, body)
+		}
+		if code, _, _ := h.do(http.MethodPatch, url, tok); code == http.StatusNoContent {
+			t.Fatal("PATCH of alice's session with another token succeeded")
+		}
+	}
+	if got := h.sessionsOf("whep", "cam1"); got != 1 {
+		t.Fatalf("%d sessions after refused DELETEs", got)
+	}
+	if code, body, _ := h.do(http.MethodPatch, url, alice); code != http.StatusNoContent {
+		t.Fatalf("owner's PATCH: %d %q", code, body)
+	}
+	if code, body, _ := h.do(http.MethodDelete, url, op); code != http.StatusOK {
+		t.Fatalf("operator's DELETE: %d %q", code, body)
+	}
+	h.waitFor("the session to end", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
+	h.getJSON("/v1/sources", bob, nil)
+
+	lines := auditLines(t, h.audit)
+	var deniedBob, endedByOp, sourcesBob bool
+	for _, e := range lines {
+		switch {
+		case e["actor"] == "bob" && e["method"] == "DELETE" && e["result"] == "denied":
+			deniedBob = true
+		case e["actor"] == "op" && e["method"] == "DELETE" && e["result"] == "ok":
+			endedByOp = true
+		case e["actor"] == "bob" && e["path"] == "/v1/sources" && e["method"] == "GET":
+			sourcesBob = true
+		}
+	}
+	if !deniedBob || !endedByOp || !sourcesBob {
+		t.Fatalf("audit: bob's refused DELETE %v, operator's DELETE %v, bob's GET /v1/sources %v", deniedBob, endedByOp, sourcesBob)
+	}
+}
+
+// A session ends when its token expires, and at once when its subject is
+// revoked; a PATCH with a newer token of the owner keeps it.
+func TestSessionsLiveByTheirToken(t *testing.T) {
+	h := startSFU(t)
+	rl, err := auth.OpenRevocations("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.p.Verifier.UseRevocations(rl)
+	h.publish("cam1", synth.Params{})
+
+	short := h.mintFor("kiosk", auth.RoleWall, nil, []string{"cam1"}, 2*time.Second)
+	h.view("cam1", short, &received{})
+	start := time.Now()
+	testkit.WaitFor(t, 2*time.Second+auth.BindGrace+5*time.Second, "the viewer's session to end with its token", func() bool {
+		return h.sessionsOf("whep", "cam1") == 0
+	})
+	t.Logf("session ended %s after a 2 s token was minted", time.Since(start).Round(100*time.Millisecond))
+
+	phone := h.mintFor("phone-7", auth.RoleWall, nil, []string{"cam1"}, time.Hour)
+	h.view("cam1", phone, &received{})
+	if h.sessionsOf("whep", "cam1") != 1 {
+		t.Fatal("no session")
+	}
+	body := `{"subject":"phone-7","reason":"phone lost"}`
+	if code, _, _ := h.postJSON("/v1/revocations", phone, body); code != http.StatusForbidden {
+		t.Fatalf("a wall token revoking: %d", code)
+	}
+	start = time.Now()
+	op := h.mintFor("op", auth.RoleOperator, nil, nil, time.Hour)
+	if code, resp, _ := h.postJSON("/v1/revocations", op, body); code != http.StatusCreated || !strings.Contains(resp, "phone lost") {
+		t.Fatalf("revoke: %d %q", code, resp)
+	}
+	testkit.WaitFor(t, time.Second, "the revoked subject's session to end", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
+	t.Logf("revoked session ended after %s", time.Since(start).Round(time.Millisecond))
+	if code, _, _ := h.post("/cam1/whep", phone, validOffer(t, h)); code != http.StatusUnauthorized {
+		t.Fatalf("a revoked token opening a session: %d", code)
+	}
+	if len(rl.List()) != 1 {
+		t.Fatalf("revocation list %+v", rl.List())
+	}
+
+	// Refreshed by a PATCH with a newer token of the same owner.
+	first := h.mintFor("wall-2", auth.RoleWall, nil, []string{"cam1"}, 2*time.Second)
+	v := h.view("cam1", first, &received{})
+	newer := h.mintFor("wall-2", auth.RoleWall, nil, []string{"cam1"}, time.Hour)
+	if code, body, _ := h.do(http.MethodPatch, v.Resource().URL, newer); code != http.StatusNoContent {
+		t.Fatalf("refresh PATCH: %d %q", code, body)
+	}
+	ended := make(chan struct{})
+	go func() {
+		testkit.WaitFor(t, 2*time.Second+auth.BindGrace+time.Second, "never", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		t.Fatal("a session refreshed with a newer token ended with the old one")
+	case <-time.After(2*time.Second + auth.BindGrace + 500*time.Millisecond):
+	}
+}
+
+// A publisher that comes back (ingest restarted without ending its session)
+// replaces its own stale session at once; another publisher is refused.
+func TestRepublishReplacesStaleSession(t *testing.T) {
+	h := startSFU(t)
+	offer := validPublishOffer(t, h)
+	ingest1 := h.mintFor("ingest", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
+	code, body, _ := h.post("/cam1/whip", ingest1, offer)
+	if code != http.StatusCreated {
+		t.Fatalf("first publish: %d %q", code, body)
+	}
+	// The publisher crashed: no DELETE. It restarts with a new token.
+	ingest2 := h.mintFor("ingest", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
+	start := time.Now()
+	if code, body, _ := h.post("/cam1/whip", ingest2, validPublishOffer(t, h)); code != http.StatusCreated {
+		t.Fatalf("re-publish by the same publisher: %d %q", code, body)
+	}
+	t.Logf("re-publish accepted after %s", time.Since(start).Round(time.Millisecond))
+	if n := h.sessionsOf("whip", "cam1"); n != 1 {
+		t.Fatalf("%d WHIP sessions of cam1 after the re-publish; the stale one should be gone", n)
+	}
+	other := h.mintFor("someone-else", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
+	if code, body, _ := h.post("/cam1/whip", other, validPublishOffer(t, h)); code != http.StatusConflict || !strings.Contains(body, "ingest") {
+		t.Fatalf("another publisher: %d %q", code, body)
+	}
+}
+
+// Sessions that never connect are bounded per address and closed after
+// the connect timeout.
+func TestHalfOpenSessionsAreBounded(t *testing.T) {
+	h := startSFUWith(t, func(c *conf.SFU) {
+		c.WebRTC.MaxPendingPerAddress = 5
+		c.WebRTC.MaxPendingSessions = 8
+		c.WebRTC.ConnectTimeout = 2 * time.Second
+	})
+	h.publish("cam1", synth.Params{})
+	tok := h.token(auth.RoleWall, nil, []string{"*"})
+	offer := validOffer(t, h)
+	created, refused := 0, 0
+	var retry string
+	for range 12 {
+		code, _, hdr := h.post("/cam1/whep", tok, offer)
+		switch code {
+		case http.StatusCreated:
+			created++
+		case http.StatusServiceUnavailable:
+			refused++
+			retry = hdr.Get("Retry-After")
+		default:
+			t.Fatalf("half-open WHEP: %d", code)
+		}
+	}
+	if created != 5 || refused != 7 || retry == "" {
+		t.Fatalf("12 half-open sessions from one address: %d created, %d refused (Retry-After %q); want 5 and 7", created, refused, retry)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the half-open sessions to time out", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
+	h.view("cam1", tok, &received{})
+}
+
+func (h *harness) postJSON(path, token, body string) (int, string, http.Header) {
+	return h.request(http.MethodPost, h.base+path, token, "application/json", body)
+}
+
+func (h *harness) post(path, token, body string) (int, string, http.Header) {
+	return h.request(http.MethodPost, h.base+path, token, whip.ContentTypeSDP, body)
+}
+
+// validPublishOffer returns a WHIP offer (H.264 video) from a pion peer,
+// without candidates: the session it opens never connects.
+func validPublishOffer(t *testing.T, h *harness) string {
+	t.Helper()
+	pc, err := h.api.NewPeerConnection(webrtcConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(kindOf("video"), sendonly()); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
+
+func auditLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
