@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target in the module briefly (default 5s each), seeded
-# from its committed corpus under testdata/fuzz.
+# from its committed corpus under testdata/fuzz, and prints how many inputs
+# each target ran.
+#
+# Usage: scripts/fuzz.sh [fuzztime] [minimizetime]
+#
+# When a worker finds an input that adds coverage, it minimises it before
+# fuzzing on, for up to -fuzzminimizetime (Go's default is 60s). The first
+# inputs a fresh fuzz cache finds derive from the multi-kilobyte seeds
+# (recorder segments, ingest access units), so minimising them took the
+# whole of a short run. Minimisation is bounded to minimizetime (default
+# 1000x: calls of the fuzz function, per input); it applies to failing inputs
+# too, so a failure found here may be larger than a long run would leave it.
 #
 # Go 1.26's fuzz coordinator can end a run at its own -fuzztime deadline with a
 # bare "context deadline exceeded" and no failing input when the machine is
@@ -9,20 +20,33 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fuzztime=${1:-5s}
+minimizetime=${2:-${FUZZMINIMIZETIME:-1000x}}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+module=$(go list -m)
+summary=()
 
 bare_deadline() {
 	grep -q 'context deadline exceeded' "$log" && ! grep -q -e 'Failing input written' -e 'panic:' "$log"
+}
+
+# executions prints the fuzzing engine's last report in $log as
+# "<execs, with thousands separators> execs in <elapsed>".
+executions() {
+	sed -n 's/^fuzz: elapsed: \([^,]*\), execs: \([0-9]*\) .*/\2 \1/p' "$log" | tail -n 1 |
+		while read -r execs elapsed; do
+			echo "$(echo "$execs" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta') execs in $elapsed"
+		done
 }
 
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null || continue
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-		echo "fuzz: $pkg $target ($fuzztime)"
+		name="${pkg#"$module"/} $target"
+		echo "fuzz: $name ($fuzztime, minimising each new input for at most $minimizetime)"
 		for attempt in 1 2 3; do
-			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1; then
+			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimizetime" "$pkg" >"$log" 2>&1; then
 				break
 			fi
 			if bare_deadline && [ "$attempt" -lt 3 ]; then
@@ -30,8 +54,18 @@ for pkg in $(go list ./...); do
 				continue
 			fi
 			cat "$log"
-			echo "fuzz: $target failed; a failing input, if one was found, is saved under $dir/testdata/fuzz/$target" >&2
+			if grep -q '\[build failed\]' "$log"; then
+				echo "fuzz: $pkg does not build; fix the errors above and run again" >&2
+			else
+				echo "fuzz: $target failed; a failing input, if one was found, is saved under $dir/testdata/fuzz/$target" >&2
+			fi
 			exit 1
 		done
+		ran=$(executions)
+		line="fuzz: $name: ${ran:-no execution count reported}"
+		echo "$line"
+		summary+=("$line")
 	done
 done
+echo "fuzz: summary"
+printf '%s\n' "${summary[@]}"

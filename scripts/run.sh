@@ -2,25 +2,64 @@
 # Starts the whole system on this machine with demo cameras: four looping
 # RTSP cameras that ingest pulls, one field encoder that pushes to ingest,
 # the ingest and the SFU with the configs in configs/, then prints the wall's
-# address with a viewer token. Ctrl-C stops everything.
+# address with a viewer token. Ctrl-C stops everything gracefully: the
+# segments being written are closed and uploaded to both sites, and it says
+# whether everything stopped cleanly.
+#
+# The demo keeps its recordings for 15 minutes at each site, so data/ stays
+# bounded (about 1 GB with the demo cameras).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p data .run
 
-pids=()
-stop() {
-	trap - INT TERM EXIT
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap stop INT TERM EXIT
+demo_retention=${DEMO_RETENTION:-15m}
+export FV_SFU_RECORD_PRIMARY_RETENTION=$demo_retention FV_SFU_RECORD_OFFSITE_RETENTION=$demo_retention
+export FV_INGEST_RECORD_PRIMARY_RETENTION=$demo_retention FV_INGEST_RECORD_OFFSITE_RETENTION=$demo_retention
+export FV_SFU_RECORD_RETENTION_INTERVAL=1m FV_INGEST_RECORD_RETENTION_INTERVAL=1m
+
+declare -A pid=()
+order=() # start order; stopped in reverse
 
 start() { # name, command...
 	local name=$1
 	shift
 	"$@" >".run/$name.log" 2>&1 &
-	pids+=($!)
+	pid[$name]=$!
+	order+=("$name")
 }
+
+# stop_all stops the processes in reverse start order (field encoder, ingest,
+# SFU, cameras), each with SIGTERM, and reports how each ended.
+stop_all() {
+	trap - INT TERM EXIT
+	local why=$1 failed=0 name code i
+	[[ $why == interrupt ]] && printf '\nrun: stopping; recordings being written are closed and uploaded to both sites...\n'
+	for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+		name=${order[i]}
+		kill -TERM "${pid[$name]}" 2>/dev/null || true
+		code=0
+		wait "${pid[$name]}" 2>/dev/null || code=$?
+		case $name in
+		ingest | sfu)
+			if [[ $code -ne 0 ]]; then
+				echo "run: $name exited with status $code; see .run/$name.log" >&2
+				failed=1
+			elif line=$(grep -E 'stopped (cleanly|;)' ".run/$name.log" | tail -n 1) && [[ -n $line ]]; then
+				echo "run: $name: $(sed -E 's/.*msg="?([^"]*)"?.*/\1/' <<<"$line")"
+				grep -q 'stopped cleanly' <<<"$line" || failed=1
+			fi
+			;;
+		esac
+	done
+	if [[ $why == interrupt && $failed -eq 0 ]]; then
+		echo "run: everything stopped cleanly"
+	elif [[ $failed -ne 0 ]]; then
+		echo "run: not everything stopped cleanly; see .run/*.log" >&2
+		return 1
+	fi
+}
+trap 'stop_all interrupt; exit $?' INT TERM
+trap 'stop_all exit' EXIT
 
 wait_port() { # port, process name
 	for _ in $(seq 100); do
@@ -60,12 +99,19 @@ $( [ -n "$host" ] && echo "  on the LAN:    http://${host}:8889/?token=${wall_to
   RTSP players:  ffplay -rtsp_transport tcp "rtsp://127.0.0.1:8554/cam1?token=${wall_token}"
   Source states: curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/sources
   Recording:     curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/recording
-                 segments in data/recordings/{primary,offsite}/rec/incident/<source>/...
-  Logs:          .run/*.log        Audit: data/audit-*.log
+                 segments in data/recordings/{primary,offsite}/rec/incident/<source>/..., kept ${demo_retention}
+  Logs:          .run/*.log        Audit: data/audit-*.log (bin/sfu audit verify data/audit-sfu.log)
 
   Cameras cam1-cam4 are pulled from the demo RTSP server; field1 is pushed like a 4G encoder.
   Press Ctrl-C to stop.
 
 MSG
-wait -n "${pids[@]}" || true
-echo "run: a process stopped; see .run/*.log" >&2
+code=0
+wait -n "${pid[@]}" || code=$?
+for name in "${order[@]}"; do
+	if ! kill -0 "${pid[$name]}" 2>/dev/null; then
+		echo "run: $name stopped by itself (status $code); see .run/$name.log" >&2
+		break
+	fi
+done
+exit 1

@@ -8,17 +8,18 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/ingest"
 	"fieldvideo/internal/metrics"
-	"fieldvideo/internal/recorder"
+	"fieldvideo/internal/node"
 	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/whip"
 )
 
-// api serves ingest's health, source states and metrics.
+// api serves ingest's health, source states and metrics, and the APIs every
+// process serves (revocations, holds, the recording state). Every request
+// but the health check is audited.
 type api struct {
-	ingest   *ingest.Server
-	uplinks  *uplinks
-	recorder *recorder.Recorder // nil when recording is off
-	verifier *auth.Verifier
+	ingest  *ingest.Server
+	uplinks *uplinks
+	node    *node.Node
 }
 
 // sourceState is a source as ingest's API lists it: what ingest receives and
@@ -30,18 +31,22 @@ type sourceState struct {
 
 func (a *api) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
 	mux.HandleFunc("GET /v1/sources", a.sources)
 	mux.HandleFunc("GET /metrics", a.metrics)
-	mux.HandleFunc("GET /v1/recording", a.recording)
-	return mux
+	a.node.Routes(mux, "")
+	audited := a.node.Audited(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+			return
+		}
+		audited.ServeHTTP(w, r)
+	})
 }
 
 func (a *api) claims(w http.ResponseWriter, r *http.Request) *auth.Claims {
-	c, err := a.verifier.Verify(auth.FromRequest(r))
+	c, err := a.node.Verifier.Verify(auth.FromRequest(r))
 	if err != nil {
 		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
 		return nil
@@ -110,28 +115,8 @@ func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tsync.WriteMetrics(m, "fv_ingest_source", clocks)
-	if a.recorder != nil {
-		a.recorder.WriteMetrics(m)
-	}
+	a.node.WriteMetrics(m)
 	_ = m.Flush()
-}
-
-// recording reports the edge recorder: RPO, spool, each site's backlog.
-func (a *api) recording(w http.ResponseWriter, r *http.Request) {
-	c := a.claims(w, r)
-	if c == nil {
-		return
-	}
-	if !c.CanOperate() && !c.Review {
-		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "the recording state needs an operator, commander or reviewer token; %s has role %s", c.Who(), c.Role))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if a.recorder == nil {
-		_, _ = w.Write([]byte(`{"enabled":false}` + "\n"))
-		return
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"enabled": true, "recorder": a.recorder.View()})
 }
 
 func b2f(b bool) float64 {

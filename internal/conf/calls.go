@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -46,6 +47,13 @@ type TURN struct {
 	// CredentialTTL bounds the lifetime of the credentials handed out (they
 	// never outlive the token they were derived from).
 	CredentialTTL time.Duration `yaml:"credential_ttl"`
+	// AllowedPeerRanges are CIDR ranges relays may reach although they are
+	// refused by default: loopback, link-local, private (RFC 1918, fc00::/7),
+	// carrier-grade NAT, multicast, broadcast, unspecified and reserved
+	// addresses, their IPv4-mapped and NAT64 forms, and the server's own
+	// addresses. Empty relays to public addresses and to the SFU's own ICE
+	// port (webrtc.udp_address) only.
+	AllowedPeerRanges []string `yaml:"allowed_peer_ranges"`
 }
 
 func defaultCalls() Calls {
@@ -57,7 +65,7 @@ func defaultCalls() Calls {
 		MinBitrate:      100_000,
 		MaxBitrate:      20_000_000,
 		Record:          true,
-		TURN:            TURN{Realm: "fieldvideo", URLs: []string{}, CredentialTTL: 12 * time.Hour},
+		TURN:            TURN{Realm: "fieldvideo", URLs: []string{}, CredentialTTL: 12 * time.Hour, AllowedPeerRanges: []string{}},
 	}
 }
 
@@ -76,6 +84,11 @@ func (c Calls) validate() error {
 }
 
 func (t TURN) validate() error {
+	for _, r := range t.AllowedPeerRanges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return fmt.Errorf("calls.turn.allowed_peer_ranges: %q is not a CIDR range; write e.g. 10.20.0.0/16 or fd00:1::/64 (/32 or /128 for one address)", r)
+		}
+	}
 	if t.Address == "" {
 		return nil
 	}

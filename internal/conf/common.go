@@ -18,6 +18,10 @@ type Auth struct {
 	// OIDC, when its issuer is set, also accepts tokens from a single-sign-on
 	// provider, verified with the keys it publishes at jwks_url.
 	OIDC OIDC `yaml:"oidc"`
+	// RevocationsFile lists revoked subjects and tokens (POST
+	// /v1/revocations); processes on one host may share it, and each
+	// applies the others' revocations within a second.
+	RevocationsFile string `yaml:"revocations_file"`
 }
 
 // OIDC names a single-sign-on provider.
@@ -27,10 +31,37 @@ type OIDC struct {
 	JWKSURL  string `yaml:"jwks_url"`
 }
 
-// Audit configures the append-only audit log.
+// Audit configures the append-only, hash-chained audit log.
 type Audit struct {
 	// File receives one JSON object per line; "-" writes to standard error.
 	File string `yaml:"file"`
+	// KeyFile holds the ed25519 key that signs checkpoints of the
+	// chain; it is created with a random key if missing, and its public key
+	// is written beside it (<file>.pub) for "audit verify".
+	KeyFile string `yaml:"signing_key_file"`
+	// CheckpointInterval is how often the lines written since the last
+	// checkpoint are signed (also on shutdown).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+func defaultAudit(file string) Audit {
+	return Audit{File: file, KeyFile: "data/audit.key", CheckpointInterval: time.Minute}
+}
+
+func (a Audit) validate() error {
+	switch {
+	case a.File == "":
+		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
+	case a.KeyFile == "":
+		return fmt.Errorf("audit.signing_key_file is empty: checkpoints must be signed; use a path such as data/audit.key (created on first start)")
+	case a.KeyFile == a.File || a.KeyFile+".pub" == a.File:
+		return fmt.Errorf("audit.signing_key_file %q must not be the audit file itself; use another path such as data/audit.key", a.KeyFile)
+	case a.CheckpointInterval < time.Second:
+		return fmt.Errorf("audit.checkpoint_interval %s is too short; use at least 1s (1m is usual)", a.CheckpointInterval)
+	case a.CheckpointInterval > time.Hour:
+		return fmt.Errorf("audit.checkpoint_interval %s is too long: lines stay unsigned that long; use at most 1h (1m is usual)", a.CheckpointInterval)
+	}
+	return nil
 }
 
 // Stream configures the fan-out hub of every source.
@@ -47,7 +78,9 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
-func defaultAuth() Auth { return Auth{SecretFile: "data/auth.key"} }
+func defaultAuth() Auth {
+	return Auth{SecretFile: "data/auth.key", RevocationsFile: "data/revocations.json"}
+}
 func defaultStream() Stream {
 	return Stream{QueueSize: 512, GOPCacheUnits: 600, GOPCacheBytes: 16 << 20, KeyframeInterval: time.Second}
 }
@@ -56,6 +89,9 @@ func defaultLog() Log { return Log{Level: "info", Format: "text"} }
 func (a Auth) validate() error {
 	if a.Secret == "" && a.SecretFile == "" {
 		return fmt.Errorf("auth: set auth.secret or auth.secret_file")
+	}
+	if a.RevocationsFile == "" {
+		return fmt.Errorf("auth.revocations_file is empty: a lost token must be revocable; use a path such as data/revocations.json")
 	}
 	if a.Secret != "" && len(a.Secret) < 32 {
 		return fmt.Errorf("auth.secret is %d bytes; use at least 32 random bytes", len(a.Secret))
@@ -113,4 +149,22 @@ func LoadFile(path string, required bool, prefix string, dst any) error {
 		path = ""
 	}
 	return Load(path, prefix, dst, os.Environ())
+}
+
+// Shared is the part of a configuration every process has.
+type Shared struct {
+	Log    Log
+	Auth   Auth
+	Audit  Audit
+	Record Record
+}
+
+// Shared returns the settings the SFU shares with every process.
+func (c SFU) Shared() Shared {
+	return Shared{Log: c.Log, Auth: c.Auth, Audit: c.Audit, Record: c.Record}
+}
+
+// Shared returns the settings ingest shares with every process.
+func (c Ingest) Shared() Shared {
+	return Shared{Log: c.Log, Auth: c.Auth, Audit: c.Audit, Record: c.Record}
 }

@@ -28,11 +28,33 @@ type RTSP struct {
 	UDPRTPAddress  string        `yaml:"udp_rtp_address"`
 	UDPRTCPAddress string        `yaml:"udp_rtcp_address"`
 	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	// RequestTimeout: a connection that has not been granted access must
+	// send each request within this time (of connecting, or of the answer
+	// to its previous request), or it is closed.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxConnections bounds the open RTSP connections, and
+	// MaxConnectionsPerAddress those from one IP address (raise it for
+	// sites whose players share one address behind NAT); a connection over
+	// either bound is closed as soon as it is accepted.
+	MaxConnections           int `yaml:"max_connections"`
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+}
+
+// defaultRTSP returns the RTSP defaults.
+func defaultRTSP() RTSP {
+	return RTSP{
+		Address: ":8554", UDPRTPAddress: ":8000", UDPRTCPAddress: ":8001", ReadTimeout: 10 * time.Second,
+		RequestTimeout: 5 * time.Second, MaxConnections: 1000, MaxConnectionsPerAddress: 50,
+	}
 }
 
 // API configures ingest's HTTP listener: health, metrics and source states.
 type API struct {
 	Address string `yaml:"address"`
+	// MaxConnections bounds the API's open connections, and
+	// MaxConnectionsPerAddress those from one IP address.
+	MaxConnections           int `yaml:"max_connections"`
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 }
 
 // Camera is an RTSP source that ingest pulls from.
@@ -67,13 +89,13 @@ var SourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 func DefaultIngest() Ingest {
 	return Ingest{
 		Log:       defaultLog(),
-		RTSP:      RTSP{Address: ":8554", UDPRTPAddress: ":8000", UDPRTCPAddress: ":8001", ReadTimeout: 10 * time.Second},
-		API:       API{Address: ":9997"},
+		RTSP:      defaultRTSP(),
+		API:       API{Address: ":9997", MaxConnections: 512, MaxConnectionsPerAddress: 128},
 		Cameras:   []Camera{},
 		Reconnect: Reconnect{Min: time.Second, Max: 30 * time.Second},
 		Uplink:    Uplink{URL: "http://127.0.0.1:8889"},
 		Auth:      defaultAuth(),
-		Audit:     Audit{File: "data/audit-ingest.log"},
+		Audit:     defaultAudit("data/audit-ingest.log"),
 		Stream:    defaultStream(),
 		Record:    defaultRecord("data/spool-ingest"),
 	}
@@ -96,6 +118,16 @@ func (c Ingest) Validate() error {
 	}
 	if c.RTSP.ReadTimeout <= 0 {
 		return fmt.Errorf("rtsp.read_timeout must be positive")
+	}
+	if a := c.API; a.MaxConnections <= 0 || a.MaxConnectionsPerAddress <= 0 || a.MaxConnectionsPerAddress > a.MaxConnections {
+		return fmt.Errorf("api: need 0 < max_connections_per_address <= max_connections (have %d and %d)", a.MaxConnectionsPerAddress, a.MaxConnections)
+	}
+	if c.RTSP.RequestTimeout <= 0 {
+		return fmt.Errorf("rtsp.request_timeout must be positive (e.g. 5s): silent connections must be closed")
+	}
+	if c.RTSP.MaxConnections <= 0 || c.RTSP.MaxConnectionsPerAddress <= 0 || c.RTSP.MaxConnectionsPerAddress > c.RTSP.MaxConnections {
+		return fmt.Errorf("rtsp: need 0 < max_connections_per_address <= max_connections (have %d and %d)",
+			c.RTSP.MaxConnectionsPerAddress, c.RTSP.MaxConnections)
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {
@@ -128,8 +160,8 @@ func (c Ingest) Validate() error {
 	if err := c.Auth.validate(); err != nil {
 		return err
 	}
-	if c.Audit.File == "" {
-		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
+	if err := c.Audit.validate(); err != nil {
+		return err
 	}
 	if err := c.Record.validate(); err != nil {
 		return err

@@ -23,6 +23,13 @@ type Record struct {
 	PartDuration    time.Duration `yaml:"part_duration"`
 	Primary         StoreConf     `yaml:"primary"`
 	Offsite         StoreConf     `yaml:"offsite"`
+	// RetentionInterval is how often a retention pass runs at each site
+	// whose retention is set (and once at start).
+	RetentionInterval time.Duration `yaml:"retention_interval"`
+	// StopGrace is how long a graceful stop (SIGINT, SIGTERM) waits for the
+	// segments being written to be closed and uploaded to both sites; what
+	// is left stays in the spool and is uploaded at the next start.
+	StopGrace time.Duration `yaml:"stop_grace"`
 }
 
 // StoreConf names a store: a directory, or an S3 bucket.
@@ -30,7 +37,16 @@ type StoreConf struct {
 	Type string `yaml:"type"` // fs or s3
 	Path string `yaml:"path"` // fs: the directory
 	S3   S3     `yaml:"s3"`
+	// Retention is how long recordings are kept at this site, counted from
+	// their capture end; 0 keeps them forever. Evidence holds override it,
+	// and a site deletes a recording only when the other site holds a
+	// verified copy or its retention has passed there too.
+	Retention time.Duration `yaml:"retention"`
 }
+
+// MinRetention is the shortest retention a site accepts (0 aside): a slip
+// such as 30s for 30d must not wipe a site.
+const MinRetention = 10 * time.Minute
 
 // S3 is an S3-compatible endpoint and bucket.
 type S3 struct {
@@ -49,8 +65,10 @@ func defaultRecord(spool string) Record {
 	return Record{
 		Enabled: true, Incident: "incident", SpoolDir: spool, MaxSpoolBytes: 8 << 30,
 		SegmentDuration: 4 * time.Second, PartDuration: time.Second,
-		Primary: StoreConf{Type: "fs", Path: "data/recordings/primary"},
-		Offsite: StoreConf{Type: "fs", Path: "data/recordings/offsite"},
+		Primary:           StoreConf{Type: "fs", Path: "data/recordings/primary"},
+		Offsite:           StoreConf{Type: "fs", Path: "data/recordings/offsite"},
+		RetentionInterval: 10 * time.Minute,
+		StopGrace:         15 * time.Second,
 	}
 }
 
@@ -78,6 +96,12 @@ func (r Record) validate() error {
 			return err
 		}
 	}
+	if r.StopGrace < 0 || r.StopGrace > 10*time.Minute {
+		return fmt.Errorf("record.stop_grace %s: use between 0 and 10m (15s is usual)", r.StopGrace)
+	}
+	if r.RetentionInterval < time.Minute || r.RetentionInterval > 24*time.Hour {
+		return fmt.Errorf("record.retention_interval %s: use between 1m and 24h (10m is usual)", r.RetentionInterval)
+	}
 	if r.Primary.Type == "fs" && r.Offsite.Type == "fs" && filepath.Clean(r.Primary.Path) == filepath.Clean(r.Offsite.Path) {
 		return fmt.Errorf("record.primary and record.offsite are the same directory; the off-site copy must be elsewhere")
 	}
@@ -85,6 +109,12 @@ func (r Record) validate() error {
 }
 
 func (c StoreConf) validate(key string) error {
+	switch {
+	case c.Retention < 0:
+		return fmt.Errorf("%s.retention %s is negative; use 0 to keep recordings forever, or a duration such as 720h (30 days)", key, c.Retention)
+	case c.Retention > 0 && c.Retention < MinRetention:
+		return fmt.Errorf("%s.retention %s is shorter than the 10m minimum, so that a slip cannot wipe a site; use 0 to keep recordings forever, or a duration such as 720h (30 days)", key, c.Retention)
+	}
 	switch c.Type {
 	case "fs":
 		if c.Path == "" {

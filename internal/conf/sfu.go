@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"net"
+	"time"
 )
 
 // SFU is the configuration of cmd/sfu.
@@ -26,6 +27,11 @@ type HTTP struct {
 	// AllowOrigin is sent as Access-Control-Allow-Origin on API, WHIP and WHEP
 	// responses, so players on other origins can use them.
 	AllowOrigin string `yaml:"allow_origin"`
+	// MaxConnections bounds the open HTTP connections, and
+	// MaxConnectionsPerAddress those from one IP address (raise it when
+	// many browsers share an address behind NAT).
+	MaxConnections           int `yaml:"max_connections"`
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 }
 
 // WebRTC configures ICE.
@@ -39,6 +45,13 @@ type WebRTC struct {
 	Loopback bool `yaml:"loopback"`
 	// ICEServers are passed to clients (WHIP/WHEP Link headers and the console).
 	ICEServers []ICEServer `yaml:"ice_servers"`
+	// A WHIP or WHEP session that is not connected within ConnectTimeout of
+	// its answer is closed. At most MaxPendingSessions sessions wait to
+	// connect at once, MaxPendingPerAddress of them from one IP address;
+	// more are refused with 503 and Retry-After.
+	ConnectTimeout       time.Duration `yaml:"connect_timeout"`
+	MaxPendingSessions   int           `yaml:"max_pending_sessions"`
+	MaxPendingPerAddress int           `yaml:"max_pending_per_address"`
 }
 
 // ICEServer is a STUN or TURN server offered to clients.
@@ -51,11 +64,12 @@ type ICEServer struct {
 // DefaultSFU returns the built-in defaults; configs/sfu.yml equals them.
 func DefaultSFU() SFU {
 	return SFU{
-		Log:    defaultLog(),
-		HTTP:   HTTP{Address: ":8889", AllowOrigin: "*"},
-		WebRTC: WebRTC{UDPAddress: ":8189", AdvertiseIPs: []string{}, Loopback: true, ICEServers: []ICEServer{}},
+		Log:  defaultLog(),
+		HTTP: HTTP{Address: ":8889", AllowOrigin: "*", MaxConnections: 4096, MaxConnectionsPerAddress: 512},
+		WebRTC: WebRTC{UDPAddress: ":8189", AdvertiseIPs: []string{}, Loopback: true, ICEServers: []ICEServer{},
+			ConnectTimeout: 15 * time.Second, MaxPendingSessions: 256, MaxPendingPerAddress: 64},
 		Auth:   defaultAuth(),
-		Audit:  Audit{File: "data/audit-sfu.log"},
+		Audit:  defaultAudit("data/audit-sfu.log"),
 		Stream: defaultStream(),
 		Calls:  defaultCalls(),
 		Record: defaultRecord("data/spool-sfu"),
@@ -70,6 +84,9 @@ func (c SFU) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
 		return fmt.Errorf("http.address %q: %w (use host:port, e.g. :8889)", c.HTTP.Address, err)
 	}
+	if h := c.HTTP; h.MaxConnections <= 0 || h.MaxConnectionsPerAddress <= 0 || h.MaxConnectionsPerAddress > h.MaxConnections {
+		return fmt.Errorf("http: need 0 < max_connections_per_address <= max_connections (have %d and %d)", h.MaxConnectionsPerAddress, h.MaxConnections)
+	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return fmt.Errorf("http: set both tls_cert and tls_key, or neither")
 	}
@@ -81,11 +98,15 @@ func (c SFU) Validate() error {
 			return fmt.Errorf("webrtc.advertise_ips: %q is not an IP address", ip)
 		}
 	}
+	if w := c.WebRTC; w.ConnectTimeout < time.Second || w.MaxPendingSessions <= 0 || w.MaxPendingPerAddress <= 0 || w.MaxPendingPerAddress > w.MaxPendingSessions {
+		return fmt.Errorf("webrtc: need connect_timeout >= 1s and 0 < max_pending_per_address <= max_pending_sessions (have %s, %d and %d)",
+			w.ConnectTimeout, w.MaxPendingPerAddress, w.MaxPendingSessions)
+	}
 	if err := c.Auth.validate(); err != nil {
 		return err
 	}
-	if c.Audit.File == "" {
-		return fmt.Errorf("audit.file is empty: every access must be audited; use a path or - for stderr")
+	if err := c.Audit.validate(); err != nil {
+		return err
 	}
 	if err := c.Stream.validate(); err != nil {
 		return err

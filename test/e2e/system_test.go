@@ -115,6 +115,8 @@ func commonEnv(t *testing.T, prefix string) []string {
 	return []string{
 		prefix + "_AUTH_SECRET=" + secret,
 		prefix + "_AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
+		prefix + "_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(dir, "audit.key"),
+		prefix + "_AUTH_REVOCATIONS_FILE=" + filepath.Join(storesOf(t).primary, "..", "revocations.json"),
 		prefix + "_LOG_FORMAT=json",
 		prefix + "_RECORD_SPOOL_DIR=" + filepath.Join(dir, "spool"),
 		prefix + "_RECORD_PRIMARY_PATH=" + st.primary,
@@ -130,13 +132,14 @@ func startSFU(t *testing.T, httpAddr string) (*proc, string) {
 }
 
 // startIngest runs ingest publishing to the SFU at sfu, pulling cameras (a
-// YAML list), with fast reconnection for the tests.
-func startIngest(t *testing.T, sfu, cameras string) *proc {
+// YAML list), with fast reconnection for the tests; extra settings (NAME=value)
+// override the others.
+func startIngest(t *testing.T, sfu, cameras string, extra ...string) *proc {
 	env := append(commonEnv(t, "FV_INGEST"),
 		"FV_INGEST_RTSP_ADDRESS=127.0.0.1:0", `FV_INGEST_RTSP_UDP_RTP_ADDRESS=""`, `FV_INGEST_RTSP_UDP_RTCP_ADDRESS=""`,
 		"FV_INGEST_API_ADDRESS=127.0.0.1:0", "FV_INGEST_UPLINK_URL="+sfu, "FV_INGEST_CAMERAS="+cameras,
 		"FV_INGEST_RECONNECT_MIN=200ms", "FV_INGEST_RECONNECT_MAX=1s", "FV_INGEST_RTSP_READ_TIMEOUT=3s")
-	return start(t, "ingest", env, "-config", "../../configs/ingest.yml")
+	return start(t, "ingest", append(env, extra...), "-config", "../../configs/ingest.yml")
 }
 
 // sourceState returns a source's state from an API's /v1/sources.

@@ -52,7 +52,7 @@ func startCallSFU(t *testing.T) *wallSFU {
 	if err != nil {
 		t.Fatal(err)
 	}
-	al, err := audit.Open(filepath.Join(h.auditDir, "audit-1.log"))
+	al, err := audit.Open(audit.Params{File: filepath.Join(h.auditDir, "audit-1.log"), KeyFile: filepath.Join(h.auditDir, "audit.key")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func (h *wallSFU) serve(addr string) {
 	h.serves++
 	auditFile := filepath.Join(h.auditDir, fmt.Sprintf("audit-%d.log", h.serves))
 	h.mu.Unlock()
-	al, err := audit.Open(auditFile)
+	al, err := audit.Open(audit.Params{File: auditFile, KeyFile: auditFile + ".key"})
 	if err != nil {
 		h.t.Fatal(err)
 	}

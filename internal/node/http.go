@@ -1,0 +1,92 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+
+	"fieldvideo/internal/audit"
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/netlimit"
+	"fieldvideo/internal/whip"
+)
+
+// Identify names the actor of a request from its token, for the audit log:
+// "anonymous" when the token is missing or refused.
+func (n *Node) Identify(r *http.Request) (string, string) {
+	c, err := n.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		return "anonymous", ""
+	}
+	return c.Who(), string(c.Role)
+}
+
+// Audited wraps h so that every request it serves is audited with its real
+// actor, fail-closed (audit.HTTP).
+func (n *Node) Audited(h http.Handler) http.Handler { return audit.HTTP(n.Audit, n.Identify, h) }
+
+// Routes adds the APIs every process serves to mux: the revocation list,
+// evidence holds, and the recording state.
+func (n *Node) Routes(mux *http.ServeMux, allowOrigin string) {
+	rev := auth.RevocationsHandler(n.Verifier)
+	mux.Handle("GET /v1/revocations", rev)
+	mux.Handle("POST /v1/revocations", rev)
+	mux.HandleFunc("GET /v1/recording", func(w http.ResponseWriter, r *http.Request) { n.serveRecording(w, r, allowOrigin) })
+	if n.Retention != nil {
+		holds := n.Retention.Handler()
+		mux.Handle("GET /v1/holds", holds)
+		mux.Handle("POST /v1/holds", holds)
+		mux.Handle("DELETE /v1/holds/{id}", holds)
+	}
+}
+
+// serveRecording reports the recorder (RPO, spool, each site's backlog,
+// alarms) and retention to operators and reviewers.
+func (n *Node) serveRecording(w http.ResponseWriter, r *http.Request, allowOrigin string) {
+	whip.SetCORS(w, allowOrigin)
+	c, err := n.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return
+	}
+	if !c.CanOperate() && !c.CanReview() {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "the recording state needs an operator, commander or reviewer token, or the review grant (token -review); %s has role %s", c.Who(), c.Role))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if n.Recorder == nil {
+		_, _ = w.Write([]byte(`{"enabled":false}` + "\n"))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"enabled": true, "recorder": n.Recorder.View(), "retention": n.Retention.Stats()})
+}
+
+// WriteMetrics writes the metrics of what the node runs: recorder,
+// retention and the audit log.
+func (n *Node) WriteMetrics(m *metrics.Writer) {
+	m.Family("fv_audit_write_failures_total", "counter", "Audit events that could not be written (each refused the access it recorded).")
+	m.Sample("fv_audit_write_failures_total", float64(n.Audit.Errors()))
+	healthy := 1.0
+	if n.Audit.Healthy() != nil {
+		healthy = 0
+	}
+	m.Family("fv_audit_up", "gauge", "1 while the audit log can be written; 0 is an alarm: access is refused.")
+	m.Sample("fv_audit_up", healthy)
+	if n.Recorder != nil {
+		n.Recorder.WriteMetrics(m)
+		n.Retention.WriteMetrics(m)
+	}
+}
+
+// Listen listens on a TCP address with the connection limits of a public
+// port: at most max connections, perAddr from one address, and silent
+// connections left to the server's header timeout.
+func (n *Node) Listen(what, address string, max, perAddr int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, address, err)
+	}
+	return netlimit.NewListener(ln, netlimit.Params{MaxConns: max, MaxConnsPerAddr: perAddr, Logger: n.Log.With("listener", what)}), nil
+}
