@@ -16,7 +16,7 @@ build:
 
 run: build
 	scripts/deps.sh run
-	scripts/run.sh
+	exec scripts/run.sh
 
 test:
 	scripts/deps.sh test

@@ -11,10 +11,12 @@ type SiteStats struct {
 	Site  string `json:"site"`  // primary or offsite
 	Store string `json:"store"` // the store's name
 	// Retention is the site's retention; 0 keeps everything.
-	Retention time.Duration `json:"retention_ns"`
-	LastPass  time.Time     `json:"last_pass,omitzero"`
-	Passes    uint64        `json:"passes"`
-	Failures  uint64        `json:"failures"`
+	Retention time.Duration `json:"-"`
+	// RetentionSeconds is Retention for the API.
+	RetentionSeconds float64   `json:"retention_seconds"`
+	LastPass         time.Time `json:"last_pass,omitzero"`
+	Passes           uint64    `json:"passes"`
+	Failures         uint64    `json:"failures"`
 	// Deleted and DeletedBytes count the objects removed since the start.
 	Deleted      uint64 `json:"deleted"`
 	DeletedBytes uint64 `json:"deleted_bytes"`
@@ -40,7 +42,11 @@ type Stats struct {
 func (r *Retention) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Stats{Sites: r.stats, Holds: r.holds, PendingHolds: len(r.local)}
+	s := Stats{Sites: r.stats, Holds: r.holds, PendingHolds: len(r.local)}
+	for i := range s.Sites {
+		s.Sites[i].RetentionSeconds = s.Sites[i].Retention.Seconds()
+	}
+	return s
 }
 
 // WriteMetrics writes the retention's metrics in the Prometheus text format.
