@@ -34,8 +34,10 @@ type RTSP struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxConnections bounds the open RTSP connections, and
 	// MaxConnectionsPerAddress those from one IP address (raise it for
-	// sites whose players share one address behind NAT); a connection over
-	// either bound is closed as soon as it is accepted.
+	// sites whose players share one address behind NAT). A connection over
+	// the per-address bound is closed as soon as it is accepted; at
+	// MaxConnections a newcomer takes the place of the oldest connection
+	// not yet granted access, and is closed when every one is.
 	MaxConnections           int `yaml:"max_connections"`
 	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 }

@@ -186,9 +186,15 @@ func TestConnectionLimits(t *testing.T) {
 		other            string         // an address that then sends OPTIONS
 		otherAnswered    bool
 		refusedMax, addr uint64
+		evicted          uint64         // closed to make room at the total
+		closedAfter      map[string]int // closed once the other address was answered
 	}{
-		{"per address", 1000, 20, map[string]int{"127.0.0.1": 30}, map[string]int{"127.0.0.1": 10}, "127.0.0.2", true, 0, 10},
-		{"total", 25, 20, map[string]int{"127.0.0.1": 20, "127.0.0.3": 10}, map[string]int{"127.0.0.3": 5}, "127.0.0.2", false, 6, 0},
+		{"per address", 1000, 20, map[string]int{"127.0.0.1": 30}, map[string]int{"127.0.0.1": 10}, "127.0.0.2", true, 0, 10, 0,
+			map[string]int{"127.0.0.1": 10}},
+		// At the total, newcomers take the places of the oldest connections
+		// not yet granted access (all of 127.0.0.1's are idle).
+		{"total", 25, 20, map[string]int{"127.0.0.1": 20, "127.0.0.3": 10}, map[string]int{"127.0.0.1": 5}, "127.0.0.2", true, 0, 0, 6,
+			map[string]int{"127.0.0.1": 6}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,12 +229,16 @@ func TestConnectionLimits(t *testing.T) {
 			if answered := err == nil && status == "RTSP/1.0 200 OK"; answered != tc.otherAnswered {
 				t.Fatalf("OPTIONS from %s: %q, %v; want answered=%v", tc.other, status, err, tc.otherAnswered)
 			}
+			for src, ic := range conns {
+				want := int64(tc.closedAfter[src])
+				testkit.WaitFor(t, waitTimeout, fmt.Sprintf("%d connections from %s closed", want, src), func() bool { return ic.closed.Load() >= want })
+			}
 			st := env.srv.Connections()
-			if st.RefusedMax != tc.refusedMax || st.RefusedPerAddr != tc.addr {
-				t.Fatalf("stats %+v: want %d refused over max_connections and %d over the per-address bound", st, tc.refusedMax, tc.addr)
+			if st.RefusedMax != tc.refusedMax || st.RefusedPerAddr != tc.addr || st.Evicted != tc.evicted {
+				t.Fatalf("stats %+v: want %d refused over max_connections, %d over the per-address bound, %d evicted", st, tc.refusedMax, tc.addr, tc.evicted)
 			}
 			for src, ic := range conns {
-				if got, want := ic.closed.Load(), int64(tc.refused[src]); got != want {
+				if got, want := ic.closed.Load(), int64(tc.closedAfter[src]); got != want {
 					t.Fatalf("%d connections from %s closed, want only the %d over the bound", got, src, want)
 				}
 			}

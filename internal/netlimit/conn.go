@@ -1,6 +1,7 @@
 package netlimit
 
 import (
+	"container/list"
 	"errors"
 	"net"
 	"os"
@@ -19,6 +20,10 @@ type Conn struct {
 	ip  string
 	key string
 
+	// waiting is c's place on the listener's waiting list, guarded by
+	// the listener's mu.
+	waiting *list.Element
+
 	// mu guards the deadlines and orders the calls that apply them.
 	mu       sync.Mutex
 	read     time.Time // the read deadline the user set
@@ -33,6 +38,7 @@ type Conn struct {
 // owes (its next request); reads fail after it. Zero lifts it, leaving the
 // read deadline the user set.
 func (c *Conn) SetRequestDeadline(t time.Time) error {
+	c.l.setWaiting(c, !t.IsZero())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.request = t

@@ -6,6 +6,7 @@
 package netlimit
 
 import (
+	"container/list"
 	"errors"
 	"log/slog"
 	"net"
@@ -44,6 +45,9 @@ type Stats struct {
 	// because MaxConns or MaxConnsPerAddr was reached.
 	RefusedMax     uint64 `json:"refused_max_connections"`
 	RefusedPerAddr uint64 `json:"refused_max_per_address"`
+	// Evicted counts connections not yet granted access that were closed
+	// to make room for a newcomer at MaxConns.
+	Evicted uint64 `json:"evicted"`
 	// RequestTimeouts counts connections whose read failed on their request
 	// deadline (their owner then closes them).
 	RequestTimeouts uint64 `json:"request_timeouts"`
@@ -69,12 +73,17 @@ type Listener struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	// mu guards the maps.
+	// mu guards the maps, the waiting list and Conn.waiting.
 	mu    sync.Mutex
 	perIP map[string]int
 	conns map[string]*Conn // by connKey
+	// waiting lists the connections with a request deadline (not yet
+	// granted access), oldest first: when MaxConns is reached, a newcomer
+	// takes the place of the oldest of them, so that a flood of silent
+	// connections cannot lock out clients that would authenticate.
+	waiting list.List
 
-	accepted, refusedMax, refusedPerAddr, timeouts, acceptErrs atomic.Uint64
+	accepted, refusedMax, refusedPerAddr, evicted, timeouts, acceptErrs atomic.Uint64
 
 	warnAccept, warnRefused, warnTimeout rateLimited
 }
@@ -134,13 +143,20 @@ func (l *Listener) admit(nc net.Conn) *Conn {
 	key := connKey(nc)
 	l.mu.Lock()
 	var refused string
+	var victim *Conn
 	switch {
-	case l.p.MaxConns > 0 && len(l.conns) >= l.p.MaxConns:
-		refused = "max_connections"
-		l.refusedMax.Add(1)
 	case l.p.MaxConnsPerAddr > 0 && l.perIP[ip] >= l.p.MaxConnsPerAddr:
 		refused = "max_connections_per_address"
 		l.refusedPerAddr.Add(1)
+	case l.p.MaxConns > 0 && len(l.conns) >= l.p.MaxConns:
+		if front := l.waiting.Front(); front != nil {
+			victim = l.waiting.Remove(front).(*Conn)
+			victim.waiting = nil
+			l.evicted.Add(1)
+		} else {
+			refused = "max_connections"
+			l.refusedMax.Add(1)
+		}
 	}
 	if refused != "" {
 		open := len(l.conns)
@@ -156,12 +172,34 @@ func (l *Listener) admit(nc net.Conn) *Conn {
 	if l.p.RequestTimeout > 0 {
 		c.request = time.Now().Add(l.p.RequestTimeout)
 		_ = nc.SetReadDeadline(c.request)
+		c.waiting = l.waiting.PushBack(c)
 	}
 	l.perIP[ip]++
 	l.conns[key] = c
 	l.mu.Unlock()
 	l.accepted.Add(1)
+	if victim != nil {
+		_ = victim.Close()
+		if n, ok := l.warnRefused.allow(); ok {
+			l.log.Warn("connection limit reached: closed the oldest connection not yet granted access", "limit", "max_connections",
+				"closed", victim.ip, "for", ip, "refused_since_last_warning", n)
+		}
+	}
 	return c
+}
+
+// setWaiting puts c on the waiting list (a request deadline is set) or
+// takes it off (lifted); a connection keeps its place while it stays on.
+func (l *Listener) setWaiting(c *Conn, on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case on && c.waiting == nil && l.conns[c.key] == c:
+		c.waiting = l.waiting.PushBack(c)
+	case !on && c.waiting != nil:
+		l.waiting.Remove(c.waiting)
+		c.waiting = nil
+	}
 }
 
 // release counts c out.
@@ -170,6 +208,10 @@ func (l *Listener) release(c *Conn) {
 	defer l.mu.Unlock()
 	if l.conns[c.key] == c {
 		delete(l.conns, c.key)
+	}
+	if c.waiting != nil {
+		l.waiting.Remove(c.waiting)
+		c.waiting = nil
 	}
 	if l.perIP[c.ip]--; l.perIP[c.ip] <= 0 {
 		delete(l.perIP, c.ip)
@@ -224,7 +266,7 @@ func (l *Listener) Stats() Stats {
 	open := len(l.conns)
 	l.mu.Unlock()
 	return Stats{
-		Open: open, Accepted: l.accepted.Load(), RefusedMax: l.refusedMax.Load(), RefusedPerAddr: l.refusedPerAddr.Load(),
+		Open: open, Accepted: l.accepted.Load(), RefusedMax: l.refusedMax.Load(), RefusedPerAddr: l.refusedPerAddr.Load(), Evicted: l.evicted.Load(),
 		RequestTimeouts: l.timeouts.Load(), AcceptErrors: l.acceptErrs.Load(),
 	}
 }

@@ -407,3 +407,85 @@ func TestRaiseFileLimit(t *testing.T) {
 		t.Fatalf("FileLimit = %d, %d, %v; want %d, %d", s, h, err, soft, hard)
 	}
 }
+
+// TestNewcomerTakesTheOldestWaitingPlace: at the total limit a newcomer
+// closes the oldest connection not yet granted access, and a granted one
+// is never closed for it; with every place granted, newcomers are refused.
+func TestNewcomerTakesTheOldestWaitingPlace(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewListener(ln, Params{MaxConns: 3, RequestTimeout: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { l.Close() })
+	accepted := make(chan *Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c.(*Conn)
+		}
+	}()
+	// dial connects from src and waits until the server has taken it in.
+	dial := func(src string) (*Conn, chan struct{}) {
+		closed := make(chan struct{}, 1)
+		dialFrom(t, l, src, closed)
+		select {
+		case c := <-accepted:
+			return c, closed
+		case <-time.After(waitTimeout):
+			t.Fatalf("the connection from %s was not accepted", src)
+			return nil, nil
+		}
+	}
+	isClosed := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		case <-time.After(waitTimeout):
+			return false
+		}
+	}
+	g, grantedClosed := dial("127.0.0.1")
+	g.SetRequestDeadline(time.Time{}) // granted access
+	_, closed2 := dial("127.0.0.2")
+	c3, closed3 := dial("127.0.0.3")
+	dial("127.0.0.4")
+	if !isClosed(closed2) {
+		t.Fatal("the oldest waiting connection (127.0.0.2) was not closed for a newcomer")
+	}
+	c5, _ := dial("127.0.0.5")
+	if !isClosed(closed3) {
+		t.Fatal("the next oldest waiting connection (127.0.0.3) was not closed for a newcomer")
+	}
+	_ = c3
+	if st := l.Stats(); st.Evicted != 2 || st.RefusedMax != 0 || st.Open != 3 {
+		t.Fatalf("stats %+v: want 2 evicted, none refused, 3 open", st)
+	}
+	// All granted: a newcomer is refused.
+	l.mu.Lock()
+	var waiting []*Conn
+	for e := l.waiting.Front(); e != nil; e = e.Next() {
+		waiting = append(waiting, e.Value.(*Conn))
+	}
+	l.mu.Unlock()
+	for _, c := range waiting {
+		c.SetRequestDeadline(time.Time{})
+	}
+	_ = c5
+	closed6 := make(chan struct{}, 1)
+	dialFrom(t, l, "127.0.0.6", closed6)
+	if !isClosed(closed6) {
+		t.Fatal("a newcomer was not refused when every place is granted")
+	}
+	select {
+	case <-grantedClosed:
+		t.Fatal("a granted connection was closed")
+	default:
+	}
+	if st := l.Stats(); st.Open != 3 || st.Evicted != 2 || st.RefusedMax != 1 {
+		t.Fatalf("stats %+v after a newcomer met only granted connections", st)
+	}
+}

@@ -13,19 +13,9 @@ import (
 	"fieldvideo/internal/whip"
 )
 
-// Identify names the actor of a request from its token, for the audit log:
-// "anonymous" when the token is missing or refused.
-func (n *Node) Identify(r *http.Request) (string, string) {
-	c, err := n.Verifier.Verify(auth.FromRequest(r))
-	if err != nil {
-		return "anonymous", ""
-	}
-	return c.Who(), string(c.Role)
-}
-
 // Audited wraps h so that every request it serves is audited with its real
 // actor, fail-closed (audit.HTTP).
-func (n *Node) Audited(h http.Handler) http.Handler { return audit.HTTP(n.Audit, n.Identify, h) }
+func (n *Node) Audited(h http.Handler) http.Handler { return audit.HTTP(n.Audit, n.Verifier.Identify, h) }
 
 // Routes adds the APIs every process serves to mux: the revocation list,
 // evidence holds, and the recording state.

@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/testkit"
@@ -278,4 +280,31 @@ func auditLines(t *testing.T, path string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// When the audit log cannot be written, access is refused with the reason
+// and nothing is left open; it resumes when the disk has room.
+func TestFullAuditDiskRefusesAccess(t *testing.T) {
+	disk := testkit.SmallDisk(t, 256<<10)
+	h := startSFUWith(t, func(c *conf.SFU) { c.Audit.File = filepath.Join(disk, "audit.log") })
+	h.publish("cam1", synth.Params{})
+	tok := h.mintFor("alice", auth.RoleWall, nil, []string{"*"}, time.Hour)
+	filler := testkit.FillDisk(t, disk)
+	for i := 0; h.srv.p.Audit.Write(audit.Event{Actor: "filling the last page"}) == nil; i++ {
+		if i > 1000 {
+			t.Fatal("the audit log still takes events on a full disk")
+		}
+	}
+	code, body, _ := h.post("/cam1/whep", tok, validOffer(t, h))
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "no space left on device") || strings.Contains(body, "v=0") {
+		t.Fatalf("WHEP with a full audit disk: %d %q", code, body)
+	}
+	if code := h.getJSON("/v1/sources", tok, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /v1/sources with a full audit disk: %d", code)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the refused session closed", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	h.view("cam1", tok, &received{})
 }

@@ -40,6 +40,8 @@ func startSFUWith(t *testing.T, set func(*conf.SFU)) *harness {
 	c.HTTP.Address = "127.0.0.1:0"
 	c.WebRTC.UDPAddress = "127.0.0.1:0"
 	c.Log.Level = "warn"
+	dir := t.TempDir()
+	c.Audit.File, c.Audit.KeyFile = filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.key")
 	if set != nil {
 		set(&c)
 	}
@@ -47,8 +49,8 @@ func startSFUWith(t *testing.T, set func(*conf.SFU)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auditFile := filepath.Join(t.TempDir(), "audit.log")
-	al, err := audit.Open(audit.Params{File: auditFile, KeyFile: auditFile + ".key"})
+	auditFile := c.Audit.File
+	al, err := audit.Open(audit.Params{File: auditFile, KeyFile: c.Audit.KeyFile})
 	if err != nil {
 		t.Fatal(err)
 	}

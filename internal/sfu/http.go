@@ -29,7 +29,7 @@ type sdpMedia = sdp.MediaDescription
 // not.
 func (s *Server) Handler() http.Handler {
 	api := s.routes()
-	audited := audit.HTTP(s.p.Audit, s.identify, api)
+	audited := audit.HTTP(s.p.Audit, s.p.Verifier.Identify, api)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions || r.URL.Path == "/healthz" || s.static(r) {
 			api.ServeHTTP(w, r)
@@ -50,15 +50,6 @@ func (s *Server) static(r *http.Request) bool {
 	}
 	_, err := fs.Stat(s.p.Console, name)
 	return err == nil
-}
-
-// identify names the actor of a request from its token, for the audit log.
-func (s *Server) identify(r *http.Request) (string, string) {
-	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
-	if err != nil {
-		return "anonymous", ""
-	}
-	return c.Who(), string(c.Role)
 }
 
 func (s *Server) routes() *http.ServeMux {
