@@ -15,7 +15,9 @@ import (
 
 // Audited wraps h so that every request it serves is audited with its real
 // actor, fail-closed (audit.HTTP).
-func (n *Node) Audited(h http.Handler) http.Handler { return audit.HTTP(n.Audit, n.Verifier.Identify, h) }
+func (n *Node) Audited(h http.Handler) http.Handler {
+	return audit.HTTP(n.Audit, n.Verifier.Identify, h)
+}
 
 // Routes adds the APIs every process serves to mux: the revocation list,
 // evidence holds, and the recording state.
