@@ -25,9 +25,10 @@ type h264Watch struct {
 	audioName string
 	seqs      []uint64 // unwrapped video sequence numbers, as received
 	unwrap    unit.Unwrapper
+	lastIDR   time.Time // arrival of the last IDR packet
 }
 
-func (w *h264Watch) on(kind webrtc.RTPCodecType, codec string, p *rtp.Packet, _ time.Time) {
+func (w *h264Watch) on(kind webrtc.RTPCodecType, codec string, p *rtp.Packet, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if kind == webrtc.RTPCodecTypeAudio {
@@ -40,7 +41,17 @@ func (w *h264Watch) on(kind webrtc.RTPCodecType, codec string, p *rtp.Packet, _ 
 	w.packets++
 	for _, t := range nalTypes(p.Payload) {
 		w.nals[t]++
+		if t == 5 {
+			w.lastIDR = at
+		}
 	}
+}
+
+// keyframeSince reports whether an IDR picture arrived after t.
+func (w *h264Watch) keyframeSince(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastIDR.After(t)
 }
 
 // nalTypes lists the H.264 NAL unit types an RTP payload carries or starts.
