@@ -92,13 +92,13 @@ func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
 		name, typ, help string
 		val             func(ingest.SourceInfo) float64
 	}{
-		{"fv_ingest_source_up", "gauge", "1 when media is flowing from the source.", func(s ingest.SourceInfo) float64 { return b2f(s.State == ingest.StateLive) }},
+		{"fv_ingest_source_up", "gauge", "1 when media is flowing from the source.", func(s ingest.SourceInfo) float64 { return metrics.Bool(s.State == ingest.StateLive) }},
 		{"fv_ingest_source_packets_total", "counter", "RTP packets received.", func(s ingest.SourceInfo) float64 { return float64(s.Packets) }},
 		{"fv_ingest_source_bytes_total", "counter", "RTP payload bytes received.", func(s ingest.SourceInfo) float64 { return float64(s.Bytes) }},
 		{"fv_ingest_source_packets_lost_total", "counter", "RTP packets missing upstream.", func(s ingest.SourceInfo) float64 { return float64(s.Lost) }},
 		{"fv_ingest_source_decode_errors_total", "counter", "Packets that could not be decoded.", func(s ingest.SourceInfo) float64 { return float64(s.DecodeErrors) }},
 		{"fv_ingest_source_failures", "gauge", "Consecutive failed attempts to reach a camera.", func(s ingest.SourceInfo) float64 { return float64(s.Failures) }},
-		{"fv_ingest_uplink_up", "gauge", "1 when the source is being published to the SFU.", func(s ingest.SourceInfo) float64 { return b2f(ups[s.Name].State == "live") }},
+		{"fv_ingest_uplink_up", "gauge", "1 when the source is being published to the SFU.", func(s ingest.SourceInfo) float64 { return metrics.Bool(ups[s.Name].State == "live") }},
 	}
 	for _, f := range families {
 		m.Family(f.name, f.typ, f.help)
@@ -119,9 +119,3 @@ func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
 	_ = m.Flush()
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}

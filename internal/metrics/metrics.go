@@ -67,3 +67,11 @@ func format(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
+
+// Bool is a sample value for a condition: 1 when true, 0 when false.
+func Bool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

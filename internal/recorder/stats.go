@@ -187,7 +187,7 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 	gauge("fv_recorder_spool_bytes", "Bytes in the local spool (segments, manifests, journal).", float64(s.SpoolBytes))
 	gauge("fv_recorder_spool_max_bytes", "Limit of the local spool.", float64(s.MaxSpoolBytes))
 	gauge("fv_recorder_spool_segments", "Segments in the local spool.", float64(s.SpoolSegments))
-	gauge("fv_recorder_spool_full", "1 while the spool is full of unconfirmed segments and recording is stopped (alarm).", b2f(s.SpoolFull))
+	gauge("fv_recorder_spool_full", "1 while the spool is full of unconfirmed segments and recording is stopped (alarm).", metrics.Bool(s.SpoolFull))
 	gauge("fv_recorder_spool_disk_free_bytes", "Bytes free on the spool's disk.", float64(s.DiskFreeBytes))
 	m.Family("fv_recorder_alarm", "gauge", "1 for each condition an operator must act on, by kind (spool_full, disk_full, reserve_used, store_down, conflict, mismatch, damaged).")
 	for _, kind := range []string{"spool_full", "disk_full", "reserve_used", "store_down", "conflict", "mismatch", "damaged"} {
@@ -195,7 +195,7 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 		for _, a := range s.Alarms {
 			on = on || a.Kind == kind
 		}
-		m.Sample("fv_recorder_alarm", b2f(on), "kind", kind)
+		m.Sample("fv_recorder_alarm", metrics.Bool(on), "kind", kind)
 	}
 	counter := func(name, help string, v uint64) {
 		m.Family(name, "counter", help)
@@ -213,7 +213,7 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 		v               func(SourceStats) float64
 	}{
 		{"fv_recorder_source_rpo_seconds", "gauge", "Recovery point of one source.", func(x SourceStats) float64 { return x.RPO.Seconds() }},
-		{"fv_recorder_source_recording", "gauge", "1 while the source is being recorded.", func(x SourceStats) float64 { return b2f(x.Recording) }},
+		{"fv_recorder_source_recording", "gauge", "1 while the source is being recorded.", func(x SourceStats) float64 { return metrics.Bool(x.Recording) }},
 		{"fv_recorder_source_segments_total", "counter", "Segments closed.", func(x SourceStats) float64 { return float64(x.Segments) }},
 		{"fv_recorder_source_media_bytes_total", "counter", "RTP payload bytes received.", func(x SourceStats) float64 { return float64(x.MediaBytes) }},
 		{"fv_recorder_source_written_bytes_total", "counter", "Segment bytes written to the spool.", func(x SourceStats) float64 { return float64(x.WrittenBytes) }},
@@ -238,7 +238,7 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 		name, typ, help string
 		v               func(StoreStats) float64
 	}{
-		{"fv_recorder_store_up", "gauge", "1 while uploads to the store succeed.", func(x StoreStats) float64 { return b2f(x.Up) }},
+		{"fv_recorder_store_up", "gauge", "1 while uploads to the store succeed.", func(x StoreStats) float64 { return metrics.Bool(x.Up) }},
 		{"fv_recorder_store_backlog_segments", "gauge", "Segments waiting in the spool for the store.", func(x StoreStats) float64 { return float64(x.Backlog.Segments) }},
 		{"fv_recorder_store_backlog_bytes", "gauge", "Bytes waiting in the spool for the store.", func(x StoreStats) float64 { return float64(x.Backlog.Bytes) }},
 		{"fv_recorder_store_uploaded_segments_total", "counter", "Segments stored and verified.", func(x StoreStats) float64 { return float64(x.Uploaded) }},
@@ -262,9 +262,3 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 	r.sp.lag.Write(m, "fv_recorder_offsite_lag_seconds")
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}

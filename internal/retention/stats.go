@@ -64,7 +64,7 @@ func (r *Retention) WriteMetrics(m *metrics.Writer) {
 			return float64(x.LastPass.UnixMilli()) / 1000
 		}},
 		{"fv_retention_up", "gauge", "1 when the last pass completed; 0 when it stopped (see the log), or none ran.", func(x SiteStats) float64 {
-			return b2f(x.Passes > 0 && x.LastError == "")
+			return metrics.Bool(x.Passes > 0 && x.LastError == "")
 		}},
 		{"fv_retention_passes_total", "counter", "Retention passes run.", func(x SiteStats) float64 { return float64(x.Passes) }},
 		{"fv_retention_pass_failures_total", "counter", "Retention passes that did not finish (see the log); the next pass tries again.", func(x SiteStats) float64 { return float64(x.Failures) }},
@@ -85,9 +85,3 @@ func (r *Retention) WriteMetrics(m *metrics.Writer) {
 	m.Sample("fv_retention_holds_pending", float64(s.PendingHolds))
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}

@@ -275,7 +275,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		name, typ, help string
 		val             func(SourceInfo) float64
 	}{
-		{"fv_source_up", "gauge", "1 when the source is being published.", func(i SourceInfo) float64 { return b2f(i.State == "live") }},
+		{"fv_source_up", "gauge", "1 when the source is being published.", func(i SourceInfo) float64 { return metrics.Bool(i.State == "live") }},
 		{"fv_source_bitrate_bps", "gauge", "Incoming bitrate over the last second.", func(i SourceInfo) float64 { return i.BitrateBPS }},
 		{"fv_source_packets_total", "counter", "RTP packets received.", func(i SourceInfo) float64 { return float64(i.Packets) }},
 		{"fv_source_bytes_total", "counter", "RTP payload bytes received.", func(i SourceInfo) float64 { return float64(i.Bytes) }},
@@ -317,9 +317,3 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	_ = m.Flush()
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}

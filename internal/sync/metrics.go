@@ -18,7 +18,7 @@ func WriteMetrics(m *metrics.Writer, prefix string, rows []ClockRow) {
 		{"clock_error_seconds", "gauge", "Estimated error of capture times on the common baseline (arrival trust: variable part only).",
 			func(c ClockInfo) (float64, bool) { return c.ErrorMS / 1000, c.ErrorMS >= 0 }},
 		{"clock_converged", "gauge", "1 when the alignment has converged.",
-			func(c ClockInfo) (float64, bool) { return b2f(c.Converged), true }},
+			func(c ClockInfo) (float64, bool) { return metrics.Bool(c.Converged), true }},
 		{"clock_skew_ppm", "gauge", "Rate error of the source's media clock against the baseline, in parts per million.",
 			func(c ClockInfo) (float64, bool) { return c.SkewPPM, !c.Upstream }},
 		{"clock_offset_seconds", "gauge", "Source's wall clock (sender reports) minus the baseline.",
@@ -42,9 +42,3 @@ func WriteMetrics(m *metrics.Writer, prefix string, rows []ClockRow) {
 	}
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
