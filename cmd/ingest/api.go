@@ -118,4 +118,3 @@ func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
 	a.node.WriteMetrics(m)
 	_ = m.Flush()
 }
-

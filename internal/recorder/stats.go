@@ -261,4 +261,3 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 	m.Family("fv_recorder_offsite_lag_seconds", "histogram", "Time from a segment's capture end to its confirmation off-site.")
 	r.sp.lag.Write(m, "fv_recorder_offsite_lag_seconds")
 }
-

@@ -84,4 +84,3 @@ func (r *Retention) WriteMetrics(m *metrics.Writer) {
 	m.Family("fv_retention_holds_pending", "gauge", "Holds this process still has to write to, or remove from, one site.")
 	m.Sample("fv_retention_holds_pending", float64(s.PendingHolds))
 }
-

@@ -316,4 +316,3 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = m.Flush()
 }
-

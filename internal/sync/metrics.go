@@ -41,4 +41,3 @@ func WriteMetrics(m *metrics.Writer, prefix string, rows []ClockRow) {
 		m.Sample(name, 1, "source", r.Source, "track", r.Track, "trust", r.Info.Trust)
 	}
 }
-
