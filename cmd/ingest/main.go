@@ -49,9 +49,13 @@ func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 		}
 		ups.client = &whip.Client{Token: c.Uplink.Token}
 		if c.Uplink.Token == "" {
+			// The subject names this host's ingest: after a restart it
+			// replaces its own stale sessions at the SFU, while another
+			// site's ingest publishing the same source name is refused.
+			host, _ := os.Hostname()
 			ups.client.TokenSource = func() (string, error) {
 				cl := auth.Claims{Role: auth.RoleCamera, Publish: []string{"*"}, Recorded: rec != nil}
-				cl.Subject = "ingest"
+				cl.Subject = "ingest@" + host
 				return auth.Mint(n.Secret, cl, time.Hour, time.Now())
 			}
 		}
