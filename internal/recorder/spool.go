@@ -416,11 +416,12 @@ func (s *spool) create(source string, startNS int64, aligned bool) (*spoolSeg, *
 // not fit under the limit, and raises the spool-full alarm.
 func (s *spool) reserve(n int64) bool {
 	jsize, _, _ := s.j.stats()
+	free := s.freeBytes()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	used := s.bytes + jsize
-	if limit, disk := s.limitLocked(used); used+n > limit {
-		s.setFullLocked(disk)
+	if limit, disk := s.limit(used, free); used+n > limit {
+		s.setFullLocked(disk, free)
 		return false
 	}
 	s.bytes += n
@@ -430,12 +431,13 @@ func (s *spool) reserve(n int64) bool {
 // setFull raises the spool-full alarm; disk says the disk filled up rather
 // than the spool reaching its limit.
 func (s *spool) setFull(disk bool) {
+	free := s.freeBytes()
 	s.mu.Lock()
-	s.setFullLocked(disk)
+	s.setFullLocked(disk, free)
 	s.mu.Unlock()
 }
 
-func (s *spool) setFullLocked(disk bool) {
+func (s *spool) setFullLocked(disk bool, free int64) {
 	if s.full {
 		s.fullDisk = s.fullDisk || disk
 		return
@@ -443,7 +445,7 @@ func (s *spool) setFullLocked(disk bool) {
 	s.full, s.fullDisk, s.fullSince = true, disk, s.now()
 	s.fullEvents++
 	b := s.backlogLocked()
-	s.log.Error("ALARM: "+fullMessage(disk), "spool_bytes", s.bytes, "max_spool_bytes", s.max, "disk_free_bytes", s.freeBytes(),
+	s.log.Error("ALARM: "+fullMessage(disk), "spool_bytes", s.bytes, "max_spool_bytes", s.max, "disk_free_bytes", free,
 		"waiting_primary", b[primary].Segments, "waiting_offsite", b[offsite].Segments)
 }
 
@@ -455,16 +457,18 @@ func (s *spool) unreserve(n int64) {
 }
 
 // canResume reports whether recording may start again after the spool
-// filled: once it is below 90% of its limit.
+// filled: once it is a tenth below its limit, and its disk has twice the
+// headroom free.
 func (s *spool) canResume() bool {
 	jsize, _, _ := s.j.stats()
+	free := s.freeBytes()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.full {
 		return true
 	}
 	used := s.bytes + jsize
-	if limit, _ := s.limitLocked(used); used > limit-min(s.max/10, limit/10) || (s.fullDisk && s.freeBytes() >= 0 && s.freeBytes() < 2*spoolHeadroom) {
+	if limit, _ := s.limit(used, free); used > limit-min(s.max/10, limit/10) || (s.fullDisk && free >= 0 && free < 2*spoolHeadroom) {
 		return false
 	}
 	s.full, s.fullDisk = false, false

@@ -38,12 +38,12 @@ func (s *spool) freeBytes() int64 {
 	return int64(st.Bavail) * int64(st.Bsize)
 }
 
-// limitLocked is the spool's limit now: max_spool_bytes, or less when the
-// disk has less free (keeping the headroom). disk reports which one bounds
-// it. s.mu is held.
-func (s *spool) limitLocked(used int64) (limit int64, disk bool) {
+// limit is the spool's limit when it holds used bytes and its disk has
+// free bytes (-1 unknown): max_spool_bytes, or less when the disk has less
+// free (keeping the headroom). disk reports which one bounds it.
+func (s *spool) limit(used, free int64) (limit int64, disk bool) {
 	limit = s.max
-	if free := s.freeBytes(); free >= 0 {
+	if free >= 0 {
 		if byDisk := used + free - spoolHeadroom; byDisk < limit {
 			return byDisk, true
 		}
