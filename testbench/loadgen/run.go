@@ -69,6 +69,7 @@ func startSFU(ctx context.Context, bin string) (*sfuProcess, error) {
 	cmd.Env = append(os.Environ(),
 		"FV_SFU_HTTP_ADDRESS=127.0.0.1:0", "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
 		"FV_SFU_AUTH_SECRET="+secret, "FV_SFU_AUDIT_FILE="+dir+"/audit.log", "FV_SFU_AUDIT_SIGNING_KEY_FILE="+dir+"/audit.key", "FV_SFU_AUTH_REVOCATIONS_FILE="+dir+"/revocations.json",
+		"FV_SFU_RECORD_SPOOL_DIR="+dir+"/spool", "FV_SFU_RECORD_PRIMARY_PATH="+dir+"/primary", "FV_SFU_RECORD_OFFSITE_PATH="+dir+"/offsite",
 		"FV_SFU_LOG_FORMAT=json", "FV_SFU_LOG_LEVEL=info")
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
