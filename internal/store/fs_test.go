@@ -97,22 +97,7 @@ func TestFSNeverOverwrites(t *testing.T) {
 		{"other content, no SHA-256 given", other, "", ErrExists},
 		{"longer content", append(bytes.Clone(first), 'x'), "", ErrExists},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			err := s.Put(ctx, key, bytes.NewReader(c.content), int64(len(c.content)), c.sum)
-			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
-				t.Fatalf("put: %v, want %v", err, c.want)
-			}
-			if err != nil {
-				for _, w := range []string{key, hexSum(first), hexSum(c.content), "never overwritten"} {
-					if !strings.Contains(err.Error(), w) {
-						t.Fatalf("%q does not say %q", err, w)
-					}
-				}
-			}
-			if b, in := getAll(t, s, key); !bytes.Equal(b, first) || in.SHA256 != hexSum(first) {
-				t.Fatalf("the object changed: %q %+v", b, in)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { putOver(t, s, key, first, c.content, c.sum, c.want) })
 	}
 	if err := s.Put(ctx, "rec/i1", strings.NewReader("x"), 1, ""); err == nil || errors.Is(err, ErrExists) {
 		t.Fatalf("put at a key that is a directory of keys: %v", err)
@@ -250,4 +235,26 @@ func leftovers(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// putOver puts content at key, which holds first, and checks that the store
+// answers want (nil or ErrExists, with an error naming the key, both
+// SHA-256s and that recordings are never overwritten) and that the object
+// still holds first.
+func putOver(t *testing.T, s Store, key string, first, content []byte, sum string, want error) {
+	t.Helper()
+	err := s.Put(context.Background(), key, bytes.NewReader(content), int64(len(content)), sum)
+	if !errors.Is(err, want) || (want == nil) != (err == nil) {
+		t.Fatalf("put: %v, want %v", err, want)
+	}
+	if err != nil {
+		for _, w := range []string{key, hexSum(first), hexSum(content), "never overwritten"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("%q does not say %q", err, w)
+			}
+		}
+	}
+	if b, in := getAll(t, s, key); !bytes.Equal(b, first) || in.SHA256 != hexSum(first) {
+		t.Fatalf("the object changed: %d bytes, %+v", len(b), in)
+	}
 }
