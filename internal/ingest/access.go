@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -30,10 +31,12 @@ const (
 // waits for it.
 type connState struct {
 	remote string
-	// nc is the listener's connection under this one (nil when it cannot
-	// be found): until the connection is granted access, each request must
-	// come within the request timeout.
-	nc *netlimit.Conn
+	// nc is the accepted connection under this one, and conns the
+	// listener that keeps it (nil in tests without one): until the
+	// connection is granted access, each request must come within the
+	// request timeout.
+	nc    net.Conn
+	conns *netlimit.Listener
 	// method is the RTSP method of the request being handled.
 	method string
 	// challenged is set when a request came without credentials and got a
@@ -64,8 +67,28 @@ func stateOf(c *gortsplib.ServerConn) *connState {
 // access: gortsplib's own read and idle timeouts apply from then on.
 func (cs *connState) trust() {
 	cs.authenticated = true
-	if cs.nc != nil {
-		_ = cs.nc.SetRequestDeadline(time.Time{})
+	cs.requestBy(time.Time{})
+}
+
+// requestBy sets the time by which the peer must send its next request
+// (zero: none). Of an HTTP tunnel, requests come on the POST half; the
+// GET half only carries what the server sends.
+func (cs *connState) requestBy(t time.Time) {
+	if cs.conns == nil || cs.nc == nil {
+		return
+	}
+	halves := []net.Conn{cs.nc}
+	if tc, ok := cs.nc.(*tunnelConn); ok {
+		halves = tc.Halves()
+	}
+	for i, h := range halves {
+		if c := cs.conns.Lookup(h); c != nil {
+			if i > 0 {
+				_ = c.SetRequestDeadline(time.Time{})
+				continue
+			}
+			_ = c.SetRequestDeadline(t)
+		}
 	}
 }
 

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/base64"
+	"io"
 	"strings"
 	"testing"
 
@@ -82,6 +84,39 @@ func FuzzCredentials(f *testing.F) {
 		res := &base.Response{StatusCode: base.StatusUnauthorized, StatusMessage: msg}
 		if _, err := res.Marshal(); err != nil {
 			t.Fatalf("refusal does not marshal: %v", err)
+		}
+	})
+}
+
+// FuzzBase64Stream: whatever a tunnel's POST body holds, the decoder
+// returns what each complete group decodes to, in order, or an error;
+// never a panic.
+func FuzzBase64Stream(f *testing.F) {
+	f.Add([]byte("T1BUSU9OUw==\r\nIHJ0c3A6Ly94IFJUU1AvMS4wDQoNCg=="))
+	f.Add([]byte("QQ==QUI=QUJD"))
+	f.Add([]byte("T1B*"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := io.ReadAll(&base64Stream{r: bytes.NewReader(in)})
+		var want []byte
+		var clean []byte
+		for _, c := range in {
+			if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+				clean = append(clean, c)
+			}
+		}
+		for i := 0; i+4 <= len(clean); i += 4 {
+			d, derr := base64.StdEncoding.DecodeString(string(clean[i : i+4]))
+			if derr != nil {
+				if err == nil {
+					t.Fatalf("%q: no error for the bad group %q", in, clean[i:i+4])
+				}
+				break
+			}
+			want = append(want, d...)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q: decoded %q, want %q", in, got, want)
 		}
 	})
 }

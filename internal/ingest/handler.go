@@ -62,10 +62,7 @@ func invalidName(name string) string {
 
 // OnConnOpen implements gortsplib.ServerHandlerOnConnOpen.
 func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
-	cs := &connState{remote: ctx.Conn.NetConn().RemoteAddr().String()}
-	if h.s.conns != nil {
-		cs.nc = h.s.conns.Lookup(ctx.Conn.NetConn())
-	}
+	cs := &connState{remote: ctx.Conn.NetConn().RemoteAddr().String(), nc: ctx.Conn.NetConn(), conns: h.s.conns}
 	ctx.Conn.SetUserData(cs)
 }
 
@@ -98,8 +95,8 @@ func (h *rtspHandler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	if v := res.Header["Content-Base"]; len(v) == 1 {
 		res.Header["Content-Base"] = base.HeaderValue{contentBase(v[0])}
 	}
-	if cs := stateOf(c); cs.nc != nil && !cs.authenticated {
-		_ = cs.nc.SetRequestDeadline(time.Now().Add(h.s.p.RTSP.RequestTimeout))
+	if cs := stateOf(c); !cs.authenticated {
+		cs.requestBy(time.Now().Add(h.s.p.RTSP.RequestTimeout))
 	}
 }
 

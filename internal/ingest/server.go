@@ -177,7 +177,7 @@ func (s *Server) listen(network, address string) (net.Listener, error) {
 		RequestTimeout:  s.p.RTSP.RequestTimeout,
 		Logger:          s.log.With("listener", "rtsp"),
 	})
-	return s.conns, nil
+	return newTunnelListener(s.conns, s.p.RTSP.RequestTimeout), nil
 }
 
 // Connections returns the counters of the RTSP listener: open connections,
