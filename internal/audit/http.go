@@ -78,9 +78,19 @@ type heldWriter struct {
 	hijacked bool
 	log      *Log
 	a        *annotation
+	// streaming is set once Flush wrote the event and sent the answer so
+	// far; what follows goes straight to the client. failed is the audit
+	// error that withheld the answer.
+	streaming bool
+	failed    error
 }
 
-func (b *heldWriter) Header() http.Header { return b.header }
+func (b *heldWriter) Header() http.Header {
+	if b.streaming {
+		return b.w.Header() // trailers
+	}
+	return b.header
+}
 
 func (b *heldWriter) WriteHeader(status int) {
 	if !b.wrote {
@@ -89,8 +99,33 @@ func (b *heldWriter) WriteHeader(status int) {
 }
 
 func (b *heldWriter) Write(p []byte) (int, error) {
+	switch {
+	case b.failed != nil:
+		return 0, b.failed
+	case b.streaming:
+		return b.w.Write(p)
+	}
 	b.wrote = true
 	return b.body.Write(p)
+}
+
+// Flush lets a handler stream a long answer (a recording): the event is
+// written with the status set so far, then the answer is sent, and what
+// the handler writes after goes straight to the client. When the event
+// cannot be written the client gets 503 and later writes fail.
+func (b *heldWriter) Flush() {
+	if b.failed != nil || b.hijacked {
+		return
+	}
+	if !b.streaming {
+		if !b.finish() {
+			return
+		}
+		b.streaming = true
+	}
+	if f, ok := b.w.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // Hijack audits a connection upgrade (a WebSocket) before handing the
@@ -117,8 +152,11 @@ func (b *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // finish writes the event, then sends the held answer, or 503 when the
-// event could not be written.
-func (b *heldWriter) finish() {
+// event could not be written (then it returns false).
+func (b *heldWriter) finish() bool {
+	if b.streaming || b.failed != nil {
+		return b.failed == nil
+	}
 	ev := *b.a.ev
 	ev.Status = b.status
 	if ev.Result == "" {
@@ -133,7 +171,7 @@ func (b *heldWriter) finish() {
 	}
 	if err := b.log.Write(ev); err != nil {
 		b.fail(err)
-		return
+		return false
 	}
 	h := b.w.Header()
 	for k, v := range b.header {
@@ -141,10 +179,13 @@ func (b *heldWriter) finish() {
 	}
 	b.w.WriteHeader(b.status)
 	_, _ = b.w.Write(b.body.Bytes())
+	b.body.Reset()
+	return true
 }
 
 // fail refuses the access whose event could not be written.
 func (b *heldWriter) fail(err error) {
+	b.failed = fmt.Errorf("access refused: %w", err)
 	for _, fn := range b.a.undo {
 		fn()
 	}

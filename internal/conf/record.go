@@ -30,6 +30,11 @@ type Record struct {
 	// segments being written to be closed and uploaded to both sites; what
 	// is left stays in the spool and is uploaded at the next start.
 	StopGrace time.Duration `yaml:"stop_grace"`
+	// ExportSigningKeyFile holds the ed25519 key that signs evidence
+	// exports (created on first use; its public key is beside it, .pub).
+	ExportSigningKeyFile string `yaml:"export_signing_key_file"`
+	// PlaybackMaxRange bounds the time range of one playback answer.
+	PlaybackMaxRange time.Duration `yaml:"playback_max_range"`
 }
 
 // StoreConf names a store: a directory, or an S3 bucket.
@@ -65,10 +70,12 @@ func defaultRecord(spool string) Record {
 	return Record{
 		Enabled: true, Incident: "incident", SpoolDir: spool, MaxSpoolBytes: 8 << 30,
 		SegmentDuration: 4 * time.Second, PartDuration: time.Second,
-		Primary:           StoreConf{Type: "fs", Path: "data/recordings/primary"},
-		Offsite:           StoreConf{Type: "fs", Path: "data/recordings/offsite"},
-		RetentionInterval: 10 * time.Minute,
-		StopGrace:         15 * time.Second,
+		Primary:              StoreConf{Type: "fs", Path: "data/recordings/primary"},
+		Offsite:              StoreConf{Type: "fs", Path: "data/recordings/offsite"},
+		RetentionInterval:    10 * time.Minute,
+		StopGrace:            15 * time.Second,
+		ExportSigningKeyFile: "data/export.key",
+		PlaybackMaxRange:     24 * time.Hour,
 	}
 }
 
@@ -98,6 +105,12 @@ func (r Record) validate() error {
 	}
 	if r.StopGrace < 0 || r.StopGrace > 10*time.Minute {
 		return fmt.Errorf("record.stop_grace %s: use between 0 and 10m (15s is usual)", r.StopGrace)
+	}
+	if r.ExportSigningKeyFile == "" {
+		return fmt.Errorf("record.export_signing_key_file is empty: exports must be signed; use a path such as data/export.key (created on first use)")
+	}
+	if r.PlaybackMaxRange < time.Minute || r.PlaybackMaxRange > 31*24*time.Hour {
+		return fmt.Errorf("record.playback_max_range %s: use between 1m and 744h (24h is usual)", r.PlaybackMaxRange)
 	}
 	if r.RetentionInterval < time.Minute || r.RetentionInterval > 24*time.Hour {
 		return fmt.Errorf("record.retention_interval %s: use between 1m and 24h (10m is usual)", r.RetentionInterval)

@@ -32,6 +32,9 @@ func (n *Node) Routes(mux *http.ServeMux, allowOrigin string) {
 		mux.Handle("POST /v1/holds", holds)
 		mux.Handle("DELETE /v1/holds/{id}", holds)
 	}
+	if n.Playback != nil {
+		n.Playback.Routes(mux, n.Verifier, n.Incident, allowOrigin, n.Exporter)
+	}
 }
 
 // serveRecording reports the recorder (RPO, spool, each site's backlog,

@@ -26,8 +26,10 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/netlimit"
+	"fieldvideo/internal/playback"
 	"fieldvideo/internal/recorder"
 	"fieldvideo/internal/retention"
+	"fieldvideo/internal/store"
 )
 
 // Config is a binary's configuration: it validates itself and holds the
@@ -48,7 +50,7 @@ type Params[C Config] struct {
 	Serve func(ctx context.Context, n *Node, c C) error
 }
 
-// Main parses args (-config and the subcommands token, audit, defaults),
+// Main parses args (-config and the subcommands token, audit, export, defaults),
 // loads and validates the configuration, starts the node, serves, and stops
 // gracefully on SIGINT or SIGTERM.
 func Main[C Config](p Params[C], args []string) error {
@@ -77,6 +79,8 @@ func Main[C Config](p Params[C], args []string) error {
 	switch fs.Arg(0) {
 	case "audit":
 		return audit.Command(fs.Args()[1:], os.Stdout)
+	case "export":
+		return playback.Command(fs.Args()[1:], os.Stdout)
 	case "token":
 		secret, err := auth.LoadSecret(sh.Auth.Secret, sh.Auth.SecretFile)
 		if err != nil {
@@ -85,7 +89,7 @@ func Main[C Config](p Params[C], args []string) error {
 		return auth.Command(fs.Args()[1:], secret, os.Stdout)
 	case "":
 	default:
-		return fmt.Errorf("unknown command %q; use no command to serve, token, audit, or defaults", fs.Arg(0))
+		return fmt.Errorf("unknown command %q; use no command to serve, token, audit, export, or defaults", fs.Arg(0))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -112,6 +116,11 @@ type Node struct {
 	// Recorder and Retention are nil when recording is off.
 	Recorder  *recorder.Recorder
 	Retention *retention.Retention
+	// Playback answers reviewers from the recordings at either site, and
+	// Exporter signs their exports; nil when recording is off.
+	Playback *playback.Playback
+	Exporter *playback.Exporter
+	Incident string
 
 	grace  time.Duration
 	cancel context.CancelFunc
@@ -165,6 +174,17 @@ func Start(ctx context.Context, name string, sh conf.Shared) (n *Node, err error
 			return nil, err
 		}
 		n.Recorder.SetRetained(func(site int, key string) bool { return n.Retention.Retained(retention.Site(site), key) })
+		n.Incident = sh.Record.Incident
+		if n.Playback, err = playback.New(playback.Params{Sites: []store.Store{primary, offsite}, MaxRange: sh.Record.PlaybackMaxRange, Log: log}); err != nil {
+			n.Recorder.Close()
+			return nil, err
+		}
+		key, err := audit.LoadKey(sh.Record.ExportSigningKeyFile, "export signing key", "record.export_signing_key_file", log)
+		if err != nil {
+			n.Recorder.Close()
+			return nil, err
+		}
+		n.Exporter = playback.NewExporter(n.Playback, key, n.Audit.Write)
 	}
 
 	// The background work outlives the serving context: at a stop, uploads
@@ -175,6 +195,7 @@ func Start(ctx context.Context, name string, sh conf.Shared) (n *Node, err error
 	if n.Recorder != nil {
 		n.wg.Go(func() { _ = n.Recorder.Run(bg) })
 		n.wg.Go(func() { _ = n.Retention.Run(bg) })
+		n.wg.Go(func() { _ = n.Playback.Run(bg) })
 	}
 	return n, nil
 }

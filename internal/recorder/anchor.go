@@ -1,6 +1,10 @@
 package recorder
 
-import "time"
+import (
+	"time"
+
+	"fieldvideo/internal/mp4"
+)
 
 // A track's RTP clock is tied to the wall clock at an anchor: a unit's
 // capture time (or arrival time, for sources that are not aligned) and the
@@ -44,7 +48,7 @@ func (t *recTrack) place(smp *sample, wall int64, aligned bool, trust uint8) {
 	if !aligned || !t.anchorAlgn {
 		step = int64(reanchorJump)
 	}
-	if cur := t.anchorWall + int64(ticksToDuration(t.refOf(smp, aligned, t.reorder)-t.anchorRef, t.clock)) - wall; abs(cur) > step {
+	if cur := t.anchorWall + int64(mp4.TicksToDuration(t.refOf(smp, aligned, t.reorder)-t.anchorRef, t.clock)) - wall; abs(cur) > step {
 		t.pending, t.jumped = false, true
 		t.gen++
 		t.anchorAlgn, t.anchorTrust, t.anchorWall, t.anchorRef = aligned, trust, wall, t.refOf(smp, aligned, t.reorder)
@@ -63,7 +67,7 @@ func (t *recTrack) place(smp *sample, wall int64, aligned bool, trust uint8) {
 	}
 	ref := t.refOf(smp, aligned, t.pendReorder)
 	if aAlgn == aligned && aTrust == trust {
-		diff := aWall + int64(ticksToDuration(ref-aRef, t.clock)) - wall
+		diff := aWall + int64(mp4.TicksToDuration(ref-aRef, t.clock)) - wall
 		if aligned && abs(diff) <= int64(reanchorAligned) {
 			return
 		}
@@ -94,7 +98,7 @@ func (t *recTrack) applyAnchor() {
 		return
 	}
 	t.reorder = t.pendReorder
-	delta := t.pendWall + int64(ticksToDuration(t.anchorRef-t.pendRef, t.clock)) - t.anchorWall
+	delta := t.pendWall + int64(mp4.TicksToDuration(t.anchorRef-t.pendRef, t.clock)) - t.anchorWall
 	if t.pendAlgn != t.anchorAlgn || t.pendTrust != t.anchorTrust || abs(delta) <= int64(anchorSlew) || abs(delta) > int64(anchorStep) {
 		t.pending = false
 		t.anchorAlgn, t.anchorTrust, t.anchorWall, t.anchorRef = t.pendAlgn, t.pendTrust, t.pendWall, t.pendRef
@@ -123,7 +127,7 @@ func (t *recTrack) timeOf(smp *sample) int64 {
 // wallOf is the wall-clock time of a sample of the track with decode time
 // dts: of its decode time plus the reorder delay.
 func (t *recTrack) wallOf(dts int64) int64 {
-	return t.anchorWall + int64(ticksToDuration(dts+t.reorder-t.anchorRef, t.clock))
+	return t.anchorWall + int64(mp4.TicksToDuration(dts+t.reorder-t.anchorRef, t.clock))
 }
 
 func abs(v int64) int64 {

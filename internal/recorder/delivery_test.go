@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/store"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
@@ -305,7 +306,7 @@ func TestRecoverTornSpool(t *testing.T) {
 		lastOpen uint64
 		open     string
 		ob       []byte
-		sc       *segmentScan
+		sc       *mp4.Segment
 	)
 	testkit.WaitFor(t, 20*time.Second, "a snapshot with a segment of two parts being written", func() bool {
 		os.RemoveAll(crash)
@@ -338,7 +339,7 @@ func TestRecoverTornSpool(t *testing.T) {
 		if ob, err = os.ReadFile(open); err != nil {
 			return false
 		}
-		sc, err = scanSegment(ob)
+		sc, err = mp4.Scan(ob)
 		return err == nil && sc.Parts >= 2
 	})
 
@@ -394,7 +395,7 @@ func TestRecoverTornSpool(t *testing.T) {
 		if ms[k].Recovered {
 			recovered++
 			data, _ := os.ReadFile(fetch(t, a2, k, t.TempDir()))
-			sc2, err := scanSegment(data)
+			sc2, err := mp4.Scan(data)
 			if err != nil || sc2.Valid != len(data) {
 				t.Errorf("recovered %s: valid %d of %d, %v", k, sc2.Valid, len(data), err)
 			}

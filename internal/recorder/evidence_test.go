@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/store"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
@@ -123,7 +124,7 @@ func TestGarbageCameraNeverOverwrites(t *testing.T) {
 		checked++
 		if d := float64(m.DurationMS) / 1000; d-got > frame+0.001 || got-d > frame+0.001 {
 			data, _ := os.ReadFile(filepath.Join(dir, strings.ReplaceAll(k, "/", "_")))
-			sc, _ := scanSegment(data)
+			sc, _ := mp4.Scan(data)
 			exec.Command("cp", filepath.Join(dir, strings.ReplaceAll(k, "/", "_")), "/tmp/dbg/").Run()
 			t.Errorf("%s: manifest says %.3f s, ffprobe %.3f s; tracks %+v", k, d, got, sc.Tracks)
 		}

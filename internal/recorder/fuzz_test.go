@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/unit"
 )
 
@@ -59,7 +60,7 @@ func testSegment(t testing.TB, parts int) []byte {
 
 func TestScanSegment(t *testing.T) {
 	b := testSegment(t, 3)
-	sc, err := scanSegment(b)
+	sc, err := mp4.Scan(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestScanSegment(t *testing.T) {
 	}
 	// Cut anywhere: the scan keeps exactly the complete parts before the cut.
 	for cut := len(b) - 1; cut > 0; cut -= 7 {
-		sc2, err := scanSegment(b[:cut])
+		sc2, err := mp4.Scan(b[:cut])
 		if cut < sc.InitEnd {
 			if err == nil {
 				t.Fatalf("cut at %d inside the init: no error", cut)
@@ -205,9 +206,9 @@ func FuzzScanSegment(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		orig := append([]byte(nil), b...)
-		sc, err := scanSegment(b)
+		sc, err := mp4.Scan(b)
 		if !bytes.Equal(b, orig) {
-			t.Fatal("scanSegment modified its input")
+			t.Fatal("mp4.Scan modified its input")
 		}
 		if err != nil {
 			return
@@ -217,7 +218,7 @@ func FuzzScanSegment(f *testing.F) {
 		}
 		// Cutting the file where the scan says leaves a clean segment with
 		// the same parts.
-		sc2, err := scanSegment(b[:sc.Valid])
+		sc2, err := mp4.Scan(b[:sc.Valid])
 		if err != nil || sc2.Parts != sc.Parts || sc2.Valid != sc.Valid || sc2.Stop != nil {
 			t.Fatalf("cut segment: %+v %v; first scan %d parts", sc2, err, sc.Parts)
 		}
@@ -278,7 +279,7 @@ func journalSeeds(t testing.TB) [][]byte {
 // and with a damaged run.
 func segmentSeeds(t testing.TB) [][]byte {
 	b := testSegment(t, 2)
-	sc, err := scanSegment(b)
+	sc, err := mp4.Scan(b)
 	if err != nil {
 		t.Fatal(err)
 	}

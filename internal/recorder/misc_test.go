@@ -15,6 +15,7 @@ import (
 	"github.com/pion/rtp"
 
 	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/unit"
@@ -198,7 +199,7 @@ func TestAlignedCaptureTimes(t *testing.T) {
 			t.Errorf("%s does not start where %s ends", k, segs[i-1])
 		}
 		data, _ := os.ReadFile(fetch(t, a, k, t.TempDir()))
-		if i := bytes.Index(data, []byte("prft")); i < 0 || data[i+7] != prftFlagCapture {
+		if i := bytes.Index(data, []byte("prft")); i < 0 || data[i+7] != mp4.PRFTCapture {
 			t.Errorf("%s: prft does not say capture time", k)
 		}
 	}

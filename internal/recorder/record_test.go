@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/store"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/testkit"
@@ -117,13 +118,13 @@ type span struct {
 	frame      time.Duration // one sample
 }
 
-// trackSpans reads the tracks of a segment file with scanSegment, checks
+// trackSpans reads the tracks of a segment file with mp4.Scan, checks
 // that every track's samples follow each other without gaps, and returns
 // the capture time each covers (video presentation starts at media time
 // zero, after its edit list).
 func trackSpans(t *testing.T, name string, data []byte, m *Manifest) map[uint32]span {
 	t.Helper()
-	sc, err := scanSegment(data)
+	sc, err := mp4.Scan(data)
 	if err != nil || sc.Valid != len(data) || sc.Stop != nil {
 		t.Fatalf("%s: scan %v, valid %d of %d, stop %v", name, err, sc.Valid, len(data), sc.Stop)
 	}
@@ -140,9 +141,9 @@ func trackSpans(t *testing.T, name string, data []byte, m *Manifest) map[uint32]
 			start = 0
 		}
 		out[tr.ID] = span{
-			start: m.CaptureStart.Add(ticksToDuration(int64(start), tr.TimeScale)),
-			end:   m.CaptureStart.Add(ticksToDuration(int64(tr.End), tr.TimeScale)),
-			frame: ticksToDuration(int64(tr.End-tr.Start), tr.TimeScale) / time.Duration(tr.Samples),
+			start: m.CaptureStart.Add(mp4.TicksToDuration(int64(start), tr.TimeScale)),
+			end:   m.CaptureStart.Add(mp4.TicksToDuration(int64(tr.End), tr.TimeScale)),
+			frame: mp4.TicksToDuration(int64(tr.End-tr.Start), tr.TimeScale) / time.Duration(tr.Samples),
 		}
 	}
 	return out
@@ -194,7 +195,7 @@ func checkPlayback(t *testing.T, s store.Store, segs []string, ms map[string]*Ma
 		data, _ := os.ReadFile(p)
 		m := ms[k]
 		spans := trackSpans(t, k, data, m)
-		sc, _ := scanSegment(data)
+		sc, _ := mp4.Scan(data)
 		if len(sc.PRFT) != sc.Parts {
 			t.Fatalf("%s: %d prft for %d parts", k, len(sc.PRFT), sc.Parts)
 		}
@@ -205,7 +206,7 @@ func checkPlayback(t *testing.T, s store.Store, segs []string, ms map[string]*Ma
 				ts = tr.TimeScale
 			}
 		}
-		wall := m.CaptureStart.Add(ticksToDuration(int64(pr.MediaTime), ts))
+		wall := m.CaptureStart.Add(mp4.TicksToDuration(int64(pr.MediaTime), ts))
 		if d := pr.Wall.Sub(wall).Abs(); d > time.Millisecond {
 			t.Fatalf("%s: prft says %s for media time %d, manifest implies %s", k, pr.Wall, pr.MediaTime, wall)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/stream"
 	fvsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
@@ -280,7 +281,7 @@ func (s *segmenter) process(smp *sample) {
 	tr := smp.tr
 	if h := tr.held; h != nil {
 		d := smp.dts - h.dts
-		broken := d <= 0 || ticksToDuration(d, tr.clock) > maxSampleGap || smp.jump
+		broken := d <= 0 || mp4.TicksToDuration(d, tr.clock) > maxSampleGap || smp.jump
 		if broken {
 			h.dur = tr.naturalDuration(h)
 			s.discont = true
@@ -312,7 +313,7 @@ func (t *recTrack) splitAt(smp *sample, at int64) *sample {
 	if t.entryType == "" || at <= smp.t {
 		return nil
 	}
-	n := durationToTicks(time.Duration(at-smp.t), t.clock)
+	n := mp4.DurationToTicks(time.Duration(at-smp.t), t.clock)
 	if n <= 0 || n >= smp.natural {
 		return nil
 	}
@@ -320,7 +321,7 @@ func (t *recTrack) splitAt(smp *sample, at int64) *sample {
 	cut := int(n) * t.channels
 	smp.payload, smp.natural = smp.payload[:cut], n
 	rest.payload, rest.natural, rest.dts = rest.payload[cut:], rest.natural-n, rest.dts+n
-	rest.t = smp.t + int64(ticksToDuration(n, t.clock))
+	rest.t = smp.t + int64(mp4.TicksToDuration(n, t.clock))
 	return &rest
 }
 
@@ -475,7 +476,7 @@ func (s *segmenter) emit(x *sample) {
 		st.started, st.rebase = false, false
 	}
 	if !st.started {
-		base := durationToTicks(time.Duration(x.t-seg.start), x.tr.clock)
+		base := mp4.DurationToTicks(time.Duration(x.t-seg.start), x.tr.clock)
 		if base < st.end {
 			if st.end-base > x.dur {
 				s.st.late.Add(1)
@@ -579,7 +580,7 @@ func (s *segmenter) writePart() {
 	s.st.written.Add(uint64(len(b)))
 	s.sp.written.Add(uint64(len(b)))
 	if s.cfg.onPart != nil {
-		end := ticksToDuration(seg.trk[s.leader.id-1].end, s.leader.clock)
+		end := mp4.TicksToDuration(seg.trk[s.leader.id-1].end, s.leader.clock)
 		start := time.Unix(0, seg.start)
 		s.cfg.onPart(PartInfo{Source: s.source, SegmentStart: start, DurableUntil: start.Add(end), Bytes: len(b)})
 	}
@@ -618,7 +619,7 @@ func (s *segmenter) closeSeg() {
 	var dur time.Duration
 	for i, t := range s.list {
 		if st := &seg.trk[i]; st.samples > 0 {
-			dur = max(dur, ticksToDuration(st.end-st.shift, t.clock))
+			dur = max(dur, mp4.TicksToDuration(st.end-st.shift, t.clock))
 		}
 	}
 	m := s.sp.manifest(seg.g, dur, size, sum, seg.parts, false)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/store"
 )
 
@@ -277,7 +278,7 @@ func (s *spool) recoverSegment(g *spoolSeg, adopted bool) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("recover segment %s: %w", g.file, err)
 	}
-	sc, scanErr := scanSegment(b)
+	sc, scanErr := mp4.Scan(b)
 	if scanErr != nil || sc.Parts == 0 {
 		s.log.Info("discarding a segment that has no complete part", "file", g.file, "bytes", len(b))
 		return s.discard(g, "no complete part after an abrupt stop")
@@ -327,7 +328,7 @@ func (s *spool) rewriteManifest(g *spoolSeg, counted bool) error {
 	if err != nil {
 		return err
 	}
-	sc, err := scanSegment(b)
+	sc, err := mp4.Scan(b)
 	if err != nil {
 		return fmt.Errorf("segment %s: %w", g.file, err)
 	}
@@ -363,17 +364,17 @@ func (s *spool) manifest(g *spoolSeg, dur time.Duration, size int64, sum string,
 
 // scanDuration is a scanned segment's duration: the end of the track that
 // ends last, in media time.
-func scanDuration(sc *segmentScan) time.Duration {
+func scanDuration(sc *mp4.Segment) time.Duration {
 	var d time.Duration
 	for _, t := range sc.Tracks {
 		if t.Samples > 0 {
-			d = max(d, ticksToDuration(int64(t.End), t.TimeScale))
+			d = max(d, mp4.TicksToDuration(int64(t.End), t.TimeScale))
 		}
 	}
 	return d
 }
 
-func scanManifestTracks(sc *segmentScan) []ManifestTrack {
+func scanManifestTracks(sc *mp4.Segment) []ManifestTrack {
 	var ts []ManifestTrack
 	for _, t := range sc.Tracks {
 		kind := "audio"

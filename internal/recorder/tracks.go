@@ -20,6 +20,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 
+	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/unit"
 )
 
@@ -372,7 +373,7 @@ func (r *recTrack) decodeVideo(u *unit.Unit, pts int64, out []*sample) ([]*sampl
 		return out, fmt.Errorf("%s access unit: %w", r.codecName, err)
 	}
 	off := pts - dts
-	if off < 0 || ticksToDuration(off, r.clock) > maxPresentationDelay {
+	if off < 0 || mp4.TicksToDuration(off, r.clock) > maxPresentationDelay {
 		r.resetDecoders()
 		return out, fmt.Errorf("%s: presentation time %d is not within %s after decode time %d", r.codecName, pts, maxPresentationDelay, dts)
 	}

@@ -1,4 +1,4 @@
-package recorder
+package mp4
 
 import (
 	"encoding/binary"
@@ -7,61 +7,61 @@ import (
 	"time"
 )
 
-// A segment file is ftyp, moov, then parts: [prft] moof mdat. scanSegment
+// A segment file is ftyp, moov, then parts: [prft] moof mdat. Scan
 // reads one from disk (after a crash, or to check a stored copy) without
 // trusting it: every length is bounds-checked, and a part counts only when
 // its moof and mdat are complete and the sample sizes its runs declare fit
 // in them.
 
-// box is one ISO BMFF box located in a buffer.
-type box struct {
-	typ   string
-	start int // offset of the header
-	body  int // offset of the payload
-	end   int // offset just past the box
+// Box is one ISO BMFF box located in a buffer.
+type Box struct {
+	Type  string
+	Start int // offset of the header
+	Body  int // offset of the payload
+	End   int // offset just past the box
 }
 
-// errIncomplete marks a box that runs past the end of the buffer.
-var errIncomplete = errors.New("incomplete box")
+// ErrIncomplete marks a box that runs past the end of the buffer.
+var ErrIncomplete = errors.New("incomplete box")
 
-// nextBox reads the box header at off in b[:limit].
-func nextBox(b []byte, off, limit int) (box, error) {
+// NextBox reads the box header at off in b[:limit].
+func NextBox(b []byte, off, limit int) (Box, error) {
 	if limit-off < 8 {
-		return box{}, errIncomplete
+		return Box{}, ErrIncomplete
 	}
 	size := int64(binary.BigEndian.Uint32(b[off:]))
 	typ := string(b[off+4 : off+8])
 	hdr := 8
 	switch size {
 	case 0:
-		return box{}, fmt.Errorf("box %q at %d extends to the end of the file, which segments never use", printable(typ), off)
+		return Box{}, fmt.Errorf("box %q at %d extends to the end of the file, which segments never use", printable(typ), off)
 	case 1:
 		if limit-off < 16 {
-			return box{}, errIncomplete
+			return Box{}, ErrIncomplete
 		}
 		size = int64(binary.BigEndian.Uint64(b[off+8:]))
 		hdr = 16
 	}
 	if size < int64(hdr) {
-		return box{}, fmt.Errorf("box %q at %d has a bad size %d", printable(typ), off, size)
+		return Box{}, fmt.Errorf("box %q at %d has a bad size %d", printable(typ), off, size)
 	}
 	if size > int64(limit-off) {
-		return box{typ: typ, start: off, body: off + hdr}, errIncomplete
+		return Box{Type: typ, Start: off, Body: off + hdr}, ErrIncomplete
 	}
-	return box{typ: typ, start: off, body: off + hdr, end: off + int(size)}, nil
+	return Box{Type: typ, Start: off, Body: off + hdr, End: off + int(size)}, nil
 }
 
-// children calls fn for each complete child box of b[start:end].
-func children(b []byte, start, end int, fn func(box) error) error {
+// Children calls fn for each complete child box of b[start:end].
+func Children(b []byte, start, end int, fn func(Box) error) error {
 	for off := start; off < end; {
-		c, err := nextBox(b, off, end)
+		c, err := NextBox(b, off, end)
 		if err != nil {
 			return err
 		}
 		if err := fn(c); err != nil {
 			return err
 		}
-		off = c.end
+		off = c.End
 	}
 	return nil
 }
@@ -75,12 +75,18 @@ func printable(s string) string {
 	return s
 }
 
-// scanTrack is a track of a scanned segment.
-type scanTrack struct {
+// Track is a track of a scanned segment.
+type Track struct {
 	ID        uint32
 	TimeScale uint32
 	Handler   string // vide or soun
 	Entry     string // sample entry type: avc1, hvc1, Opus, mp4a, ulaw, alaw
+	// SampleEntry is the content of the track's stsd box: two tracks with
+	// the same one decode the same way.
+	SampleEntry string
+	// EditMediaTime is the media time at which the track's edit list
+	// starts presentation (0 without one).
+	EditMediaTime int64
 	// Start is the decode time of the track's first sample, End the decode
 	// time just past its last one, in TimeScale units.
 	Start, End uint64
@@ -91,20 +97,20 @@ type scanTrack struct {
 	seen bool
 }
 
-// scanPRFT is a producer reference time box: wall-clock time of a media time.
-type scanPRFT struct {
+// PRFT is a producer reference time box: wall-clock time of a media time.
+type PRFT struct {
 	TrackID   uint32
 	Wall      time.Time
 	MediaTime uint64
 }
 
-// segmentScan is what scanSegment finds.
-type segmentScan struct {
+// Segment is what Scan finds.
+type Segment struct {
 	// InitEnd is the end of moov; Valid the end of the last complete part.
 	InitEnd, Valid int
-	Tracks         []scanTrack
+	Tracks         []Track
 	Parts          int
-	PRFT           []scanPRFT
+	PRFT           []PRFT
 	// Stop explains why scanning stopped before the end of the data, if it did.
 	Stop error
 }
@@ -112,46 +118,46 @@ type segmentScan struct {
 // maxSamplesPerRun bounds one trun (an hour of 120 fps video).
 const maxSamplesPerRun = 120 * 3600
 
-// scanSegment parses a segment file's content. It fails only when the
+// Scan parses a segment file's content. It fails only when the
 // content is not a segment (bad or incomplete init); a damaged tail just ends
 // the scan, with Valid the length to cut the file to.
-func scanSegment(b []byte) (*segmentScan, error) {
-	s := &segmentScan{}
-	ftyp, err := nextBox(b, 0, len(b))
-	if err != nil || ftyp.typ != "ftyp" {
+func Scan(b []byte) (*Segment, error) {
+	s := &Segment{}
+	ftyp, err := NextBox(b, 0, len(b))
+	if err != nil || ftyp.Type != "ftyp" {
 		return nil, fmt.Errorf("segment does not start with a complete ftyp box")
 	}
-	moov, err := nextBox(b, ftyp.end, len(b))
-	if err != nil || moov.typ != "moov" {
+	moov, err := NextBox(b, ftyp.End, len(b))
+	if err != nil || moov.Type != "moov" {
 		return nil, fmt.Errorf("segment has no complete moov box after ftyp")
 	}
 	if err := s.parseMoov(b, moov); err != nil {
 		return nil, err
 	}
-	s.InitEnd, s.Valid = moov.end, moov.end
-	var prft *scanPRFT
-	for off := moov.end; off < len(b); {
-		bx, err := nextBox(b, off, len(b))
+	s.InitEnd, s.Valid = moov.End, moov.End
+	var prft *PRFT
+	for off := moov.End; off < len(b); {
+		bx, err := NextBox(b, off, len(b))
 		if err != nil {
 			s.Stop = fmt.Errorf("at %d: %w", off, err)
 			return s, nil
 		}
-		switch bx.typ {
+		switch bx.Type {
 		case "prft":
-			p, err := parsePRFT(b[bx.body:bx.end])
+			p, err := ParsePRFT(b[bx.Body:bx.End])
 			if err != nil {
 				s.Stop = fmt.Errorf("at %d: %w", off, err)
 				return s, nil
 			}
 			prft = &p
-			off = bx.end
+			off = bx.End
 		case "moof":
-			mdat, err := nextBox(b, bx.end, len(b))
-			if err != nil || mdat.typ != "mdat" {
+			mdat, err := NextBox(b, bx.End, len(b))
+			if err != nil || mdat.Type != "mdat" {
 				if err == nil {
-					err = fmt.Errorf("moof followed by %q, not mdat", printable(mdat.typ))
+					err = fmt.Errorf("moof followed by %q, not mdat", printable(mdat.Type))
 				}
-				s.Stop = fmt.Errorf("at %d: %w", bx.end, err)
+				s.Stop = fmt.Errorf("at %d: %w", bx.End, err)
 				return s, nil
 			}
 			ends, err := s.parseMoof(b, bx, mdat)
@@ -163,11 +169,11 @@ func scanSegment(b []byte) (*segmentScan, error) {
 				if e := ends[i]; e.count > 0 {
 					t := &s.Tracks[i]
 					if !t.seen {
-						t.Start, t.seen = e.start, true
-					} else if e.start != t.End {
+						t.Start, t.seen = e.Start, true
+					} else if e.Start != t.End {
 						t.Gaps++
 					}
-					t.End = e.end
+					t.End = e.End
 					t.Samples += e.count
 				}
 			}
@@ -176,25 +182,25 @@ func scanSegment(b []byte) (*segmentScan, error) {
 				prft = nil
 			}
 			s.Parts++
-			s.Valid = mdat.end
-			off = mdat.end
+			s.Valid = mdat.End
+			off = mdat.End
 		case "free", "skip", "styp", "sidx":
-			off = bx.end
+			off = bx.End
 		default:
-			s.Stop = fmt.Errorf("at %d: unexpected box %q", off, printable(bx.typ))
+			s.Stop = fmt.Errorf("at %d: unexpected box %q", off, printable(bx.Type))
 			return s, nil
 		}
 	}
 	return s, nil
 }
 
-func (s *segmentScan) parseMoov(b []byte, moov box) error {
-	err := children(b, moov.body, moov.end, func(c box) error {
-		if c.typ != "trak" {
+func (s *Segment) parseMoov(b []byte, moov Box) error {
+	err := Children(b, moov.Body, moov.End, func(c Box) error {
+		if c.Type != "trak" {
 			return nil
 		}
-		var t scanTrack
-		if err := parseTrak(b, c, &t); err != nil {
+		var t Track
+		if err := ParseTrak(b, c, &t); err != nil {
 			return err
 		}
 		for _, o := range s.Tracks {
@@ -214,13 +220,15 @@ func (s *segmentScan) parseMoov(b []byte, moov box) error {
 	return nil
 }
 
-func parseTrak(b []byte, trak box, t *scanTrack) error {
-	var walk func(c box) error
-	walk = func(c box) error {
-		p := b[c.body:c.end]
-		switch c.typ {
-		case "mdia", "minf", "stbl":
-			return children(b, c.body, c.end, walk)
+func ParseTrak(b []byte, trak Box, t *Track) error {
+	var walk func(c Box) error
+	walk = func(c Box) error {
+		p := b[c.Body:c.End]
+		switch c.Type {
+		case "mdia", "minf", "stbl", "edts":
+			return Children(b, c.Body, c.End, walk)
+		case "elst":
+			t.EditMediaTime = parseElst(p)
 		case "tkhd":
 			if len(p) < 4 {
 				return errors.New("short tkhd")
@@ -254,15 +262,16 @@ func parseTrak(b []byte, trak box, t *scanTrack) error {
 			if len(p) < 8 {
 				return errors.New("short stsd")
 			}
-			e, err := nextBox(b, c.body+8, c.end)
+			e, err := NextBox(b, c.Body+8, c.End)
 			if err != nil {
 				return fmt.Errorf("stsd: %w", err)
 			}
-			t.Entry = e.typ
+			t.Entry = e.Type
+			t.SampleEntry = string(p)
 		}
 		return nil
 	}
-	if err := children(b, trak.body, trak.end, walk); err != nil {
+	if err := Children(b, trak.Body, trak.End, walk); err != nil {
 		return err
 	}
 	if t.ID == 0 || t.TimeScale == 0 {
@@ -272,16 +281,16 @@ func parseTrak(b []byte, trak box, t *scanTrack) error {
 }
 
 type runEnd struct {
-	start, end uint64
+	Start, End uint64
 	count      int
 }
 
 // parseMoof reads a part's track fragments and checks that their samples
 // fit in mdat. It returns, per scanned track, the decode time span.
-func (s *segmentScan) parseMoof(b []byte, moof, mdat box) ([]runEnd, error) {
+func (s *Segment) parseMoof(b []byte, moof, mdat Box) ([]runEnd, error) {
 	ends := make([]runEnd, len(s.Tracks))
-	err := children(b, moof.body, moof.end, func(c box) error {
-		if c.typ != "traf" {
+	err := Children(b, moof.Body, moof.End, func(c Box) error {
+		if c.Type != "traf" {
 			return nil
 		}
 		var (
@@ -289,9 +298,9 @@ func (s *segmentScan) parseMoof(b []byte, moof, mdat box) ([]runEnd, error) {
 			haveTfhd, haveTfdt       bool
 			base                     uint64
 		)
-		return children(b, c.body, c.end, func(t box) error {
-			p := b[t.body:t.end]
-			switch t.typ {
+		return Children(b, c.Body, c.End, func(t Box) error {
+			p := b[t.Body:t.End]
+			switch t.Type {
 			case "tfhd":
 				if len(p) < 8 {
 					return errors.New("short tfhd")
@@ -345,15 +354,15 @@ func (s *segmentScan) parseMoof(b []byte, moof, mdat box) ([]runEnd, error) {
 				if i < 0 {
 					return fmt.Errorf("fragment of unknown track %d", trackID)
 				}
-				dur, count, err := parseTrun(p, defDur, defSize, moof.start, mdat)
+				dur, count, err := parseTrun(p, defDur, defSize, moof.Start, mdat)
 				if err != nil {
 					return err
 				}
 				e := &ends[i]
 				if e.count == 0 {
-					e.start = base
+					e.Start = base
 				}
-				e.end = base + dur
+				e.End = base + dur
 				e.count += count
 				base += dur
 			}
@@ -365,7 +374,7 @@ func (s *segmentScan) parseMoof(b []byte, moof, mdat box) ([]runEnd, error) {
 
 // parseTrun returns the total duration and sample count of a track run, and
 // checks that its data lies within mdat.
-func parseTrun(p []byte, defDur, defSize uint32, moofStart int, mdat box) (uint64, int, error) {
+func parseTrun(p []byte, defDur, defSize uint32, moofStart int, mdat Box) (uint64, int, error) {
 	if len(p) < 8 {
 		return 0, 0, errors.New("short trun")
 	}
@@ -417,10 +426,10 @@ func parseTrun(p []byte, defDur, defSize uint32, moofStart int, mdat box) (uint6
 	}
 	if dataOffset >= 0 {
 		startAbs := int64(moofStart) + dataOffset
-		if startAbs < int64(mdat.body) || startAbs+int64(size) > int64(mdat.end) {
+		if startAbs < int64(mdat.Body) || startAbs+int64(size) > int64(mdat.End) {
 			return 0, 0, errors.New("trun data lies outside mdat")
 		}
-	} else if size > uint64(mdat.end-mdat.body) {
+	} else if size > uint64(mdat.End-mdat.Body) {
 		return 0, 0, errors.New("trun data is larger than mdat")
 	}
 	return dur, int(count), nil
@@ -429,26 +438,26 @@ func parseTrun(p []byte, defDur, defSize uint32, moofStart int, mdat box) (uint6
 // ntpEpochOffset is the number of seconds from 1900 (NTP) to 1970 (Unix).
 const ntpEpochOffset = 2208988800
 
-func ntpTime(t time.Time) uint64 {
+func NTPTime(t time.Time) uint64 {
 	ns := t.UnixNano()
 	sec := uint64(ns/1e9) + ntpEpochOffset
 	frac := (uint64(ns%1e9) << 32) / 1e9
 	return sec<<32 | frac
 }
 
-func fromNTP(v uint64) time.Time {
+func FromNTP(v uint64) time.Time {
 	sec := int64(v>>32) - ntpEpochOffset
 	ns := (int64(v&0xffffffff) * 1e9) >> 32
 	return time.Unix(sec, ns)
 }
 
-func parsePRFT(p []byte) (scanPRFT, error) {
-	var r scanPRFT
+func ParsePRFT(p []byte) (PRFT, error) {
+	var r PRFT
 	if len(p) < 20 {
 		return r, errors.New("short prft")
 	}
 	r.TrackID = binary.BigEndian.Uint32(p[4:])
-	r.Wall = fromNTP(binary.BigEndian.Uint64(p[8:]))
+	r.Wall = FromNTP(binary.BigEndian.Uint64(p[8:]))
 	if p[0] == 1 {
 		if len(p) < 24 {
 			return r, errors.New("short prft")
@@ -460,20 +469,46 @@ func parsePRFT(p []byte) (scanPRFT, error) {
 	return r, nil
 }
 
-// prftFlagCapture says the prft time is when the frame was captured
-// (ISO/IEC 14496-12, producer reference time flags); prftFlagArbitrary that
+// PRFTCapture says the prft time is when the frame was captured
+// (ISO/IEC 14496-12, producer reference time flags); PRFTArbitrary that
 // it is an arbitrary but consistent clock (the recorder's arrival time).
 const (
-	prftFlagCapture   = 24
-	prftFlagArbitrary = 8
+	PRFTCapture   = 24
+	PRFTArbitrary = 8
 )
 
-// appendPRFT appends a version 1 producer reference time box.
-func appendPRFT(b []byte, trackID uint32, wall time.Time, mediaTime uint64, flags uint32) []byte {
+// AppendPRFT appends a version 1 producer reference time box.
+func AppendPRFT(b []byte, trackID uint32, wall time.Time, mediaTime uint64, flags uint32) []byte {
 	b = binary.BigEndian.AppendUint32(b, 32)
 	b = append(b, "prft"...)
 	b = binary.BigEndian.AppendUint32(b, 1<<24|flags&0xffffff)
 	b = binary.BigEndian.AppendUint32(b, trackID)
-	b = binary.BigEndian.AppendUint64(b, ntpTime(wall))
+	b = binary.BigEndian.AppendUint64(b, NTPTime(wall))
 	return binary.BigEndian.AppendUint64(b, mediaTime)
+}
+
+// parseElst returns the media time of an edit list's first edit that
+// presents media (an empty edit only delays), or 0.
+func parseElst(p []byte) int64 {
+	if len(p) < 8 {
+		return 0
+	}
+	n, size := 8, 12
+	if p[0] == 1 {
+		size = 20
+	}
+	count := binary.BigEndian.Uint32(p[4:])
+	for k := uint32(0); k < count && len(p) >= n+size; k++ {
+		var mt int64
+		if p[0] == 1 {
+			mt = int64(binary.BigEndian.Uint64(p[n+8:]))
+		} else {
+			mt = int64(int32(binary.BigEndian.Uint32(p[n+4:])))
+		}
+		if mt >= 0 {
+			return mt
+		}
+		n += size
+	}
+	return 0
 }

@@ -1,0 +1,407 @@
+package playback
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"fieldvideo/internal/audit"
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/whip"
+)
+
+// Routes adds the playback API to mux, for reviewers (the reviewer role
+// or the review grant):
+//
+//	GET  /v1/recordings            incidents, sources, sites
+//	GET  /v1/recordings/coverage   ?incident=&source=…&start=&end=
+//	GET  /v1/recordings/at         ?incident=&source=…&t=
+//	GET  /v1/recordings/stream     ?incident=&source=&start=&end= (or duration=)
+//	POST /v1/exports               {"incident","sources","start","end"} → signed zip
+//	GET  /list, /get               MediaMTX's playback API: ?path=[incident/]source
+//
+// Every answer says which site served it (the X-Playback-Site header, and
+// "site" in JSON).
+func (pb *Playback) Routes(mux *http.ServeMux, v *auth.Verifier, incident, allowOrigin string, ex *Exporter) {
+	h := &handler{pb: pb, v: v, incident: incident, origin: allowOrigin, ex: ex}
+	mux.HandleFunc("GET /v1/recordings", h.guard(h.list))
+	mux.HandleFunc("GET /v1/recordings/coverage", h.guard(h.coverage))
+	mux.HandleFunc("GET /v1/recordings/at", h.guard(h.at))
+	mux.HandleFunc("GET /v1/recordings/stream", h.guard(h.stream))
+	mux.HandleFunc("GET /list", h.guard(h.mtxList))
+	mux.HandleFunc("GET /get", h.guard(h.mtxGet))
+	if ex != nil {
+		mux.HandleFunc("POST /v1/exports", h.guard(h.export))
+	}
+}
+
+type handler struct {
+	pb       *Playback
+	v        *auth.Verifier
+	incident string // the default incident
+	origin   string
+	ex       *Exporter
+}
+
+// guard lets reviewers through.
+func (h *handler) guard(fn func(w http.ResponseWriter, r *http.Request, c *auth.Claims)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		whip.SetCORS(w, h.origin)
+		w.Header().Set("Cache-Control", "no-store")
+		if ev := audit.Annotate(r); ev != nil {
+			ev.Action = "review"
+		}
+		c, err := h.v.Verify(auth.FromRequest(r))
+		if err != nil {
+			whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+			return
+		}
+		if !c.CanReview() {
+			whip.WriteError(w, whip.Errorf(http.StatusForbidden,
+				"recordings are for reviewers: %s has role %s; use a reviewer token or one with the review grant (token -review)", c.Who(), c.Role))
+			return
+		}
+		fn(w, r, c)
+	}
+}
+
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		whip.WriteError(w, whip.Errorf(pe.Status, "%s", pe.Msg))
+	case errors.Is(err, errNoSite):
+		w.Header().Set("Retry-After", "5")
+		whip.WriteError(w, whip.Errorf(http.StatusServiceUnavailable, "%v", err))
+	default:
+		whip.WriteError(w, whip.Errorf(http.StatusBadGateway, "reading recordings: %v", err))
+	}
+}
+
+func (h *handler) json(w http.ResponseWriter, site string, v map[string]any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Playback-Site", site)
+	v["site"] = site
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	inc, site, err := h.pb.Incidents(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.json(w, site, map[string]any{"incidents": inc, "sites": h.pb.Sites(), "default_incident": h.incident})
+}
+
+// query is a request's parameters, checked.
+type query struct {
+	incident string
+	sources  []string
+	start    time.Time
+	end      time.Time
+}
+
+func (h *handler) parse(r *http.Request, needRange bool) (query, error) {
+	v := r.URL.Query()
+	q := query{incident: v.Get("incident")}
+	if q.incident == "" {
+		q.incident = h.incident
+	}
+	for _, s := range v["source"] {
+		for _, n := range strings.Split(s, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				q.sources = append(q.sources, n)
+			}
+		}
+	}
+	if err := checkName("incident", q.incident); err != nil {
+		return q, err
+	}
+	if len(q.sources) == 0 {
+		return q, badRequest("name at least one source: source=<name> (GET /v1/recordings lists them)")
+	}
+	if len(q.sources) > 64 {
+		return q, badRequest("%d sources in one question; the limit is 64", len(q.sources))
+	}
+	for _, s := range q.sources {
+		if err := checkName("source", s); err != nil {
+			return q, err
+		}
+	}
+	if !needRange {
+		return q, nil
+	}
+	var err error
+	if q.start, err = ParseTime("start", v.Get("start")); err != nil {
+		return q, err
+	}
+	switch {
+	case v.Get("end") != "":
+		q.end, err = ParseTime("end", v.Get("end"))
+	case v.Get("duration") != "":
+		var d time.Duration
+		d, err = parseDuration(v.Get("duration"))
+		q.end = q.start.Add(d)
+	default:
+		err = badRequest("the range needs end=<time> or duration=<seconds>")
+	}
+	if err != nil {
+		return q, err
+	}
+	return q, h.pb.checkWindow(q.start, q.end)
+}
+
+// checkName refuses names that are not a single key segment.
+func checkName(what, s string) error {
+	if s == "" || len(s) > 200 || strings.ContainsAny(s, "/\\") || s == "." || s == ".." {
+		return badRequest("%s %q is not a name (no slashes, at most 200 characters)", what, s)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return badRequest("%s %q has a control character", what, s)
+		}
+	}
+	return nil
+}
+
+// ParseTime reads an instant: RFC 3339 (with a zone), or Unix milliseconds.
+func ParseTime(what, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, badRequest("%s is missing: give an RFC 3339 time such as 2026-12-05T03:30:00.250Z, or Unix milliseconds", what)
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 || n > 1e14 {
+			return time.Time{}, badRequest("%s %q is out of range as Unix milliseconds", what, s)
+		}
+		return time.UnixMilli(n).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, badRequest("%s %q is not a time: give RFC 3339 with a zone (2026-12-05T03:30:00.250Z) or Unix milliseconds", what, s)
+	}
+	if t.Year() < 2000 || t.Year() > 2200 {
+		return time.Time{}, badRequest("%s %q is out of range", what, s)
+	}
+	return t.UTC(), nil
+}
+
+// parseDuration reads seconds (MediaMTX's form, e.g. 60.5) or a Go
+// duration (90s, 1h).
+func parseDuration(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f <= 0 || math.IsNaN(f) || f > 1e7 {
+			return 0, badRequest("duration %q is out of range", s)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, badRequest("duration %q is not a positive number of seconds or a duration such as 90s", s)
+	}
+	return d, nil
+}
+
+func (h *handler) coverage(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	q, err := h.parse(r, true)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	cov, site, err := h.pb.Coverage(r.Context(), q.incident, q.sources, q.start, q.end)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.json(w, site, map[string]any{"incident": q.incident, "start": q.start, "end": q.end, "sources": cov})
+}
+
+func (h *handler) at(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	q, err := h.parse(r, false)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	t, err := ParseTime("t", r.URL.Query().Get("t"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	out, site, err := h.pb.At(r.Context(), q.incident, q.sources, t)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.json(w, site, map[string]any{"incident": q.incident, "t": t, "sources": out})
+}
+
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	q, err := h.parse(r, true)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if len(q.sources) != 1 {
+		h.fail(w, badRequest("a stream is one source; got %d", len(q.sources)))
+		return
+	}
+	h.serveStream(w, r, StreamRequest{Incident: q.incident, Source: q.sources[0], Start: q.start, End: q.end})
+}
+
+// serveStream streams a source. A client's Range request from the start
+// ("bytes=0-", what media elements send first) gets the whole stream;
+// seeking is by asking again with another start.
+func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req StreamRequest) {
+	if ev := audit.Annotate(r); ev != nil {
+		ev.Source = req.Source
+	}
+	if rg := r.Header.Get("Range"); rg != "" && rg != "bytes=0-" {
+		w.Header().Set("Accept-Ranges", "none")
+		whip.WriteError(w, whip.Errorf(http.StatusRequestedRangeNotSatisfiable,
+			"a recording is streamed as it is stitched: seek by asking again with start=<capture time>"))
+		return
+	}
+	rc := http.NewResponseController(w)
+	info, err := h.pb.Stream(r.Context(), w, req, func(info StreamInfo) {
+		hd := w.Header()
+		hd.Set("Content-Type", "video/mp4")
+		hd.Set("Accept-Ranges", "none")
+		hd.Set("X-Playback-Site", info.Site)
+		hd.Set("X-Capture-Start", info.Start.Format(time.RFC3339Nano))
+		hd.Set("X-Capture-Keyframe", info.Keyframe.Format(time.RFC3339Nano))
+		hd.Set("Access-Control-Expose-Headers", "X-Playback-Site, X-Capture-Start, X-Capture-Keyframe")
+		hd.Set("Trailer", "X-Playback-Skipped, X-Playback-Ended")
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+	})
+	if err != nil && info.Start.IsZero() {
+		h.fail(w, err)
+		return
+	}
+	if len(info.Skipped) > 0 {
+		w.Header().Set("X-Playback-Skipped", strings.Join(info.Skipped, "; "))
+	}
+	if info.Ended != "" {
+		w.Header().Set("X-Playback-Ended", info.Ended)
+	}
+	if err != nil {
+		w.Header().Set("X-Playback-Ended", "stopped: "+err.Error())
+	}
+	if len(info.Skipped) > 0 || info.Ended != "" {
+		h.pb.log.Warn("playback stream incomplete", "source", req.Source, "skipped", info.Skipped, "ended", info.Ended)
+	}
+}
+
+// mtxPath splits MediaMTX's path=[incident/]source.
+func (h *handler) mtxPath(r *http.Request) (string, string, error) {
+	p := strings.Trim(r.URL.Query().Get("path"), "/")
+	inc, src, ok := strings.Cut(p, "/")
+	if !ok {
+		inc, src = h.incident, p
+	}
+	if err := checkName("incident", inc); err != nil {
+		return "", "", err
+	}
+	if err := checkName("source", src); err != nil {
+		return "", "", badRequest("path=%q is not [incident/]source", p)
+	}
+	return inc, src, nil
+}
+
+// mtxList answers like MediaMTX's GET /list: the source's recorded spans,
+// each with the URL that plays it.
+func (h *handler) mtxList(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	inc, src, err := h.mtxPath(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	v := r.URL.Query()
+	end := time.Now().UTC()
+	if s := v.Get("end"); s != "" {
+		if end, err = ParseTime("end", s); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	start := end.Add(-h.pb.p.MaxRange)
+	if s := v.Get("start"); s != "" {
+		if start, err = ParseTime("start", s); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	cov, site, err := h.pb.Coverage(r.Context(), inc, []string{src}, start, end)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	type entry struct {
+		Start    time.Time `json:"start"`
+		Duration float64   `json:"duration"`
+		URL      string    `json:"url"`
+	}
+	out := []entry{}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	for _, rg := range cov[0].Ranges {
+		d := rg.End.Sub(rg.Start).Seconds()
+		u := url.URL{Scheme: scheme, Host: r.Host, Path: "/get", RawQuery: url.Values{
+			"path": {inc + "/" + src}, "start": {rg.Start.Format(time.RFC3339Nano)}, "duration": {strconv.FormatFloat(d, 'f', -1, 64)},
+		}.Encode()}
+		out = append(out, entry{Start: rg.Start, Duration: d, URL: u.String()})
+	}
+	if len(out) == 0 {
+		h.fail(w, notFound("no recordings of %s/%s between %s and %s", inc, src, start.Format(time.RFC3339), end.Format(time.RFC3339)))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Playback-Site", site)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// mtxGet answers like MediaMTX's GET /get (format fmp4).
+func (h *handler) mtxGet(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	inc, src, err := h.mtxPath(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	v := r.URL.Query()
+	if f := v.Get("format"); f != "" && f != "fmp4" {
+		h.fail(w, badRequest("format %q is not served; only fmp4", f))
+		return
+	}
+	start, err := ParseTime("start", v.Get("start"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if v.Get("duration") == "" {
+		h.fail(w, badRequest("duration=<seconds> is missing"))
+		return
+	}
+	d, err := parseDuration(v.Get("duration"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if err := h.pb.checkWindow(start, start.Add(d)); err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.serveStream(w, r, StreamRequest{Incident: inc, Source: src, Start: start, End: start.Add(d)})
+}
+
+// describe names a query for logs.
+func describe(q query) string {
+	return fmt.Sprintf("%s/%s %s..%s", q.incident, strings.Join(q.sources, ","), q.start.Format(time.RFC3339), q.end.Format(time.RFC3339))
+}

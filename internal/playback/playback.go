@@ -1,0 +1,235 @@
+// Package playback answers after-action reviewers from the recordings at
+// either site, with no database: the segment keys and their manifests are
+// the index, listed from the stores, kept in memory and refreshed.
+//
+// It lists incidents, sources and each source's coverage; streams any
+// source over any time range as one fragmented MP4 that starts at a chosen
+// capture instant; says what each of several sources holds at one instant
+// and how their times line up on the common baseline; exports signed
+// evidence; and fails over between the primary and the off-site copy by
+// itself, saying which site served each answer.
+package playback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fieldvideo/internal/store"
+)
+
+// Params configure a Playback.
+type Params struct {
+	// Sites are the stores in order of preference: the primary, then the
+	// off-site copy.
+	Sites []store.Store
+	// Refresh is how long a listing of a recent hour is trusted (2 s when
+	// zero); the whole store is listed again every FullRefresh (1 min).
+	Refresh, FullRefresh time.Duration
+	// HealthInterval is how often a site that failed is checked (2 s).
+	HealthInterval time.Duration
+	// MaxRange bounds the time range of one answer (24 h).
+	MaxRange time.Duration
+	Log      *slog.Logger
+}
+
+// Playback serves recordings from the first healthy site.
+type Playback struct {
+	p     Params
+	log   *slog.Logger
+	sites []*site
+	// active is the index of the site answering now.
+	active atomic.Int32
+
+	switches atomic.Int64
+	mu       sync.Mutex
+}
+
+type site struct {
+	st      store.Store
+	idx     *index
+	healthy atomic.Bool
+	mu      sync.Mutex
+	lastErr string
+	since   time.Time
+}
+
+// New returns a Playback over p.Sites.
+func New(p Params) (*Playback, error) {
+	if len(p.Sites) == 0 {
+		return nil, errors.New("playback: no store to read recordings from")
+	}
+	if p.Refresh <= 0 {
+		p.Refresh = 2 * time.Second
+	}
+	if p.FullRefresh <= 0 {
+		p.FullRefresh = time.Minute
+	}
+	if p.HealthInterval <= 0 {
+		p.HealthInterval = 2 * time.Second
+	}
+	if p.MaxRange <= 0 {
+		p.MaxRange = 24 * time.Hour
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
+	pb := &Playback{p: p, log: p.Log.With("component", "playback")}
+	for _, st := range p.Sites {
+		s := &site{st: st, idx: newIndex(st, p.FullRefresh, 2*time.Hour), since: time.Now()}
+		s.healthy.Store(true)
+		pb.sites = append(pb.sites, s)
+	}
+	return pb, nil
+}
+
+// Run checks the sites that failed until ctx ends, and moves answers back
+// to a preferred site once it answers again.
+func (pb *Playback) Run(ctx context.Context) error {
+	t := time.NewTicker(pb.p.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for i, s := range pb.sites {
+			if s.healthy.Load() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, pb.p.HealthInterval)
+			err := check(cctx, s.st)
+			cancel()
+			if err == nil {
+				pb.up(i)
+			}
+		}
+	}
+}
+
+// check asks a store for a key that does not exist: an answer, even "not
+// found", means it serves.
+func check(ctx context.Context, st store.Store) error {
+	_, err := st.Stat(ctx, "rec/.playback-health-check")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err == nil {
+		return nil
+	}
+	return err
+}
+
+// up marks site i healthy; answers move back to it when it is preferred.
+func (pb *Playback) up(i int) {
+	s := pb.sites[i]
+	if s.healthy.Swap(true) {
+		return
+	}
+	s.mu.Lock()
+	s.since, s.lastErr = time.Now(), ""
+	s.mu.Unlock()
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	if cur := int(pb.active.Load()); i < cur {
+		pb.active.Store(int32(i))
+		pb.switches.Add(1)
+		pb.log.Info("playback moved back to a recovered site", "site", s.st.Name(), "from", pb.sites[cur].st.Name())
+	}
+}
+
+// down marks site i failed after err, and moves answers to the next
+// healthy site.
+func (pb *Playback) down(i int, err error) {
+	s := pb.sites[i]
+	s.mu.Lock()
+	s.lastErr, s.since = err.Error(), time.Now()
+	s.mu.Unlock()
+	if !s.healthy.Swap(false) {
+		return
+	}
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	if int(pb.active.Load()) != i {
+		return
+	}
+	for k := range pb.sites {
+		if k != i && pb.sites[k].healthy.Load() {
+			pb.active.Store(int32(k))
+			pb.switches.Add(1)
+			pb.log.Warn("playback switched site: the site failed", "from", s.st.Name(), "to", pb.sites[k].st.Name(), "error", err)
+			return
+		}
+	}
+	pb.log.Error("playback: no site answers", "error", err)
+}
+
+// failed reports whether err is the store failing (not the question: a
+// missing key, a cancelled request).
+func failed(ctx context.Context, err error) bool {
+	var pe *Error
+	if err == nil || ctx.Err() != nil || errors.As(err, &pe) {
+		return false
+	}
+	return !errors.Is(err, store.ErrNotFound) && !errors.Is(err, errDamaged) && !errors.Is(err, context.Canceled)
+}
+
+// with runs fn against the active site and, when that site fails, against
+// each other one in turn; it returns the name of the site that answered.
+func (pb *Playback) with(ctx context.Context, fn func(s *site) error) (string, error) {
+	start := int(pb.active.Load())
+	var firstErr error
+	for n := range pb.sites {
+		i := (start + n) % len(pb.sites)
+		s := pb.sites[i]
+		if n > 0 && !s.healthy.Load() {
+			continue
+		}
+		err := fn(s)
+		if !failed(ctx, err) {
+			if err == nil && !s.healthy.Load() {
+				pb.up(i)
+			}
+			return s.st.Name(), err
+		}
+		pb.down(i, err)
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = errors.New("no site is healthy")
+	}
+	return "", fmt.Errorf("%w: %w", errNoSite, firstErr)
+}
+
+var errNoSite = errors.New("no store holding recordings answers")
+
+// SiteState is one site as playback sees it.
+type SiteState struct {
+	Name    string    `json:"name"`
+	Healthy bool      `json:"healthy"`
+	Active  bool      `json:"active"`
+	Error   string    `json:"error,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// Sites reports each site's state and which one answers.
+func (pb *Playback) Sites() []SiteState {
+	out := make([]SiteState, len(pb.sites))
+	act := int(pb.active.Load())
+	for i, s := range pb.sites {
+		s.mu.Lock()
+		out[i] = SiteState{Name: s.st.Name(), Healthy: s.healthy.Load(), Active: i == act, Error: s.lastErr, Since: s.since}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Switches counts the moves between sites.
+func (pb *Playback) Switches() int64 { return pb.switches.Load() }
