@@ -162,3 +162,115 @@ func WithEditLists(init []byte, mediaTime map[uint32]int64) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// MergeInits returns one init segment holding the tracks of several (the
+// camera and the microphone of a call participant, recorded apart): the
+// first one's ftyp and mvhd, then every trak and trex of each, with track
+// ids renumbered by ids[i] (old id → new id; tracks missing from the map
+// are left out).
+func MergeInits(inits [][]byte, ids []map[uint32]uint32) ([]byte, error) {
+	if len(inits) == 0 || len(inits) != len(ids) {
+		return nil, fmt.Errorf("merge inits: %d inits, %d id maps", len(inits), len(ids))
+	}
+	var ftyp, mvhd []byte
+	var traks, trexs [][]byte
+	maxID := uint32(0)
+	for i, init := range inits {
+		f, err := NextBox(init, 0, len(init))
+		if err != nil || f.Type != "ftyp" {
+			return nil, fmt.Errorf("init %d does not start with ftyp", i)
+		}
+		moov, err := NextBox(init, f.End, len(init))
+		if err != nil || moov.Type != "moov" {
+			return nil, fmt.Errorf("init %d has no moov", i)
+		}
+		if i == 0 {
+			ftyp = init[f.Start:f.End]
+		}
+		err = Children(init, moov.Body, moov.End, func(c Box) error {
+			switch c.Type {
+			case "mvhd":
+				if i == 0 {
+					mvhd = append([]byte(nil), init[c.Start:c.End]...)
+				}
+			case "trak":
+				var t Track
+				if err := ParseTrak(init, c, &t); err != nil {
+					return err
+				}
+				id, ok := ids[i][t.ID]
+				if !ok {
+					return nil
+				}
+				b := append([]byte(nil), init[c.Start:c.End]...)
+				if err := setTrackID(b, c.Start, init, c, id); err != nil {
+					return err
+				}
+				traks = append(traks, b)
+				maxID = max(maxID, id)
+			case "mvex":
+				return Children(init, c.Body, c.End, func(x Box) error {
+					if x.Type != "trex" || x.End-x.Body < 8 {
+						return nil
+					}
+					id, ok := ids[i][binary.BigEndian.Uint32(init[x.Body+4:])]
+					if !ok {
+						return nil
+					}
+					b := append([]byte(nil), init[x.Start:x.End]...)
+					binary.BigEndian.PutUint32(b[x.Body-x.Start+4:], id)
+					trexs = append(trexs, b)
+					return nil
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("init %d: %w", i, err)
+		}
+	}
+	if mvhd == nil || len(mvhd) < 12 {
+		return nil, fmt.Errorf("merge inits: no mvhd")
+	}
+	binary.BigEndian.PutUint32(mvhd[len(mvhd)-4:], maxID+1) // next_track_ID
+	body := append([]byte(nil), mvhd...)
+	for _, t := range traks {
+		body = append(body, t...)
+	}
+	mvex := binary.BigEndian.AppendUint32(nil, 0)
+	mvex = append(mvex, "mvex"...)
+	for _, t := range trexs {
+		mvex = append(mvex, t...)
+	}
+	binary.BigEndian.PutUint32(mvex, uint32(len(mvex)))
+	body = append(body, mvex...)
+	out := append([]byte(nil), ftyp...)
+	out = binary.BigEndian.AppendUint32(out, uint32(8+len(body)))
+	out = append(out, "moov"...)
+	return append(out, body...), nil
+}
+
+// setTrackID writes id into the tkhd of the trak copied into b (the box c
+// of src, copied from offset base).
+func setTrackID(b []byte, base int, src []byte, trak Box, id uint32) error {
+	done := false
+	err := Children(src, trak.Body, trak.End, func(c Box) error {
+		if c.Type != "tkhd" || c.End-c.Body < 4 {
+			return nil
+		}
+		n := c.Body + 12
+		if src[c.Body] == 1 {
+			n = c.Body + 20
+		}
+		if n+4 > c.End {
+			return fmt.Errorf("short tkhd")
+		}
+		binary.BigEndian.PutUint32(b[n-base:], id)
+		done = true
+		return nil
+	})
+	if err == nil && !done {
+		err = fmt.Errorf("trak without tkhd")
+	}
+	return err
+}

@@ -98,7 +98,7 @@ func (ex *Exporter) Export(ctx context.Context, w io.Writer, req ExportRequest, 
 		}
 		h := sha256.New()
 		cw := &countWriter{w: io.MultiWriter(fw, h)}
-		info, err := ex.pb.Stream(ctx, cw, StreamRequest{Incident: req.Incident, Source: src, Start: req.Start, End: req.End, parts: true}, func(StreamInfo) {})
+		info, err := ex.pb.Stream(ctx, cw, StreamRequest{Incident: req.Incident, Sources: []string{src}, Start: req.Start, End: req.End, parts: true}, func(StreamInfo) {})
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", src, err)
 		}

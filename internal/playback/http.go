@@ -22,7 +22,8 @@ import (
 //	GET  /v1/recordings            incidents, sources, sites
 //	GET  /v1/recordings/coverage   ?incident=&source=…&start=&end=
 //	GET  /v1/recordings/at         ?incident=&source=…&t=
-//	GET  /v1/recordings/stream     ?incident=&source=&start=&end= (or duration=)
+//	GET  /v1/recordings/stream     ?incident=&source=…&start=&end= (or duration=); several sources, or
+//	                               participant=<room>.<name>, merge into one file
 //	POST /v1/exports               {"incident","sources","start","end"} → signed zip
 //	GET  /list, /get               MediaMTX's playback API: ?path=[incident/]source
 //
@@ -242,16 +243,22 @@ func (h *handler) at(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
 }
 
 func (h *handler) stream(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	if p := r.URL.Query().Get("participant"); p != "" {
+		if err := h.participant(r, p); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
 	q, err := h.parse(r, true)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	if len(q.sources) != 1 {
-		h.fail(w, badRequest("a stream is one source; got %d", len(q.sources)))
+	if len(q.sources) > 8 {
+		h.fail(w, badRequest("one stream merges at most 8 sources; got %d", len(q.sources)))
 		return
 	}
-	h.serveStream(w, r, StreamRequest{Incident: q.incident, Source: q.sources[0], Start: q.start, End: q.end})
+	h.serveStream(w, r, StreamRequest{Incident: q.incident, Sources: q.sources, Start: q.start, End: q.end})
 }
 
 // serveStream streams a source. A client's Range request from the start
@@ -259,7 +266,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, _ *auth.Claims)
 // seeking is by asking again with another start.
 func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req StreamRequest) {
 	if ev := audit.Annotate(r); ev != nil {
-		ev.Source = req.Source
+		ev.Source = strings.Join(req.Sources, ",")
 	}
 	if rg := r.Header.Get("Range"); rg != "" && rg != "bytes=0-" {
 		w.Header().Set("Accept-Ranges", "none")
@@ -294,8 +301,43 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req Stream
 		w.Header().Set("X-Playback-Ended", "stopped: "+err.Error())
 	}
 	if len(info.Skipped) > 0 || info.Ended != "" {
-		h.pb.log.Warn("playback stream incomplete", "source", req.Source, "skipped", info.Skipped, "ended", info.Ended)
+		h.pb.log.Warn("playback stream incomplete", "sources", req.Sources, "skipped", info.Skipped, "ended", info.Ended)
 	}
+}
+
+// participant adds to the request's sources every recorded source of a
+// call participant: <room>.<participant>.<camera|microphone|screen>, so
+// that its camera and microphone play as one stream.
+func (h *handler) participant(r *http.Request, p string) error {
+	if err := checkName("participant", p); err != nil {
+		return err
+	}
+	v := r.URL.Query()
+	inc := v.Get("incident")
+	if inc == "" {
+		inc = h.incident
+	}
+	list, _, err := h.pb.Incidents(r.Context())
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, is := range list {
+		if is.Incident != inc {
+			continue
+		}
+		for _, s := range is.Sources {
+			if strings.HasPrefix(s.Source, p+".") && !strings.Contains(strings.TrimPrefix(s.Source, p+"."), ".") {
+				v.Add("source", s.Source)
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return notFound("no recorded source of participant %q in incident %q (a call participant's sources are <room>.<participant>.camera and .microphone)", p, inc)
+	}
+	r.URL.RawQuery = v.Encode()
+	return nil
 }
 
 // mtxPath splits MediaMTX's path=[incident/]source.
@@ -398,7 +440,7 @@ func (h *handler) mtxGet(w http.ResponseWriter, r *http.Request, _ *auth.Claims)
 		h.fail(w, err)
 		return
 	}
-	h.serveStream(w, r, StreamRequest{Incident: inc, Source: src, Start: start, End: start.Add(d)})
+	h.serveStream(w, r, StreamRequest{Incident: inc, Sources: []string{src}, Start: start, End: start.Add(d)})
 }
 
 // describe names a query for logs.

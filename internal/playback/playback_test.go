@@ -355,3 +355,59 @@ func putObject(ctx context.Context, s *testkit.S3Server, key string, b []byte) e
 	_, err := s.Client().PutObject(ctx, s.Bucket, key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
 	return err
 }
+
+// A call participant's camera and microphone are recorded as two sources;
+// played as the participant, they come as one file with both.
+func TestParticipantStream(t *testing.T) {
+	a, err := store.NewFS("primary", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.NewFS("offsite", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := testkit.LiveStream(t, context.Background(), "alice", true)
+	testkit.WaitKeyframes(t, st, 1, 20*time.Second)
+	s := startSession(t, a, b)
+	for name, track := range map[string]int{"ops.alice.camera": 0, "ops.alice.microphone": 1} {
+		stop, err := s.r.RecordTracks(name, st, []int{track})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+	}
+	testkit.WaitFor(t, 40*time.Second, "three segments of each at both sites", func() bool {
+		x := s.r.Stats()
+		return x.Stores[0].Uploaded >= 6 && x.Stores[1].Uploaded >= 6
+	})
+	s.stop(t)
+	cam, mic := segsOf(t, b, "ops.alice.camera"), segsOf(t, b, "ops.alice.microphone")
+	from := maxTime(cam[0].start, mic[0].start).Add(300 * time.Millisecond)
+	srv := startServer(t, a, b)
+	code, h, body := srv.get(t, srv.reviewer, "/v1/recordings/stream", url.Values{"participant": {"ops.alice"}, "start": {ts(from)}, "duration": {"3"}})
+	if code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+	p := ffprobe(t, writeFile(t, body))
+	kinds := map[string]string{}
+	frames := map[string]int{}
+	for _, s := range p.Streams {
+		kinds[s.CodecType] = s.CodecName
+	}
+	for _, f := range p.Frames {
+		if ptime(f.PTSTime) >= 0 {
+			frames[f.MediaType]++
+		}
+	}
+	if kinds["video"] != "h264" || kinds["audio"] != "opus" || frames["video"] < 70 || frames["audio"] < 140 {
+		t.Fatalf("streams %v, frames %v", kinds, frames)
+	}
+	if got := h.Get("X-Capture-Start"); got != ts(from) {
+		t.Fatalf("X-Capture-Start %s, asked %s", got, ts(from))
+	}
+	code, _, body = srv.get(t, srv.reviewer, "/v1/recordings/stream", url.Values{"participant": {"ops.bob"}, "start": {ts(from)}, "duration": {"3"}})
+	if code != http.StatusNotFound || !strings.Contains(string(body), "participant") {
+		t.Fatalf("unknown participant: %d %s", code, body)
+	}
+}

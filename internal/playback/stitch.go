@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -16,10 +17,14 @@ import (
 	"fieldvideo/internal/recorder"
 )
 
-// StreamRequest asks for one source over [Start, End) as one fMP4.
+// StreamRequest asks for sources over [Start, End) as one fMP4: one
+// source, or several whose tracks go into one file (a call participant's
+// camera and microphone, recorded as two sources).
 type StreamRequest struct {
-	Incident, Source string
-	Start, End       time.Time
+	Incident string
+	Sources  []string
+	Start    time.Time
+	End      time.Time
 	// parts asks for the fragments' list in StreamInfo (exports).
 	parts bool
 }
@@ -56,6 +61,7 @@ type PartInfo struct {
 // SegmentInfo is a recorded segment used by a stream, with what its
 // manifest says of its times.
 type SegmentInfo struct {
+	Source           string    `json:"source"`
 	Key              string    `json:"key"`
 	SHA256           string    `json:"sha256"`
 	CaptureStart     time.Time `json:"capture_start"`
@@ -71,71 +77,68 @@ const maxSegmentBytes = 1 << 30
 // partTarget is how much media one written fragment holds at most.
 const partTarget = time.Second
 
-// Stream writes the source over [req.Start, req.End) to w as one
-// fragmented MP4: the keyframe at or before Start and what follows, with
-// edit lists that start presentation at Start, every track (video and
-// audio) together, gaps kept as gaps in time. onStart is called once, just
-// before the first byte, with what is known then; errors before it mean
-// nothing was written.
+// Stream writes the sources over [req.Start, req.End) to w as one
+// fragmented MP4: from the keyframe at or before Start, with edit lists
+// that start presentation at Start, every track (video and audio, of every
+// source) interleaved by capture time, gaps kept as gaps in time. onStart
+// is called once, just before the first byte, with what is known then;
+// an error before it means nothing was written.
 func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, onStart func(StreamInfo)) (StreamInfo, error) {
 	info := StreamInfo{}
 	if err := pb.checkWindow(req.Start, req.End); err != nil {
 		return info, err
 	}
-	var segs []seg
+	if len(req.Sources) == 0 {
+		return info, badRequest("name a source")
+	}
+	segs := make([][]seg, len(req.Sources))
 	name, err := pb.with(ctx, func(s *site) error {
-		if err := pb.checkNames(ctx, s, req.Incident, []string{req.Source}); err != nil {
+		if err := pb.checkNames(ctx, s, req.Incident, req.Sources); err != nil {
 			return err
 		}
-		var err error
-		segs, _, err = s.idx.segments(ctx, req.Incident, req.Source, req.Start, req.End, pb.p.Refresh)
-		return err
+		for i, src := range req.Sources {
+			var err error
+			if segs[i], _, err = s.idx.segments(ctx, req.Incident, src, req.Start, req.End, pb.p.Refresh); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	info.Site = name
 	if err != nil {
 		return info, err
 	}
-	if len(segs) == 0 {
-		return info, notFound("source %q of incident %q has no recording between %s and %s; GET /v1/recordings/coverage shows what there is",
-			req.Source, req.Incident, req.Start.UTC().Format(time.RFC3339Nano), req.End.UTC().Format(time.RFC3339Nano))
-	}
-	st := &stitcher{w: w, req: req, info: &info}
-	for _, sg := range segs {
-		if err := ctx.Err(); err != nil {
-			return info, err
-		}
-		b, m, site, err := pb.fetch(ctx, sg)
-		if err != nil {
-			if ctx.Err() != nil {
-				return info, ctx.Err()
-			}
-			info.Skipped = append(info.Skipped, sg.key+": "+err.Error())
-			pb.log.Warn("playback: segment left out", "key", sg.key, "error", err)
-			if errors.Is(err, errNoSite) && !st.started {
-				return info, err
-			}
-			continue
-		}
-		info.Site = site
-		done, err := st.add(sg, b, m, onStart)
-		if err != nil {
-			return info, err
-		}
-		if done {
-			break
+	st := &stitcher{pb: pb, ctx: ctx, w: w, req: req, info: &info}
+	for i, src := range req.Sources {
+		if len(segs[i]) > 0 {
+			st.inputs = append(st.inputs, &input{source: src, segs: segs[i]})
 		}
 	}
-	if err := st.flush(); err != nil {
+	if len(st.inputs) == 0 {
+		return info, st.nothing()
+	}
+	if err := st.run(onStart); err != nil {
 		return info, err
 	}
 	if !st.started {
-		if len(info.Skipped) > 0 {
-			return info, &Error{Status: 422, Msg: "every segment of the range is damaged or unreadable: " + info.Skipped[0]}
-		}
-		return info, notFound("source %q of incident %q has no recording between %s and %s", req.Source, req.Incident,
-			req.Start.UTC().Format(time.RFC3339Nano), req.End.UTC().Format(time.RFC3339Nano))
+		return info, st.nothing()
 	}
 	return info, nil
+}
+
+func (st *stitcher) nothing() error {
+	if len(st.info.Skipped) > 0 {
+		return &Error{Status: http.StatusUnprocessableEntity, Msg: "every segment of the range is damaged or unreadable: " + st.info.Skipped[0]}
+	}
+	return notFound("%s of incident %q has no recording between %s and %s; GET /v1/recordings/coverage shows what there is",
+		sourceList(st.req.Sources), st.req.Incident, st.req.Start.UTC().Format(time.RFC3339Nano), st.req.End.UTC().Format(time.RFC3339Nano))
+}
+
+func sourceList(s []string) string {
+	if len(s) == 1 {
+		return fmt.Sprintf("source %q", s[0])
+	}
+	return fmt.Sprintf("sources %q", s)
 }
 
 // fetch reads a segment and its manifest from the active site (failing
@@ -189,157 +192,315 @@ func (pb *Playback) fetch(ctx context.Context, sg seg) ([]byte, *recorder.Manife
 	return nil, nil, name, err
 }
 
-// stitcher writes segments one after another as one fMP4.
+// stitcher writes the segments of one or more sources as one fMP4.
 type stitcher struct {
+	pb      *Playback
+	ctx     context.Context
 	w       io.Writer
 	req     StreamRequest
 	info    *StreamInfo
-	started bool
+	inputs  []*input
 	tracks  []*outTrack
+	started bool
 	seq     uint32
 	written int64
 	t       time.Time // capture time of presentation zero
 }
 
-type outTrack struct {
-	id        uint32
-	ts        uint32
-	video     bool
-	entry     string    // sample entry, to refuse a segment that changed format
-	origin    time.Time // capture time of output decode time zero
-	next      int64     // output decode time the next sample should have
-	have      bool      // a sample was written
-	base      int64
-	samples   []*fmp4.Sample
-	pendingTS int64
+// input is one source: its segments, and the one being read.
+type input struct {
+	source string
+	segs   []seg
+	next   int // index in segs of the next segment to load
+	cur    *loaded
+	done   bool
+	// out maps the source's track ids to output tracks.
+	out map[uint32]*outTrack
+	// entries are the sample entries of its tracks, to refuse a segment
+	// that changed format.
+	entries map[uint32]string
 }
 
-func (st *stitcher) add(sg seg, b []byte, m *recorder.Manifest, onStart func(StreamInfo)) (bool, error) {
-	sc, err := mp4.Scan(b)
-	if err != nil {
-		st.info.Skipped = append(st.info.Skipped, sg.key+": "+err.Error())
-		return false, nil
-	}
-	samples, err := mp4.ReadSamples(b, sc)
-	if err != nil {
-		st.info.Skipped = append(st.info.Skipped, sg.key+": "+err.Error())
-		return false, nil
-	}
-	cs := captureStart(sg, m)
-	if !st.started {
-		if !st.begin(b[:sc.InitEnd], sc, samples, cs) {
-			return false, nil
+// loaded is a segment read and parsed, with a cursor per track.
+type loaded struct {
+	seg     seg
+	sc      *mp4.Segment
+	init    []byte
+	samples map[uint32][]mp4.Sample
+	pos     map[uint32]int
+	cs      time.Time
+}
+
+type outTrack struct {
+	id       uint32
+	ts       uint32
+	video    bool
+	origin   time.Time // capture time of output decode time zero
+	next     int64     // output decode time the next sample should have
+	have     bool      // a sample was written
+	waitSync bool      // skip to the next keyframe
+	base     int64
+	samples  []*fmp4.Sample
+	pending  int64
+}
+
+// load reads the input's next usable segment; false when there is none
+// left before the end.
+func (st *stitcher) load(in *input) (bool, error) {
+	for in.next < len(in.segs) {
+		sg := in.segs[in.next]
+		in.next++
+		if !sg.start.Before(st.req.End) {
+			break
 		}
-		init, err := mp4.WithEditLists(b[:sc.InitEnd], st.edits())
+		b, m, site, err := st.pb.fetch(st.ctx, sg)
 		if err != nil {
-			return false, err
-		}
-		sum := sha256.Sum256(init)
-		st.info.InitSize, st.info.InitSHA256 = int64(len(init)), hex.EncodeToString(sum[:])
-		onStart(*st.info)
-		st.started = true
-		if err := st.write(init); err != nil {
-			return false, err
-		}
-	} else if why := st.compatible(sc); why != "" {
-		st.info.Ended = fmt.Sprintf("the source's format changed at %s (%s); ask again from there", cs.UTC().Format(time.RFC3339Nano), why)
-		return true, nil
-	}
-	st.info.Segments = append(st.info.Segments, segmentInfo(sg, m, cs))
-	for i := range sc.Tracks {
-		tr := &sc.Tracks[i]
-		ot := st.track(tr.ID)
-		if ot == nil {
+			if st.ctx.Err() != nil {
+				return false, st.ctx.Err()
+			}
+			if errors.Is(err, errNoSite) && !st.started {
+				return false, err
+			}
+			st.skip(sg, err)
 			continue
 		}
-		if err := st.place(ot, tr, samples[tr.ID], cs); err != nil {
-			return false, err
+		sc, err := mp4.Scan(b)
+		if err != nil {
+			st.skip(sg, err)
+			continue
 		}
+		samples, err := mp4.ReadSamples(b, sc)
+		if err != nil {
+			st.skip(sg, err)
+			continue
+		}
+		st.info.Site = site
+		in.cur = &loaded{seg: sg, sc: sc, init: b[:sc.InitEnd], samples: samples, pos: map[uint32]int{}, cs: captureStart(sg, m)}
+		st.info.Segments = append(st.info.Segments, segmentInfo(in.source, sg, m, in.cur.cs))
+		return true, nil
 	}
-	return !sg.end.Before(st.req.End), st.flush()
+	in.cur, in.done = nil, true
+	return false, nil
 }
 
-func segmentInfo(sg seg, m *recorder.Manifest, cs time.Time) SegmentInfo {
-	si := SegmentInfo{Key: sg.key, CaptureStart: cs.UTC(), CaptureEnd: sg.end}
+func (st *stitcher) skip(sg seg, err error) {
+	st.info.Skipped = append(st.info.Skipped, sg.key+": "+err.Error())
+	st.pb.log.Warn("playback: segment left out", "key", sg.key, "error", err)
+}
+
+func segmentInfo(source string, sg seg, m *recorder.Manifest, cs time.Time) SegmentInfo {
+	si := SegmentInfo{Source: source, Key: sg.key, CaptureStart: cs.UTC(), CaptureEnd: sg.end}
 	if m != nil {
 		si.SHA256, si.CaptureEnd, si.TimeAligned, si.TimeTrust, si.AlignmentErrorMS = m.SHA256, m.CaptureEnd.UTC(), m.TimeAligned, m.TimeTrust, m.AlignmentErrorMS
 	}
 	return si
 }
 
-// begin picks where decoding starts in the first segment: the last
-// keyframe presented at or before the asked start (or the first keyframe,
-// when the recording starts later, which then becomes the start). It
-// returns false when the segment holds nothing to start at.
-func (st *stitcher) begin(init []byte, sc *mp4.Segment, samples map[uint32][]mp4.Sample, cs time.Time) bool {
-	t := st.req.Start
-	var key *time.Time // decode capture time of the starting keyframe
-	for i := range sc.Tracks {
-		tr := &sc.Tracks[i]
-		if tr.Handler != "vide" {
+// run loads the first segment of every input, writes the init, then
+// writes every track's samples in order of capture time.
+func (st *stitcher) run(onStart func(StreamInfo)) error {
+	var live []*input
+	for _, in := range st.inputs {
+		ok, err := st.load(in)
+		if err != nil {
+			return err
+		}
+		if ok {
+			live = append(live, in)
+		}
+	}
+	st.inputs = live
+	if len(live) == 0 || !st.begin() {
+		return nil
+	}
+	init, err := st.initSegment()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(init)
+	st.info.InitSize, st.info.InitSHA256 = int64(len(init)), hex.EncodeToString(sum[:])
+	onStart(*st.info)
+	st.started = true
+	if err := st.write(init); err != nil {
+		return err
+	}
+	for {
+		if err := st.ctx.Err(); err != nil {
+			return err
+		}
+		in, tr := st.earliest()
+		if in == nil {
+			break
+		}
+		if tr == nil {
+			// The input's segment is used up: on to its next one.
+			ok, err := st.load(in)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if why := st.compatible(in); why != "" {
+					st.info.Ended = fmt.Sprintf("source %s changed format at %s (%s); ask again from there", in.source, in.cur.cs.UTC().Format(time.RFC3339Nano), why)
+					in.cur, in.done = nil, true
+				}
+			}
 			continue
 		}
-		var pick, first *mp4.Sample
-		for k := range samples[tr.ID] {
-			s := &samples[tr.ID][k]
-			if !s.Sync {
+		if err := st.place(in, tr); err != nil {
+			return err
+		}
+	}
+	return st.flush()
+}
+
+// earliest returns the track whose next sample is decoded first, of the
+// input that has it; a nil track means that input's segment is used up.
+func (st *stitcher) earliest() (*input, *mp4.Track) {
+	var bestIn *input
+	var bestTr *mp4.Track
+	var bestAt time.Time
+	for _, in := range st.inputs {
+		if in.done {
+			continue
+		}
+		l := in.cur
+		if l == nil {
+			return in, nil
+		}
+		left := false
+		for i := range l.sc.Tracks {
+			tr := &l.sc.Tracks[i]
+			k := l.pos[tr.ID]
+			ss := l.samples[tr.ID]
+			if k >= len(ss) || in.out[tr.ID] == nil {
 				continue
 			}
-			if first == nil {
-				first = s
+			left = true
+			at := decodedAt(l.cs, tr, &ss[k])
+			if bestTr == nil || at.Before(bestAt) {
+				bestIn, bestTr, bestAt = in, tr, at
 			}
-			if !presentedAt(cs, tr, s).After(t) {
-				pick = s
-			}
 		}
-		if pick == nil {
-			pick = first
+		if !left {
+			return in, nil
 		}
-		if pick == nil {
-			continue
-		}
-		d := decodedAt(cs, tr, pick)
-		if p := presentedAt(cs, tr, pick); p.After(t) {
-			t = p
-		}
-		key = &d
-		break
 	}
-	if key == nil {
-		// No video: start at the first sample presented at or after t.
-		for i := range sc.Tracks {
-			tr := &sc.Tracks[i]
-			for k := range samples[tr.ID] {
-				if p := presentedAt(cs, tr, &samples[tr.ID][k]); !p.Before(t) || k == len(samples[tr.ID])-1 {
-					d := decodedAt(cs, tr, &samples[tr.ID][k])
+	return bestIn, bestTr
+}
+
+// begin picks where decoding starts: in each input's first segment, the
+// last keyframe presented at or before the asked start (or its first
+// keyframe, when the recording starts later; the start then moves to the
+// earliest such keyframe). It returns false when there is nothing to play.
+func (st *stitcher) begin() bool {
+	t := st.req.Start
+	starts := make([]*time.Time, len(st.inputs)) // per input: capture time decoding starts at
+	var earliest *time.Time
+	for n, in := range st.inputs {
+		l := in.cur
+		var key *time.Time
+		for i := range l.sc.Tracks {
+			tr := &l.sc.Tracks[i]
+			if tr.Handler != "vide" {
+				continue
+			}
+			var pick, first int = -1, -1
+			for k := range l.samples[tr.ID] {
+				s := &l.samples[tr.ID][k]
+				if !s.Sync {
+					continue
+				}
+				if first < 0 {
+					first = k
+				}
+				if !presentedAt(l.cs, tr, s).After(t) {
+					pick = k
+				}
+			}
+			if pick < 0 {
+				pick = first
+			}
+			if pick < 0 {
+				continue
+			}
+			d := decodedAt(l.cs, tr, &l.samples[tr.ID][pick])
+			key = &d
+			// Samples of the input before the keyframe are not needed.
+			for j := range l.sc.Tracks {
+				o := &l.sc.Tracks[j]
+				for l.pos[o.ID] < len(l.samples[o.ID]) && decodedAt(l.cs, o, &l.samples[o.ID][l.pos[o.ID]]).Before(d) {
+					l.pos[o.ID]++
+				}
+			}
+			break
+		}
+		if key == nil {
+			// No video: from the first sample presented at or after t.
+			for i := range l.sc.Tracks {
+				tr := &l.sc.Tracks[i]
+				for l.pos[tr.ID] < len(l.samples[tr.ID])-1 && presentedAt(l.cs, tr, &l.samples[tr.ID][l.pos[tr.ID]]).Before(t) {
+					l.pos[tr.ID]++
+				}
+				if k := l.pos[tr.ID]; k < len(l.samples[tr.ID]) {
+					d := decodedAt(l.cs, tr, &l.samples[tr.ID][k])
 					if key == nil || d.Before(*key) {
 						key = &d
 					}
-					break
 				}
 			}
 		}
-		if key == nil {
-			return false
+		starts[n] = key
+		if key != nil && (earliest == nil || key.Before(*earliest)) {
+			earliest = key
 		}
-		if key.After(t) {
-			t = *key
-		}
+	}
+	if earliest == nil {
+		return false
+	}
+	if earliest.After(t) {
+		t = *earliest
 	}
 	if !t.Before(st.req.End) {
 		return false
 	}
 	st.t = t
-	st.info.Start, st.info.Keyframe = t.UTC(), key.UTC()
-	for i := range sc.Tracks {
-		tr := &sc.Tracks[i]
-		origin := *key
-		if origin.After(t) {
-			origin = t
+	st.info.Start, st.info.Keyframe = t.UTC(), earliest.UTC()
+	for n, in := range st.inputs {
+		in.out, in.entries = map[uint32]*outTrack{}, map[uint32]string{}
+		for i := range in.cur.sc.Tracks {
+			tr := &in.cur.sc.Tracks[i]
+			origin := t
+			if starts[n] != nil && starts[n].Before(t) {
+				origin = *starts[n]
+			}
+			ot := &outTrack{id: uint32(len(st.tracks) + 1), ts: tr.TimeScale, video: tr.Handler == "vide", origin: origin}
+			st.tracks = append(st.tracks, ot)
+			in.out[tr.ID], in.entries[tr.ID] = ot, tr.SampleEntry
 		}
-		st.tracks = append(st.tracks, &outTrack{id: tr.ID, ts: tr.TimeScale, video: tr.Handler == "vide", entry: tr.SampleEntry, origin: origin})
 	}
 	return true
+}
+
+// initSegment is the first segments' inits made one, with the output's
+// track ids and edit lists that present capture time t at time zero.
+func (st *stitcher) initSegment() ([]byte, error) {
+	inits := make([][]byte, len(st.inputs))
+	ids := make([]map[uint32]uint32, len(st.inputs))
+	for i, in := range st.inputs {
+		inits[i], ids[i] = in.cur.init, map[uint32]uint32{}
+		for old, ot := range in.out {
+			ids[i][old] = ot.id
+		}
+	}
+	init, err := mp4.MergeInits(inits, ids)
+	if err != nil {
+		return nil, err
+	}
+	edits := map[uint32]int64{}
+	for _, ot := range st.tracks {
+		edits[ot.id] = mp4.DurationToTicks(st.t.Sub(ot.origin), ot.ts)
+	}
+	return mp4.WithEditLists(init, edits)
 }
 
 // presentedAt and decodedAt are a sample's capture times: when it is
@@ -352,80 +513,66 @@ func decodedAt(cs time.Time, tr *mp4.Track, s *mp4.Sample) time.Time {
 	return cs.Add(mp4.TicksToDuration(int64(s.DTS)-tr.EditMediaTime, tr.TimeScale))
 }
 
-// edits returns each track's edit list start: presentation zero at t.
-func (st *stitcher) edits() map[uint32]int64 {
-	out := map[uint32]int64{}
-	for _, ot := range st.tracks {
-		out[ot.id] = mp4.DurationToTicks(st.t.Sub(ot.origin), ot.ts)
-	}
-	return out
-}
-
-func (st *stitcher) track(id uint32) *outTrack {
-	for _, ot := range st.tracks {
-		if ot.id == id {
-			return ot
-		}
-	}
-	return nil
-}
-
-// compatible says why a segment cannot continue the stream, or "".
-func (st *stitcher) compatible(sc *mp4.Segment) string {
-	if len(sc.Tracks) != len(st.tracks) {
-		return fmt.Sprintf("%d tracks instead of %d", len(sc.Tracks), len(st.tracks))
+// compatible says why an input's newly loaded segment cannot continue the
+// stream, or "".
+func (st *stitcher) compatible(in *input) string {
+	sc := in.cur.sc
+	if len(sc.Tracks) != len(in.out) {
+		return fmt.Sprintf("%d tracks instead of %d", len(sc.Tracks), len(in.out))
 	}
 	for i := range sc.Tracks {
-		ot := st.track(sc.Tracks[i].ID)
-		if ot == nil || ot.ts != sc.Tracks[i].TimeScale || ot.entry != sc.Tracks[i].SampleEntry {
-			return fmt.Sprintf("track %d has another codec or picture size", sc.Tracks[i].ID)
+		tr := &sc.Tracks[i]
+		ot := in.out[tr.ID]
+		if ot == nil || ot.ts != tr.TimeScale || in.entries[tr.ID] != tr.SampleEntry {
+			return fmt.Sprintf("track %d has another codec or picture size", tr.ID)
 		}
+	}
+	for _, ot := range in.out {
+		ot.waitSync = ot.video
 	}
 	return ""
 }
 
-// place adds a segment's samples of one track at their output times,
-// dropping what lies before the start, at or after the end, or under what
-// an overlapping earlier segment already gave.
-func (st *stitcher) place(ot *outTrack, tr *mp4.Track, samples []mp4.Sample, cs time.Time) error {
-	shift := mp4.DurationToTicks(cs.Sub(ot.origin), ot.ts) - tr.EditMediaTime
-	waitSync := ot.video
-	for k := range samples {
-		s := &samples[k]
-		dts := shift + int64(s.DTS)
-		if !presentedAt(cs, tr, s).Before(st.req.End) {
-			break
+// place writes the next sample of a track at its output time, dropping it
+// when it lies before the start, at or after the end, or under what an
+// overlapping earlier segment already gave.
+func (st *stitcher) place(in *input, tr *mp4.Track) error {
+	l := in.cur
+	ot := in.out[tr.ID]
+	k := l.pos[tr.ID]
+	l.pos[tr.ID]++
+	s := &l.samples[tr.ID][k]
+	if !presentedAt(l.cs, tr, s).Before(st.req.End) {
+		l.pos[tr.ID] = len(l.samples[tr.ID])
+		return nil
+	}
+	dts := mp4.DurationToTicks(l.cs.Sub(ot.origin), ot.ts) - tr.EditMediaTime + int64(s.DTS)
+	switch {
+	case dts < 0:
+		return nil
+	case ot.have && dts+int64(s.Duration)/2 < ot.next:
+		ot.waitSync = ot.video // overlap: resume at a keyframe past it
+		return nil
+	case ot.waitSync && (!s.Sync || (ot.have && dts < ot.next-int64(s.Duration))):
+		return nil
+	}
+	ot.waitSync = false
+	if ot.have && dts < ot.next {
+		dts = ot.next
+	}
+	if len(ot.samples) > 0 && dts != ot.next {
+		if err := st.flush(); err != nil {
+			return err
 		}
-		if dts < 0 {
-			continue
-		}
-		if ot.have && dts+int64(s.Duration)/2 < ot.next {
-			waitSync = ot.video // overlap: resume at a keyframe past it
-			continue
-		}
-		if waitSync && (!s.Sync || (ot.have && dts < ot.next-int64(s.Duration))) {
-			continue
-		}
-		waitSync = false
-		if ot.have && dts < ot.next {
-			dts = ot.next
-		}
-		if len(ot.samples) > 0 && dts != ot.next {
-			if err := st.flush(); err != nil {
-				return err
-			}
-		}
-		if len(ot.samples) == 0 {
-			ot.base = dts
-		}
-		ot.samples = append(ot.samples, &fmp4.Sample{Duration: s.Duration, PTSOffset: s.PTSOffset, IsNonSyncSample: !s.Sync, Payload: s.Data})
-		ot.pendingTS += int64(s.Duration)
-		ot.next, ot.have = dts+int64(s.Duration), true
-		if mp4.TicksToDuration(ot.pendingTS, ot.ts) >= partTarget {
-			if err := st.flush(); err != nil {
-				return err
-			}
-		}
+	}
+	if len(ot.samples) == 0 {
+		ot.base = dts
+	}
+	ot.samples = append(ot.samples, &fmp4.Sample{Duration: s.Duration, PTSOffset: s.PTSOffset, IsNonSyncSample: !s.Sync, Payload: s.Data})
+	ot.pending += int64(s.Duration)
+	ot.next, ot.have = dts+int64(s.Duration), true
+	if mp4.TicksToDuration(ot.pending, ot.ts) >= partTarget {
+		return st.flush()
 	}
 	return nil
 }
@@ -456,7 +603,7 @@ func (st *stitcher) flush() error {
 		return fmt.Errorf("write fragment: %w", err)
 	}
 	for _, ot := range st.tracks {
-		ot.samples, ot.pendingTS = ot.samples[:0], 0
+		ot.samples, ot.pending = ot.samples[:0], 0
 	}
 	b := buf.Bytes()
 	if st.req.parts {

@@ -142,7 +142,7 @@ func verifyFile(fsys fs.FS, f ExportFile) []string {
 	}
 	seen := make([]bool, len(f.Parts))
 	changedAt := map[int]bool{} // positions holding an unknown fragment
-	pos := 0
+	pos, prev := 0, -1
 	off := int(min(f.InitSize, int64(len(b))))
 	for off < len(b) {
 		end, err := partEnd(b, off)
@@ -165,10 +165,11 @@ func verifyFile(fsys fs.FS, f ExportFile) []string {
 			out = append(out, fmt.Sprintf("added: %s at offset %d: fragment %d appears again", f.Name, off, f.Parts[i].Seq))
 		default:
 			seen[i] = true
-			if i != pos {
-				out = append(out, fmt.Sprintf("reordered: %s: fragment %d (capture %s) is at position %d, signed at position %d",
-					f.Name, f.Parts[i].Seq, f.Parts[i].CaptureStart.Format(time.RFC3339Nano), pos+1, i+1))
+			if i < prev {
+				out = append(out, fmt.Sprintf("reordered: %s: fragment %d (capture %s) comes after fragment %d (capture %s), which was signed after it",
+					f.Name, f.Parts[i].Seq, f.Parts[i].CaptureStart.Format(time.RFC3339Nano), f.Parts[prev].Seq, f.Parts[prev].CaptureStart.Format(time.RFC3339Nano)))
 			}
+			prev = max(prev, i)
 		}
 		pos++
 		off = end

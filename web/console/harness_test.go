@@ -37,6 +37,8 @@ type wallSFU struct {
 	auditDir string
 	// recDir holds the off-site store of the call SFU's recorder.
 	recDir string
+	// routes, when set, adds routes to the SFU's (the playback API).
+	routes func(*http.ServeMux)
 
 	mu     sync.Mutex
 	srv    *sfu.Server
@@ -46,7 +48,13 @@ type wallSFU struct {
 
 func startSFU(t *testing.T) *wallSFU {
 	t.Helper()
-	h := &wallSFU{t: t, auditDir: t.TempDir()}
+	return startSFUWithRoutes(t, nil)
+}
+
+// startSFUWithRoutes starts an SFU that also serves the routes routes adds.
+func startSFUWithRoutes(t *testing.T, routes func(*http.ServeMux)) *wallSFU {
+	t.Helper()
+	h := &wallSFU{t: t, auditDir: t.TempDir(), routes: routes}
 	h.serve("127.0.0.1:0")
 	h.httpAddr = h.server().HTTPAddr()
 	h.base = "http://" + h.httpAddr
@@ -73,7 +81,7 @@ func (h *wallSFU) serve(addr string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{h.t}), Console: console.FS()})
+	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{h.t}), Console: console.FS(), Routes: h.routes})
 	if err != nil {
 		al.Close()
 		h.t.Fatalf("start the SFU on %s: %v", addr, err)
