@@ -1,11 +1,12 @@
 # Field video command server. `make run` starts the whole system with demo
-# cameras; `make test` installs what the tests need and runs them all.
+# cameras; `make test` installs what the tests need and runs them all;
+# `make drill` runs the disaster-recovery drill and writes drill-report/.
 
 GO      ?= go
 BIN     := bin
 FUZZTIME ?= 5s
 
-.PHONY: all build run test vet unit fuzz bench loadgen clean
+.PHONY: all build run test vet unit fuzz bench loadgen drill clean
 
 all: build
 
@@ -36,6 +37,14 @@ fuzz:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./testbench/loadgen -sfu $(BIN)/sfu -cameras 4 -viewers 10 -duration 15s
+
+# The disaster-recovery drill on real processes, longer than its CI form;
+# the report goes to drill-report/drill.md and drill.json.
+DRILL_RECORD ?= 60s
+drill:
+	scripts/deps.sh test
+	$(GO) test -count=1 -timeout 15m -run TestDrill -v ./testbench/drill -args \
+		-drill.report=$(CURDIR)/drill-report -drill.record=$(DRILL_RECORD) -drill.cameras=4
 
 clean:
 	rm -rf $(BIN) .run

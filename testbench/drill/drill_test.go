@@ -71,7 +71,11 @@ func (d *drill) objective(o Objective) {
 	d.t.Helper()
 	d.rep.Objectives = append(d.rep.Objectives, o)
 	if !o.OurPass || !o.SeedPass {
-		d.t.Errorf("drill: %s %s of %s misses the target (ours ≤ %s, seed ≤ %s)", o.Kind, o.Name, o.Measured, OurLimits.RTO, SeedLimits.RTO)
+		ours, seed := OurLimits.RTO, SeedLimits.RTO
+		if o.Kind == "RPO" {
+			ours, seed = OurLimits.RPO, SeedLimits.RPO
+		}
+		d.t.Errorf("drill: %s %s of %s misses the target (ours ≤ %s, seed ≤ %s)", o.Kind, o.Name, o.Measured, ours, seed)
 	}
 }
 
