@@ -177,8 +177,9 @@ func (x *index) segments(ctx context.Context, incident, source string, from, to 
 		return nil, false, nil
 	}
 	i := sort.Search(len(si.segs), func(i int) bool { return !si.segs[i].start.Before(first) })
-	var out []seg
-	for ; i < len(si.segs) && si.segs[i].start.Before(to); i++ {
+	j := sort.Search(len(si.segs), func(i int) bool { return !si.segs[i].start.Before(to) })
+	out := make([]seg, 0, max(j-i, 0))
+	for ; i < j; i++ {
 		if si.segs[i].end.After(from) {
 			out = append(out, si.segs[i])
 		}

@@ -101,7 +101,9 @@ export class ReviewTile {
   }
 
   onFrame(md) {
-    if (this.start === null) return;
+    // readyState drops to 0 when a new stream is asked for: a late callback for a frame of
+    // the previous one must not count.
+    if (this.start === null || this.video.readyState < 1) return;
     const mt = md.mediaTime;
     if (Number.isFinite(this.lastMediaTime)) {
       const d = (mt - this.lastMediaTime) * 1000;
@@ -198,7 +200,7 @@ export class ReviewTile {
     let state = 'playing';
     let headline = '';
     let reason = '';
-    if (this.error) {
+    if (this.present && this.error) {
       state = 'error';
       headline = 'Cannot play';
       reason = this.error;
@@ -212,8 +214,11 @@ export class ReviewTile {
     } else if (!this.firstFrameAt || !Number.isFinite(this.frameCapture)) {
       state = 'loading';
       headline = 'Loading…';
+    } else if (this.start > master + 1) {
+      state = 'loading';
+      headline = 'Catching up…';
     }
-    this.root.dataset.state = state;
+    if (this.root.dataset.state !== state) this.root.dataset.state = state;
     this.placeholder.hidden = state === 'playing';
     setText(this.headline, headline);
     setText(this.reason, reason);

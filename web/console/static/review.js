@@ -42,6 +42,10 @@ const DEFAULT_WINDOW_MS = 60 * 60 * 1000;
 
 const $ = (id) => document.getElementById(id);
 
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function median(values) {
   const v = [...values].sort((a, b) => a - b);
   const n = v.length;
@@ -260,7 +264,7 @@ class Review {
       tile.unload();
       return;
     }
-    if (tile.start !== next.start || tile.error) tile.load(next.start, next);
+    if (tile.start !== next.start) tile.load(next.start, next);
   }
 
   // seekDone checks whether the seek under way has its first frames, and then plays on.
@@ -455,6 +459,7 @@ class Review {
         continue;
       }
       const v = tile.video;
+      if (tile.error) continue; // shown on the tile; a seek tries again
       if (!tile.covers(m)) {
         if (v.ended && tile.end !== null && m < tile.end) continue; // ran ahead to its end
         const lead = this.playing ? JOIN_LEAD_MS * this.speed : 0;
@@ -496,13 +501,13 @@ class Review {
 
   show() {
     const m = this.now();
-    $('clock').textContent = `${formatUTC(m)} UTC`;
-    $('play').textContent = this.playing || this.seek?.resume ? 'Pause' : 'Play';
-    $('speed').textContent = speedLabel(this.speed);
+    setText($('clock'), `${formatUTC(m)} UTC`);
+    setText($('play'), this.playing || this.seek?.resume ? 'Pause' : 'Play');
+    setText($('speed'), speedLabel(this.speed));
     const recent = this.spread.slice(-250);
     const p99 = percentile(recent, 99);
     const last = recent.at(-1);
-    $('spread').textContent = Number.isFinite(p99) ? `spread ${Math.round(last)} ms · p99 ${Math.round(p99)} ms` : 'spread —';
+    setText($('spread'), Number.isFinite(p99) ? `spread ${Math.round(last)} ms · p99 ${Math.round(p99)} ms` : 'spread —');
     this.timeline?.setPlayhead(m, this.playing);
     for (const tile of this.tiles) tile.render(m);
     const st = this.stats;
@@ -555,7 +560,9 @@ class Review {
   }
 
   key(ev) {
-    if (ev.target.closest?.('input, select, textarea') || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.target.closest?.('input, select, textarea, summary') || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    // a focused button acts on space and Enter itself.
+    if (ev.target.closest?.('button') && (ev.key === ' ' || ev.key === 'Enter')) return;
     if ($('player').hidden) return;
     const k = ev.key;
     let done = true;
