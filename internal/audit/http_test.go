@@ -124,3 +124,63 @@ func TestHTTPFailsClosed(t *testing.T) {
 		t.Fatalf("after space returned: %d %q", code, body)
 	}
 }
+
+// A handler that streams a long answer (a recording) flushes: its event is
+// written then, the client gets the answer as it is written, and the
+// request is audited once. When the event cannot be written, the client
+// gets 503 and nothing of the answer.
+func TestHTTPStreamsAfterTheEvent(t *testing.T) {
+	disk := testkit.SmallDisk(t, 64<<10)
+	path := filepath.Join(disk, "audit.log")
+	l := openTest(t, Params{File: path, KeyFile: testKeyFile(t)})
+	defer l.Close()
+	release := make(chan struct{})
+	var writeErr error
+	srv := auditedServer(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Annotate(r).Action = "review"
+		w.Header().Set("Content-Type", "video/mp4")
+		w.Header().Set("Trailer", "X-Done")
+		_, _ = io.WriteString(w, "first part;")
+		_ = http.NewResponseController(w).Flush()
+		<-release
+		_, writeErr = io.WriteString(w, "second part")
+		w.Header().Set("X-Done", "yes")
+	}))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/recordings/stream", nil)
+	req.Header.Set("X-Who", "alice")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, len("first part;"))
+	if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != "first part;" || res.Header.Get("Content-Type") != "video/mp4" {
+		t.Fatalf("before the handler finished: %q %v %v", first, err, res.Header)
+	}
+	b, _ := os.ReadFile(path)
+	if n := strings.Count(string(b), `"path":"/v1/recordings/stream"`); n != 1 {
+		t.Fatalf("%d events while streaming, want 1", n)
+	}
+	close(release)
+	rest, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(rest) != "second part" || res.Trailer.Get("X-Done") != "yes" || writeErr != nil {
+		t.Fatalf("rest %q, trailer %q, write %v", rest, res.Trailer.Get("X-Done"), writeErr)
+	}
+	b, _ = os.ReadFile(path)
+	if n := strings.Count(string(b), `"path":"/v1/recordings/stream"`); n != 1 {
+		t.Fatalf("%d events after the stream, want 1", n)
+	}
+
+	testkit.FillDisk(t, disk)
+	for i := 0; l.Write(Event{Actor: "filling the last page", Action: "view"}) == nil; i++ {
+		if i > 1000 {
+			t.Fatal("the audit log still takes events on a full disk")
+		}
+	}
+	release = make(chan struct{})
+	close(release)
+	code, body := get(t, srv.URL+"/v1/recordings/stream", "alice")
+	if code != http.StatusServiceUnavailable || strings.Contains(body, "part") || writeErr == nil {
+		t.Fatalf("with a full audit disk: %d %q, handler's write error %v", code, body, writeErr)
+	}
+}

@@ -22,7 +22,7 @@ func Command(args []string, secret []byte, out io.Writer) error {
 	room := fs.String("room", "", "call room (or pattern) the holder may join")
 	roomPub := fs.Bool("room-publish", false, "may publish camera, microphone and screen in the room")
 	roomSub := fs.Bool("room-subscribe", false, "may receive the others' tracks in the room")
-	review := fs.Bool("review", false, "may review recordings (read the recording state), as the reviewer role may")
+	review := fs.Bool("review", false, "may review recordings (coverage, playback, exports, the recording state), as the reviewer role may")
 	recorded := fs.Bool("recorded", false, "the publisher records its sources itself; the SFU does not record them again")
 	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
 	if err := fs.Parse(args); err != nil {

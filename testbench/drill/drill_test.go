@@ -361,81 +361,52 @@ func TestDrill(t *testing.T) {
 	d.note("Live view does not move to the standby SFU by itself: ingest's uplink.url names one SFU, so the cameras reach the standby only when ingest is pointed at it (DNS or a restart).")
 
 	// Restore and resynchronise.
-	st = d.begin("restore the primary store")
+	st = d.begin("restore the primary store; playback moves back, ingest catches up")
+	v, err := s.recordingState(ingest, operator)
+	if err != nil || len(v.Stores) != 2 {
+		d.fail(st, "ingest's recording state: %v", err)
+	}
+	atRestore, failures := v.Stores[0].BacklogSegs, v.Stores[0].UploadFailures
 	t2 := time.Now()
 	s.primary.Start()
 	minioUp := time.Since(t2)
-	var back time.Duration
-	ok = waitUntil(30*time.Second, 100*time.Millisecond, func() bool {
-		a, err := s.get(covQ(standby), reviewer)
-		if err == nil && a.status == http.StatusOK && a.header.Get("X-Playback-Site") == "primary" {
-			back = time.Since(t2)
-			return true
+	// Playback moving back and ingest's recorder catching up, watched
+	// together.
+	var back, upAgain, drained time.Duration
+	backlog := atRestore
+	ok = waitUntil(90*time.Second, 100*time.Millisecond, func() bool {
+		if back == 0 {
+			if a, err := s.get(covQ(standby), reviewer); err == nil && a.status == http.StatusOK && a.header.Get("X-Playback-Site") == "primary" {
+				back = time.Since(t2)
+				d.holeAfterSwitchBack(standby, reviewer, t0, t2, back)
+			}
 		}
-		return false
+		if v, err := s.recordingState(ingest, operator); err == nil && len(v.Stores) == 2 {
+			backlog = v.Stores[0].BacklogSegs
+			if v.Stores[0].Up && upAgain == 0 {
+				upAgain = time.Since(t2)
+			}
+			if v.Stores[0].Up && backlog == 0 && drained == 0 {
+				drained = time.Since(t2)
+			}
+		}
+		return back > 0 && drained > 0
 	})
 	if !ok {
-		d.fail(st, "playback did not move back to the primary within 30 s of its restart")
-	}
-	// What a reviewer sees at once: the primary does not hold the outage's
-	// segments until the recorders' backlogs have drained.
-	if site, gaps := d.coverageGaps(standby, reviewer, t0.Add(-10*time.Second), t2); len(gaps) > 0 && site == "primary" {
-		var during segment
-		if b, err := segments(s.offsite); err == nil {
-			for _, g := range b[s.cameras[0]] {
-				if g.start.After(t0) && g.end.Before(t2) && during.key == "" {
-					during = g
-				}
-			}
-		}
-		res := "no segment of the outage to try"
-		if during.key != "" {
-			p, err := s.play(standby, reviewer, during)
-			res = fmt.Sprintf("a stream of %s (off-site since the outage) then answered: %v", during, err)
-			if err != nil && p.site == "" {
-				res += " (an error answer names no site: X-Playback-Site is set on successful answers only)"
-			}
-		}
-		d.note("Playback moved back to the restored primary %s after its restart, before the recorders had uploaded the outage's segments to it: "+
-			"coverage from 10 s before the cut to the restore then showed the gaps %v although the off-site copy held them; %s. "+
-			"Playback lists segments from the active site only (internal/playback index.segments and Playback.with), so a reviewer sees a hole until the backlog drains.",
-			back.Round(time.Millisecond), gaps, res)
+		d.fail(st, "90 s after the restore: playback back at the primary after %s; ingest's primary backlog %d segments", back, backlog)
 	}
 	pp, err := s.play(standby, reviewer, known)
 	d.check("playback from the restored primary", err == nil && pp.site == "primary", "%s %v", pp, errText(err))
-	d.end(st, true, "MinIO answering after %s; playback back at the primary %s after the restart", minioUp.Round(time.Millisecond), back.Round(time.Millisecond))
-
-	st = d.begin("resynchronise the primary")
-	var drained, upAgain time.Duration
-	var backlog, atRestore int
-	var failures uint64
-	ok = waitUntil(90*time.Second, 250*time.Millisecond, func() bool {
-		v, err := s.recordingState(ingest, operator)
-		if err != nil || len(v.Stores) != 2 {
-			return false
-		}
-		backlog = v.Stores[0].BacklogSegs
-		if failures == 0 {
-			failures, atRestore = v.Stores[0].UploadFailures, backlog
-		}
-		if v.Stores[0].Up && upAgain == 0 {
-			upAgain = time.Since(t2)
-		}
-		if v.Stores[0].Up && backlog == 0 {
-			drained = time.Since(t2)
-			return true
-		}
-		return false
-	})
-	if !ok {
-		d.fail(st, "ingest's primary backlog did not drain within 90 s of the restore: %d segments left", backlog)
-	}
+	d.end(st, true, "MinIO answering after %s; playback back at the primary after %s; ingest's recorder saw the primary up after %s and its backlog of %d segments drained after %s",
+		minioUp.Round(time.Millisecond), back.Round(time.Millisecond), upAgain.Round(time.Millisecond), atRestore, drained.Round(time.Millisecond))
 	if upAgain > 5*time.Second {
 		d.note("Ingest's recorder retried the primary only %s after it answered again (%d segments waiting, %d failed uploads during the %s outage): "+
 			"its backoff doubles at every failed upload of any of its workers (internal/recorder/uploader.go fail: retry_min << (failures−1), capped at retry_max 30 s, ±20%%), "+
 			"and with a backlog it sleeps the backoff without probing, so after an outage of a few seconds the primary catches up — and /v1/recording shows it up — only up to 36 s after it is back.",
 			upAgain.Round(time.Millisecond), atRestore, failures, t2.Sub(t0).Round(time.Second))
 	}
+
+	st = d.begin("resynchronised: the outage's segments at the primary")
 	// Every segment recorded during the outage is at the primary.
 	var outage, missing []string
 	var resynced time.Duration
@@ -462,8 +433,7 @@ func TestDrill(t *testing.T) {
 	})
 	d.check("outage segments at the primary", ok && len(outage) > 0, "%d segments captured during the outage are at the primary %s after the restore; missing: %v",
 		len(outage)-len(missing), resynced.Round(time.Millisecond), missing)
-	d.end(st, ok, "ingest's recorder saw the primary up %s after the restore, its backlog of %d segments drained after %s; the outage's %d segments at the primary after %s",
-		upAgain.Round(time.Millisecond), atRestore, drained.Round(time.Millisecond), len(outage), resynced.Round(time.Millisecond))
+	d.end(st, ok, "the outage's %d segments at the primary %s after the restore", len(outage), resynced.Round(time.Millisecond))
 
 	st = d.begin("coverage across the outage")
 	var gaps []string
@@ -592,4 +562,34 @@ func (d *drill) coverageGaps(base, tok string, from, to time.Time) (string, []st
 		}
 	}
 	return a.header.Get("X-Playback-Site"), out
+}
+
+// holeAfterSwitchBack notes what a reviewer sees just after playback moved
+// back to the restored primary: until the recorders' backlogs drain, the
+// primary lacks the outage's segments, which the off-site copy holds.
+func (d *drill) holeAfterSwitchBack(base, tok string, t0, t2 time.Time, back time.Duration) {
+	site, gaps := d.coverageGaps(base, tok, t0.Add(-10*time.Second), t2)
+	if len(gaps) == 0 || site != "primary" {
+		return
+	}
+	var during segment
+	if b, err := segments(d.offsite); err == nil {
+		for _, g := range b[d.cameras[0]] {
+			if g.start.After(t0) && g.end.Before(t2) && during.key == "" {
+				during = g
+			}
+		}
+	}
+	res := "no segment of the outage to try"
+	if during.key != "" {
+		p, err := d.play(base, tok, during)
+		res = fmt.Sprintf("a stream of %s (off-site since the outage) then answered: %v", during, err)
+		if err != nil && p.site == "" {
+			res += " (an error answer names no site: X-Playback-Site is set on successful answers only)"
+		}
+	}
+	d.note("Playback moved back to the restored primary %s after its restart, before the recorders had uploaded the outage's segments to it: "+
+		"coverage from 10 s before the cut to the restore then showed the gaps %v although the off-site copy held them; %s. "+
+		"Playback lists segments from the active site only (internal/playback index.segments and Playback.with), so a reviewer sees a hole until the backlog drains.",
+		back.Round(time.Millisecond), gaps, res)
 }
