@@ -72,6 +72,7 @@ func (n *Node) WriteMetrics(m *metrics.Writer) {
 	if n.Recorder != nil {
 		n.Recorder.WriteMetrics(m)
 		n.Retention.WriteMetrics(m)
+		n.Playback.WriteMetrics(m)
 	}
 }
 

@@ -129,6 +129,7 @@ func (ex *Exporter) Export(ctx context.Context, w io.Writer, req ExportRequest, 
 		return nil, err
 	}
 	sum := sha256.Sum256(mb)
+	ex.pb.exports.Add(1)
 	if ex.audit != nil {
 		reason := fmt.Sprintf("export of %d source(s) %s..%s, manifest SHA-256 %s", len(req.Sources),
 			m.Start.Format(time.RFC3339), m.End.Format(time.RFC3339), hex.EncodeToString(sum[:]))

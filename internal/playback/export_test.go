@@ -79,9 +79,10 @@ func verifyProblems(t *testing.T, path string, pub ed25519.PublicKey) []string {
 	return rep.Problems
 }
 
-func TestExport(t *testing.T) {
-	rec := record(t)
-	srv := startServer(t, rec.primary, rec.offsite)
+// testExport: an export verifies, and verify names a flipped byte, a
+// reordered or removed fragment, a removed or added file and an edited
+// manifest; exports are for reviewers and audited.
+func testExport(t *testing.T, rec *recorded, srv *server) {
 	pub := srv.exporter.key.Public().(ed25519.PublicKey)
 	from, to := rec.sessionOne[0].start.Add(500*time.Millisecond), rec.sessionOne[3].end
 	req := ExportRequest{Incident: incident, Sources: []string{"cam1"}, Start: from, End: to}
@@ -193,12 +194,10 @@ func TestExport(t *testing.T) {
 	}
 }
 
-// The primary store stops in the middle of a review: the stream goes on
-// from the off-site copy, answers say so, and they move back once the
-// primary answers again.
-func TestFailover(t *testing.T) {
-	rec := record(t)
-	srv := startServer(t, rec.primary, rec.offsite)
+// testFailover: the primary store stops in the middle of a review: the
+// stream goes on from the off-site copy, answers say so, and they move
+// back once the primary answers again.
+func testFailover(t *testing.T, rec *recorded, srv *server) {
 	site := func() string {
 		var out struct{ Site string }
 		srv.getJSON(t, "/v1/recordings", nil, &out)

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/store"
 )
 
@@ -46,6 +47,9 @@ type Playback struct {
 	active atomic.Int32
 
 	switches atomic.Int64
+	streams  atomic.Int64
+	skipped  atomic.Int64
+	exports  atomic.Int64
 	mu       sync.Mutex
 }
 
@@ -87,8 +91,10 @@ func New(p Params) (*Playback, error) {
 	return pb, nil
 }
 
-// Run checks the sites that failed until ctx ends, and moves answers back
-// to a preferred site once it answers again.
+// Run checks every site each HealthInterval until ctx ends: answers move
+// off a site that fails its check and back to a preferred one that
+// answers again; the index of every healthy site is kept listed, so that a
+// switch answers at once.
 func (pb *Playback) Run(ctx context.Context) error {
 	t := time.NewTicker(pb.p.HealthInterval)
 	defer t.Stop()
@@ -99,14 +105,19 @@ func (pb *Playback) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		for i, s := range pb.sites {
-			if s.healthy.Load() {
-				continue
-			}
 			cctx, cancel := context.WithTimeout(ctx, pb.p.HealthInterval)
 			err := check(cctx, s.st)
 			cancel()
-			if err == nil {
-				pb.up(i)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				pb.down(i, fmt.Errorf("health check: %w", err))
+				continue
+			}
+			pb.up(i)
+			if err := s.idx.refresh(ctx, false); err != nil && ctx.Err() == nil {
+				pb.down(i, fmt.Errorf("listing: %w", err))
 			}
 		}
 	}
@@ -233,3 +244,27 @@ func (pb *Playback) Sites() []SiteState {
 
 // Switches counts the moves between sites.
 func (pb *Playback) Switches() int64 { return pb.switches.Load() }
+
+// WriteMetrics writes playback's metrics.
+func (pb *Playback) WriteMetrics(m *metrics.Writer) {
+	m.Family("fv_playback_site_up", "gauge", "1 while a site answers playback's health check.")
+	for _, s := range pb.Sites() {
+		m.Sample("fv_playback_site_up", metrics.Bool(s.Healthy), "site", s.Name)
+	}
+	m.Family("fv_playback_site_active", "gauge", "1 for the site playback answers from.")
+	for _, s := range pb.Sites() {
+		m.Sample("fv_playback_site_active", metrics.Bool(s.Active), "site", s.Name)
+	}
+	for _, c := range []struct {
+		name, help string
+		v          int64
+	}{
+		{"fv_playback_site_switches_total", "Times playback moved to another site.", pb.switches.Load()},
+		{"fv_playback_streams_total", "Recording streams served.", pb.streams.Load()},
+		{"fv_playback_segments_skipped_total", "Segments left out of streams: damaged at every site, or unreadable.", pb.skipped.Load()},
+		{"fv_playback_exports_total", "Evidence exports made.", pb.exports.Load()},
+	} {
+		m.Family(c.name, "counter", c.help)
+		m.Sample(c.name, float64(c.v))
+	}
+}

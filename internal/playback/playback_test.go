@@ -290,6 +290,9 @@ func TestPlayback(t *testing.T) {
 		}
 	})
 
+	t.Run("export", func(t *testing.T) { testExport(t, rec, srv) })
+	t.Run("failover", func(t *testing.T) { testFailover(t, rec, srv) })
+
 	t.Run("damaged copy", func(t *testing.T) {
 		seg := rec.sessionTwo[1]
 		at := seg.start.Add(100 * time.Millisecond)

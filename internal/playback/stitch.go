@@ -108,6 +108,7 @@ func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, 
 	if err != nil {
 		return info, err
 	}
+	pb.streams.Add(1)
 	st := &stitcher{pb: pb, ctx: ctx, w: w, req: req, info: &info}
 	for i, src := range req.Sources {
 		if len(segs[i]) > 0 {
@@ -284,6 +285,7 @@ func (st *stitcher) load(in *input) (bool, error) {
 }
 
 func (st *stitcher) skip(sg seg, err error) {
+	st.pb.skipped.Add(1)
 	st.info.Skipped = append(st.info.Skipped, sg.key+": "+err.Error())
 	st.pb.log.Warn("playback: segment left out", "key", sg.key, "error", err)
 }

@@ -366,7 +366,7 @@ func TestDrill(t *testing.T) {
 	if err != nil || len(v.Stores) != 2 {
 		d.fail(st, "ingest's recording state: %v", err)
 	}
-	atRestore, failures := v.Stores[0].BacklogSegs, v.Stores[0].UploadFailures
+	atRestore, failures := v.Stores[0].BacklogSegs, uint64(0)
 	t2 := time.Now()
 	s.primary.Start()
 	minioUp := time.Since(t2)
@@ -387,7 +387,7 @@ func TestDrill(t *testing.T) {
 				upAgain = time.Since(t2)
 			}
 			if v.Stores[0].Up && backlog == 0 && drained == 0 {
-				drained = time.Since(t2)
+				drained, failures = time.Since(t2), v.Stores[0].UploadFailures
 			}
 		}
 		return back > 0 && drained > 0
@@ -400,7 +400,7 @@ func TestDrill(t *testing.T) {
 	d.end(st, true, "MinIO answering after %s; playback back at the primary after %s; ingest's recorder saw the primary up after %s and its backlog of %d segments drained after %s",
 		minioUp.Round(time.Millisecond), back.Round(time.Millisecond), upAgain.Round(time.Millisecond), atRestore, drained.Round(time.Millisecond))
 	if upAgain > 5*time.Second {
-		d.note("Ingest's recorder retried the primary only %s after it answered again (%d segments waiting, %d failed uploads during the %s outage): "+
+		d.note("Ingest's recorder retried the primary only %s after it answered again (%d segments waiting; %d failed uploads to it in all, for an outage of %s): "+
 			"its backoff doubles at every failed upload of any of its workers (internal/recorder/uploader.go fail: retry_min << (failures−1), capped at retry_max 30 s, ±20%%), "+
 			"and with a backlog it sleeps the backoff without probing, so after an outage of a few seconds the primary catches up — and /v1/recording shows it up — only up to 36 s after it is back.",
 			upAgain.Round(time.Millisecond), atRestore, failures, t2.Sub(t0).Round(time.Second))

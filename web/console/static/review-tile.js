@@ -37,7 +37,10 @@ export class ReviewTile {
     this.loadedAt = 0; // performance.now() of the last load
     this.firstFrameAt = 0; // performance.now() of the first frame of the last load
     this.frameCapture = NaN; // capture ms of the frame shown
-    this.frameAt = 0; // performance.now() of that frame
+    this.frameAt = 0; // performance.now() of that frame's callback
+    this.frameShownAt = 0; // performance.now() when that frame went on screen
+    this.firstCapture = NaN; // capture ms of the first frame of the last load
+    this.errMs = 0; // how far ahead of the others the tile shows, smoothed
     this.frames = 0;
     this.frameMs = 40; // the shortest frame interval seen
     this.lastMediaTime = NaN;
@@ -112,11 +115,20 @@ export class ReviewTile {
     this.lastMediaTime = mt;
     this.frameCapture = this.start + mt * 1000;
     this.frameAt = performance.now();
+    this.frameShownAt = md.expectedDisplayTime ?? this.frameAt;
     this.frames++;
     if (!this.firstFrameAt) {
       this.firstFrameAt = this.frameAt;
+      this.firstCapture = this.frameCapture;
       this.review.poke();
     }
+  }
+
+  // displayClock is the capture instant the tile shows at time now (performance.now()),
+  // from its last frame and when that frame was put on screen, at the given speed.
+  displayClock(now, speed) {
+    if (!Number.isFinite(this.frameCapture)) return NaN;
+    return this.frameCapture + (now - this.frameShownAt) * speed;
   }
 
   // rangeAt returns the recorded range holding capture instant t, or null.
@@ -145,7 +157,9 @@ export class ReviewTile {
     this.loadedAt = performance.now();
     this.firstFrameAt = 0;
     this.frameCapture = NaN;
+    this.firstCapture = NaN;
     this.lastMediaTime = NaN;
+    this.errMs = 0;
     this.video.pause();
     this.video.playbackRate = this.review.speed;
     this.video.src = this.review.streamURL(this.source, start, end);
@@ -174,6 +188,13 @@ export class ReviewTile {
     return this.present && this.start !== null && !this.error && !v.paused && !v.ended && v.readyState >= 3 && this.firstFrameAt > 0;
   }
 
+  // stalled tells whether the tile should be playing the master instant but waits for data.
+  stalled() {
+    const v = this.video;
+    return this.present && this.start !== null && !this.error && !v.paused && !v.ended && v.readyState < 3 &&
+      this.firstFrameAt > 0 && this.clockMs() < this.end - 500;
+  }
+
   async failed() {
     const seq = this.loadSeq;
     const src = this.video.currentSrc || this.video.src;
@@ -197,7 +218,7 @@ export class ReviewTile {
 
   // render shows the tile's state: "no recording" with the next range, loading, error.
   render(master) {
-    let state = 'playing';
+    let state = 'showing';
     let headline = '';
     let reason = '';
     if (this.present && this.error) {
@@ -219,10 +240,10 @@ export class ReviewTile {
       headline = 'Catching up…';
     }
     if (this.root.dataset.state !== state) this.root.dataset.state = state;
-    this.placeholder.hidden = state === 'playing';
+    this.placeholder.hidden = state === 'showing';
     setText(this.headline, headline);
     setText(this.reason, reason);
-    setText(this.captureEl, state === 'playing' ? formatUTC(this.frameCapture) : '—');
+    setText(this.captureEl, state === 'showing' ? formatUTC(this.frameCapture) : '—');
     const on = this.review.audio === this;
     this.sound.setAttribute('aria-pressed', String(on));
     setText(this.sound, on ? 'Sound on' : 'Sound');

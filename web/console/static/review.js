@@ -25,8 +25,16 @@ import { ReviewTile } from './review-tile.js';
 const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16];
 // CONTROL_MS is how often the tiles are nudged towards the master.
 const CONTROL_MS = 200;
-// The time a tile's position takes to meet the master, in wall seconds.
-const CATCH_UP_S = 0.5;
+// The time a tile takes to meet the others, in wall seconds.
+const CATCH_UP_S = 0.6;
+// Closer than this (ms) a tile is left alone.
+const DEADBAND_MS = 2;
+// How much of each animation frame's measure goes into a tile's smoothed error.
+const ERR_SMOOTHING = 0.1;
+// A tile without data for this long (ms) makes every tile wait for it.
+const STALL_MS = 250;
+// After a seek, playing on waits at most this long (ms) for every tile to have data.
+const READY_WAIT_MS = 3000;
 // A tile's playbackRate is nudged at most this much (relative).
 const MAX_NUDGE = 0.2;
 // A tile further than this from the master (ms, at 1×) loads again ahead of it.
@@ -74,6 +82,8 @@ class Review {
     this.spreadCount = 0;
     this.seekToFrame = [];
     this.lastControl = 0;
+    this.buffering = 0; // performance.now() since every tile waits for a stalled one
+    this.stallSince = 0;
     this.stats = { state: 'loading', spreadMs: [], spreadCount: 0, p99: null, seekToFrameMs: [], tiles: [], errors: [] };
     window.reviewStats = this.stats;
   }
@@ -235,7 +245,7 @@ class Review {
 
   // now returns the master instant.
   now() {
-    if (!this.playing || this.seek) return this.master;
+    if (!this.playing || this.seek || this.buffering) return this.master;
     return this.master + (performance.now() - this.anchorWall) * this.speed;
   }
 
@@ -245,6 +255,7 @@ class Review {
     t = Math.min(Math.max(Math.round(t), this.window.start), this.window.end - 1);
     this.master = t;
     this.playing = false;
+    this.buffering = 0;
     this.seek = { target: t, at: performance.now(), resume };
     for (const tile of this.tiles) {
       tile.video.pause();
@@ -267,20 +278,31 @@ class Review {
     if (tile.start !== next.start) tile.load(next.start, next);
   }
 
-  // seekDone checks whether the seek under way has its first frames, and then plays on.
+  // seekDone checks whether the seek under way has its first frames, and then plays on
+  // once every tile has data to play with (so that they start together).
   seekDone() {
     const s = this.seek;
     if (!s) return;
-    const waiting = this.tiles.filter((t) => t.present && !t.error && t.start === s.target && !t.firstFrameAt);
-    if (waiting.length && performance.now() - s.at < SEEK_WAIT_MS) return;
-    const shown = this.tiles.filter((t) => t.present && t.firstFrameAt && t.start === s.target);
-    if (shown.length && !waiting.length) {
-      const ms = Math.max(...shown.map((t) => t.firstFrameAt)) - s.at;
-      this.seekToFrame.push(Math.round(ms));
-      if (this.seekToFrame.length > 50) this.seekToFrame.shift();
+    const now = performance.now();
+    const mine = this.tiles.filter((t) => t.present && !t.error && t.start === s.target);
+    const waiting = mine.filter((t) => !t.firstFrameAt);
+    if (waiting.length && now - s.at < SEEK_WAIT_MS) return;
+    if (!s.shownAt) {
+      s.shownAt = now;
+      const shown = mine.filter((t) => t.firstFrameAt);
+      if (shown.length && !waiting.length) {
+        this.seekToFrame.push(Math.round(Math.max(...shown.map((t) => t.firstFrameAt)) - s.at));
+        if (this.seekToFrame.length > 50) this.seekToFrame.shift();
+      }
     }
+    if (s.resume && !this.ready(mine) && now - s.shownAt < READY_WAIT_MS) return;
     this.seek = null;
     if (s.resume) this.play();
+  }
+
+  // ready tells whether the tiles have data to play on.
+  ready(tiles) {
+    return tiles.every((t) => !t.firstFrameAt || t.error || t.video.readyState >= 3 || t.video.ended);
   }
 
   play() {
@@ -293,7 +315,10 @@ class Review {
       return;
     }
     this.playing = true;
+    this.buffering = 0;
+    this.stallSince = 0;
     this.anchorWall = performance.now();
+    this.resetErrors();
     for (const tile of this.tiles) {
       if (tile.present && tile.covers(this.master)) this.startTile(tile);
     }
@@ -319,6 +344,7 @@ class Review {
     }
     this.master = this.now();
     this.playing = false;
+    this.buffering = 0;
     for (const tile of this.tiles) tile.video.pause();
     this.saveAddress();
     this.poke();
@@ -352,7 +378,7 @@ class Review {
     this.anchorWall = performance.now();
     this.speed = next;
     for (const tile of this.tiles) tile.video.playbackRate = next;
-    this.spread.length = 0;
+    this.resetErrors();
     this.poke();
   }
 
@@ -425,9 +451,30 @@ class Review {
     this.show();
   }
 
-  // advance moves the master: to the median of the playing tiles, else on the wall clock
-  // when no source holds the instant; it holds still while the tiles that hold it load.
+  // advance moves the master: to the median of the playing tiles' positions, else on the
+  // wall clock when no source holds the instant; it holds still while the tiles that hold
+  // it load. When a tile runs out of data, every tile waits for it.
   advance(nowWall) {
+    if (this.buffering) {
+      const mine = this.tiles.filter((t) => t.present && t.covers(this.master));
+      if (!this.ready(mine) && nowWall - this.buffering < SEEK_WAIT_MS) return;
+      this.buffering = 0;
+      this.anchorWall = nowWall;
+      for (const t of mine) if (t.firstFrameAt && this.master >= t.start) this.startTile(t);
+      this.resetErrors();
+      return;
+    }
+    if (this.tiles.some((t) => t.stalled())) {
+      this.stallSince ||= nowWall;
+      if (nowWall - this.stallSince > STALL_MS) {
+        this.stallSince = 0;
+        this.buffering = nowWall;
+        for (const t of this.tiles) t.video.pause();
+        return;
+      }
+    } else {
+      this.stallSince = 0;
+    }
     const active = this.tiles.filter((t) => t.active());
     let m;
     if (active.length) {
@@ -442,12 +489,25 @@ class Review {
     if (this.master >= this.window.end - 1) {
       this.master = this.window.end - 1;
       this.pause();
+      return;
     }
+    // how far ahead of the others each tile shows, from its frames (smoothed)
+    const shown = active.filter((t) => Number.isFinite(t.frameCapture) && nowWall - t.frameAt < 500);
+    if (shown.length < 2) return;
+    const d = shown.map((t) => t.displayClock(nowWall, t.video.playbackRate));
+    const mid = median(d);
+    shown.forEach((t, i) => {
+      t.errMs += ERR_SMOOTHING * (d[i] - mid - t.errMs);
+    });
+  }
+
+  resetErrors() {
+    for (const t of this.tiles) t.errMs = 0;
   }
 
   // control starts, nudges and reloads tiles as the master moves.
   control() {
-    if (this.seek) return;
+    if (this.seek || this.buffering) return;
     const m = this.master;
     for (const tile of this.tiles) {
       const r = tile.rangeAt(m);
@@ -469,18 +529,20 @@ class Review {
       if (!this.playing) continue;
       if (v.paused) {
         // a tile loaded ahead joins when the master reaches its start.
-        if (tile.firstFrameAt && m >= tile.start) this.startTile(tile);
+        if (tile.firstFrameAt && m >= tile.start) {
+          tile.errMs = 0;
+          this.startTile(tile);
+        }
         continue;
       }
       if (!tile.active()) continue;
-      const err = tile.clockMs() - m;
-      if (Math.abs(err) > HARD_MS * Math.max(1, this.speed)) {
+      if (Math.abs(tile.clockMs() - m) > HARD_MS * Math.max(1, this.speed)) {
         tile.load(Math.min(m + JOIN_LEAD_MS * this.speed, r.end - 1), r);
         continue;
       }
       let rate = this.speed;
-      if (Math.abs(err) > 3) {
-        const nudge = Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, -err / (1000 * CATCH_UP_S * this.speed)));
+      if (Math.abs(tile.errMs) > DEADBAND_MS) {
+        const nudge = Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, -tile.errMs / (1000 * CATCH_UP_S * this.speed)));
         rate = this.speed * (1 + nudge);
       }
       rate = Math.min(16, Math.max(0.0625, rate));
@@ -491,7 +553,7 @@ class Review {
   // measure samples the spread between the capture times of the frames the playing tiles
   // show now.
   measure() {
-    if (!this.playing || this.seek) return;
+    if (!this.playing || this.seek || this.buffering) return;
     const shown = this.tiles.filter((t) => t.active() && Number.isFinite(t.frameCapture)).map((t) => t.frameCapture);
     if (shown.length < 2) return;
     this.spread.push(Math.max(...shown) - Math.min(...shown));
@@ -511,7 +573,7 @@ class Review {
     this.timeline?.setPlayhead(m, this.playing);
     for (const tile of this.tiles) tile.render(m);
     const st = this.stats;
-    st.state = this.seek ? 'seeking' : this.playing ? 'playing' : 'paused';
+    st.state = this.seek ? 'seeking' : this.buffering ? 'buffering' : this.playing ? 'playing' : 'paused';
     st.playing = this.playing;
     st.speed = this.speed;
     st.masterMs = m;
@@ -523,7 +585,7 @@ class Review {
     st.enlarged = this.enlarged?.source ?? null;
     st.tiles = this.tiles.map((t) => ({
       source: t.source, state: t.root.dataset.state, present: t.present, captureMs: t.frameCapture, clockMs: t.clockMs(),
-      frames: t.frames, rate: t.video.playbackRate, error: t.error,
+      startMs: t.start, firstMs: t.firstCapture, frames: t.frames, rate: t.video.playbackRate, errMs: t.errMs, error: t.error,
     }));
   }
 
