@@ -76,6 +76,9 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	var pe *Error
 	switch {
 	case errors.As(err, &pe):
+		if pe.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "2")
+		}
 		whip.WriteError(w, whip.Errorf(pe.Status, "%s", pe.Msg))
 	case errors.Is(err, errNoSite):
 		w.Header().Set("Retry-After", "5")

@@ -35,6 +35,9 @@ type Params struct {
 	HealthInterval time.Duration
 	// MaxRange bounds the time range of one answer (24 h).
 	MaxRange time.Duration
+	// MaxStreams bounds the streams and exports served at once (32); each
+	// holds a segment in memory.
+	MaxStreams int
 	Log      *slog.Logger
 }
 
@@ -51,6 +54,18 @@ type Playback struct {
 	skipped  atomic.Int64
 	exports  atomic.Int64
 	mu       sync.Mutex
+	// slots holds one token per stream being served.
+	slots chan struct{}
+}
+
+// acquire takes a stream slot, or says how many are busy.
+func (pb *Playback) acquire() (func(), error) {
+	select {
+	case pb.slots <- struct{}{}:
+		return func() { <-pb.slots }, nil
+	default:
+		return nil, &Error{Status: 503, Msg: fmt.Sprintf("all %d playback streams are busy; try again shortly", cap(pb.slots))}
+	}
 }
 
 type site struct {
@@ -79,10 +94,13 @@ func New(p Params) (*Playback, error) {
 	if p.MaxRange <= 0 {
 		p.MaxRange = 24 * time.Hour
 	}
+	if p.MaxStreams <= 0 {
+		p.MaxStreams = 32
+	}
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
-	pb := &Playback{p: p, log: p.Log.With("component", "playback")}
+	pb := &Playback{p: p, log: p.Log.With("component", "playback"), slots: make(chan struct{}, p.MaxStreams)}
 	for _, st := range p.Sites {
 		s := &site{st: st, idx: newIndex(st, p.FullRefresh, 2*time.Hour), since: time.Now()}
 		s.healthy.Store(true)

@@ -278,6 +278,22 @@ func TestPlayback(t *testing.T) {
 				t.Errorf("%s: %d %q, want %d naming %q", c.name, code, body, c.code, c.says)
 			}
 		}
+		// Every stream slot busy: 503 with Retry-After, not a queue.
+		var held []func()
+		for {
+			rel, err := srv.pb.acquire()
+			if err != nil {
+				break
+			}
+			held = append(held, rel)
+		}
+		code, h, body := srv.get(t, srv.reviewer, "/v1/recordings/stream", url.Values{"source": {"cam1"}, "start": {in}, "duration": {"1"}})
+		for _, rel := range held {
+			rel()
+		}
+		if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(string(body), "busy") {
+			t.Errorf("with %d streams busy: %d %q", len(held), code, body)
+		}
 		evs := srv.auditEvents(t)
 		denied := 0
 		for _, ev := range evs {

@@ -91,6 +91,11 @@ func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, 
 	if len(req.Sources) == 0 {
 		return info, badRequest("name a source")
 	}
+	release, err := pb.acquire()
+	if err != nil {
+		return info, err
+	}
+	defer release()
 	segs := make([][]seg, len(req.Sources))
 	name, err := pb.with(ctx, func(s *site) error {
 		if err := pb.checkNames(ctx, s, req.Incident, req.Sources); err != nil {
