@@ -54,56 +54,22 @@ func readMoof(b []byte, moof, mdat Box, out map[uint32][]Sample) error {
 		if c.Type != "traf" {
 			return nil
 		}
-		var (
-			id, defDur, defSize, defFlags uint32
-			base                          uint64
-			haveTfhd, haveTfdt            bool
-		)
+		var h trafHeader
 		return Children(b, c.Body, c.End, func(t Box) error {
 			p := b[t.Body:t.End]
+			if ok, err := h.read(t.Type, p); ok || err != nil {
+				return err
+			}
 			switch t.Type {
-			case "tfhd":
-				if len(p) < 8 {
-					return errors.New("short tfhd")
-				}
-				flags := uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
-				id = binary.BigEndian.Uint32(p[4:])
-				n := 8
-				if flags&0x01 != 0 {
-					return errors.New("tfhd with an explicit base data offset, which segments never use")
-				}
-				for _, f := range []struct {
-					bit uint32
-					dst *uint32
-				}{{0x02, nil}, {0x08, &defDur}, {0x10, &defSize}, {0x20, &defFlags}} {
-					if flags&f.bit == 0 {
-						continue
-					}
-					if len(p) < n+4 {
-						return errors.New("short tfhd")
-					}
-					if f.dst != nil {
-						*f.dst = binary.BigEndian.Uint32(p[n:])
-					}
-					n += 4
-				}
-				haveTfhd = true
-			case "tfdt":
-				if len(p) < 8 || (p[0] == 1 && len(p) < 12) {
-					return errors.New("short tfdt")
-				}
-				if p[0] == 1 {
-					base = binary.BigEndian.Uint64(p[4:])
-				} else {
-					base = uint64(binary.BigEndian.Uint32(p[4:]))
-				}
-				haveTfdt = true
 			case "trun":
-				if !haveTfhd || !haveTfdt {
+				if !h.haveTfhd || !h.haveTfdt {
 					return errors.New("trun before tfhd and tfdt")
 				}
+				if h.baseOffset {
+					return errors.New("tfhd with an explicit base data offset, which segments never use")
+				}
 				var err error
-				out[id], base, next, err = readTrun(b, p, defDur, defSize, defFlags, base, int64(moof.Start), next, mdat, out[id])
+				out[h.id], h.base, next, err = readTrun(b, p, h.defDur, h.defSize, h.defFlags, h.base, int64(moof.Start), next, mdat, out[h.id])
 				return err
 			}
 			return nil
@@ -180,4 +146,59 @@ func readTrun(b, p []byte, defDur, defSize, defFlags uint32, dts uint64, moofSta
 		data += int64(sz)
 	}
 	return out, dts, data, nil
+}
+
+// trafHeader is what a track fragment's tfhd and tfdt say.
+type trafHeader struct {
+	id, defDur, defSize, defFlags uint32
+	base                          uint64
+	baseOffset                    bool // tfhd gives an explicit base data offset
+	haveTfhd, haveTfdt            bool
+}
+
+// read reads a tfhd or tfdt box's payload p into h; it returns false for
+// another box.
+func (h *trafHeader) read(typ string, p []byte) (bool, error) {
+	switch typ {
+	case "tfhd":
+		if len(p) < 8 {
+			return true, errors.New("short tfhd")
+		}
+		flags := uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
+		h.id = binary.BigEndian.Uint32(p[4:])
+		n := 8
+		if flags&0x01 != 0 {
+			h.baseOffset = true
+			n += 8
+		}
+		for _, f := range []struct {
+			bit uint32
+			dst *uint32
+		}{{0x02, nil}, {0x08, &h.defDur}, {0x10, &h.defSize}, {0x20, &h.defFlags}} {
+			if flags&f.bit == 0 {
+				continue
+			}
+			if len(p) < n+4 {
+				return true, errors.New("short tfhd")
+			}
+			if f.dst != nil {
+				*f.dst = binary.BigEndian.Uint32(p[n:])
+			}
+			n += 4
+		}
+		h.haveTfhd = true
+		return true, nil
+	case "tfdt":
+		if len(p) < 8 || (p[0] == 1 && len(p) < 12) {
+			return true, errors.New("short tfdt")
+		}
+		if p[0] == 1 {
+			h.base = binary.BigEndian.Uint64(p[4:])
+		} else {
+			h.base = uint64(binary.BigEndian.Uint32(p[4:]))
+		}
+		h.haveTfdt = true
+		return true, nil
+	}
+	return false, nil
 }

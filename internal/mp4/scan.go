@@ -293,78 +293,37 @@ func (s *Segment) parseMoof(b []byte, moof, mdat Box) ([]runEnd, error) {
 		if c.Type != "traf" {
 			return nil
 		}
-		var (
-			trackID, defDur, defSize uint32
-			haveTfhd, haveTfdt       bool
-			base                     uint64
-		)
+		var h trafHeader
 		return Children(b, c.Body, c.End, func(t Box) error {
 			p := b[t.Body:t.End]
+			if ok, err := h.read(t.Type, p); ok || err != nil {
+				return err
+			}
 			switch t.Type {
-			case "tfhd":
-				if len(p) < 8 {
-					return errors.New("short tfhd")
-				}
-				flags := uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
-				trackID = binary.BigEndian.Uint32(p[4:])
-				n := 8
-				if flags&0x01 != 0 {
-					n += 8
-				}
-				if flags&0x02 != 0 {
-					n += 4
-				}
-				if flags&0x08 != 0 {
-					if len(p) < n+4 {
-						return errors.New("short tfhd")
-					}
-					defDur = binary.BigEndian.Uint32(p[n:])
-					n += 4
-				}
-				if flags&0x10 != 0 {
-					if len(p) < n+4 {
-						return errors.New("short tfhd")
-					}
-					defSize = binary.BigEndian.Uint32(p[n:])
-				}
-				haveTfhd = true
-			case "tfdt":
-				if len(p) < 8 {
-					return errors.New("short tfdt")
-				}
-				if p[0] == 1 {
-					if len(p) < 12 {
-						return errors.New("short tfdt")
-					}
-					base = binary.BigEndian.Uint64(p[4:])
-				} else {
-					base = uint64(binary.BigEndian.Uint32(p[4:]))
-				}
-				haveTfdt = true
 			case "trun":
-				if !haveTfhd || !haveTfdt {
+				if !h.haveTfhd || !h.haveTfdt {
 					return errors.New("trun before tfhd and tfdt")
 				}
 				i := -1
 				for k := range s.Tracks {
-					if s.Tracks[k].ID == trackID {
+					if s.Tracks[k].ID == h.id {
 						i = k
 					}
 				}
 				if i < 0 {
-					return fmt.Errorf("fragment of unknown track %d", trackID)
+					return fmt.Errorf("fragment of unknown track %d", h.id)
 				}
-				dur, count, err := parseTrun(p, defDur, defSize, moof.Start, mdat)
+				dur, count, err := parseTrun(p, h.defDur, h.defSize, moof.Start, mdat)
 				if err != nil {
 					return err
 				}
 				e := &ends[i]
 				if e.count == 0 {
-					e.Start = base
+					e.Start = h.base
 				}
-				e.End = base + dur
+				e.End = h.base + dur
 				e.count += count
-				base += dur
+				h.base += dur
 			}
 			return nil
 		})
