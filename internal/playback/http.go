@@ -88,6 +88,14 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	}
 }
 
+// failAt answers an error that site gave (none when empty).
+func (h *handler) failAt(w http.ResponseWriter, site string, err error) {
+	if site != "" {
+		w.Header().Set("X-Playback-Site", site)
+	}
+	h.fail(w, err)
+}
+
 func (h *handler) json(w http.ResponseWriter, site string, v map[string]any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Playback-Site", site)
@@ -98,7 +106,7 @@ func (h *handler) json(w http.ResponseWriter, site string, v map[string]any) {
 func (h *handler) list(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
 	inc, site, err := h.pb.Incidents(r.Context())
 	if err != nil {
-		h.fail(w, err)
+		h.failAt(w, site, err)
 		return
 	}
 	h.json(w, site, map[string]any{"incidents": inc, "sites": h.pb.Sites(), "default_incident": h.incident})
@@ -220,7 +228,7 @@ func (h *handler) coverage(w http.ResponseWriter, r *http.Request, _ *auth.Claim
 	}
 	cov, site, err := h.pb.Coverage(r.Context(), q.incident, q.sources, q.start, q.end)
 	if err != nil {
-		h.fail(w, err)
+		h.failAt(w, site, err)
 		return
 	}
 	h.json(w, site, map[string]any{"incident": q.incident, "start": q.start, "end": q.end, "sources": cov})
@@ -239,7 +247,7 @@ func (h *handler) at(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
 	}
 	out, site, err := h.pb.At(r.Context(), q.incident, q.sources, t)
 	if err != nil {
-		h.fail(w, err)
+		h.failAt(w, site, err)
 		return
 	}
 	h.json(w, site, map[string]any{"incident": q.incident, "t": t, "sources": out})
@@ -291,7 +299,7 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req Stream
 		_ = rc.Flush()
 	})
 	if err != nil && info.Start.IsZero() {
-		h.fail(w, err)
+		h.failAt(w, info.Site, err)
 		return
 	}
 	if len(info.Skipped) > 0 {
@@ -384,7 +392,7 @@ func (h *handler) mtxList(w http.ResponseWriter, r *http.Request, _ *auth.Claims
 	}
 	cov, site, err := h.pb.Coverage(r.Context(), inc, []string{src}, start, end)
 	if err != nil {
-		h.fail(w, err)
+		h.failAt(w, site, err)
 		return
 	}
 	type entry struct {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ type Params struct {
 	// MaxStreams bounds the streams and exports served at once (32); each
 	// holds a segment in memory.
 	MaxStreams int
-	Log      *slog.Logger
+	Log        *slog.Logger
 }
 
 // Playback serves recordings from the first healthy site.
@@ -238,6 +239,67 @@ func (pb *Playback) with(ctx context.Context, fn func(s *site) error) (string, e
 }
 
 var errNoSite = errors.New("no store holding recordings answers")
+
+// gather runs fn against every healthy site, the active one first, so that
+// the caller can merge what they hold: a segment not yet uploaded to one
+// site after an outage, or lost there, is found at the other. It returns
+// the name of the first site that answered; a site that fails is marked
+// down and skipped.
+func (pb *Playback) gather(ctx context.Context, fn func(s *site) error) (string, error) {
+	start := int(pb.active.Load())
+	name := ""
+	var firstErr error
+	for n := range pb.sites {
+		i := (start + n) % len(pb.sites)
+		s := pb.sites[i]
+		if n > 0 && !s.healthy.Load() {
+			continue
+		}
+		err := fn(s)
+		if failed(ctx, err) {
+			pb.down(i, err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if err != nil {
+			return s.st.Name(), err
+		}
+		if name == "" {
+			name = s.st.Name()
+		}
+	}
+	if name == "" {
+		if firstErr == nil {
+			firstErr = errors.New("no site is healthy")
+		}
+		return "", fmt.Errorf("%w: %w", errNoSite, firstErr)
+	}
+	return name, nil
+}
+
+// merge joins the segment lists of several sites: one entry per key, by
+// start.
+func merge(lists ...[]seg) []seg {
+	var out []seg
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, s := range l {
+			if !seen[s.key] {
+				seen[s.key] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].start.Equal(out[j].start) {
+			return out[i].start.Before(out[j].start)
+		}
+		return out[i].key < out[j].key
+	})
+	return out
+}
 
 // SiteState is one site as playback sees it.
 type SiteState struct {

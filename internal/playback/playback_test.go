@@ -309,6 +309,33 @@ func TestPlayback(t *testing.T) {
 	t.Run("export", func(t *testing.T) { testExport(t, rec, srv) })
 	t.Run("failover", func(t *testing.T) { testFailover(t, rec, srv) })
 
+	t.Run("missing at the primary", func(t *testing.T) {
+		// A segment the primary lacks (an outage's segments reach it only
+		// after it is back; or it was lost) is found off-site.
+		seg := rec.sessionTwo[0]
+		for _, k := range []string{seg.key, strings.TrimSuffix(seg.key, ".mp4") + ".json"} {
+			if err := rec.minio.Client().RemoveObject(context.Background(), rec.minio.Bucket, k, minio.RemoveObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := srv.pb.sites[0].idx.refresh(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Site    string
+			Sources []Coverage
+		}
+		srv.getJSON(t, "/v1/recordings/coverage", url.Values{"source": {"cam1"}, "start": {ts(rec.first)}, "end": {ts(rec.last)}}, &out)
+		if out.Site != "primary" || len(out.Sources[0].Ranges) != 2 || !out.Sources[0].Ranges[1].Start.Equal(seg.start) {
+			t.Fatalf("coverage without the primary's copy: %+v", out)
+		}
+		code, h, body := srv.get(t, srv.reviewer, "/v1/recordings/stream", url.Values{"source": {"cam1"}, "start": {ts(seg.start.Add(200 * time.Millisecond))}, "duration": {"1"}})
+		if code != http.StatusOK || h.Get("X-Playback-Skipped") != "" {
+			t.Fatalf("%d skipped %q %s", code, h.Get("X-Playback-Skipped"), body[:min(200, len(body))])
+		}
+		ffprobe(t, writeFile(t, body))
+	})
+
 	t.Run("damaged copy", func(t *testing.T) {
 		seg := rec.sessionTwo[1]
 		at := seg.start.Add(100 * time.Millisecond)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"fieldvideo/internal/recorder"
+	"fieldvideo/internal/store"
 )
 
 // Error is a question playback cannot answer, with the HTTP status that
@@ -64,44 +67,96 @@ func (pb *Playback) checkWindow(from, to time.Time) error {
 	return nil
 }
 
-// checkNames refuses an unknown incident or source: a clear 404 instead of
-// an empty answer that looks like a gap.
-func (pb *Playback) checkNames(ctx context.Context, s *site, incident string, sources []string) error {
+// knownAt reports whether site s has recordings of the incident (and of
+// source, when not empty), listing the store again before saying no.
+func knownAt(ctx context.Context, s *site, incident, source string) (bool, error) {
 	if err := s.idx.refresh(ctx, false); err != nil {
-		return err
+		return false, err
 	}
-	if !s.idx.has(incident, "") {
-		if err := s.idx.refresh(ctx, true); err != nil {
+	if s.idx.has(incident, source) {
+		return true, nil
+	}
+	if err := s.idx.refresh(ctx, true); err != nil {
+		return false, err
+	}
+	return s.idx.has(incident, source), nil
+}
+
+// segmentsOf returns each source's segments overlapping [from, to), merged
+// from every site that answers, and the active site's name. An incident or
+// source no site knows is a clear 404, not an empty answer that looks like
+// a gap.
+func (pb *Playback) segmentsOf(ctx context.Context, incident string, sources []string, from, to time.Time) ([][]seg, string, error) {
+	out := make([][]seg, len(sources))
+	knownInc := false
+	known := make([]bool, len(sources))
+	name, err := pb.gather(ctx, func(s *site) error {
+		ok, err := knownAt(ctx, s, incident, "")
+		if err != nil || !ok {
 			return err
 		}
-		if !s.idx.has(incident, "") {
-			return notFound("no recordings of incident %q at site %s; GET /v1/recordings lists the incidents", incident, s.st.Name())
-		}
-	}
-	for _, src := range sources {
-		if !s.idx.has(incident, src) {
-			if err := s.idx.refresh(ctx, true); err != nil {
+		knownInc = true
+		for i, src := range sources {
+			ok, err := knownAt(ctx, s, incident, src)
+			if err != nil {
 				return err
 			}
-			if !s.idx.has(incident, src) {
-				return notFound("no recordings of source %q in incident %q at site %s; GET /v1/recordings lists the sources", src, incident, s.st.Name())
+			if !ok {
+				continue
 			}
+			known[i] = true
+			segs, _, err := s.idx.segments(ctx, incident, src, from, to, pb.p.Refresh)
+			if err != nil {
+				return err
+			}
+			out[i] = merge(out[i], segs)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, name, err
+	}
+	if !knownInc {
+		return nil, name, notFound("no recordings of incident %q at any site; GET /v1/recordings lists the incidents", incident)
+	}
+	for i, src := range sources {
+		if !known[i] {
+			return nil, name, notFound("no recordings of source %q in incident %q at any site; GET /v1/recordings lists the sources", src, incident)
 		}
 	}
-	return nil
+	return out, name, nil
+}
+
+// manifestOf reads a segment's manifest from the first site that has it.
+func (pb *Playback) manifestOf(ctx context.Context, sg seg) (*recorder.Manifest, error) {
+	var m *recorder.Manifest
+	_, err := pb.gather(ctx, func(s *site) error {
+		if m != nil {
+			return nil
+		}
+		got, err := s.idx.manifest(ctx, sg)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			m = got
+		}
+		return err
+	})
+	return m, err
 }
 
 // Incidents lists the incidents and their sources.
 func (pb *Playback) Incidents(ctx context.Context) ([]IncidentSummary, string, error) {
-	var out []IncidentSummary
-	name, err := pb.with(ctx, func(s *site) error {
+	var lists [][]IncidentSummary
+	name, err := pb.gather(ctx, func(s *site) error {
 		if err := s.idx.refresh(ctx, false); err != nil {
 			return err
 		}
-		out = s.idx.summary()
+		lists = append(lists, s.idx.summary())
 		return nil
 	})
-	return out, name, err
+	return mergeSummaries(lists), name, err
 }
 
 // Coverage returns each source's recorded ranges and gaps in [from, to).
@@ -109,22 +164,15 @@ func (pb *Playback) Coverage(ctx context.Context, incident string, sources []str
 	if err := pb.checkWindow(from, to); err != nil {
 		return nil, "", err
 	}
-	var out []Coverage
-	name, err := pb.with(ctx, func(s *site) error {
-		out = out[:0]
-		if err := pb.checkNames(ctx, s, incident, sources); err != nil {
-			return err
-		}
-		for _, src := range sources {
-			segs, _, err := s.idx.segments(ctx, incident, src, from, to, pb.p.Refresh)
-			if err != nil {
-				return err
-			}
-			out = append(out, coverageOf(src, segs, from, to))
-		}
-		return nil
-	})
-	return out, name, err
+	segs, name, err := pb.segmentsOf(ctx, incident, sources, from, to)
+	if err != nil {
+		return nil, name, err
+	}
+	out := make([]Coverage, len(sources))
+	for i, src := range sources {
+		out[i] = coverageOf(src, segs[i], from, to)
+	}
+	return out, name, nil
 }
 
 func coverageOf(src string, segs []seg, from, to time.Time) Coverage {
@@ -183,34 +231,25 @@ func (pb *Playback) At(ctx context.Context, incident string, sources []string, t
 	if t.IsZero() {
 		return nil, "", badRequest("the instant t is missing")
 	}
-	var out []SourceAt
-	name, err := pb.with(ctx, func(s *site) error {
-		out = out[:0]
-		if err := pb.checkNames(ctx, s, incident, sources); err != nil {
-			return err
+	segs, name, err := pb.segmentsOf(ctx, incident, sources, t.Add(-nearby), t.Add(nearby))
+	if err != nil {
+		return nil, name, err
+	}
+	out := make([]SourceAt, len(sources))
+	for i, src := range sources {
+		if out[i], err = pb.at(ctx, src, segs[i], t); err != nil {
+			return nil, name, err
 		}
-		for _, src := range sources {
-			a, err := pb.at(ctx, s, incident, src, t)
-			if err != nil {
-				return err
-			}
-			out = append(out, a)
-		}
-		return nil
-	})
-	return out, name, err
+	}
+	return out, name, nil
 }
 
 // nearby is how far from an absent instant At looks for the recordings
 // around it.
 const nearby = 6 * time.Hour
 
-func (pb *Playback) at(ctx context.Context, s *site, incident, src string, t time.Time) (SourceAt, error) {
+func (pb *Playback) at(ctx context.Context, src string, segs []seg, t time.Time) (SourceAt, error) {
 	a := SourceAt{Source: src}
-	segs, _, err := s.idx.segments(ctx, incident, src, t.Add(-nearby), t.Add(nearby), pb.p.Refresh)
-	if err != nil {
-		return a, err
-	}
 	var hit *seg
 	for i := range segs {
 		sg := &segs[i]
@@ -234,7 +273,7 @@ func (pb *Playback) at(ctx context.Context, s *site, incident, src string, t tim
 	}
 	a.Present, a.Segment, a.PreviousEnd, a.NextStart = true, hit.key, nil, nil
 	cs, ce := hit.start, hit.end
-	m, err := s.idx.manifest(ctx, *hit)
+	m, err := pb.manifestOf(ctx, *hit)
 	if err != nil {
 		return a, err
 	}
@@ -267,4 +306,36 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// mergeSummaries joins the incident lists of several sites.
+func mergeSummaries(lists [][]IncidentSummary) []IncidentSummary {
+	type key struct{ inc, src string }
+	srcs := map[key]SourceSummary{}
+	incs := map[string]bool{}
+	for _, l := range lists {
+		for _, is := range l {
+			incs[is.Incident] = true
+			for _, s := range is.Sources {
+				k := key{is.Incident, s.Source}
+				if o, ok := srcs[k]; ok {
+					s.First, s.Last, s.Segments = minTime(o.First, s.First), maxTime(o.Last, s.Last), max(o.Segments, s.Segments)
+				}
+				srcs[k] = s
+			}
+		}
+	}
+	out := []IncidentSummary{}
+	for inc := range incs {
+		is := IncidentSummary{Incident: inc, Sources: []SourceSummary{}}
+		for k, s := range srcs {
+			if k.inc == inc {
+				is.Sources = append(is.Sources, s)
+			}
+		}
+		slices.SortFunc(is.Sources, func(a, b SourceSummary) int { return strings.Compare(a.Source, b.Source) })
+		out = append(out, is)
+	}
+	slices.SortFunc(out, func(a, b IncidentSummary) int { return strings.Compare(a.Incident, b.Incident) })
+	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"fieldvideo/internal/mp4"
 	"fieldvideo/internal/recorder"
+	"fieldvideo/internal/store"
 )
 
 // StreamRequest asks for sources over [Start, End) as one fMP4: one
@@ -96,19 +97,7 @@ func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, 
 		return info, err
 	}
 	defer release()
-	segs := make([][]seg, len(req.Sources))
-	name, err := pb.with(ctx, func(s *site) error {
-		if err := pb.checkNames(ctx, s, req.Incident, req.Sources); err != nil {
-			return err
-		}
-		for i, src := range req.Sources {
-			var err error
-			if segs[i], _, err = s.idx.segments(ctx, req.Incident, src, req.Start, req.End, pb.p.Refresh); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	segs, name, err := pb.segmentsOf(ctx, req.Incident, req.Sources, req.Start, req.End)
 	info.Site = name
 	if err != nil {
 		return info, err
@@ -179,17 +168,22 @@ func (pb *Playback) fetch(ctx context.Context, sg seg) ([]byte, *recorder.Manife
 		return nil
 	}
 	name, err := pb.with(ctx, read)
-	if !errors.Is(err, errDamaged) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Not (yet) at this site: an outage's segments reach a recovered
+		// site after it answers again.
+	case errors.Is(err, errDamaged):
+		pb.log.Error("EVIDENCE DAMAGED: a segment does not match its SHA-256; reading another site's copy", "key", sg.key, "error", err)
+	default:
 		return b, m, name, err
 	}
-	pb.log.Error("EVIDENCE DAMAGED: a segment does not match its SHA-256; reading another site's copy", "key", sg.key, "error", err)
 	for _, s := range pb.sites {
 		if s.st.Name() == name || !s.healthy.Load() {
 			continue
 		}
 		if err2 := read(s); err2 == nil {
 			return b, m, s.st.Name(), nil
-		} else if !errors.Is(err2, errDamaged) {
+		} else if !errors.Is(err2, errDamaged) && !errors.Is(err2, store.ErrNotFound) {
 			err = fmt.Errorf("%w; the copy at site %s cannot be read: %v", err, s.st.Name(), err2)
 		} else {
 			err = fmt.Errorf("%w; and %v", err, err2)

@@ -58,6 +58,15 @@ func (u *uploader) run(ctx context.Context) {
 func (u *uploader) worker(ctx context.Context) {
 	for ctx.Err() == nil {
 		if wait := u.backoffLeft(); wait > 0 {
+			// A long backoff is cut short when the store answers again:
+			// a short outage must not leave its backlog waiting.
+			if wait > probeEvery && u.canCheck() {
+				sleep(ctx, probeEvery)
+				if u.backoffLeft() > 0 {
+					u.probe(ctx)
+				}
+				continue
+			}
 			sleep(ctx, wait)
 			continue
 		}
@@ -176,6 +185,14 @@ func (u *uploader) conflict(g *spoolSeg, err error) {
 		"key", g.key, "error", err)
 }
 
+// probeEvery is how often a store in a long backoff is checked.
+const probeEvery = 2 * time.Second
+
+func (u *uploader) canCheck() bool {
+	_, ok := u.st.(interface{ Check(context.Context) error })
+	return ok
+}
+
 // down reports whether the store is known to be failing.
 func (u *uploader) down() bool {
 	u.mu.Lock()
@@ -245,6 +262,12 @@ func (u *uploader) fail(err error) {
 	u.failed.Add(1)
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if time.Now().Before(u.nextTry) {
+		// Another worker's failure already set the wait: one outage, one
+		// step of backoff.
+		u.lastErr, u.lastErrAt = err.Error(), time.Now()
+		return
+	}
 	u.failures++
 	if u.failures == 1 {
 		u.downSince = time.Now()
