@@ -259,8 +259,8 @@ func TestDrill(t *testing.T) {
 		detect.Round(time.Millisecond), switched.Round(time.Millisecond), recDetect.Round(time.Millisecond))
 	if stale > 0 {
 		d.note("GET /v1/recordings answered %d time(s) after the cut (the last %s after it) that the primary served it and is healthy: "+
-			"it answers from a listing cached for a minute and never asks the store, so it shows the loss only once another request "+
-			"(coverage, stream) has reached the store.", stale, lastStale.Round(time.Millisecond))
+			"it answers from the cached listing without asking the store, so it shows the loss only once playback's health check "+
+			"or another request (coverage, stream) has reached the store.", stale, lastStale.Round(time.Millisecond))
 	}
 
 	st = d.begin("first playback of the known segment from the off-site copy")
@@ -446,7 +446,7 @@ func TestDrill(t *testing.T) {
 		site, time.Since(t2).Round(time.Millisecond), gaps)
 	d.end(st, ok, "%d gaps", len(gaps))
 
-	d.note("Detection is measured as a reviewer polling the playback API every 100 ms sees it; playback notices a failed store only when a request reaches it, and checks a failed one every 2 s.")
+	d.note("Detection is measured as a reviewer polling the playback API every 100 ms sees it; playback notices a failed store when a request reaches it or at its health check of every site (every 2 s).")
 	d.note("The standby SFU was started by the drill as soon as the primary's health check was refused; a real deployment adds its monitor's interval to RTO(SFU).")
 	d.rep.Judge()
 }
@@ -565,13 +565,9 @@ func (d *drill) coverageGaps(base, tok string, from, to time.Time) (string, []st
 }
 
 // holeAfterSwitchBack notes what a reviewer sees just after playback moved
-// back to the restored primary: until the recorders' backlogs drain, the
-// primary lacks the outage's segments, which the off-site copy holds.
+// back to the restored primary, when the recorders have not yet uploaded the
+// outage's segments to it: a segment the off-site copy holds is not played.
 func (d *drill) holeAfterSwitchBack(base, tok string, t0, t2 time.Time, back time.Duration) {
-	site, gaps := d.coverageGaps(base, tok, t0.Add(-10*time.Second), t2)
-	if len(gaps) == 0 || site != "primary" {
-		return
-	}
 	var during segment
 	if b, err := segments(d.offsite); err == nil {
 		for _, g := range b[d.cameras[0]] {
@@ -580,16 +576,20 @@ func (d *drill) holeAfterSwitchBack(base, tok string, t0, t2 time.Time, back tim
 			}
 		}
 	}
-	res := "no segment of the outage to try"
-	if during.key != "" {
-		p, err := d.play(base, tok, during)
-		res = fmt.Sprintf("a stream of %s (off-site since the outage) then answered: %v", during, err)
-		if err != nil && p.site == "" {
-			res += " (an error answer names no site: X-Playback-Site is set on successful answers only)"
-		}
+	if during.key == "" {
+		return
+	}
+	p, err := d.play(base, tok, during)
+	if err == nil {
+		return
+	}
+	_, gaps := d.coverageGaps(base, tok, t0.Add(-10*time.Second), during.end)
+	res := fmt.Sprintf("a stream of %s, off-site since the outage, answered: %v", during, err)
+	if p.site == "" {
+		res += " (an error answer names no site: X-Playback-Site is set on successful answers only)"
 	}
 	d.note("Playback moved back to the restored primary %s after its restart, before the recorders had uploaded the outage's segments to it: "+
-		"coverage from 10 s before the cut to the restore then showed the gaps %v although the off-site copy held them; %s. "+
+		"%s; coverage from 10 s before the cut then showed the gaps %v. "+
 		"Playback lists segments from the active site only (internal/playback index.segments and Playback.with), so a reviewer sees a hole until the backlog drains.",
-		back.Round(time.Millisecond), gaps, res)
+		back.Round(time.Millisecond), res, gaps)
 }
