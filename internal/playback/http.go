@@ -3,7 +3,6 @@ package playback
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -452,9 +451,4 @@ func (h *handler) mtxGet(w http.ResponseWriter, r *http.Request, _ *auth.Claims)
 		return
 	}
 	h.serveStream(w, r, StreamRequest{Incident: inc, Sources: []string{src}, Start: start, End: start.Add(d)})
-}
-
-// describe names a query for logs.
-func describe(q query) string {
-	return fmt.Sprintf("%s/%s %s..%s", q.incident, strings.Join(q.sources, ","), q.start.Format(time.RFC3339), q.end.Format(time.RFC3339))
 }
