@@ -164,6 +164,10 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // export serves POST /v1/exports.
 func (h *handler) export(w http.ResponseWriter, r *http.Request, c *auth.Claims) {
+	if c.Role != auth.RoleReviewer {
+		h.fail(w, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("evidence exports are for the reviewer role only; %s has role %s (a review grant lets it play recordings, not export them)", c.Who(), c.Role)})
+		return
+	}
 	var req ExportRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()

@@ -91,6 +91,10 @@ func testExport(t *testing.T, rec *recorded, srv *server) {
 	if code, msg := srv.exportZip(t, wall, req); code != http.StatusForbidden {
 		t.Fatalf("a wall token exported: %d %s", code, msg)
 	}
+	granted := mint(t, auth.Claims{Role: auth.RoleCommander, Review: true})
+	if code, msg := srv.exportZip(t, granted, req); code != http.StatusForbidden || !strings.Contains(msg, "reviewer role only") {
+		t.Fatalf("a commander with the review grant exported: %d %s", code, msg)
+	}
 	code, zipPath := srv.exportZip(t, srv.reviewer, req)
 	if code != http.StatusOK {
 		t.Fatalf("export: %d %s", code, zipPath)
