@@ -1,6 +1,7 @@
 package playback
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -278,22 +279,32 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req Stream
 	if ev := audit.Annotate(r); ev != nil {
 		ev.Source = strings.Join(req.Sources, ",")
 	}
-	if rg := r.Header.Get("Range"); rg != "" && rg != "bytes=0-" {
-		w.Header().Set("Accept-Ranges", "none")
-		whip.WriteError(w, whip.Errorf(http.StatusRequestedRangeNotSatisfiable,
-			"a recording is streamed as it is stitched: seek by asking again with start=<capture time>"))
+	rc := http.NewResponseController(w)
+	if r.Header.Get("Range") != "" {
+		// A media element: the whole stream with its length, so that it
+		// seeks within it.
+		e, err := h.pb.rendered(r.Context(), req)
+		if err != nil {
+			site := ""
+			if e != nil {
+				site = e.info.Site
+			}
+			h.failAt(w, site, err)
+			return
+		}
+		streamHeaders(w.Header(), e.info)
+		if len(e.info.Skipped) > 0 {
+			w.Header().Set("X-Playback-Skipped", strings.Join(e.info.Skipped, "; "))
+		}
+		if e.info.Ended != "" {
+			w.Header().Set("X-Playback-Ended", e.info.Ended)
+		}
+		http.ServeContent(headerFlusher{w, rc}, r, "", time.Time{}, bytes.NewReader(e.b))
 		return
 	}
-	rc := http.NewResponseController(w)
 	info, err := h.pb.Stream(r.Context(), w, req, func(info StreamInfo) {
-		hd := w.Header()
-		hd.Set("Content-Type", "video/mp4")
-		hd.Set("Accept-Ranges", "none")
-		hd.Set("X-Playback-Site", info.Site)
-		hd.Set("X-Capture-Start", info.Start.Format(time.RFC3339Nano))
-		hd.Set("X-Capture-Keyframe", info.Keyframe.Format(time.RFC3339Nano))
-		hd.Set("Access-Control-Expose-Headers", "X-Playback-Site, X-Capture-Start, X-Capture-Keyframe")
-		hd.Set("Trailer", "X-Playback-Skipped, X-Playback-Ended")
+		streamHeaders(w.Header(), info)
+		w.Header().Set("Trailer", "X-Playback-Skipped, X-Playback-Ended")
 		w.WriteHeader(http.StatusOK)
 		_ = rc.Flush()
 	})
@@ -313,6 +324,14 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req Stream
 	if len(info.Skipped) > 0 || info.Ended != "" {
 		h.pb.log.Warn("playback stream incomplete", "sources", req.Sources, "skipped", info.Skipped, "ended", info.Ended)
 	}
+}
+
+func streamHeaders(hd http.Header, info StreamInfo) {
+	hd.Set("Content-Type", "video/mp4")
+	hd.Set("X-Playback-Site", info.Site)
+	hd.Set("X-Capture-Start", info.Start.Format(time.RFC3339Nano))
+	hd.Set("X-Capture-Keyframe", info.Keyframe.Format(time.RFC3339Nano))
+	hd.Set("Access-Control-Expose-Headers", "X-Playback-Site, X-Capture-Start, X-Capture-Keyframe, X-Playback-Skipped, X-Playback-Ended, Content-Range, Content-Length")
 }
 
 // participant adds to the request's sources every recorded source of a

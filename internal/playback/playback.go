@@ -57,6 +57,7 @@ type Playback struct {
 	mu       sync.Mutex
 	// slots holds one token per stream being served.
 	slots chan struct{}
+	cache renderCache
 }
 
 // acquire takes a stream slot, or says how many are busy.

@@ -3,6 +3,7 @@ package playback
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -177,6 +178,40 @@ func TestPlayback(t *testing.T) {
 			t.Fatalf("%d video frames up to %.3f s for 5 s", n, lastV)
 		}
 		t.Logf("stream from %s: keyframe %s before, first frame at %.3f s, %d frames, %d bytes", ts(at), at.Sub(key), firstV, n, len(body))
+	})
+
+	t.Run("byte ranges", func(t *testing.T) {
+		// A media element asks by range: the whole stream has a length,
+		// and any part of it is served.
+		q := url.Values{"source": {"cam1"}, "start": {ts(rec.sessionOne[0].start.Add(700 * time.Millisecond))}, "duration": {"4"}, "token": {srv.reviewer}}
+		ranged := func(rg string) (*http.Response, []byte) {
+			req, _ := http.NewRequest(http.MethodGet, srv.base+"/v1/recordings/stream?"+q.Encode(), nil)
+			req.Header.Set("Range", rg)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res, b
+		}
+		res, whole := ranged("bytes=0-")
+		if res.StatusCode != http.StatusPartialContent || res.ContentLength != int64(len(whole)) || res.Header.Get("X-Capture-Start") != q.Get("start") {
+			t.Fatalf("bytes=0-: %d, length %d of %d, %v", res.StatusCode, res.ContentLength, len(whole), res.Header)
+		}
+		ffprobe(t, writeFile(t, whole))
+		res, part := ranged("bytes=1000-1999")
+		if res.StatusCode != http.StatusPartialContent || !bytes.Equal(part, whole[1000:2000]) ||
+			res.Header.Get("Content-Range") != fmt.Sprintf("bytes 1000-1999/%d", len(whole)) {
+			t.Fatalf("bytes=1000-1999: %d %q, %d bytes", res.StatusCode, res.Header.Get("Content-Range"), len(part))
+		}
+		res, _ = ranged(fmt.Sprintf("bytes=%d-", len(whole)+10))
+		if res.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+			t.Fatalf("a range past the end: %d", res.StatusCode)
+		}
 	})
 
 	t.Run("stream across the gap and the restart", func(t *testing.T) {
