@@ -89,6 +89,7 @@ wall_token=$(bin/sfu token -role wall -view '*' -sub eoc-wall -ttl 12h)
 operator_token=$(bin/sfu token -role operator -view '*' -sub operator -ttl 12h)
 commander_token=$(bin/sfu token -role commander -view '*' -room incident-1 -room-publish -room-subscribe -sub commander -ttl 12h)
 operator_call_token=$(bin/sfu token -role operator -view '*' -room incident-1 -room-publish -room-subscribe -sub eoc-operator -ttl 12h)
+reviewer_token=$(bin/sfu token -role reviewer -sub reviewer -ttl 12h)
 host=$(hostname -I 2>/dev/null | awk '{print $1}')
 cat <<MSG
 
@@ -96,6 +97,7 @@ cat <<MSG
 $( [ -n "$host" ] && echo "  on the LAN:    http://${host}:8889/?token=${wall_token}" )
   Call (field commander): http://127.0.0.1:8889/call.html?room=incident-1&token=${commander_token}
   Call (EOC operator):    http://127.0.0.1:8889/call.html?room=incident-1&token=${operator_call_token}
+  Review:        http://127.0.0.1:8889/review.html?sources=cam1,cam2,cam3,cam4&token=${reviewer_token}
   RTSP players:  ffplay -rtsp_transport tcp "rtsp://127.0.0.1:8554/cam1?token=${wall_token}"
   Source states: curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/sources
   Recording:     curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/recording
