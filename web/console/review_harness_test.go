@@ -141,7 +141,7 @@ func (s *reviewServer) recorded(sources ...string) (first, last time.Time) {
 		Incidents []struct {
 			Incident string `json:"incident"`
 			Sources  []struct {
-				Source      string    `json:"source"`
+				Source      string `json:"source"`
 				First, Last time.Time
 			} `json:"sources"`
 		} `json:"incidents"`

@@ -1,19 +1,31 @@
-// One source of the review page: a <video> playing a stitched recording from the playback
-// API, and what it shows.
+// One source of the review page: a <video> playing a window of a recording from the
+// playback API, and what it shows.
 //
 // The contract of GET /v1/recordings/stream: presentation time 0 of the file is capture time
 // `start` on the common baseline when start lies inside a recorded range (an edit list hides
-// the frames decoded from the keyframe before it). Chromium honours the edit list: paused at
-// 0 it shows the frame captured at start. The server does not serve byte ranges, so the
-// element cannot seek (its seekable range is [0, 0]): every seek or frame step loads a new
-// stream that starts at the wanted instant. The capture time of a frame is therefore
-// start + mediaTime, and of the element's position start + currentTime.
+// the frames decoded from the keyframe before it; the first frame's mediaTime may be up to
+// one frame negative). Asked by byte range, as a media element asks, the server renders the
+// window whole and serves every range of it, so the element seeks anywhere inside it: a tile
+// loads a window of a few minutes once, and seeks and frame steps set currentTime. The
+// capture time of a frame is start + mediaTime, and of the element's position
+// start + currentTime.
 
 import { reasonOf } from './api.js';
 import { formatUTC } from './review-time.js';
 
-// WINDOW_MS bounds one stream; playing past it loads the next one.
-const WINDOW_MS = 15 * 60 * 1000;
+// PHASE_FRAMES is how many recent frames measure a tile's phase.
+const PHASE_FRAMES = 25;
+// SHOWN_KEEP is how many recent frames are kept to tell which one was on screen when.
+const SHOWN_KEEP = 20;
+
+// A tile loads a window of its recorded range around the instant asked: BEFORE_MS before it
+// and up to WINDOW_MS in all. The server keeps a rendered window in memory, so it is kept
+// short enough to render quickly and long enough that playing rarely leaves it.
+const BEFORE_MS = 60 * 1000;
+const WINDOW_MS = 4 * 60 * 1000;
+// After its seek, a tile that presents no new frame for FRAME_WAIT_MS (the element showed
+// the frame asked already) counts as there.
+const FRAME_WAIT_MS = 300;
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -32,21 +44,30 @@ export class ReviewTile {
     this.index = index;
     this.review = review;
     this.ranges = []; // recorded ranges [{start, end}] in capture ms, from the coverage
-    this.start = null; // capture ms of the loaded stream's presentation zero
-    this.end = null; // capture ms where the loaded stream ends
-    this.loadedAt = 0; // performance.now() of the last load
-    this.firstFrameAt = 0; // performance.now() of the first frame of the last load
+    this.start = null; // capture ms of the loaded window's presentation zero
+    this.end = null; // capture ms where the loaded window ends
+    this.loadSeq = 0;
+    // The last seek: the capture instant asked, and performance.now() of its request, of
+    // the element's seek and of its 'seeked'.
+    this.target = NaN;
+    this.seekAt = 0;
+    this.seekIssued = 0;
+    this.seekedAt = 0;
+    this.seekWanted = false; // the seek waits for the stream's metadata
+    this.firstFrameAt = 0; // performance.now() of the first frame shown after the last seek
+    this.firstCapture = NaN; // capture ms of that frame
+    this.frames = 0; // frames shown since the last seek
     this.frameCapture = NaN; // capture ms of the frame shown
     this.frameAt = 0; // performance.now() of that frame's callback
-    this.frameShownAt = 0; // performance.now() when that frame went on screen
-    this.firstCapture = NaN; // capture ms of the first frame of the last load
-    this.errMs = 0; // how far ahead of the others the tile shows, smoothed
-    this.frames = 0;
+    this.errMs = 0; // how far ahead of the others the tile shows (capture ms)
+    this.errN = 0; // frames errMs is measured over
+    this.phases = []; // capture time less display time of recent frames
+    this.phaseFrom = 0; // frames before this performance.now() are not measured
+    this.shown = []; // recent frames presented: {at (expected display time), capture}
     this.frameMs = 40; // the shortest frame interval seen
     this.lastMediaTime = NaN;
     this.present = false; // the source holds the master instant
     this.error = '';
-    this.loadSeq = 0;
     this.build();
     this.watchFrames();
   }
@@ -66,6 +87,14 @@ export class ReviewTile {
     v.disablePictureInPicture = true;
     v.addEventListener('error', () => this.failed());
     v.addEventListener('ended', () => this.review.poke());
+    v.addEventListener('loadedmetadata', () => {
+      if (this.seekWanted) this.issueSeek();
+    });
+    v.addEventListener('seeked', () => {
+      if (v.seeking || !this.seekIssued) return;
+      this.seekedAt = performance.now();
+      this.review.poke();
+    });
     this.video = v;
 
     this.placeholder = el('div', 'placeholder');
@@ -104,31 +133,64 @@ export class ReviewTile {
   }
 
   onFrame(md) {
-    // readyState drops to 0 when a new stream is asked for: a late callback for a frame of
-    // the previous one must not count.
-    if (this.start === null || this.video.readyState < 1) return;
+    // readyState drops to 0 when a new window is asked for: a late callback for a frame of
+    // the previous one must not count, nor one of the position left by a seek (the first
+    // frame after a seek must cover its target).
+    const v = this.video;
+    if (this.start === null || v.readyState < 1 || this.seekWanted) return;
     const mt = md.mediaTime;
+    const capture = this.start + mt * 1000;
+    if (!this.firstFrameAt && this.seekIssued && !this.covering(capture)) return;
     if (Number.isFinite(this.lastMediaTime)) {
       const d = (mt - this.lastMediaTime) * 1000;
       if (d > 5 && d < this.frameMs - 0.5) this.frameMs = d;
     }
     this.lastMediaTime = mt;
-    this.frameCapture = this.start + mt * 1000;
+    this.frameCapture = capture;
     this.frameAt = performance.now();
-    this.frameShownAt = md.expectedDisplayTime ?? this.frameAt;
+    if (md.expectedDisplayTime) {
+      this.shown.push({ at: md.expectedDisplayTime, capture });
+      if (this.shown.length > SHOWN_KEEP) this.shown.shift();
+    }
+    // the tile's phase: capture time less display time (at the common speed), per frame
+    if (!v.paused && this.frameAt > this.phaseFrom && md.expectedDisplayTime) {
+      this.phases.push(capture - md.expectedDisplayTime * this.review.speed);
+      if (this.phases.length > PHASE_FRAMES) this.phases.shift();
+    }
     this.frames++;
     if (!this.firstFrameAt) {
       this.firstFrameAt = this.frameAt;
-      this.firstCapture = this.frameCapture;
+      this.firstCapture = capture;
       this.review.poke();
     }
   }
 
-  // displayClock is the capture instant the tile shows at time now (performance.now()),
-  // from its last frame and when that frame was put on screen, at the given speed.
-  displayClock(now, speed) {
-    if (!Number.isFinite(this.frameCapture)) return NaN;
-    return this.frameCapture + (now - this.frameShownAt) * speed;
+  // covering tells whether a frame captured at capture is the one that covers the last
+  // seek's target: at it or at most about one frame before it.
+  covering(capture) {
+    return capture <= this.target + 2 && capture > this.target - 1.5 * Math.max(this.frameMs, 40) - 2;
+  }
+
+  // shownAt returns the capture ms of the frame on screen at display time t (the last one
+  // presented by then), or NaN when the tile's recent frames do not tell.
+  shownAt(t) {
+    for (let i = this.shown.length - 1; i >= 0; i--) {
+      if (this.shown[i].at <= t) return this.shown[i].capture;
+    }
+    return NaN;
+  }
+
+  // remeasure forgets the tile's phase, from now until settle ms from now.
+  remeasure(settle = 0) {
+    this.phases = [];
+    this.phaseFrom = performance.now() + settle;
+    this.errMs = 0;
+    this.errN = 0;
+  }
+
+  // phase returns the mean of the recent frames' phase, or NaN.
+  phase() {
+    return this.phases.length ? this.phases.reduce((a, b) => a + b, 0) / this.phases.length : NaN;
   }
 
   // rangeAt returns the recorded range holding capture instant t, or null.
@@ -141,25 +203,27 @@ export class ReviewTile {
     return this.ranges.find((r) => r.start > t) ?? null;
   }
 
-  // covers tells whether the loaded stream holds capture instant t.
-  covers(t) {
-    return this.start !== null && !this.error && this.start <= t && t < this.end;
+  // covers tells whether the loaded window holds capture instant t, and lead ms after it
+  // unless the window ends where the recording does.
+  covers(t, lead = 0) {
+    if (this.start === null || this.error || t < this.start || t >= this.end) return false;
+    const r = this.rangeAt(t);
+    return t + lead < this.end || !r || this.end >= Math.min(r.end, this.review.window.end);
   }
 
-  // load asks for the stream that starts at capture instant start (inside range r), paused.
-  load(start, r) {
-    start = Math.round(start);
-    const end = Math.min(r.end, start + WINDOW_MS, this.review.window.end);
+  // load asks for the window of range r around capture instant t, paused at its start.
+  load(t, r) {
+    const start = Math.round(Math.max(r.start, t - BEFORE_MS));
+    const end = Math.round(Math.min(r.end, start + WINDOW_MS, this.review.window.end));
     this.loadSeq++;
     this.start = start;
     this.end = end;
     this.error = '';
-    this.loadedAt = performance.now();
-    this.firstFrameAt = 0;
-    this.frameCapture = NaN;
-    this.firstCapture = NaN;
-    this.lastMediaTime = NaN;
-    this.errMs = 0;
+    this.target = start;
+    this.seekIssued = 0;
+    this.seekedAt = 0;
+    this.seekWanted = false;
+    this.resetShown();
     this.video.pause();
     this.video.playbackRate = this.review.speed;
     this.video.src = this.review.streamURL(this.source, start, end);
@@ -170,10 +234,53 @@ export class ReviewTile {
     if (this.start === null) return;
     this.start = null;
     this.end = null;
-    this.firstFrameAt = 0;
-    this.frameCapture = NaN;
+    this.resetShown();
     this.video.removeAttribute('src');
     this.video.load();
+  }
+
+  resetShown() {
+    this.firstFrameAt = 0;
+    this.firstCapture = NaN;
+    this.frames = 0;
+    this.frameCapture = NaN;
+    this.lastMediaTime = NaN;
+    this.shown = [];
+    this.remeasure();
+  }
+
+  // seekTo pauses the tile and shows the frame covering capture instant t (inside the
+  // loaded window): at once, or when the element knows the stream's length.
+  seekTo(t) {
+    this.video.pause();
+    this.target = t;
+    this.seekAt = performance.now();
+    this.seekIssued = 0;
+    this.seekedAt = 0;
+    const shown = this.frameCapture;
+    this.resetShown();
+    this.frameCapture = shown;
+    if (this.video.readyState >= 1) this.issueSeek();
+    else this.seekWanted = true;
+  }
+
+  issueSeek() {
+    this.seekWanted = false;
+    this.seekIssued = performance.now();
+    this.video.currentTime = Math.max(0, (this.target - this.start) / 1000);
+  }
+
+  // there tells whether the last seek is done: the element has seeked and presented the
+  // frame asked (or presented none new for a while: it showed that frame already).
+  there(now) {
+    if (this.error) return true;
+    if (!this.seekedAt) return false;
+    if (this.firstFrameAt) return true;
+    if (now - this.seekedAt < FRAME_WAIT_MS || !this.covering(this.frameCapture)) return false;
+    this.firstFrameAt = now;
+    this.firstCapture = this.frameCapture;
+    this.frames = Math.max(this.frames, 1);
+    return true;
   }
 
   // clockMs is the capture time of the element's position, or NaN.
@@ -185,7 +292,7 @@ export class ReviewTile {
   // active tells whether the tile is playing the master instant now.
   active() {
     const v = this.video;
-    return this.present && this.start !== null && !this.error && !v.paused && !v.ended && v.readyState >= 3 && this.firstFrameAt > 0;
+    return this.present && this.start !== null && !this.error && !v.paused && !v.ended && !v.seeking && v.readyState >= 3 && this.firstFrameAt > 0;
   }
 
   // stalled tells whether the tile should be playing the master instant but waits for data.
@@ -232,12 +339,9 @@ export class ReviewTile {
       const prev = [...this.ranges].reverse().find((r) => r.end <= master);
       reason = next ? `next recording at ${formatUTC(next.start)}` : 'nothing later in this window';
       if (prev) reason = `last recording ended ${formatUTC(prev.end)}; ${reason}`;
-    } else if (!this.firstFrameAt || !Number.isFinite(this.frameCapture)) {
+    } else if (!Number.isFinite(this.frameCapture) || (!this.firstFrameAt && !this.review.sync)) {
       state = 'loading';
       headline = 'Loading…';
-    } else if (this.start > master + 1) {
-      state = 'loading';
-      headline = 'Catching up…';
     }
     if (this.root.dataset.state !== state) this.root.dataset.state = state;
     this.placeholder.hidden = state === 'showing';

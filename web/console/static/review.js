@@ -2,17 +2,23 @@
 // every tile shows the same capture instant, for after-action review.
 //
 // One master clock holds the capture instant under review (Unix ms on the common baseline).
-// Each tile plays GET /v1/recordings/stream from an instant inside one of its recorded ranges
-// (review-tile.js). While playing, the master is the median of the playing tiles' positions
-// (or runs on the wall clock when no source holds the instant), and each tile's playbackRate
-// is nudged so that its position meets the master; a tile too far off loads again ahead of
-// the master and joins when the master reaches it. A tile whose source holds nothing at the
-// master shows "no recording", loads its next range and joins when that range starts. A
-// seek, or a frame step, loads every tile again at the new instant: the streams cannot seek.
+// Each tile loads a window of a few minutes of its source from GET /v1/recordings/stream
+// (review-tile.js) and seeks inside it; it loads again only when the master leaves the window.
+// While playing, the master is the median of the playing tiles' positions (or runs on the wall
+// clock when no source holds the instant).
+//
+// The tiles are kept in lockstep by aligning them: every tile pauses, seeks to the master
+// (currentTime), and once each has seeked and presented the frame covering it, all play
+// together. A seek, a frame step and a speed change align; so does a tile joining (its source's
+// recording starts), a tile leaving its window, a stalled tile, and drift: each playing tile's
+// phase (capture time less display time of its recent frames) is compared with the others',
+// and when one is more than CORRECT_MS of display time off, the tiles align again (at most
+// once every QUIET_MS). A tile whose source holds nothing at the master shows "no recording"
+// and has its next range loaded, paused, to join when it starts.
 //
 // The page measures what it shows: for every animation frame, the spread between the
 // capture times of the frames the playing tiles show (requestVideoFrameCallback), and for
-// every seek the time until each tile shows its first frame. window.reviewStats exposes them.
+// every seek the time until each tile shows the frame asked. window.reviewStats exposes them.
 //
 // Address: review.html?token=&incident=&sources=a,b&start=&end=&t= (times in Unix ms or
 // RFC 3339). The token is kept for the tab and removed from the address (api.js).
@@ -20,31 +26,32 @@
 import { APIError, authHeaders, forgetToken, reasonOf, request, saveToken, takeToken } from './api.js';
 import { formatISO, formatUTC, parseTime, percentile } from './review-time.js';
 import { Timeline } from './review-timeline.js';
+import { inputMethods } from './review-input.js';
 import { ReviewTile } from './review-tile.js';
 
 const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16];
-// CONTROL_MS is how often the tiles are nudged towards the master.
+// CONTROL_MS is how often the tiles are checked against the master.
 const CONTROL_MS = 200;
-// The time a tile takes to meet the others, in wall seconds.
-const CATCH_UP_S = 0.6;
-// Closer than this (ms) a tile is left alone.
-const DEADBAND_MS = 2;
-// How much of each animation frame's measure goes into a tile's smoothed error.
-const ERR_SMOOTHING = 0.1;
-// A tile without data for this long (ms) makes every tile wait for it.
+// A tile further than CORRECT_MS of display time (measured over at least MIN_SAMPLES frames)
+// from the others makes the tiles align again, at most once every QUIET_MS.
+const CORRECT_MS = 20;
+const MIN_SAMPLES = 15;
+const QUIET_MS = 2000;
+// Frames shown within SETTLE_MS of the tiles starting do not measure a tile's phase.
+const SETTLE_MS = 200;
+// A tile without data for this long (ms) makes the tiles align again (and wait for it).
 const STALL_MS = 250;
-// After a seek, playing on waits at most this long (ms) for every tile to have data.
+// While playing, a tile's window must hold LEAD_MS (at 1×) after the master, else it loads the
+// next one.
+const LEAD_MS = 2000;
+// An alignment waits at most ALIGN_WAIT_MS for the tiles to show the frame asked, and then
+// at most READY_WAIT_MS for them to have data to play on.
+const ALIGN_WAIT_MS = 10000;
 const READY_WAIT_MS = 3000;
-// A tile's playbackRate is nudged at most this much (relative).
-const MAX_NUDGE = 0.2;
-// A tile further than this from the master (ms, at 1×) loads again ahead of it.
-const HARD_MS = 1000;
-// A reloaded tile loads this far (wall ms) ahead of the master, to join it when it gets there.
-const JOIN_LEAD_MS = 1500;
+// The spread is measured at the display instant MEASURE_LAG_MS before each animation frame.
+const MEASURE_LAG_MS = 100;
 // Spread samples kept.
 const SPREAD_KEEP = 1200;
-// A seek waits at most this long for the tiles' first frames before playing on.
-const SEEK_WAIT_MS = 10000;
 const COVERAGE_REFRESH_MS = 15000;
 const DEFAULT_WINDOW_MS = 60 * 60 * 1000;
 
@@ -73,17 +80,21 @@ class Review {
     this.tiles = [];
     this.master = NaN;
     this.anchorWall = 0;
+    this.startedAt = 0; // performance.now() when the tiles last started together
     this.playing = false;
     this.speed = 1;
     this.audio = null;
     this.enlarged = null;
-    this.seek = null; // the seek under way: {target, at, resume}
+    // The alignment under way: {target, at, resume, seek (a reviewer's seek, timed), shownAt}.
+    this.sync = null;
+    this.quietUntil = 0; // no alignment for drift before this performance.now()
+    this.stallSince = 0;
     this.spread = [];
     this.spreadCount = 0;
     this.seekToFrame = [];
     this.lastControl = 0;
-    this.buffering = 0; // performance.now() since every tile waits for a stalled one
-    this.stallSince = 0;
+    this.corrections = 0;
+    this.events = [];
     this.stats = { state: 'loading', spreadMs: [], spreadCount: 0, p99: null, seekToFrameMs: [], tiles: [], errors: [] };
     window.reviewStats = this.stats;
   }
@@ -245,26 +256,36 @@ class Review {
 
   // now returns the master instant.
   now() {
-    if (!this.playing || this.seek || this.buffering) return this.master;
+    if (!this.playing || this.sync) return this.master;
     return this.master + (performance.now() - this.anchorWall) * this.speed;
   }
 
-  // seekTo moves the master to capture instant t and loads every tile there. Playing goes
-  // on once every tile that holds t shows its first frame.
-  seekTo(t, { resume = this.playing || !!this.seek?.resume } = {}) {
+  // seekTo moves the master to capture instant t and aligns every tile there; playing goes
+  // on once they all show it.
+  seekTo(t, { resume = this.playing || !!this.sync?.resume } = {}) {
     t = Math.min(Math.max(Math.round(t), this.window.start), this.window.end - 1);
+    this.align(t, { resume, seek: true });
+    this.saveAddress();
+  }
+
+  // align pauses every tile and seeks the ones whose source holds t there (loading a window
+  // when theirs does not hold it); syncDone plays them together once they show it.
+  align(t, { resume, seek = false }) {
     this.master = t;
     this.playing = false;
-    this.buffering = 0;
-    this.seek = { target: t, at: performance.now(), resume };
+    this.stallSince = 0;
+    this.sync = { target: t, at: performance.now(), resume, seek, shownAt: 0 };
     for (const tile of this.tiles) {
       tile.video.pause();
       const r = tile.rangeAt(t);
       tile.present = !!r;
-      if (r) tile.load(t, r);
-      else this.prepareAbsent(tile, t);
+      if (!r) {
+        this.prepareAbsent(tile, t);
+        continue;
+      }
+      if (!tile.covers(t, resume ? LEAD_MS * this.speed : 0)) tile.load(t, r);
+      tile.seekTo(t);
     }
-    this.saveAddress();
     this.poke();
   }
 
@@ -275,59 +296,54 @@ class Review {
       tile.unload();
       return;
     }
-    if (tile.start !== next.start) tile.load(next.start, next);
+    if (!tile.covers(next.start)) tile.load(next.start, next);
   }
 
-  // seekDone checks whether the seek under way has its first frames, and then plays on
-  // once every tile has data to play with (so that they start together).
-  seekDone() {
-    const s = this.seek;
-    if (!s) return;
-    const now = performance.now();
-    const mine = this.tiles.filter((t) => t.present && !t.error && t.start === s.target);
-    const waiting = mine.filter((t) => !t.firstFrameAt);
-    if (waiting.length && now - s.at < SEEK_WAIT_MS) return;
+  // syncDone checks whether the alignment under way is done: every tile that holds the
+  // target shows it; then, to play on, every one has data to play with.
+  syncDone(now) {
+    const s = this.sync;
+    const mine = this.tiles.filter((t) => t.present);
+    const there = mine.filter((t) => t.there(now));
+    if (there.length < mine.length && now - s.at < ALIGN_WAIT_MS) return;
     if (!s.shownAt) {
       s.shownAt = now;
-      const shown = mine.filter((t) => t.firstFrameAt);
-      if (shown.length && !waiting.length) {
+      const shown = mine.filter((t) => !t.error && t.firstFrameAt);
+      if (s.seek && shown.length && there.length === mine.length) {
         this.seekToFrame.push(Math.round(Math.max(...shown.map((t) => t.firstFrameAt)) - s.at));
         if (this.seekToFrame.length > 50) this.seekToFrame.shift();
       }
+      this.note(`aligned at ${formatUTC(s.target)} in ${Math.round(now - s.at)} ms: ${mine.map((t) => `${t.source} ${Math.round(t.seekIssued - s.at)}/${Math.round(t.seekedAt - s.at)}/${Math.round(t.firstFrameAt - s.at)}`).join(' ')}`);
+      if (there.length < mine.length) this.note(`${mine.filter((t) => !t.there(now)).map((t) => t.source).join(', ')} not there in time`);
     }
     if (s.resume && !this.ready(mine) && now - s.shownAt < READY_WAIT_MS) return;
-    this.seek = null;
-    if (s.resume) this.play();
+    this.sync = null;
+    if (s.resume) this.startAll();
   }
 
   // ready tells whether the tiles have data to play on.
   ready(tiles) {
-    return tiles.every((t) => !t.firstFrameAt || t.error || t.video.readyState >= 3 || t.video.ended);
+    return tiles.every((t) => t.error || t.video.readyState >= 3 || t.video.ended);
   }
 
-  play() {
-    if (this.seek) {
-      this.seek.resume = true;
-      return;
-    }
-    if (this.master >= this.window.end - 1) {
-      this.seekTo(this.window.start, { resume: true });
-      return;
-    }
+  // startAll plays every tile that holds the master, together.
+  startAll() {
+    if (this.master >= this.window.end - 1) return;
     this.playing = true;
-    this.buffering = 0;
     this.stallSince = 0;
     this.anchorWall = performance.now();
-    this.resetErrors();
-    for (const tile of this.tiles) {
-      if (tile.present && tile.covers(this.master)) this.startTile(tile);
+    this.startedAt = this.anchorWall;
+    const starting = this.tiles.filter((t) => t.present && !t.error && t.covers(this.master));
+    for (const t of starting) {
+      t.remeasure(SETTLE_MS);
+      t.video.playbackRate = this.speed;
     }
+    for (const t of starting) this.startTile(t);
     this.poke();
   }
 
   startTile(tile) {
     const v = tile.video;
-    v.playbackRate = this.speed;
     v.play().catch((err) => {
       if (err?.name === 'NotAllowedError' && !v.muted) {
         this.setAudio(null);
@@ -337,21 +353,34 @@ class Review {
     });
   }
 
+  play() {
+    if (this.sync) {
+      this.sync.resume = true;
+      return;
+    }
+    if (this.master >= this.window.end - 1) {
+      this.seekTo(this.window.start, { resume: true });
+      return;
+    }
+    // the tiles are paused on the master's frame, unless a tile moved meanwhile (joined,
+    // failed, loaded): align them to be sure they start together.
+    this.align(this.master, { resume: true });
+  }
+
   pause() {
-    if (this.seek) {
-      this.seek.resume = false;
+    if (this.sync) {
+      this.sync.resume = false;
       return;
     }
     this.master = this.now();
     this.playing = false;
-    this.buffering = 0;
     for (const tile of this.tiles) tile.video.pause();
     this.saveAddress();
     this.poke();
   }
 
   toggle() {
-    if (this.playing || this.seek?.resume) this.pause();
+    if (this.playing || this.sync?.resume) this.pause();
     else this.play();
   }
 
@@ -361,8 +390,8 @@ class Review {
     const ref = this.tiles.find((t) => t.present && Number.isFinite(t.frameCapture));
     const frame = Math.min(...this.tiles.map((t) => t.frameMs));
     const shown = ref ? ref.frameCapture : this.master;
-    // +1 ms: the stream shows the frame that covers its start, so start just inside the
-    // wanted frame.
+    // +1 ms: a tile shows the frame that covers the instant, so aim just inside the wanted
+    // frame.
     this.seekTo(shown + dir * frame + 1, { resume: false });
   }
 
@@ -370,15 +399,17 @@ class Review {
     this.seekTo(this.now() + ms);
   }
 
+  // setSpeed changes the speed; playing tiles align again to start together at it (Chromium
+  // follows a playbackRate change on each element at its own moment).
   setSpeed(dir) {
     const i = SPEEDS.indexOf(this.speed);
     const next = SPEEDS[Math.min(SPEEDS.length - 1, Math.max(0, i + dir))];
     if (next === this.speed) return;
-    this.master = this.now();
-    this.anchorWall = performance.now();
+    const m = this.now();
     this.speed = next;
     for (const tile of this.tiles) tile.video.playbackRate = next;
-    this.resetErrors();
+    if (this.playing) this.align(m, { resume: true });
+    else this.master = m;
     this.poke();
   }
 
@@ -396,35 +427,6 @@ class Review {
     $('grid').classList.toggle('has-enlarged', !!on);
   }
 
-  // saveAddress keeps the review's place in the address bar, so that a reload (or the link)
-  // opens it at the same instant.
-  saveAddress() {
-    window.history.replaceState(window.history.state, '', this.link(false));
-  }
-
-  link(absolute = true) {
-    const q = new URLSearchParams({
-      incident: this.incident, sources: this.sources.join(','), start: formatISO(this.window.start), end: formatISO(this.window.end),
-      t: formatISO(this.now()),
-    });
-    const path = `${window.location.pathname}?${q}`;
-    return absolute ? `${window.location.origin}${path}` : path;
-  }
-
-  async copyLink() {
-    const url = this.link();
-    const out = $('link-out');
-    out.value = url;
-    out.hidden = false;
-    out.select();
-    try {
-      await navigator.clipboard.writeText(url);
-      out.title = 'Copied to the clipboard';
-    } catch {
-      out.title = 'Copy this link (the browser did not allow the page to copy it)';
-    }
-  }
-
   // poke runs a control step soon (after a tile's state changed).
   poke() {
     this.lastControl = 0;
@@ -439,51 +441,29 @@ class Review {
   }
 
   // tick runs every animation frame: master clock, tile control, spread, display.
+  // tick runs every animation frame: alignment, master clock, tile control, spread, display.
   tick() {
     const nowWall = performance.now();
-    if (this.seek) this.seekDone();
+    if (this.sync) this.syncDone(nowWall);
     if (this.playing) this.advance(nowWall);
     if (nowWall - this.lastControl >= CONTROL_MS) {
       this.lastControl = nowWall;
-      this.control();
+      this.control(nowWall);
     }
-    this.measure();
+    this.measure(nowWall);
     this.show();
   }
 
-  // advance moves the master: to the median of the playing tiles' positions, else on the
-  // wall clock when no source holds the instant; it holds still while the tiles that hold
-  // it load. When a tile runs out of data, every tile waits for it.
+  // advance moves the master to the median of the playing tiles' positions, else on the wall
+  // clock when no source holds the instant, and measures how far each tile is off the others:
+  // the mean over its recent frames of their capture time less the time they went on screen,
+  // against the median of the tiles'.
   advance(nowWall) {
-    if (this.buffering) {
-      const mine = this.tiles.filter((t) => t.present && t.covers(this.master));
-      if (!this.ready(mine) && nowWall - this.buffering < SEEK_WAIT_MS) return;
-      this.buffering = 0;
-      this.anchorWall = nowWall;
-      for (const t of mine) if (t.firstFrameAt && this.master >= t.start) this.startTile(t);
-      this.resetErrors();
-      return;
-    }
-    if (this.tiles.some((t) => t.stalled())) {
-      this.stallSince ||= nowWall;
-      if (nowWall - this.stallSince > STALL_MS) {
-        this.stallSince = 0;
-        this.buffering = nowWall;
-        for (const t of this.tiles) t.video.pause();
-        return;
-      }
-    } else {
-      this.stallSince = 0;
-    }
     const active = this.tiles.filter((t) => t.active());
     let m;
-    if (active.length) {
-      m = median(active.map((t) => t.clockMs()));
-    } else if (this.tiles.some((t) => t.present && !t.error)) {
-      m = this.master; // waiting for the tiles
-    } else {
-      m = this.master + (nowWall - this.anchorWall) * this.speed;
-    }
+    if (active.length) m = median(active.map((t) => t.clockMs()));
+    else if (this.tiles.some((t) => t.present && !t.error)) m = this.master; // waiting for the tiles
+    else m = this.master + (nowWall - this.anchorWall) * this.speed;
     this.master = m;
     this.anchorWall = nowWall;
     if (this.master >= this.window.end - 1) {
@@ -491,24 +471,39 @@ class Review {
       this.pause();
       return;
     }
-    // how far ahead of the others each tile shows, from its frames (smoothed)
-    const shown = active.filter((t) => Number.isFinite(t.frameCapture) && nowWall - t.frameAt < 500);
-    if (shown.length < 2) return;
-    const d = shown.map((t) => t.displayClock(nowWall, t.video.playbackRate));
-    const mid = median(d);
-    shown.forEach((t, i) => {
-      t.errMs += ERR_SMOOTHING * (d[i] - mid - t.errMs);
+    const measured = active.filter((t) => t.phases.length >= MIN_SAMPLES);
+    if (measured.length === 1 && active.length === 1) {
+      measured[0].errMs = 0;
+      measured[0].errN = measured[0].phases.length;
+    }
+    if (measured.length < 2) return;
+    const phases = measured.map((t) => t.phase());
+    const mid = median(phases);
+    measured.forEach((t, i) => {
+      t.errMs = phases[i] - mid;
+      t.errN = t.phases.length;
     });
   }
 
-  resetErrors() {
-    for (const t of this.tiles) t.errMs = 0;
+  // aligned tells whether every playing tile is measured within CORRECT_MS of the others.
+  aligned() {
+    const active = this.tiles.filter((t) => t.active());
+    return this.playing && !this.sync && active.length > 0 &&
+      active.every((t) => t.errN >= MIN_SAMPLES && Math.abs(t.errMs) < this.correctMs());
   }
 
-  // control starts, nudges and reloads tiles as the master moves.
-  control() {
-    if (this.seek || this.buffering) return;
+  // correctMs is how far off (capture ms) a tile is corrected: CORRECT_MS of display time.
+  correctMs() {
+    return CORRECT_MS * Math.max(1, this.speed);
+  }
+
+  // control follows the master: a tile whose source starts or stops holding it joins or
+  // leaves, a tile whose window runs out loads the next, and a stalled or drifting tile makes
+  // the tiles align again.
+  control(now) {
+    if (this.sync) return;
     const m = this.master;
+    let why = '';
     for (const tile of this.tiles) {
       const r = tile.rangeAt(m);
       const was = tile.present;
@@ -518,53 +513,57 @@ class Review {
         this.prepareAbsent(tile, m);
         continue;
       }
-      const v = tile.video;
       if (tile.error) continue; // shown on the tile; a seek tries again
-      if (!tile.covers(m)) {
-        if (v.ended && tile.end !== null && m < tile.end) continue; // ran ahead to its end
-        const lead = this.playing ? JOIN_LEAD_MS * this.speed : 0;
-        tile.load(Math.min(m + lead, r.end - 1), r);
-        continue;
-      }
-      if (!this.playing) continue;
-      if (v.paused) {
-        // a tile loaded ahead joins when the master reaches its start.
-        if (tile.firstFrameAt && m >= tile.start) {
-          tile.errMs = 0;
-          this.startTile(tile);
-        }
-        continue;
-      }
-      if (!tile.active()) continue;
-      if (Math.abs(tile.clockMs() - m) > HARD_MS * Math.max(1, this.speed)) {
-        tile.load(Math.min(m + JOIN_LEAD_MS * this.speed, r.end - 1), r);
-        continue;
-      }
-      let rate = this.speed;
-      if (Math.abs(tile.errMs) > DEADBAND_MS) {
-        const nudge = Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, -tile.errMs / (1000 * CATCH_UP_S * this.speed)));
-        rate = this.speed * (1 + nudge);
-      }
-      rate = Math.min(16, Math.max(0.0625, rate));
-      if (Math.abs(v.playbackRate - rate) > 0.001) v.playbackRate = rate;
+      if (!was) why ||= `${tile.source} joins`;
+      else if (!this.playing) continue;
+      else if (!tile.covers(m, LEAD_MS * this.speed)) why ||= `${tile.source} loads its next window`;
+      else if (tile.video.paused && !tile.video.ended) why ||= `${tile.source} paused`;
     }
+    if (why && !this.playing) {
+      this.align(m, { resume: false });
+      return;
+    }
+    if (!this.playing) return;
+    if (this.tiles.some((t) => t.stalled())) {
+      this.stallSince ||= now;
+      if (now - this.stallSince > STALL_MS) why ||= `waiting for ${this.tiles.filter((t) => t.stalled()).map((t) => t.source).join(', ')}`;
+    } else {
+      this.stallSince = 0;
+    }
+    const off = this.tiles.filter((t) => t.active() && t.errN >= MIN_SAMPLES && Math.abs(t.errMs) >= this.correctMs());
+    if (!why && off.length && now >= this.quietUntil) {
+      why = off.map((t) => `${t.source} ${t.errMs.toFixed(1)} ms off`).join(', ');
+      this.corrections++;
+      this.quietUntil = now + QUIET_MS;
+    }
+    if (!why) return;
+    this.note(`${why}: align at ${formatUTC(m)}`);
+    this.align(this.now(), { resume: true });
   }
 
-  // measure samples the spread between the capture times of the frames the playing tiles
-  // show now.
-  measure() {
-    if (!this.playing || this.seek || this.buffering) return;
-    const shown = this.tiles.filter((t) => t.active() && Number.isFinite(t.frameCapture)).map((t) => t.frameCapture);
-    if (shown.length < 2) return;
+  // measure samples, once an animation frame, the spread between the capture times of the
+  // frames the playing tiles had on screen at one display instant: MEASURE_LAG_MS ago, so
+  // that every tile's requestVideoFrameCallback for it has come (each element reports its
+  // frames on its own schedule, so the last frame each reported is no common instant).
+  measure(nowWall) {
+    const at = nowWall - MEASURE_LAG_MS;
+    if (!this.playing || this.sync || at < this.startedAt + SETTLE_MS) return;
+    const shown = this.tiles.filter((t) => t.active()).map((t) => t.shownAt(at));
+    if (shown.length < 2 || shown.some((c) => !Number.isFinite(c))) return;
     this.spread.push(Math.max(...shown) - Math.min(...shown));
     if (this.spread.length > SPREAD_KEEP) this.spread.shift();
     this.spreadCount++;
   }
 
+  note(text) {
+    this.events.push(`${Math.round(performance.now())} ${text}`);
+    if (this.events.length > 50) this.events.shift();
+  }
+
   show() {
     const m = this.now();
     setText($('clock'), `${formatUTC(m)} UTC`);
-    setText($('play'), this.playing || this.seek?.resume ? 'Pause' : 'Play');
+    setText($('play'), this.playing || this.sync?.resume ? 'Pause' : 'Play');
     setText($('speed'), speedLabel(this.speed));
     const recent = this.spread.slice(-250);
     const p99 = percentile(recent, 99);
@@ -573,7 +572,7 @@ class Review {
     this.timeline?.setPlayhead(m, this.playing);
     for (const tile of this.tiles) tile.render(m);
     const st = this.stats;
-    st.state = this.seek ? 'seeking' : this.buffering ? 'buffering' : this.playing ? 'playing' : 'paused';
+    st.state = this.sync ? 'seeking' : this.playing ? 'playing' : 'paused';
     st.playing = this.playing;
     st.speed = this.speed;
     st.masterMs = m;
@@ -581,6 +580,9 @@ class Review {
     st.spreadCount = this.spreadCount;
     st.p99 = Number.isFinite(p99) ? p99 : null;
     st.seekToFrameMs = this.seekToFrame;
+    st.aligned = this.aligned();
+    st.corrections = this.corrections;
+    st.events = this.events;
     st.audio = this.audio?.source ?? null;
     st.enlarged = this.enlarged?.source ?? null;
     st.tiles = this.tiles.map((t) => ({
@@ -588,111 +590,9 @@ class Review {
       startMs: t.start, firstMs: t.firstCapture, frames: t.frames, rate: t.video.playbackRate, errMs: t.errMs, error: t.error,
     }));
   }
-
-  bindControls() {
-    $('play').addEventListener('click', () => this.toggle());
-    $('step-back').addEventListener('click', () => this.step(-1));
-    $('step-fwd').addEventListener('click', () => this.step(1));
-    $('back-10').addEventListener('click', () => this.jump(-10000));
-    $('fwd-10').addEventListener('click', () => this.jump(10000));
-    $('slower').addEventListener('click', () => this.setSpeed(-1));
-    $('faster').addEventListener('click', () => this.setSpeed(1));
-    $('link').addEventListener('click', () => this.copyLink());
-    $('help').addEventListener('click', () => {
-      $('keys').hidden = !$('keys').hidden;
-      $('help').setAttribute('aria-expanded', String(!$('keys').hidden));
-    });
-    $('goto').addEventListener('keydown', (ev) => {
-      if (ev.key !== 'Enter') return;
-      ev.preventDefault();
-      ev.stopPropagation();
-      const t = parseTime($('goto').value, this.master);
-      if (!Number.isFinite(t)) {
-        this.setStatus(`"${$('goto').value}" is not a time: give HH:MM:SS.mmm (UTC), RFC 3339 with a zone, or Unix ms`);
-        return;
-      }
-      if (t < this.window.start || t >= this.window.end) {
-        this.setStatus(`${formatUTC(t)} is outside the review window; change the window above`);
-        return;
-      }
-      this.setStatus('');
-      this.seekTo(t);
-    });
-    document.addEventListener('keydown', (ev) => this.key(ev));
-  }
-
-  key(ev) {
-    if (ev.target.closest?.('input, select, textarea, summary') || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    // a focused button acts on space and Enter itself.
-    if (ev.target.closest?.('button') && (ev.key === ' ' || ev.key === 'Enter')) return;
-    if ($('player').hidden) return;
-    const k = ev.key;
-    let done = true;
-    if (k === ' ') this.toggle();
-    else if (k === 'ArrowLeft') (ev.shiftKey ? this.jump(-10000) : this.step(-1));
-    else if (k === 'ArrowRight') (ev.shiftKey ? this.jump(10000) : this.step(1));
-    else if (k === '+' || k === '=') this.setSpeed(1);
-    else if (k === '-' || k === '_') this.setSpeed(-1);
-    else if (/^[1-9]$/.test(k)) {
-      const tile = this.tiles[Number(k) - 1];
-      if (tile) this.setAudio(this.audio === tile ? null : tile);
-    } else if (k === 'f' || k === 'Enter') {
-      const focused = this.tiles.find((t) => t.root === document.activeElement);
-      this.toggleEnlarged(focused ?? this.enlarged ?? this.audio ?? this.tiles[0]);
-    } else if (k === 'Escape') {
-      if (this.enlarged) this.toggleEnlarged(this.enlarged);
-      $('keys').hidden = true;
-    } else done = false;
-    if (done) ev.preventDefault();
-  }
-
-  // fillPicker fills the incident, window and source choices.
-  fillPicker(incidents, start, end) {
-    const sel = $('pick-incident');
-    sel.replaceChildren(...incidents.map((i) => {
-      const o = document.createElement('option');
-      o.value = i.incident;
-      o.textContent = i.incident;
-      return o;
-    }));
-    sel.value = this.incident;
-    $('pick-start').value = formatISO(start);
-    $('pick-end').value = formatISO(end);
-    this.fillSources(this.incident, this.sources);
-  }
-
-  fillSources(incident, chosen) {
-    const inc = (this.list?.incidents ?? []).find((i) => i.incident === incident);
-    const box = $('pick-sources');
-    const legend = box.querySelector('legend');
-    const labels = (inc?.sources ?? []).map((s) => {
-      const l = document.createElement('label');
-      const c = document.createElement('input');
-      c.type = 'checkbox';
-      c.value = s.source;
-      c.checked = chosen.includes(s.source);
-      l.append(c, ` ${s.source}`);
-      l.title = `recorded ${formatUTC(Date.parse(s.first))} – ${formatUTC(Date.parse(s.last))} UTC`;
-      return l;
-    });
-    box.replaceChildren(legend, ...labels);
-  }
-
-  pickSubmitted() {
-    const start = parseTime($('pick-start').value);
-    const end = parseTime($('pick-end').value, start);
-    const sources = [...$('pick-sources').querySelectorAll('input:checked')].map((c) => c.value);
-    if (!Number.isFinite(start) || !Number.isFinite(end)) {
-      this.setStatus('Give "From" and "To" as RFC 3339 times with a zone (2026-12-05T03:30:00Z) or Unix ms');
-      return;
-    }
-    if (!sources.length) {
-      this.setStatus('Choose at least one source');
-      return;
-    }
-    const q = new URLSearchParams({ incident: $('pick-incident').value, sources: sources.join(','), start: formatISO(start), end: formatISO(end) });
-    window.location.assign(`${window.location.pathname}?${q}`);
-  }
 }
 
+Object.assign(Review.prototype, inputMethods);
+
 new Review().init();
+
