@@ -19,8 +19,11 @@ const (
 	// maxRendered bounds one rendered stream; renderedTotal all of them.
 	maxRendered   = 256 << 20
 	renderedTotal = 1 << 30
-	// renderedTTL is how long a rendered stream is kept after its last use.
-	renderedTTL = time.Minute
+	// renderedTTL is how long a rendered stream is kept after its last use;
+	// renderedLiveTTL when its window reaches the last minute, which may
+	// still be recording.
+	renderedTTL     = time.Minute
+	renderedLiveTTL = 5 * time.Second
 )
 
 type rendered struct {
@@ -29,6 +32,7 @@ type rendered struct {
 	info  StreamInfo
 	err   error
 	used  time.Time
+	ttl   time.Duration
 }
 
 type renderCache struct {
@@ -55,7 +59,10 @@ func (pb *Playback) rendered(ctx context.Context, req StreamRequest) (*rendered,
 	c.evictLocked(time.Now())
 	e, ok := c.entries[key]
 	if !ok {
-		e = &rendered{ready: make(chan struct{})}
+		e = &rendered{ready: make(chan struct{}), ttl: renderedTTL}
+		if req.End.After(time.Now().Add(-time.Minute)) {
+			e.ttl = renderedLiveTTL
+		}
 		c.entries[key] = e
 	}
 	e.used = time.Now()
@@ -81,7 +88,7 @@ func (pb *Playback) rendered(ctx context.Context, req StreamRequest) (*rendered,
 	return e, e.err
 }
 
-// evictLocked drops rendered streams unused for renderedTTL, then the
+// evictLocked drops rendered streams unused for their time to live, then the
 // least recently used until the total is under the bound.
 func (c *renderCache) evictLocked(now time.Time) {
 	for k, e := range c.entries {
@@ -90,7 +97,7 @@ func (c *renderCache) evictLocked(now time.Time) {
 		default:
 			continue
 		}
-		if now.Sub(e.used) > renderedTTL {
+		if now.Sub(e.used) > e.ttl {
 			c.total -= int64(len(e.b))
 			delete(c.entries, k)
 		}
