@@ -50,6 +50,19 @@ func ReadSamples(b []byte, s *Segment) (map[uint32][]Sample, error) {
 
 func readMoof(b []byte, moof, mdat Box, out map[uint32][]Sample) error {
 	next := int64(mdat.Body) // where a run without a data offset starts
+	return eachTrun(b, moof, func(h *trafHeader, p []byte) error {
+		if h.baseOffset {
+			return errors.New("tfhd with an explicit base data offset, which segments never use")
+		}
+		var err error
+		out[h.id], h.base, next, err = readTrun(b, p, h.defDur, h.defSize, h.defFlags, h.base, int64(moof.Start), next, mdat, out[h.id])
+		return err
+	})
+}
+
+// eachTrun calls fn with every track run of a moof, in order, and the
+// header of its track fragment (tfhd, tfdt), which fn may advance.
+func eachTrun(b []byte, moof Box, fn func(h *trafHeader, trun []byte) error) error {
 	return Children(b, moof.Body, moof.End, func(c Box) error {
 		if c.Type != "traf" {
 			return nil
@@ -57,22 +70,13 @@ func readMoof(b []byte, moof, mdat Box, out map[uint32][]Sample) error {
 		var h trafHeader
 		return Children(b, c.Body, c.End, func(t Box) error {
 			p := b[t.Body:t.End]
-			if ok, err := h.read(t.Type, p); ok || err != nil {
+			if ok, err := h.read(t.Type, p); ok || err != nil || t.Type != "trun" {
 				return err
 			}
-			switch t.Type {
-			case "trun":
-				if !h.haveTfhd || !h.haveTfdt {
-					return errors.New("trun before tfhd and tfdt")
-				}
-				if h.baseOffset {
-					return errors.New("tfhd with an explicit base data offset, which segments never use")
-				}
-				var err error
-				out[h.id], h.base, next, err = readTrun(b, p, h.defDur, h.defSize, h.defFlags, h.base, int64(moof.Start), next, mdat, out[h.id])
-				return err
+			if !h.haveTfhd || !h.haveTfdt {
+				return errors.New("trun before tfhd and tfdt")
 			}
-			return nil
+			return fn(&h, p)
 		})
 	})
 }

@@ -289,44 +289,28 @@ type runEnd struct {
 // fit in mdat. It returns, per scanned track, the decode time span.
 func (s *Segment) parseMoof(b []byte, moof, mdat Box) ([]runEnd, error) {
 	ends := make([]runEnd, len(s.Tracks))
-	err := Children(b, moof.Body, moof.End, func(c Box) error {
-		if c.Type != "traf" {
-			return nil
+	err := eachTrun(b, moof, func(h *trafHeader, p []byte) error {
+		i := -1
+		for k := range s.Tracks {
+			if s.Tracks[k].ID == h.id {
+				i = k
+			}
 		}
-		var h trafHeader
-		return Children(b, c.Body, c.End, func(t Box) error {
-			p := b[t.Body:t.End]
-			if ok, err := h.read(t.Type, p); ok || err != nil {
-				return err
-			}
-			switch t.Type {
-			case "trun":
-				if !h.haveTfhd || !h.haveTfdt {
-					return errors.New("trun before tfhd and tfdt")
-				}
-				i := -1
-				for k := range s.Tracks {
-					if s.Tracks[k].ID == h.id {
-						i = k
-					}
-				}
-				if i < 0 {
-					return fmt.Errorf("fragment of unknown track %d", h.id)
-				}
-				dur, count, err := parseTrun(p, h.defDur, h.defSize, moof.Start, mdat)
-				if err != nil {
-					return err
-				}
-				e := &ends[i]
-				if e.count == 0 {
-					e.Start = h.base
-				}
-				e.End = h.base + dur
-				e.count += count
-				h.base += dur
-			}
-			return nil
-		})
+		if i < 0 {
+			return fmt.Errorf("fragment of unknown track %d", h.id)
+		}
+		dur, count, err := parseTrun(p, h.defDur, h.defSize, moof.Start, mdat)
+		if err != nil {
+			return err
+		}
+		e := &ends[i]
+		if e.count == 0 {
+			e.Start = h.base
+		}
+		e.End = h.base + dur
+		e.count += count
+		h.base += dur
+		return nil
 	})
 	return ends, err
 }
