@@ -191,6 +191,11 @@ func Scan(b []byte) (*Segment, error) {
 			return s, nil
 		}
 	}
+	if s.Valid < len(b) {
+		// A producer reference time (or padding) with no part after it:
+		// the file was cut while a part was being written.
+		s.Stop = fmt.Errorf("at %d: boxes after the last complete part, with no part of their own", s.Valid)
+	}
 	return s, nil
 }
 
