@@ -21,6 +21,8 @@ type reviewStats struct {
 	MasterMs      float64     `json:"masterMs"`
 	SpreadMs      []float64   `json:"spreadMs"`
 	SpreadCount   int         `json:"spreadCount"`
+	Unmeasured    int         `json:"unmeasured"`
+	Wide          []string    `json:"wide"`
 	P99           *float64    `json:"p99"`
 	SeekToFrameMs []float64   `json:"seekToFrameMs"`
 	Tiles         []tileStats `json:"tiles"`
@@ -41,6 +43,10 @@ type tileStats struct {
 	Frames  int     `json:"frames"`
 	Rate    float64 `json:"rate"`
 	Error   string  `json:"error"`
+	// Unreported counts frames presented with no requestVideoFrameCallback; Dropped frames
+	// the browser never showed while playing.
+	Unreported int `json:"unreported"`
+	Dropped    int `json:"dropped"`
 }
 
 func (s reviewStats) tile(source string) tileStats {
@@ -107,10 +113,10 @@ func checkSpread(t *testing.T, p *testkit.Page, when string, limit float64, agai
 		v := p99(spread)
 		errs := make([]string, len(s.Tiles))
 		for i, st := range s.Tiles {
-			errs[i] = fmt.Sprintf("%s %+.1f", st.Source, st.ErrMs)
+			errs[i] = fmt.Sprintf("%s %+.1f (%d unreported, %d dropped)", st.Source, st.ErrMs, st.Unreported, st.Dropped)
 		}
-		t.Logf("%s: aligned after %s; spread p99 %.1f ms, max %.1f ms over %d animation frames (%.0f a second); tiles off by %s ms; %d corrections so far %q", when,
-			aligned.Round(time.Millisecond), v, slices.Max(spread), len(spread), float64(took)/(time.Since(began)-aligned).Seconds(), strings.Join(errs, ", "), s.Corrections, s.Events)
+		t.Logf("%s: aligned after %s; spread p99 %.1f ms, max %.1f ms over %d animation frames (%.0f a second); tiles off by %s ms; %d corrections so far %q; %d instants unmeasured; wide: %q", when,
+			aligned.Round(time.Millisecond), v, slices.Max(spread), len(spread), float64(took)/(time.Since(began)-aligned).Seconds(), strings.Join(errs, ", "), s.Corrections, s.Events, s.Unmeasured, s.Wide)
 		if v <= limit+1 {
 			return
 		}

@@ -63,9 +63,13 @@ export class ReviewTile {
     this.errN = 0; // frames errMs is measured over
     this.phases = []; // capture time less display time of recent frames
     this.phaseFrom = 0; // frames before this performance.now() are not measured
-    this.shown = []; // recent frames presented: {at (expected display time), capture}
+    this.shown = []; // recent frames presented: {at (expected display time), capture, gap}
     this.frameMs = 40; // the shortest frame interval seen
     this.lastMediaTime = NaN;
+    this.unreported = 0; // frames presented with no callback (the page was busy)
+    this.dropped = 0; // frames the browser dropped (decoded too late to show), while playing
+    this.droppedSeen = 0; // the video element's dropped frame count at the last callback
+    this.intervals = []; // capture intervals between recent reported frames
     this.present = false; // the source holds the master instant
     this.error = '';
     this.build();
@@ -141,15 +145,27 @@ export class ReviewTile {
     const mt = md.mediaTime;
     const capture = this.start + mt * 1000;
     if (!this.firstFrameAt && this.seekIssued && !this.covering(capture)) return;
+    // Callbacks are best effort: a frame presented while the page was busy is not reported.
+    // When the capture time skips a frame the browser did not drop, what the tile showed
+    // between the last reported frame and this one is unknown (shownAt says so).
+    let unreported = false;
+    const droppedNow = v.getVideoPlaybackQuality?.().droppedVideoFrames ?? 0;
     if (Number.isFinite(this.lastMediaTime)) {
       const d = (mt - this.lastMediaTime) * 1000;
       if (d > 5 && d < this.frameMs - 0.5) this.frameMs = d;
+      const usual = this.usualInterval(d);
+      if (!v.paused && this.review.speed <= 1 && d > 1.5 * usual) {
+        if (droppedNow > this.droppedSeen) this.dropped++;
+        else unreported = true;
+      }
     }
+    this.droppedSeen = droppedNow;
+    if (unreported) this.unreported++;
     this.lastMediaTime = mt;
     this.frameCapture = capture;
     this.frameAt = performance.now();
     if (md.expectedDisplayTime) {
-      this.shown.push({ at: md.expectedDisplayTime, capture });
+      this.shown.push({ at: md.expectedDisplayTime, capture, gap: unreported });
       if (this.shown.length > SHOWN_KEEP) this.shown.shift();
     }
     // the tile's phase: capture time less display time (at the common speed), per frame
@@ -165,6 +181,17 @@ export class ReviewTile {
     }
   }
 
+  // usualInterval notes the capture interval d between two reported frames and returns the
+  // median of the recent ones (capture times jitter: the shortest one seen is no measure).
+  usualInterval(d) {
+    if (d > 5 && d < 1000) {
+      this.intervals.push(d);
+      if (this.intervals.length > 31) this.intervals.shift();
+    }
+    const v = [...this.intervals].sort((a, b) => a - b);
+    return v.length ? v[v.length >> 1] : 40;
+  }
+
   // covering tells whether a frame captured at capture is the one that covers the last
   // seek's target: at it or at most about one frame before it.
   covering(capture) {
@@ -175,7 +202,9 @@ export class ReviewTile {
   // presented by then), or NaN when the tile's recent frames do not tell.
   shownAt(t) {
     for (let i = this.shown.length - 1; i >= 0; i--) {
-      if (this.shown[i].at <= t) return this.shown[i].capture;
+      if (this.shown[i].at > t) continue;
+      if (this.shown[i + 1]?.gap) return NaN; // it was followed by frames not reported
+      return this.shown[i].capture;
     }
     return NaN;
   }

@@ -91,6 +91,8 @@ class Review {
     this.stallSince = 0;
     this.spread = [];
     this.spreadCount = 0;
+    this.unmeasured = 0; // display instants at which a tile's frame on screen was not known
+    this.wide = []; // recent samples more than a frame and a half apart, and which tile was behind
     this.seekToFrame = [];
     this.lastControl = 0;
     this.corrections = 0;
@@ -548,11 +550,25 @@ class Review {
   measure(nowWall) {
     const at = nowWall - MEASURE_LAG_MS;
     if (!this.playing || this.sync || at < this.startedAt + SETTLE_MS) return;
-    const shown = this.tiles.filter((t) => t.active()).map((t) => t.shownAt(at));
-    if (shown.length < 2 || shown.some((c) => !Number.isFinite(c))) return;
-    this.spread.push(Math.max(...shown) - Math.min(...shown));
+    const active = this.tiles.filter((t) => t.active());
+    const shown = active.map((t) => t.shownAt(at));
+    if (shown.length < 2) return;
+    if (shown.some((c) => !Number.isFinite(c))) {
+      this.unmeasured++;
+      return;
+    }
+    const hi = Math.max(...shown);
+    const lo = Math.min(...shown);
+    this.spread.push(hi - lo);
     if (this.spread.length > SPREAD_KEEP) this.spread.shift();
     this.spreadCount++;
+    if (hi - lo > 1.5 * Math.max(...active.map((t) => t.frameMs))) {
+      // which tile is behind, for whoever looks into a wide spread
+      const behind = active[shown.indexOf(lo)].source;
+      const ahead = active[shown.indexOf(hi)].source;
+      this.wide.push(`${Math.round(at)} ${Math.round(hi - lo)} ms: ${behind} behind ${ahead}`);
+      if (this.wide.length > 20) this.wide.shift();
+    }
   }
 
   note(text) {
@@ -578,6 +594,8 @@ class Review {
     st.masterMs = m;
     st.spreadMs = this.spread;
     st.spreadCount = this.spreadCount;
+    st.unmeasured = this.unmeasured;
+    st.wide = this.wide;
     st.p99 = Number.isFinite(p99) ? p99 : null;
     st.seekToFrameMs = this.seekToFrame;
     st.aligned = this.aligned();
@@ -588,6 +606,7 @@ class Review {
     st.tiles = this.tiles.map((t) => ({
       source: t.source, state: t.root.dataset.state, present: t.present, captureMs: t.frameCapture, clockMs: t.clockMs(),
       startMs: t.start, firstMs: t.firstCapture, frames: t.frames, rate: t.video.playbackRate, errMs: t.errMs, error: t.error,
+      unreported: t.unreported, dropped: t.dropped,
     }));
   }
 }
