@@ -269,6 +269,21 @@ func (r *Recorder) Record(name string, st *stream.Stream) (stop func(), err erro
 // RecordTracks is Record for the listed stream tracks only (nil: all), such
 // as the top layer of a simulcast publication.
 func (r *Recorder) RecordTracks(name string, st *stream.Stream, tracks []int) (stop func(), err error) {
+	return r.record(name, st, tracks, nil)
+}
+
+// RecordLayers records the simulcast layers of one video, the stream tracks listed lowest
+// first, as one track: the best layer arriving, switched at keyframes (a new segment
+// starts at each switch), so that the recording goes on whatever layer the publisher's
+// uplink still carries.
+func (r *Recorder) RecordLayers(name string, st *stream.Stream, layers []int) (stop func(), err error) {
+	if len(layers) == 0 {
+		return nil, errors.New("recorder: RecordLayers needs the layers' tracks")
+	}
+	return r.record(name, st, layers, layers)
+}
+
+func (r *Recorder) record(name string, st *stream.Stream, tracks, layers []int) (stop func(), err error) {
 	if !conf.SourceName.MatchString(name) {
 		return nil, fmt.Errorf("recorder: source name %q cannot be used in object keys; use 1-64 letters, digits, '.', '_' or '-'", name)
 	}
@@ -289,7 +304,7 @@ func (r *Recorder) RecordTracks(name string, st *stream.Stream, tracks []int) (s
 		r.stats[name] = ss
 	}
 	cfg := segConfig{segDur: r.p.SegmentDuration, partDur: r.p.PartDuration,
-		idle: 2*r.p.SegmentDuration + 2*time.Second, onPart: r.p.OnPart, now: r.p.Now, only: tracks, keyframe: st.RequestKeyframe}
+		idle: 2*r.p.SegmentDuration + 2*time.Second, onPart: r.p.OnPart, now: r.p.Now, only: tracks, layers: layers, keyframe: st.RequestKeyframe}
 	log := r.log.With("source", name)
 	rc := &recording{r: r, name: name, st: st, log: log, stopCh: make(chan struct{}), done: make(chan struct{}),
 		seg: newSegmenter(cfg, r.sp, name, st.Tracks(), ss, log)}

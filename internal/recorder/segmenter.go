@@ -55,6 +55,9 @@ type segConfig struct {
 	now             func() time.Time
 	// only lists the stream tracks to record; nil records all.
 	only []int
+	// layers, when set, are the stream tracks of one video's simulcast layers, lowest
+	// first: they are recorded as one track, the best arriving layer at a time (layerPick).
+	layers []int
 	// keyframe, when set, asks the source for a keyframe of a stream track:
 	// done when a segment is due, so that publishers that send keyframes
 	// only on request (browsers) still get segments near segDur.
@@ -92,6 +95,7 @@ type segmenter struct {
 	buf      []*sample
 	lastWarn time.Time
 	keyAsked int64 // media time of the last keyframe request
+	pick     *layerPick
 }
 
 // openSeg is the segment being written.
@@ -139,6 +143,9 @@ type sourceStats struct {
 	fullDrops, segments, parts atomic.Uint64
 	written                    atomic.Uint64
 	skipped                    atomic.Value // []string
+	layered                    atomic.Bool
+	layerSwitches              atomic.Uint64
+	layer                      atomic.Int32 // stream track of the simulcast layer recorded, -1: none
 }
 
 func newSegmenter(cfg segConfig, sp *spool, source string, tracks []unit.Track, st *sourceStats, log *slog.Logger) *segmenter {
@@ -149,7 +156,11 @@ func newSegmenter(cfg segConfig, sp *spool, source string, tracks []unit.Track, 
 
 // setTracks (re)binds the segmenter to a stream's track list.
 func (s *segmenter) setTracks(tracks []unit.Track) {
-	s.tracks, s.list, s.leader = make([]*recTrack, len(tracks)), nil, nil
+	s.tracks, s.list, s.leader, s.pick = make([]*recTrack, len(tracks)), nil, nil, nil
+	if s.cfg.layers != nil {
+		s.setLayers(tracks)
+		return
+	}
 	var skipped []string
 	for i, t := range tracks {
 		if s.cfg.only != nil && !slices.Contains(s.cfg.only, i) {
@@ -194,11 +205,22 @@ func (s *segmenter) onUnit(d stream.Delivery) {
 	if u.Track < 0 || u.Track >= len(s.tracks) || s.tracks[u.Track] == nil {
 		return
 	}
-	tr := s.tracks[u.Track]
 	s.lastUnit = s.cfg.now()
+	if s.pick != nil {
+		for _, x := range s.pickLayer(u) {
+			s.take(x, d.Flags)
+		}
+		return
+	}
+	s.take(u, d.Flags)
+}
+
+// take records unit u of a recorded track.
+func (s *segmenter) take(u *unit.Unit, flags stream.Flags) {
+	tr := s.tracks[u.Track]
 	s.st.units.Add(1)
 	s.st.mediaBytes.Add(uint64(u.Bytes()))
-	if d.Flags&stream.FlagDiscont != 0 && tr == s.leader {
+	if flags&stream.FlagDiscont != 0 && tr == s.leader {
 		s.discont = true
 	}
 	samples, err := tr.decode(u, s.buf[:0])

@@ -110,6 +110,11 @@ type SourceStats struct {
 	DroppedWaitingKeyframe, DroppedLate, DecodeErrors, DroppedSpoolFull uint64
 	// SkippedTracks explains tracks that are not recorded.
 	SkippedTracks []string
+	// Layer is the stream track of the simulcast layer being recorded (-1: none yet) and
+	// LayerSwitches how often the recording moved to another layer, for a simulcast
+	// publication.
+	Layer         *int   `json:",omitempty"`
+	LayerSwitches uint64 `json:",omitempty"`
 }
 
 // Stats returns a snapshot.
@@ -147,6 +152,10 @@ func (r *Recorder) Stats() Stats {
 			ss.DecodeErrors, ss.DroppedSpoolFull = st.decodeErr.Load(), st.fullDrops.Load()
 			if sk, ok := st.skipped.Load().([]string); ok {
 				ss.SkippedTracks = sk
+			}
+			if st.layered.Load() {
+				l := int(st.layer.Load())
+				ss.Layer, ss.LayerSwitches = &l, st.layerSwitches.Load()
 			}
 			s.MediaBytes += ss.MediaBytes
 		}

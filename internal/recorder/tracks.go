@@ -191,6 +191,7 @@ func (r *recTrack) resetDecoders() {
 func (r *recTrack) reset() {
 	r.resetDecoders()
 	r.anchored, r.seqSeen, r.held, r.queue, r.lastDelta = false, false, nil, nil, 0
+	r.pending, r.jumped = false, false
 }
 
 func (r *recTrack) updateSize() {

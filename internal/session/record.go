@@ -9,6 +9,7 @@ import (
 // Recorder keeps publications; *recorder.Recorder is one.
 type Recorder interface {
 	RecordTracks(name string, st *stream.Stream, tracks []int) (stop func(), err error)
+	RecordLayers(name string, st *stream.Stream, layers []int) (stop func(), err error)
 }
 
 // recordingName is the recorded source name of a publication:
@@ -33,19 +34,24 @@ func recordingName(room string, info TrackInfo) string {
 	return name
 }
 
-// record starts recording a publication when calls are recorded: the
-// highest simulcast layer of video, audio as it is.
+// record starts recording a publication when calls are recorded: of a simulcast video the
+// best layer arriving (the recording switches layers as the publisher's uplink allows),
+// anything else as it is. A participant's camera and microphone are recorded as two
+// sources, <room>.<participant>.camera and .microphone; playback serves them as one
+// (participant=<room>.<participant>).
 func (p *participant) record(up *uptrack) {
 	rec := p.m.p.Recorder
 	if rec == nil || !p.m.p.Conf.Record {
 		return
 	}
-	var tracks []int
-	if n := len(up.pub.layers); n > 1 {
-		tracks = []int{up.pub.layers[n-1]}
-	}
 	name := recordingName(p.room.name, up.pub.info)
-	stop, err := rec.RecordTracks(name, up.pub.stream, tracks)
+	var stop func()
+	var err error
+	if len(up.pub.layers) > 1 {
+		stop, err = rec.RecordLayers(name, up.pub.stream, up.pub.layers)
+	} else {
+		stop, err = rec.RecordTracks(name, up.pub.stream, nil)
+	}
 	if err != nil {
 		p.log.Warn("publication not recorded", "track", up.pub.info.ID, "error", err)
 		return
