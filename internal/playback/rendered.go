@@ -85,6 +85,13 @@ func (pb *Playback) rendered(ctx context.Context, req StreamRequest) (*rendered,
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	// Its time to live runs from its last use, not from the request that started a
+	// render which may have taken longer than that (then every request would render
+	// the window again, and a media element asking range after range would never get
+	// its data).
+	c.mu.Lock()
+	e.used = time.Now()
+	c.mu.Unlock()
 	return e, e.err
 }
 
