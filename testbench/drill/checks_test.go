@@ -97,8 +97,12 @@ func (p played) String() string {
 // that ffprobe decodes it and that its frames are the ones captured in the
 // segment's time (the demo cameras' true capture times, in SEI).
 func (s *system) play(base, tok string, g segment) (played, error) {
+	// A key holds its segment's start truncated to the millisecond: the segment's first
+	// keyframe was captured up to 1 ms later, and at the key's instant the screen still
+	// shows the previous segment's last frame (playback would start at that segment's
+	// keyframe). Ask from the end of that millisecond.
 	q := url.Values{"incident": {incident}, "source": {g.source},
-		"start": {strconv.FormatInt(g.start.UnixMilli(), 10)}, "end": {strconv.FormatInt(g.end.UnixMilli(), 10)}}
+		"start": {strconv.FormatInt(g.start.UnixMilli()+1, 10)}, "end": {strconv.FormatInt(g.end.UnixMilli(), 10)}}
 	a, err := s.get(base+"/v1/recordings/stream?"+q.Encode(), tok)
 	if err != nil {
 		return played{}, err
