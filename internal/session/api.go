@@ -70,6 +70,9 @@ type APIParams struct {
 	StartBitrate, MinBitrate, MaxBitrate int
 	// DisconnectedTimeout and FailedTimeout tune ICE; zero keeps 3 s and 10 s.
 	DisconnectedTimeout, FailedTimeout time.Duration
+	// OwnSenderReports: the sender reports of subscriptions are the rooms' own, on the
+	// common time baseline (the SFU); otherwise pion sends them (clients).
+	OwnSenderReports bool
 }
 
 // API builds the peer connections of calls: NACK with RTX, sender and
@@ -130,7 +133,7 @@ func NewAPI(p APIParams) (*API, error) {
 	if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, err
 	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	if err := whip.RTCPReports(ir, p.OwnSenderReports); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {

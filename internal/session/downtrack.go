@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/stream"
+	"fieldvideo/internal/whip"
 )
 
 // layerOff is the target of a video track paused for lack of bandwidth.
@@ -43,6 +44,7 @@ type downtrack struct {
 	hdr rtp.Header
 	ext []rtp.Extension
 
+	rc              *whip.ReportClock
 	layerBytes      []atomic.Uint64
 	packets, sent   atomic.Uint64
 	firstAt         atomic.Int64 // unix nanos of the first packet sent
@@ -70,7 +72,7 @@ func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack 
 		pub: pub, codec: codec, layerOf: make([]int, n),
 		layerBytes: make([]atomic.Uint64, len(pub.layers)),
 		lastBytes:  make([]uint64, len(pub.layers)), rates: make([]int, len(pub.layers)),
-		ext: make([]rtp.Extension, 0, 4), reported: -2,
+		ext: make([]rtp.Extension, 0, 4), reported: -2, rc: whip.NewReportClock(codec.ClockRate),
 	}
 	dt.kind = webrtc.RTPCodecTypeVideo
 	if strings.HasPrefix(codec.MimeType, "audio/") {
@@ -185,17 +187,32 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 	if !dt.rw.Begin(d) {
 		return
 	}
+	octets := 0
 	for _, p := range u.Packets {
 		dt.rw.Header(p, &dt.hdr, dt.ext)
 		if _, err := b.w.WriteRTP(&dt.hdr, p.Payload); err != nil {
 			return
 		}
+		octets += len(p.Payload)
 		dt.packets.Add(1)
 		dt.sent.Add(uint64(len(p.Payload)))
+	}
+	if len(u.Packets) > 0 {
+		dt.rc.Sent(u, dt.hdr.Timestamp, len(u.Packets), octets)
 	}
 	if dt.firstAt.Load() == 0 {
 		dt.firstAt.Store(time.Now().UnixNano())
 	}
+}
+
+// SenderReport implements whip.Reporter: the subscription's sender report, on the
+// common time baseline.
+func (dt *downtrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
+	b := dt.bound.Load()
+	if b == nil {
+		return rtcp.SenderReport{}, false
+	}
+	return dt.rc.Report(b.ssrc, now)
 }
 
 // readRTCP handles the subscriber's feedback: keyframe requests go to the

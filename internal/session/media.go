@@ -290,6 +290,12 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 			return err
 		}
 		p.subPC, p.bwe = pc, bwe
+		go whip.SendReports(pc, p.done, func(dst []whip.Reporter) []whip.Reporter {
+			if r := p.reporters.Load(); r != nil {
+				dst = append(dst, *r...)
+			}
+			return dst
+		})
 	}
 	dt := newDowntrack(pub, codec)
 	dt.pinned = pinned
@@ -304,6 +310,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 	dt.sender = tr.Sender()
 	go dt.readRTCP()
 	p.downs[track] = dt
+	p.listReporters()
 	p.allocate(time.Time{})
 	p.c.send(SubscriptionEvent{Header: Header{Type: TypeSubscribed, ID: id}, Track: track, Pinned: pinned})
 	p.negotiate(false)
@@ -313,6 +320,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 func (p *participant) unsubscribe(id int64, track, reason string) {
 	dt := p.downs[track]
 	delete(p.downs, track)
+	p.listReporters()
 	dt.stop()
 	if dt.sender != nil {
 		_ = p.subPC.RemoveTrack(dt.sender)
@@ -323,6 +331,15 @@ func (p *participant) unsubscribe(id int64, track, reason string) {
 	}
 	p.c.send(SubscriptionEvent{Header: Header{Type: TypeUnsubscribed, ID: id}, Track: track, Reason: reason})
 	p.negotiate(false)
+}
+
+// listReporters gives the sender reports' goroutine the current subscriptions.
+func (p *participant) listReporters() {
+	r := make([]whip.Reporter, 0, len(p.downs))
+	for _, dt := range p.downs {
+		r = append(r, dt)
+	}
+	p.reporters.Store(&r)
 }
 
 // negotiate offers the subscribe connection's current state to the client,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
@@ -13,6 +14,7 @@ import (
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/stream"
+	"fieldvideo/internal/whip"
 )
 
 // participant is one member of a room. Its own goroutine owns its signalling
@@ -37,6 +39,10 @@ type participant struct {
 	attach  chan attachReq
 	kicked  chan string
 	done    chan struct{}
+
+	// reporters are the subscriptions, for the sender reports' goroutine; set by the
+	// participant goroutine when they change.
+	reporters atomic.Pointer[[]whip.Reporter]
 
 	// Owned by the participant goroutine.
 	c          *conn

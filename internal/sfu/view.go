@@ -103,6 +103,16 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 		return nil, "", err
 	}
 
+	reportsDone := make(chan struct{})
+	go whip.SendReports(pc, reportsDone, func(dst []whip.Reporter) []whip.Reporter {
+		for _, lt := range v.tracks {
+			if lt != nil {
+				dst = append(dst, lt)
+			}
+		}
+		return dst
+	})
+
 	// Start reading once the connection is up, so the cached pictures the
 	// stream replays first reach the viewer instead of a closed door.
 	var startOnce sync.Once
@@ -118,6 +128,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 		}
 	})
 	ss.onClose = func() {
+		close(reportsDone)
 		v.mu.Lock()
 		r := v.reader
 		v.reader = nil

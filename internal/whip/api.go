@@ -12,6 +12,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
 	tsync "fieldvideo/internal/sync"
@@ -38,7 +39,7 @@ type APIParams struct {
 }
 
 // NewAPI returns a WebRTC API with our codecs, NACK generation, RTCP
-// sender and receiver reports, the abs-capture-time and capture-quality
+// receiver reports (sender reports are SendReports'), the abs-capture-time and capture-quality
 // header extensions, and the given ICE settings. Multicast DNS is
 // off: candidates carry addresses, and nothing is sent to multicast groups.
 func NewAPI(p APIParams) (*webrtc.API, error) {
@@ -63,13 +64,29 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 		return nil, err
 	}
 	ir.Add(gen)
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	// Everything sent through this API goes out on LocalTracks, whose sender reports
+	// SendReports sends (on the common time baseline).
+	if err := RTCPReports(ir, true); err != nil {
 		return nil, err
 	}
 
 	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
 		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// RTCPReports adds receiver reports to ir, and sender reports unless own says the caller
+// sends them (SendReports).
+func RTCPReports(ir *interceptor.Registry, own bool) error {
+	if !own {
+		return webrtc.ConfigureRTCPReports(ir)
+	}
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(rr)
+	return nil
 }
 
 // ICEParams are the network settings of a WebRTC API.

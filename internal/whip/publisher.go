@@ -169,6 +169,16 @@ func (p *Publisher) session(ctx context.Context) error {
 	if len(wanted) == 0 {
 		return fmt.Errorf("source %s has no track browsers can play (tracks: %v)", p.p.Stream.Name(), tracks)
 	}
+	reportsDone := make(chan struct{})
+	defer close(reportsDone)
+	go SendReports(pc, reportsDone, func(dst []Reporter) []Reporter {
+		for _, lt := range locals {
+			if lt != nil {
+				dst = append(dst, lt)
+			}
+		}
+		return dst
+	})
 
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {

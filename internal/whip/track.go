@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -32,6 +33,7 @@ type LocalTrack struct {
 	rw   stream.Rewriter
 	out  outHeader
 	hist history
+	rc   ReportClock
 
 	packets, bytes, retransmits atomic.Uint64
 
@@ -53,7 +55,7 @@ type binding struct {
 func NewLocalTrack(id, streamID string, source int, t unit.Track, c webrtc.RTPCodecParameters) *LocalTrack {
 	return &LocalTrack{
 		id: id, streamID: streamID, kind: CodecType(t.Kind), codec: c, source: source,
-		rw: stream.Rewriter{ClockRate: t.ClockRate},
+		rw: stream.Rewriter{ClockRate: t.ClockRate}, rc: ReportClock{rate: float64(t.ClockRate)},
 	}
 }
 
@@ -113,6 +115,7 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 	}
 	u := d.Unit
 	t.out.unit(b, u)
+	octets := 0
 	for i, p := range u.Packets {
 		t.rw.Header(p, &t.out.hdr, t.out.ext)
 		t.out.extend(b)
@@ -120,13 +123,27 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		if _, err := b.w.WriteRTP(&t.out.hdr, p.Payload); err != nil {
 			return err
 		}
+		octets += len(p.Payload)
 		t.packets.Add(1)
 		t.bytes.Add(uint64(len(p.Payload)))
+	}
+	if len(u.Packets) > 0 {
+		t.rc.Sent(u, t.out.hdr.Timestamp, len(u.Packets), octets)
 	}
 	if t.Latency != nil && d.Flags&stream.FlagReplay == 0 {
 		t.Latency.Observe(time.Since(d.Unit.Arrival))
 	}
 	return nil
+}
+
+// SenderReport implements Reporter: the track's sender report at now, on the common
+// time baseline (see ReportClock).
+func (t *LocalTrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
+	b := t.bound.Load()
+	if b == nil {
+		return rtcp.SenderReport{}, false
+	}
+	return t.rc.Report(b.ssrc, now)
 }
 
 // Stats returns the packets and payload bytes written.

@@ -23,6 +23,9 @@ type ViewerParams struct {
 	// OnPacket receives every RTP packet, from one goroutine per track. The
 	// packet is owned by the callee.
 	OnPacket func(kind webrtc.RTPCodecType, codec string, p *rtp.Packet, at time.Time)
+	// OnRTCP, when set, receives the RTCP packets the SFU sends about each track
+	// (sender reports), from one goroutine per track.
+	OnRTCP func(kind webrtc.RTPCodecType, pkts []rtcp.Packet)
 	// LocalSDP and RemoteSDP, when set, rewrite the offer before it is sent
 	// and the answer before it is applied (tests use them to steer media
 	// through a network shim).
@@ -125,8 +128,12 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	v.mu.Unlock()
 	go func() {
 		for {
-			if _, _, err := r.ReadRTCP(); err != nil {
+			pkts, _, err := r.ReadRTCP()
+			if err != nil {
 				return
+			}
+			if v.p.OnRTCP != nil {
+				v.p.OnRTCP(t.Kind(), pkts)
 			}
 		}
 	}()

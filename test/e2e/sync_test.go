@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -50,6 +51,9 @@ var syncCameras = []syncCamera{
 // (abs-capture-time) and the true one (the SEI democam wrote).
 type frameTruth struct {
 	assigned, truth time.Time
+	// fromSR is the capture time a player that knows only RTCP derives: from the SFU's
+	// last sender report before the frame (zero before the first).
+	fromSR time.Time
 }
 
 // truthWatch compares, for every video frame a WHEP viewer receives, the capture time in its
@@ -66,6 +70,24 @@ type truthWatch struct {
 	noAbs    int // frames without abs-capture-time
 	noTruth  int // frames without SEI
 	badInput []error
+	// the last sender report: its NTP time and RTP time.
+	srNTP time.Time
+	srRTP uint32
+}
+
+// report takes the RTCP packets the SFU sent about the video track.
+func (w *truthWatch) report(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	if kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	for _, p := range pkts {
+		if sr, ok := p.(*rtcp.SenderReport); ok {
+			w.mu.Lock()
+			w.srNTP = time.Unix(0, tsync.NTPToUnixNano(sr.NTPTime, time.Now().UnixNano()))
+			w.srRTP = sr.RTPTime
+			w.mu.Unlock()
+		}
+	}
 }
 
 // setExtID sets the negotiated id of abs-capture-time, when known.
@@ -86,6 +108,9 @@ func (w *truthWatch) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, _ tim
 	if !w.started || p.Timestamp != w.curTS {
 		w.finish()
 		w.started, w.curTS, w.cur = true, p.Timestamp, frameTruth{}
+		if !w.srNTP.IsZero() {
+			w.cur.fromSR = w.srNTP.Add(time.Duration(float64(int32(p.Timestamp-w.srRTP)) / 90000 * float64(time.Second)))
+		}
 	}
 	if w.cur.assigned.IsZero() && w.absID != 0 {
 		if b := p.GetExtension(w.absID); b != nil {
@@ -272,7 +297,8 @@ func TestCommonTimeBaseline(t *testing.T) {
 					w.setExtID(v.HeaderExtensionID(tsync.AbsCaptureTimeURI))
 				}
 				w.on(kind, codec, p, at)
-			}})
+			},
+			OnRTCP: w.report})
 		cancel()
 		if err != nil {
 			t.Fatalf("WHEP %s: %v", c.name, err)
@@ -317,6 +343,29 @@ func TestCommonTimeBaseline(t *testing.T) {
 			}
 		} else if math.Abs(s.median) > 15 {
 			t.Errorf("%s: capture times from the camera's clock are %+.1f ms off the truth", c.name, s.median)
+		}
+	}
+
+	// A player that knows only RTCP: the capture times it derives from the SFU's sender
+	// reports are the ones the SFU stamps (abs-capture-time), so it lines the cameras up
+	// as well.
+	t.Log("capture time from the SFU's sender reports minus abs-capture-time, ms:")
+	for _, c := range syncCameras {
+		frames, _, _, _ := watches[c.name].snapshot()
+		var viaSR []frameTruth
+		for _, f := range frames {
+			if !f.fromSR.IsZero() {
+				viaSR = append(viaSR, frameTruth{assigned: f.fromSR, truth: f.assigned})
+			}
+		}
+		if len(viaSR) < 100 {
+			t.Errorf("%s: %d frames after a sender report of the SFU, want 100 or more", c.name, len(viaSR))
+			continue
+		}
+		s := measure(viaSR, false)
+		t.Logf("  %-6s n=%d median %+.2f  p99 %.2f  max %.2f", c.name, s.n, s.median, s.p99, s.max)
+		if s.p99 > 5 {
+			t.Errorf("%s: capture times from the SFU's sender reports are up to %.1f ms (p99) off the abs-capture-time of the same frames, want within 5 ms", c.name, s.p99)
 		}
 	}
 
