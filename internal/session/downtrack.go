@@ -187,18 +187,16 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 	if !dt.rw.Begin(d) {
 		return
 	}
-	octets := 0
 	for _, p := range u.Packets {
 		dt.rw.Header(p, &dt.hdr, dt.ext)
 		if _, err := b.w.WriteRTP(&dt.hdr, p.Payload); err != nil {
 			return
 		}
-		octets += len(p.Payload)
 		dt.packets.Add(1)
 		dt.sent.Add(uint64(len(p.Payload)))
 	}
 	if len(u.Packets) > 0 {
-		dt.rc.Sent(u, dt.hdr.Timestamp, len(u.Packets), octets)
+		dt.rc.Sent(u, dt.hdr.Timestamp)
 	}
 	if dt.firstAt.Load() == 0 {
 		dt.firstAt.Store(time.Now().UnixNano())
@@ -212,7 +210,7 @@ func (dt *downtrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 	if b == nil {
 		return rtcp.SenderReport{}, false
 	}
-	return dt.rc.Report(b.ssrc, now)
+	return dt.rc.Report(b.ssrc, now, dt.packets.Load(), dt.sent.Load())
 }
 
 // readRTCP handles the subscriber's feedback: keyframe requests go to the

@@ -104,14 +104,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 	}
 
 	reportsDone := make(chan struct{})
-	go whip.SendReports(pc, reportsDone, func(dst []whip.Reporter) []whip.Reporter {
-		for _, lt := range v.tracks {
-			if lt != nil {
-				dst = append(dst, lt)
-			}
-		}
-		return dst
-	})
+	go whip.SendReports(pc, reportsDone, whip.Reporters(v.tracks))
 
 	// Start reading once the connection is up, so the cached pictures the
 	// stream replays first reach the viewer instead of a closed door.

@@ -171,14 +171,7 @@ func (p *Publisher) session(ctx context.Context) error {
 	}
 	reportsDone := make(chan struct{})
 	defer close(reportsDone)
-	go SendReports(pc, reportsDone, func(dst []Reporter) []Reporter {
-		for _, lt := range locals {
-			if lt != nil {
-				dst = append(dst, lt)
-			}
-		}
-		return dst
-	})
+	go SendReports(pc, reportsDone, Reporters(locals))
 
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {

@@ -26,42 +26,53 @@ type ReportClock struct {
 	rate    float64
 	ts      uint32
 	capture int64 // unix ns
-	packets uint32
-	octets  uint32
 }
 
 // NewReportClock returns a clock for a track of the given RTP clock rate.
 func NewReportClock(rate uint32) *ReportClock { return &ReportClock{rate: float64(rate)} }
 
-// Sent notes a unit written with RTP time ts as packets packets of octets payload bytes.
-func (c *ReportClock) Sent(u *unit.Unit, ts uint32, packets, octets int) {
+// Sent notes that unit u went out with RTP time ts.
+func (c *ReportClock) Sent(u *unit.Unit, ts uint32) {
 	at := u.Capture
 	if at.IsZero() {
 		at = u.Arrival
 	}
-	c.mu.Lock()
-	if !at.IsZero() {
-		c.ts, c.capture = ts, at.UnixNano()
+	if at.IsZero() {
+		return
 	}
-	c.packets += uint32(packets)
-	c.octets += uint32(octets)
+	c.mu.Lock()
+	c.ts, c.capture = ts, at.UnixNano()
 	c.mu.Unlock()
 }
 
-// Report returns the sender report of SSRC ssrc at now, and false when nothing with a
-// time was sent yet.
-func (c *ReportClock) Report(ssrc uint32, now time.Time) (rtcp.SenderReport, bool) {
+// Report returns the sender report of SSRC ssrc at now, with the track's packet and
+// payload byte counts, and false when nothing with a time was sent yet.
+func (c *ReportClock) Report(ssrc uint32, now time.Time, packets, octets uint64) (rtcp.SenderReport, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.capture == 0 {
+	ts, capture := c.ts, c.capture
+	c.mu.Unlock()
+	if capture == 0 {
 		return rtcp.SenderReport{}, false
 	}
-	elapsed := float64(now.UnixNano()-c.capture) / 1e9
+	elapsed := float64(now.UnixNano()-capture) / 1e9
 	return rtcp.SenderReport{
 		SSRC: ssrc, NTPTime: tsync.UnixNanoToNTP(now.UnixNano()),
-		RTPTime:     c.ts + uint32(int64(elapsed*c.rate)),
-		PacketCount: c.packets, OctetCount: c.octets,
+		RTPTime:     ts + uint32(int64(elapsed*c.rate)),
+		PacketCount: uint32(packets), OctetCount: uint32(octets),
 	}, true
+}
+
+// Reporters returns a list function for SendReports over a fixed set of tracks (nil
+// entries are left out).
+func Reporters(tracks []*LocalTrack) func([]Reporter) []Reporter {
+	return func(dst []Reporter) []Reporter {
+		for _, t := range tracks {
+			if t != nil {
+				dst = append(dst, t)
+			}
+		}
+		return dst
+	}
 }
 
 // Reporter is an outgoing track that has sender reports to send.

@@ -12,16 +12,16 @@ import (
 // any report time, whatever the delay between capture and sending.
 func TestReportClock(t *testing.T) {
 	c := NewReportClock(90000)
-	if _, ok := c.Report(7, time.Now()); ok {
+	if _, ok := c.Report(7, time.Now(), 0, 0); ok {
 		t.Fatal("a report before anything was sent")
 	}
 	capture := time.Unix(1_800_000_000, 250_000_000)
 	// sent 300 ms after capture: the report must not carry that delay.
-	c.Sent(&unit.Unit{Capture: capture, Arrival: capture.Add(300 * time.Millisecond)}, 1_000_000, 3, 3000)
-	c.Sent(&unit.Unit{Capture: capture.Add(40 * time.Millisecond)}, 1_003_600, 2, 1000)
+	c.Sent(&unit.Unit{Capture: capture, Arrival: capture.Add(300 * time.Millisecond)}, 1_000_000)
+	c.Sent(&unit.Unit{Capture: capture.Add(40 * time.Millisecond)}, 1_003_600)
 	for _, after := range []time.Duration{-20 * time.Millisecond, 0, 500 * time.Millisecond, 3 * time.Second} {
 		now := capture.Add(40*time.Millisecond + after)
-		sr, ok := c.Report(7, now)
+		sr, ok := c.Report(7, now, 5, 4000)
 		if !ok || sr.SSRC != 7 || sr.PacketCount != 5 || sr.OctetCount != 4000 {
 			t.Fatalf("report %+v, %v", sr, ok)
 		}
@@ -35,9 +35,9 @@ func TestReportClock(t *testing.T) {
 		}
 	}
 	// a unit without a capture time maps on its arrival time.
-	c.Sent(&unit.Unit{Arrival: capture.Add(time.Second)}, 1_090_000, 1, 10)
-	sr, _ := c.Report(7, capture.Add(time.Second))
-	if sr.RTPTime != 1_090_000 {
-		t.Fatalf("RTP time %d at the arrival of an unaligned unit, want 1090000", sr.RTPTime)
+	c.Sent(&unit.Unit{Arrival: capture.Add(time.Second)}, 1_090_000)
+	sr, _ := c.Report(7, capture.Add(time.Second), 6, 4010)
+	if sr.RTPTime != 1_090_000 || sr.PacketCount != 6 || sr.OctetCount != 4010 {
+		t.Fatalf("report %+v at the arrival of an unaligned unit, want RTP time 1090000, 6 packets, 4010 bytes", sr)
 	}
 }

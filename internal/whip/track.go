@@ -115,7 +115,6 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 	}
 	u := d.Unit
 	t.out.unit(b, u)
-	octets := 0
 	for i, p := range u.Packets {
 		t.rw.Header(p, &t.out.hdr, t.out.ext)
 		t.out.extend(b)
@@ -123,12 +122,11 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		if _, err := b.w.WriteRTP(&t.out.hdr, p.Payload); err != nil {
 			return err
 		}
-		octets += len(p.Payload)
 		t.packets.Add(1)
 		t.bytes.Add(uint64(len(p.Payload)))
 	}
 	if len(u.Packets) > 0 {
-		t.rc.Sent(u, t.out.hdr.Timestamp, len(u.Packets), octets)
+		t.rc.Sent(u, t.out.hdr.Timestamp)
 	}
 	if t.Latency != nil && d.Flags&stream.FlagReplay == 0 {
 		t.Latency.Observe(time.Since(d.Unit.Arrival))
@@ -143,7 +141,7 @@ func (t *LocalTrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 	if b == nil {
 		return rtcp.SenderReport{}, false
 	}
-	return t.rc.Report(b.ssrc, now)
+	return t.rc.Report(b.ssrc, now, t.packets.Load(), t.bytes.Load())
 }
 
 // Stats returns the packets and payload bytes written.
