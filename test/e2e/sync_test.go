@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -60,6 +64,8 @@ type frameTruth struct {
 // abs-capture-time extension with the true capture time in its SEI.
 type truthWatch struct {
 	absID uint8
+	// rtcpOnly keeps frames without abs-capture-time (a player that has only RTCP).
+	rtcpOnly bool
 
 	mu       sync.Mutex
 	dep      truth.Depacketizer
@@ -75,7 +81,7 @@ type truthWatch struct {
 	srRTP uint32
 }
 
-// report takes the RTCP packets the SFU sent about the video track.
+// report takes the RTCP packets the sender sent about the video track.
 func (w *truthWatch) report(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
 	if kind != webrtc.RTPCodecTypeVideo {
 		return
@@ -88,6 +94,41 @@ func (w *truthWatch) report(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// playRTSP reads a source from ingest's RTSP server into a truth watch that keeps what an
+// RTCP-only player knows: the capture time its sender reports give each frame.
+func playRTSP(t *testing.T, addr, tok, name string) *truthWatch {
+	t.Helper()
+	w := &truthWatch{rtcpOnly: true}
+	u, err := base.ParseURL("rtsp://user:" + tok + "@" + addr + "/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: new(gortsplib.ProtocolTCP)}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatalf("RTSP DESCRIBE %s: %v", name, err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatalf("RTSP SETUP %s: %v", name, err)
+	}
+	kind := func(m *description.Media) webrtc.RTPCodecType {
+		if m.Type == description.MediaTypeVideo {
+			return webrtc.RTPCodecTypeVideo
+		}
+		return webrtc.RTPCodecTypeAudio
+	}
+	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, p *rtp.Packet) { w.on(kind(m), "", p, time.Now()) })
+	c.OnPacketRTCPAny(func(m *description.Media, p rtcp.Packet) { w.report(kind(m), []rtcp.Packet{p}) })
+	if _, err := c.Play(nil); err != nil {
+		t.Fatalf("RTSP PLAY %s: %v", name, err)
+	}
+	return w
 }
 
 // setExtID sets the negotiated id of abs-capture-time, when known.
@@ -138,7 +179,7 @@ func (w *truthWatch) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, _ tim
 func (w *truthWatch) finish() {
 	switch {
 	case !w.started:
-	case w.cur.assigned.IsZero():
+	case w.cur.assigned.IsZero() && !w.rtcpOnly:
 		w.noAbs++
 	case w.cur.truth.IsZero():
 		w.noTruth++
@@ -366,6 +407,40 @@ func TestCommonTimeBaseline(t *testing.T) {
 		t.Logf("  %-6s n=%d median %+.2f  p99 %.2f  max %.2f", c.name, s.n, s.median, s.p99, s.max)
 		if s.p99 > 5 {
 			t.Errorf("%s: capture times from the SFU's sender reports are up to %.1f ms (p99) off the abs-capture-time of the same frames, want within 5 ms", c.name, s.p99)
+		}
+	}
+
+	// An RTSP player of ingest's re-serving, which has only RTCP: the capture time its
+	// sender reports give each frame is the one the SFU stamps on the same frame (matched
+	// by the true capture time in its SEI).
+	rtspTok := token(t, auth.RoleWall, nil, []string{"*"})
+	rtspWatches := map[string]*truthWatch{}
+	for _, c := range syncCameras {
+		rtspWatches[c.name] = playRTSP(t, in.listen["rtsp"], rtspTok, c.name)
+	}
+	t.Log("capture time from ingest's RTSP sender reports minus abs-capture-time at the SFU, ms:")
+	for _, c := range syncCameras {
+		var pairs []frameTruth
+		testkit.WaitFor(t, 30*time.Second, c.name+": 100 RTSP frames after a sender report", func() bool {
+			// the WHEP viewer goes on receiving: match against what it has now.
+			frames, _, _, _ := watches[c.name].snapshot()
+			stamped := make(map[time.Time]time.Time, len(frames))
+			for _, f := range frames {
+				stamped[f.truth] = f.assigned
+			}
+			got, _, _, _ := rtspWatches[c.name].snapshot()
+			pairs = pairs[:0]
+			for _, f := range got {
+				if a, ok := stamped[f.truth]; ok && !f.fromSR.IsZero() {
+					pairs = append(pairs, frameTruth{assigned: f.fromSR, truth: a})
+				}
+			}
+			return len(pairs) >= 100
+		})
+		s := measure(pairs, false)
+		t.Logf("  %-6s n=%d median %+.2f  p99 %.2f  max %.2f", c.name, s.n, s.median, s.p99, s.max)
+		if s.p99 > 5 {
+			t.Errorf("%s: capture times from ingest's RTSP sender reports are up to %.1f ms (p99) off the SFU's abs-capture-time of the same frames, want within 5 ms", c.name, s.p99)
 		}
 	}
 
