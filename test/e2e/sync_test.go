@@ -72,11 +72,11 @@ type truthWatch struct {
 	// open are the frames still taking packets, by RTP timestamp: a retransmitted or
 	// reordered packet may come after the next frame's first; a frame closes once the
 	// newest is half a second ahead of it.
-	open    map[uint32]*frameTruth
-	newest  uint32
-	started bool
-	late    int // packets of frames already closed
-	frames  []frameTruth
+	open     map[uint32]*frameTruth
+	newest   uint32
+	started  bool
+	late     int // packets of frames already closed
+	frames   []frameTruth
 	noAbs    int // frames without abs-capture-time
 	noTruth  int // frames without SEI
 	badInput []error
