@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/sdp/v3"
 )
@@ -37,6 +38,43 @@ func TestAllocate(t *testing.T) {
 				t.Fatalf("allocate(%d) = %v, want %v", c.budget, got, c.want)
 			}
 		})
+	}
+}
+
+// A pinned camera paused because the estimate (still near its start) is below its rate is
+// probed for, although every other track has its top layer; while the estimate follows,
+// probes go on back to back.
+func TestProbePausedTrack(t *testing.T) {
+	in := []allocTrack{
+		{audio: true, rates: []int{40_000}},
+		{priority: prioPinned, rates: []int{900_000}, current: layerOff},
+		{priority: prioOperator, rates: []int{45_000, 224_000, 448_000}, current: 2},
+	}
+	const est = 800_000
+	if got := allocate(est, in); !slices.Equal(got, []int{0, layerOff, 2}) {
+		t.Fatalf("allocate(%d) = %v, want the pinned camera paused", est, got)
+	}
+	p := &participant{}
+	now := time.Unix(1_800_000_000, 0)
+	budget := p.probe(now, est, in)
+	if budget <= est {
+		t.Fatalf("no probe for a paused pinned camera: budget %d at estimate %d", budget, est)
+	}
+	if got := allocate(budget, in); got[1] != 0 || got[2] == layerOff {
+		t.Fatalf("during the probe allocate(%d) = %v, want the pinned camera and the participant playing", budget, got)
+	}
+	// the estimate follows: when the probe ends the next begins at once.
+	now = now.Add(probeFor)
+	if b := p.probe(now, est*6/5, in); b <= est*6/5 {
+		t.Fatalf("no probe right after one the estimate followed: budget %d", b)
+	}
+	// it does not follow: the probe stops and the next waits.
+	now = now.Add(time.Second)
+	if b := p.probe(now, est/2, in); b != est/2 {
+		t.Fatalf("budget %d after the estimate fell to %d, want no probe", b, est/2)
+	}
+	if b := p.probe(now.Add(probeEvery), est, in); b != est {
+		t.Fatalf("budget %d a probe interval after a failed probe, want none yet", b)
 	}
 }
 

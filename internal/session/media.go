@@ -390,9 +390,11 @@ func (p *participant) startDowns() {
 // estimate returns the subscribe connection's bandwidth estimate: the
 // congestion controller's, capped by a recent REMB. A subscriber that does
 // not send transport-wide feedback leaves the controller blind, so its
-// REMB alone is the estimate.
-func (p *participant) estimate(now time.Time) int {
-	est := p.m.p.Conf.StartBitrate
+// REMB alone is the estimate. limit is the REMB when it caps the
+// controller's estimate: a ceiling the subscriber set, which probing does
+// not cross; 0 when there is none.
+func (p *participant) estimate(now time.Time) (est, limit int) {
+	est = p.m.p.Conf.StartBitrate
 	if p.bwe != nil && p.twcc {
 		est = p.bwe.GetTargetBitrate()
 	}
@@ -406,11 +408,11 @@ func (p *participant) estimate(now time.Time) int {
 	}
 	switch {
 	case remb < 0:
-		return est
+		return est, 0
 	case p.twcc:
-		return min(est, remb)
+		return min(est, remb), remb
 	default:
-		return remb
+		return remb, 0
 	}
 }
 
@@ -430,7 +432,7 @@ func (p *participant) allocate(now time.Time) {
 		}
 		p.sampledAt = now
 	}
-	est := p.estimate(now)
+	est, limit := p.estimate(now)
 	order := make([]*downtrack, 0, len(p.downs))
 	for _, dt := range p.downs {
 		order = append(order, dt)
@@ -442,8 +444,11 @@ func (p *participant) allocate(now time.Time) {
 			rates: dt.rates, current: int(dt.current.Load())}
 	}
 	budget := est
-	if !sampleNow.IsZero() {
+	if !sampleNow.IsZero() && (limit == 0 || est < limit) {
 		budget = p.probe(now, est, in)
+		if limit > 0 {
+			budget = min(budget, limit)
+		}
 	}
 	for i, l := range allocate(budget, in) {
 		order[i].setTarget(l)
@@ -469,12 +474,14 @@ func (p *participant) allocate(now time.Time) {
 }
 
 // Probing: the congestion controller does not raise its estimate much past
-// what is actually sent, so a subscriber held at a lower layer would stay
-// there after its link recovers. When the estimate has room (it is well
-// above what is sent) but not enough for the next layer, the allocation is
-// given more for a few seconds, sending the higher layer; if the link
-// carries it the estimate follows and the layer stays, if not the estimate
-// falls, the probe stops, and the next waits longer.
+// what is actually sent, so a subscriber held at a lower layer, or with a
+// track paused (a pinned camera above the start estimate), would stay there
+// after its link recovers. When the estimate has room (it is well above what
+// is sent) but not enough for the next layer or the paused track, the
+// allocation is given more for a few seconds, sending the higher layer; if
+// the link carries it the estimate follows and the layer stays, and while it
+// keeps following the next probe starts at once; if not the estimate falls,
+// the probe stops, and the next waits longer.
 const (
 	probeEvery = 8 * time.Second
 	probeFor   = 4 * time.Second
@@ -490,6 +497,12 @@ func (p *participant) probe(now time.Time, est int, in []allocTrack) int {
 		}
 		return int(float64(est) * probeBoost)
 	}
+	if !p.probeUntil.IsZero() {
+		if est >= p.probeBase*21/20 {
+			p.nextProbe = now
+		}
+		p.probeUntil = time.Time{}
+	}
 	if now.Before(p.nextProbe) {
 		return est
 	}
@@ -498,7 +511,13 @@ func (p *participant) probe(now time.Time, est int, in []allocTrack) int {
 	for i, l := range chosen {
 		t := in[i]
 		used += rate(t, l)
-		if t.audio || t.muted || l == layerOff {
+		if t.audio || t.muted {
+			continue
+		}
+		if l == layerOff {
+			if low := lowestFlowing(t); low != layerOff && rate(t, low) > 0 {
+				capped = true
+			}
 			continue
 		}
 		for h := len(t.rates) - 1; h > l; h-- {

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	rooms "fieldvideo/internal/session"
+	"fieldvideo/testbench/synth"
 )
 
 // audioGaps tracks the longest silence between audio packets of a track.
@@ -173,4 +175,161 @@ func TestCallSimulcastFollowsREMB(t *testing.T) {
 	if e.EstimateBPS <= 1_500_000 {
 		t.Errorf("estimate %d b/s did not follow the REMB above the start bitrate", e.EstimateBPS)
 	}
+}
+
+// A pinned field camera whose one layer is above the start estimate plays beside two
+// simulcast participants on an open link; when the subscriber reports a narrower link the
+// participants go down to their low layers and the pinned camera keeps playing; on a link
+// too narrow for it, it pauses and says why, and the participants keep their video.
+func TestCallPinnedFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about half a minute")
+	}
+	h := startCallSFU(t, nil)
+	// about 900 kb/s with its keyframes: above the 800 kb/s start estimate.
+	h.publish("cam3", synth.Params{FPS: 25, GOP: 25, PacketsPerFrame: 4, PayloadSize: 1000})
+	g := grant{room: "pin", publish: true, subscribe: true}
+	for _, who := range []string{"alice", "carol"} {
+		publishSynth(t, h.join("pin", h.callToken(who, auth.RoleOperator, g), nil), 20, "q", "h", "f")
+	}
+	var field fieldGaps
+	g.view = []string{"cam3"}
+	b := h.join("pin", h.callToken("bob", auth.RoleCommander, g), func(p *rooms.ClientParams) { p.OnPacket = field.on })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Subscribe(ctx, "field:cam3/video", true); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	layerOf := func(track string) (layer, reason string) {
+		for _, m := range b.Messages() {
+			var e rooms.LayerEvent
+			if m.Type == rooms.TypeLayer && m.Decode(&e) == nil && e.Track == track {
+				layer, reason = e.Layer, e.Reason
+			}
+		}
+		return layer, reason
+	}
+	layers := func() string {
+		a, _ := layerOf("alice/camera")
+		c, _ := layerOf("carol/camera")
+		f, _ := layerOf("field:cam3/video")
+		return fmt.Sprintf("alice %q, carol %q, pinned %q", a, c, f)
+	}
+	defer func() {
+		if !t.Failed() && !testing.Verbose() {
+			return
+		}
+		for _, m := range b.Messages() {
+			var e rooms.LayerEvent
+			if m.Type == rooms.TypeLayer && m.Decode(&e) == nil {
+				t.Logf("  %7s %-18s %-3s estimate %7d b/s (%s)", m.At.Sub(start).Round(time.Millisecond), e.Track, e.Layer, e.EstimateBPS, e.Reason)
+			}
+		}
+	}()
+	// steady: the pinned camera has played for five seconds without a gap of a second.
+	steady := func(what string) {
+		t.Helper()
+		since := time.Now()
+		waitUntil(t, "the pinned field camera playing steadily "+what, 40*time.Second, func() bool {
+			if !field.playing(time.Second) {
+				since = time.Now()
+				field.reset()
+			}
+			return time.Since(since) > 5*time.Second
+		})
+		longest, frames := field.reset()
+		t.Logf("%s: pinned camera steady after %s (%d frames in the last 5 s, longest gap %s); %s",
+			what, time.Since(start).Round(time.Millisecond), frames, longest.Round(time.Millisecond), layers())
+	}
+
+	steady("open link")
+
+	// The subscriber reports 1.3 Mb/s: room for audio, the pinned camera and the
+	// participants' low layers (about 45 kb/s each), not for a half layer (224 kb/s).
+	var remb atomic.Int64
+	remb.Store(1_300_000)
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for ctx := t.Context(); ctx.Err() == nil; {
+			_ = b.SendREMB(float32(remb.Load()))
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+	}()
+	narrow := time.Now()
+	waitUntil(t, "both participants below their full layer", 20*time.Second, func() bool {
+		a, _ := layerOf("alice/camera")
+		c, _ := layerOf("carol/camera")
+		return layerRank[a] < 2 && layerRank[c] < 2
+	})
+	t.Logf("REMB 1.3 Mb/s: %s after %s", layers(), time.Since(narrow).Round(time.Millisecond))
+	field.reset()
+	steady("REMB 1.3 Mb/s")
+	if l, _ := layerOf("field:cam3/video"); l == "off" {
+		t.Errorf("the pinned camera is paused on a link that carries it beside the participants' low layers")
+	}
+	for _, who := range []string{"alice", "carol"} {
+		if l, _ := layerOf(who + "/camera"); l != "q" {
+			t.Errorf("%s's camera is at layer %q on 1.3 Mb/s beside the pinned camera, want q", who, l)
+		}
+	}
+
+	// 500 kb/s cannot carry the pinned camera: it pauses, saying why; the participants play.
+	remb.Store(500_000)
+	waitUntil(t, "the pinned camera paused", 20*time.Second, func() bool { l, _ := layerOf("field:cam3/video"); return l == "off" })
+	if _, reason := layerOf("field:cam3/video"); reason != "bandwidth" {
+		t.Errorf("the pinned camera paused for %q, want bandwidth", reason)
+	}
+	waitUntil(t, "the participants playing on 500 kb/s", 20*time.Second, func() bool {
+		a, _ := layerOf("alice/camera")
+		c, _ := layerOf("carol/camera")
+		return layerRank[a] >= 0 && layerRank[c] >= 0 && a != "" && c != ""
+	})
+	t.Logf("REMB 500 kb/s: %s", layers())
+}
+
+// fieldGaps follows the frames of the pinned field camera a subscriber receives.
+type fieldGaps struct {
+	mu      sync.Mutex
+	last    time.Time
+	lastTS  uint32
+	longest time.Duration
+	frames  int
+}
+
+func (g *fieldGaps) on(track string, p *rtp.Packet) {
+	if track != "field:cam3/video" {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
+	if g.frames > 0 && p.Timestamp == g.lastTS {
+		return
+	}
+	if !g.last.IsZero() {
+		g.longest = max(g.longest, now.Sub(g.last))
+	}
+	g.last, g.lastTS = now, p.Timestamp
+	g.frames++
+}
+
+// playing tells whether frames arrived within the last d.
+func (g *fieldGaps) playing(d time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.last.IsZero() && time.Since(g.last) < d
+}
+
+// reset starts a new measuring period and returns the previous one's longest gap and frames.
+func (g *fieldGaps) reset() (time.Duration, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, n := g.longest, g.frames
+	g.longest, g.frames = 0, 0
+	return l, n
 }
