@@ -122,7 +122,8 @@ func (c *Client) connect(ctx context.Context, resume string) error {
 	}
 	ws.SetReadLimit(MaxMessageBytes)
 	id := c.nextID.Add(1)
-	j := Join{Header: Header{Type: TypeJoin, ID: id}, Token: c.p.Token, Resume: resume, AutoSubscribe: c.p.AutoSubscribe, Name: c.p.Name}
+	// pion stops a media section the offer makes inactive and never takes it back.
+	j := Join{Header: Header{Type: TypeJoin, ID: id}, Token: c.p.Token, Resume: resume, AutoSubscribe: c.p.AutoSubscribe, Name: c.p.Name, NewSections: true}
 	b, _ := json.Marshal(j)
 	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
 		ws.Close()

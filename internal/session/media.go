@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -299,7 +300,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 	}
 	dt := newDowntrack(pub, codec)
 	dt.pinned = pinned
-	tr, err := p.subPC.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	tr, err := p.addDowntrack(dt)
 	if err == nil {
 		err = tr.SetCodecPreferences(subscribeCodecs(t.Kind.String(), codec))
 	}
@@ -315,6 +316,30 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 	p.c.send(SubscriptionEvent{Header: Header{Type: TypeSubscribed, ID: id}, Track: track, Pinned: pinned})
 	p.negotiate(false)
 	return nil
+}
+
+// addDowntrack puts a subscription on the subscribe connection: on a transceiver an
+// ended subscription of the same kind left inactive when there is one, so the session
+// description does not grow with every (un)subscription; else on a new one.
+func (p *participant) addDowntrack(dt *downtrack) (*webrtc.RTPTransceiver, error) {
+	for _, tr := range p.subPC.GetTransceivers() {
+		if p.newSections || tr.Kind() != dt.Kind() || tr.Sender() != nil || tr.Direction() != webrtc.RTPTransceiverDirectionInactive || tr.Mid() == "" {
+			continue
+		}
+		// pion reuses it once the session description that made it inactive is
+		// answered; before that it adds a transceiver.
+		sender, err := p.subPC.AddTrack(dt)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range p.subPC.GetTransceivers() {
+			if t.Sender() == sender {
+				return t, nil
+			}
+		}
+		return nil, fmt.Errorf("the sender pion added for %s has no transceiver", dt.ID())
+	}
+	return p.subPC.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 }
 
 func (p *participant) unsubscribe(id int64, track, reason string) {

@@ -45,27 +45,29 @@ type participant struct {
 	reporters atomic.Pointer[[]whip.Reporter]
 
 	// Owned by the participant goroutine.
-	c          *conn
-	autoSub    bool
-	pubPC      *webrtc.PeerConnection
-	subPC      *webrtc.PeerConnection
-	bwe        cc.BandwidthEstimator
-	twcc       bool               // the subscriber sends transport-wide feedback
-	pending    map[string]pubMeta // mid → what the offer said it sends
-	ups        map[string]*uptrack
-	downs      map[string]*downtrack
-	subPending bool // a subscribe offer awaits its answer
-	subDirty   bool // subscriptions changed meanwhile
-	subRestart bool
-	subUp      bool
-	pubFailed  bool
-	subFailed  bool
-	lostSince  time.Time
-	lostReason string
-	sampledAt  time.Time
-	probeUntil time.Time
-	nextProbe  time.Time
-	probeBase  int
+	c       *conn
+	autoSub bool
+	// newSections: the client cannot take back a media section made inactive.
+	newSections bool
+	pubPC       *webrtc.PeerConnection
+	subPC       *webrtc.PeerConnection
+	bwe         cc.BandwidthEstimator
+	twcc        bool               // the subscriber sends transport-wide feedback
+	pending     map[string]pubMeta // mid → what the offer said it sends
+	ups         map[string]*uptrack
+	downs       map[string]*downtrack
+	subPending  bool // a subscribe offer awaits its answer
+	subDirty    bool // subscriptions changed meanwhile
+	subRestart  bool
+	subUp       bool
+	pubFailed   bool
+	subFailed   bool
+	lostSince   time.Time
+	lostReason  string
+	sampledAt   time.Time
+	probeUntil  time.Time
+	nextProbe   time.Time
+	probeBase   int
 }
 
 type inbound struct {
@@ -112,7 +114,7 @@ func newParticipant(m *Manager, room *Room, c *auth.Claims, j *Join, sc *conn) *
 		m: m, room: room, id: id, name: name, session: newID(), remote: sc.remote, claims: c,
 		in: make(chan inbound, 16), connEnd: make(chan *conn, 1), events: make(chan any, 1024),
 		media: make(chan any, 256), attach: make(chan attachReq, 1), kicked: make(chan string, 1),
-		done: make(chan struct{}), c: sc, autoSub: j.AutoSubscribe,
+		done: make(chan struct{}), c: sc, autoSub: j.AutoSubscribe, newSections: j.NewSections,
 		pending: map[string]pubMeta{}, ups: map[string]*uptrack{}, downs: map[string]*downtrack{},
 	}
 	p.log = m.log.With("room", room.name, "participant", id)

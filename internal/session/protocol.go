@@ -103,6 +103,10 @@ type Join struct {
 	AutoSubscribe bool `json:"auto_subscribe,omitempty"`
 	// Name is shown to the others; the token subject when empty.
 	Name string `json:"name,omitempty"`
+	// NewSections puts every subscription on a new media section: for clients
+	// that stop a section the server makes inactive and cannot take it back
+	// (pion). Otherwise a new subscription reuses a section an ended one left.
+	NewSections bool `json:"new_sections,omitempty"`
 }
 
 // TrackMeta describes a track the client publishes, by the media section it

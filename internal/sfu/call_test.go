@@ -1,7 +1,10 @@
 package sfu
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,6 +103,48 @@ func TestCallTwoParticipants(t *testing.T) {
 		`"actor":"bob","role":"operator","action":"subscribe","source":"incident-7/alice/microphone"`, `"actor":"bob","role":"operator","action":"leave"`} {
 		if !contains(string(b2), want) {
 			t.Errorf("audit log lacks %s:\n%s", want, b2)
+		}
+	}
+}
+
+// Subscribing and unsubscribing again and again: every new subscription plays. The Go
+// client joins with new_sections (pion cannot take back a media section made inactive),
+// so each gets its own; browsers reuse them (TestCallFieldCamera in web/console).
+func TestCallResubscribe(t *testing.T) {
+	h := startCallSFU(t, nil)
+	h.publish("cam3", layerQ)
+	g := grant{room: "re", publish: true, subscribe: true}
+	a := h.join("re", h.callToken("alice", auth.RoleOperator, g), nil)
+	publishSynth(t, a, 20)
+	g.view = []string{"cam3"}
+	b := h.join("re", h.callToken("bob", auth.RoleCommander, g), func(p *rooms.ClientParams) { p.AutoSubscribe = false })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tracks := []string{"alice/camera", "alice/microphone", "field:cam3/video"}
+	waitUntil(t, "alice's tracks published", 10*time.Second, func() bool {
+		n := 0
+		for _, m := range b.Messages() {
+			var e rooms.TrackEvent
+			if m.Type == rooms.TypeTrackPublished && m.Decode(&e) == nil && strings.HasPrefix(e.Track.ID, "alice/") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	for round := range 3 {
+		for _, tr := range tracks {
+			if err := b.Subscribe(ctx, tr, false); err != nil {
+				t.Fatalf("round %d: subscribe %s: %v", round, tr, err)
+			}
+		}
+		for _, tr := range tracks {
+			before := b.Received(tr).Packets
+			waitUntil(t, fmt.Sprintf("round %d: %s playing", round, tr), 15*time.Second, func() bool { return b.Received(tr).Packets > before+20 })
+		}
+		for _, tr := range tracks {
+			if err := b.Unsubscribe(ctx, tr); err != nil {
+				t.Fatalf("round %d: unsubscribe %s: %v", round, tr, err)
+			}
 		}
 	}
 }

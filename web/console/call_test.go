@@ -275,10 +275,28 @@ func TestCallFieldCamera(t *testing.T) {
 		return len(rooms) == 1 && rooms[0].Subscriptions["field:cam1/video"] == 0 && rooms[0].Subscriptions["field:cam1/audio"] == 0
 	})
 
-	// pinned again, then the camera goes offline: the stage says so.
-	carol.click("#fields summary")
-	carol.click(pin)
-	carol.waitPlaying("field:cam1/video", 10, 40*time.Second)
+	// pinned again, twice: the subscription reuses the media sections the last one left,
+	// so the subscribe connection's description does not grow.
+	sections := `(() => { const d = window.fieldvideoCall.subscriber?.pc?.remoteDescription; return d ? d.sdp.split('\nm=').length - 1 : 0; })()`
+	var first int
+	carol.Eval(sections, &first)
+	for round := range 2 {
+		if round > 0 {
+			carol.click("#unpin")
+			carol.waitFor("the stage gone", `document.getElementById('stage').hidden`, 10*time.Second)
+		}
+		carol.click("#fields summary")
+		carol.click(pin)
+		carol.waitPlaying("field:cam1/video", 10, 40*time.Second)
+	}
+	var now int
+	carol.Eval(sections, &now)
+	t.Logf("media sections of the subscribe connection: %d after the first pin, %d after pinning twice more", first, now)
+	if first == 0 || now != first {
+		t.Errorf("the subscribe connection has %d media sections after pinning the camera three times, %d after the first", now, first)
+	}
+
+	// then the camera goes offline: the stage says so.
 	stopCam()
 	var note string
 	if err := json.Unmarshal(carol.waitFor("the stage saying cam1 went away", `(() => { const r = document.getElementById('stage-reason').textContent;
