@@ -21,6 +21,8 @@ import { Sound, Tile, el, fieldName, layerLabel, setText } from './call-tiles.js
 import { StallWatch } from './call-watch.js';
 
 const METER_MS = 200;
+// PHONE is the width below which the call is one scrolling column (as in call.css).
+const PHONE = window.matchMedia('(max-width: 700px)');
 const STALL_CHECK_MS = 2000;
 // A media connection disconnected for this long is restarted without waiting for 'failed'.
 const DISCONNECTED_GRACE_MS = 4000;
@@ -84,7 +86,9 @@ class Call {
       ev.preventDefault();
       this.submitForm();
     });
-    window.addEventListener('resize', () => this.layout());
+    // the tiles' space changes with the window, the stage and the header's wrapping.
+    new ResizeObserver(() => this.layout()).observe($('tiles'));
+    PHONE.addEventListener('change', () => this.layout());
     window.addEventListener('online', () => this.restartMedia('the network changed', true));
     window.addEventListener('pagehide', () => {
       if (!this.left) this.sig?.leave(0);
@@ -702,26 +706,33 @@ class Call {
     $('stage-sound').setAttribute('aria-pressed', String(this.fieldAudio));
   }
 
-  // layout picks the column count that shows 16:9 tiles largest.
+  // layout sizes the 16:9 tiles to the column count that shows them largest in the space
+  // they have (beside the stage when a field camera is pinned), every row the tiles' height
+  // so none overlaps another. On a phone call.css makes one full-width column that scrolls.
   layout() {
     const grid = $('tiles');
     const n = grid.children.length;
-    if (n === 0) return;
+    if (n === 0 || PHONE.matches) return;
+    const gap = 6;
     const w = grid.clientWidth || window.innerWidth;
     const h = grid.clientHeight || window.innerHeight;
-    const gap = 6;
     let cols = 1;
     let best = 0;
     for (let c = 1; c <= n; c++) {
       const rows = Math.ceil(n / c);
-      const tw = Math.min((w - gap * (c + 1)) / c, ((h - gap * (rows + 1)) / rows) * (16 / 9));
+      const tw = Math.min((w - gap * (c - 1)) / c, ((h - gap * (rows - 1)) / rows) * (16 / 9));
       if (tw > best) {
         best = tw;
         cols = c;
       }
     }
-    grid.style.setProperty('--cols', String(cols));
-    grid.style.setProperty('--tile-w', `${Math.max(160, Math.floor(best))}px`);
+    const tw = Math.max(120, Math.floor(best));
+    const set = (k, v) => {
+      if (grid.style.getPropertyValue(k) !== v) grid.style.setProperty(k, v);
+    };
+    set('--cols', String(cols));
+    set('--tile-w', `${tw}px`);
+    set('--tile-h', `${Math.floor((tw * 9) / 16)}px`);
   }
 
   meters() {
