@@ -11,9 +11,11 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
 	"fieldvideo/internal/whip"
 )
@@ -70,16 +72,19 @@ type APIParams struct {
 	StartBitrate, MinBitrate, MaxBitrate int
 	// DisconnectedTimeout and FailedTimeout tune ICE; zero keeps 3 s and 10 s.
 	DisconnectedTimeout, FailedTimeout time.Duration
-	// OwnSenderReports: the sender reports of subscriptions are the rooms' own, on the
-	// common time baseline (the SFU); otherwise pion sends them (clients).
-	OwnSenderReports bool
+	// Server is set for the SFU's rooms: subscriptions carry their own sender reports
+	// and capture stamps, on the common time baseline. A client API (tools, tests)
+	// leaves sender reports to pion and reads the stamps of what it receives.
+	Server bool
 }
 
-// API builds the peer connections of calls: NACK with RTX, sender and
-// receiver reports, transport-wide congestion control (the header extension
-// on what it sends, feedback on what it receives) feeding a Google
-// congestion control estimator per connection, the simulcast stream-id
-// extensions and the audio level extension (RFC 6464).
+// API builds the peer connections of calls: NACK, sender and receiver
+// reports, transport-wide congestion control (the header extension on what it
+// sends, feedback on what it receives) feeding a Google congestion control
+// estimator per connection, the simulcast stream-id extensions, the audio
+// level extension (RFC 6464) and the capture stamps (abs-capture-time and
+// capture-quality). On the server, subscriptions send their sender reports
+// themselves (see APIParams.Server).
 type API struct {
 	api *webrtc.API
 
@@ -110,9 +115,8 @@ func NewAPI(p APIParams) (*API, error) {
 		}
 	}
 	ir := &interceptor.Registry{}
-	// The congestion controller comes first, so it sees packets after the
-	// transport-wide sequence number is added, and the NACK responder can
-	// limit retransmissions to the target rate.
+	// The congestion controller comes first, so it sees every packet after the
+	// transport-wide sequence number is added, retransmissions included.
 	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(
 			gcc.SendSideBWEInitialBitrate(p.StartBitrate), gcc.SendSideBWEMinBitrate(p.MinBitrate),
@@ -130,10 +134,19 @@ func NewAPI(p APIParams) (*API, error) {
 		a.mu.Unlock()
 	})
 	ir.Add(ccf)
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
+	// The server answers its subscribers' NACKs itself, from each subscription's
+	// history within whip's retransmission rules; pion's responder (a copy of every
+	// packet per subscriber, no budget) serves only a client's own publications.
+	if p.Server {
+		gen, err := nack.NewGeneratorInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(gen)
+	} else if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, err
 	}
-	if err := whip.RTCPReports(ir, p.OwnSenderReports); err != nil {
+	if err := whip.RTCPReports(ir, p.Server); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
@@ -147,6 +160,21 @@ func NewAPI(p APIParams) (*API, error) {
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
+	}
+	// Subscribers get each frame's capture time on the common baseline and its quality,
+	// as WHEP viewers do. The server negotiates them only on what it sends: a browser's
+	// own abs-capture-time is on its clock, not on the baseline, and published tracks
+	// are aligned by their arrival and sender reports.
+	stampDir := webrtc.RTPTransceiverDirectionRecvonly
+	if p.Server {
+		stampDir = webrtc.RTPTransceiverDirectionSendonly
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		for _, uri := range []string{tsync.AbsCaptureTimeURI, tsync.CaptureQualityURI} {
+			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, kind, stampDir); err != nil {
+				return nil, fmt.Errorf("register header extension %s: %w", uri, err)
+			}
+		}
 	}
 
 	failed := p.FailedTimeout

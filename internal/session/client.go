@@ -39,6 +39,8 @@ type ClientParams struct {
 	// OnPacket is called for every RTP packet received on a subscription,
 	// from the track's reader goroutine.
 	OnPacket func(track string, p *rtp.Packet)
+	// OnRTCP, when set, receives the RTCP packets the SFU sends about received tracks.
+	OnRTCP func(pkts []rtcp.Packet)
 }
 
 // Message is a server message as received.
@@ -73,6 +75,7 @@ type Client struct {
 	msgs    []Message
 	changed chan struct{}
 	recv    map[string]*RecvStats
+	exts    map[string]uint8 // header extension ids negotiated on the subscribe connection, by URI
 	pub     *webrtc.PeerConnection
 	sub     *webrtc.PeerConnection
 	closed  bool
@@ -306,10 +309,22 @@ func (c *Client) answerSubscribe(offer string) error {
 
 func (c *Client) onTrack(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	id := t.ID()
+	c.mu.Lock()
+	if c.exts == nil {
+		c.exts = map[string]uint8{}
+	}
+	for _, e := range rcv.GetParameters().HeaderExtensions {
+		c.exts[e.URI] = uint8(e.ID)
+	}
+	c.mu.Unlock()
 	go func() {
 		for {
-			if _, _, err := rcv.ReadRTCP(); err != nil {
+			pkts, _, err := rcv.ReadRTCP()
+			if err != nil {
 				return
+			}
+			if c.p.OnRTCP != nil {
+				c.p.OnRTCP(pkts)
 			}
 		}
 	}()
@@ -333,6 +348,14 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			c.p.OnPacket(id, p)
 		}
 	}
+}
+
+// HeaderExtensionID returns the id of RTP header extension uri on received tracks, or 0;
+// it is known once a track has arrived.
+func (c *Client) HeaderExtensionID(uri string) uint8 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.exts[uri]
 }
 
 // SendREMB reports a receiver-estimated maximum bitrate for every received

@@ -40,9 +40,12 @@ type downtrack struct {
 	current atomic.Int32
 
 	// Reader goroutine state.
-	rw  stream.Rewriter
-	hdr rtp.Header
-	ext []rtp.Extension
+	rw    stream.Rewriter
+	hdr   rtp.Header
+	ext   []rtp.Extension
+	stamp whip.CaptureStamp
+	// hist answers the subscriber's NACKs for video (within whip's retransmission rules).
+	hist whip.History
 
 	rc              *whip.ReportClock
 	layerBytes      []atomic.Uint64
@@ -61,9 +64,10 @@ type downtrack struct {
 }
 
 type binding struct {
-	ssrc uint32
-	pt   uint8
-	w    webrtc.TrackLocalWriter
+	ssrc  uint32
+	pt    uint8
+	w     webrtc.TrackLocalWriter
+	stamp whip.CaptureStamp // the negotiated extension ids
 }
 
 func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack {
@@ -94,7 +98,9 @@ func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack 
 func (dt *downtrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, dt.codec.MimeType) {
-			dt.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
+			b.stamp.Negotiated(ctx.HeaderExtensions())
+			dt.bound.Store(b)
 			return c, nil
 		}
 	}
@@ -187,8 +193,15 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 	if !dt.rw.Begin(d) {
 		return
 	}
-	for _, p := range u.Packets {
+	dt.stamp.AbsID, dt.stamp.QualID = b.stamp.AbsID, b.stamp.QualID
+	dt.stamp.Unit(u)
+	at := time.Now().UnixNano()
+	for i, p := range u.Packets {
 		dt.rw.Header(p, &dt.hdr, dt.ext)
+		dt.stamp.Extend(&dt.hdr)
+		if dt.kind == webrtc.RTPCodecTypeVideo {
+			dt.hist.Remember(u, i, &dt.hdr, at)
+		}
 		if _, err := b.w.WriteRTP(&dt.hdr, p.Payload); err != nil {
 			return
 		}
@@ -213,8 +226,9 @@ func (dt *downtrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 	return dt.rc.Report(b.ssrc, now, dt.packets.Load(), dt.sent.Load())
 }
 
-// readRTCP handles the subscriber's feedback: keyframe requests go to the
-// publisher (the stream limits their rate), REMB is kept as the estimate
+// readRTCP handles the subscriber's feedback: NACKs are answered from the
+// history, receiver reports give it the round trip, keyframe requests go to
+// the publisher (the stream limits their rate), REMB is kept as the estimate
 // of subscribers that do not send transport-wide feedback.
 func (dt *downtrack) readRTCP() {
 	for {
@@ -231,6 +245,14 @@ func (dt *downtrack) readRTCP() {
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				dt.remb.Store(int64(p.Bitrate))
 				dt.rembAt.Store(time.Now().UnixNano())
+			case *rtcp.TransportLayerNack:
+				if b := dt.bound.Load(); b != nil && p.MediaSSRC == b.ssrc {
+					_, _ = dt.hist.Resend(p, b.ssrc, b.pt, b.stamp, b.w)
+				}
+			case *rtcp.ReceiverReport:
+				if b := dt.bound.Load(); b != nil {
+					dt.hist.ReceiverReport(p, b.ssrc, time.Now())
+				}
 			}
 		}
 	}

@@ -18,7 +18,7 @@ func (s *Server) startCalls() error {
 	api, err := rooms.NewAPI(rooms.APIParams{
 		UDPMux: s.mux, Loopback: c.WebRTC.Loopback, LoopbackOnly: isLoopback(s.udp.LocalAddr()),
 		AdvertiseIPs: c.WebRTC.AdvertiseIPs, StartBitrate: c.Calls.StartBitrate,
-		MinBitrate: c.Calls.MinBitrate, MaxBitrate: c.Calls.MaxBitrate, OwnSenderReports: true,
+		MinBitrate: c.Calls.MinBitrate, MaxBitrate: c.Calls.MaxBitrate, Server: true,
 	})
 	if err != nil {
 		return err

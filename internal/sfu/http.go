@@ -244,7 +244,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		source, id string
 		dropped    uint64
 		sent       uint64
-		resent     uint64
+		resend     whip.ResendStats
 	}
 	s.mu.Lock()
 	var srcs []SourceInfo
@@ -257,7 +257,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 				if lt != nil {
 					n, _ := lt.Stats()
 					row.sent += n
-					row.resent += lt.Retransmits()
+					r := lt.ResendStats()
+					row.resend.Sent += r.Sent
+					row.resend.Gone += r.Gone
+					row.resend.TooOld += r.TooOld
+					row.resend.Repeat += r.Repeat
+					row.resend.OverBudget += r.OverBudget
 				}
 			}
 			views = append(views, row)
@@ -312,7 +317,18 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	m.Family("fv_viewer_packets_retransmitted_total", "counter", "RTP packets sent again to a viewer that reported them lost (NACK).")
 	for _, v := range views {
-		m.Sample("fv_viewer_packets_retransmitted_total", float64(v.resent), "source", v.source, "viewer", v.id)
+		m.Sample("fv_viewer_packets_retransmitted_total", float64(v.resend.Sent), "source", v.source, "viewer", v.id)
+	}
+	m.Family("fv_viewer_nacked_packets_refused_total", "counter", "Packets a viewer's NACKs asked for that were not sent again, by reason: "+
+		"gone (no longer in the history), too_old (older than a player can use), repeat (asked again within a round trip of the last answer), "+
+		"over_budget (retransmission may not exceed a quarter of what is sent).")
+	for _, v := range views {
+		for _, r := range []struct {
+			reason string
+			n      uint64
+		}{{"gone", v.resend.Gone}, {"too_old", v.resend.TooOld}, {"repeat", v.resend.Repeat}, {"over_budget", v.resend.OverBudget}} {
+			m.Sample("fv_viewer_nacked_packets_refused_total", float64(r.n), "source", v.source, "viewer", v.id, "reason", r.reason)
+		}
 	}
 	_ = m.Flush()
 }

@@ -2,11 +2,14 @@ package whip
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
 )
 
@@ -14,72 +17,176 @@ import (
 // seconds of a 4 Mb/s camera.
 const historySize = 1024
 
-// sentRef is one sent packet: which packet of which unit, and the sequence
-// number and timestamp it went out with.
+// Retransmission rules. A NACK is answered for a packet at most once per round trip
+// (the first answer may still be on its way), not for packets older than a player can
+// still use, and within a budget: a track may resend one byte for every resendShare it
+// sent, with at most resendDepth bytes of credit saved up (a lost keyframe's worth).
+// Retransmission then cannot outgrow what is sent, so a viewer's NACKs never feed an
+// overload. What is refused is counted by reason.
+const (
+	resendMaxAge = time.Second
+	resendShare  = 4
+	resendDepth  = 96 << 10
+	// until a receiver report measures it; never assumed shorter than minRTT.
+	defaultRTT = 100 * time.Millisecond
+	minRTT     = 10 * time.Millisecond
+)
+
+// sentRef is one sent packet: which packet of which unit, the sequence number
+// and timestamp it went out with, and when it was sent and last sent again.
 type sentRef struct {
-	u   *unit.Unit
-	pkt uint16
-	seq uint16
-	ts  uint32
+	u       *unit.Unit
+	pkt     uint16
+	seq     uint16
+	ts      uint32
+	size    int32
+	at      int64 // unix ns
+	resent  int64 // unix ns; 0 never
+	present bool
 }
 
-// history answers NACKs from the units the stream already holds: a track
+// ResendStats count what a track did with the packets NACKs asked for.
+type ResendStats struct {
+	Sent uint64 // sent again
+	// refused: no longer in the history, older than a player can use, asked again
+	// within a round trip of the last answer, or beyond the budget.
+	Gone, TooOld, Repeat, OverBudget uint64
+}
+
+// History answers NACKs from the units the stream already holds: a track
 // remembers references to what it sent instead of copying every packet, so
-// a thousand viewers of a camera share one copy of its recent packets.
-type history struct {
-	mu   sync.Mutex
-	ring [historySize]sentRef
+// a thousand viewers of a camera share one copy of its recent packets. WHEP
+// viewers (LocalTrack) and call subscribers keep one each. The zero value is ready.
+type History struct {
+	mu     sync.Mutex
+	ring   [historySize]sentRef
+	credit int64 // bytes sent, less resendShare × bytes resent, at most resendShare × resendDepth
+	primed bool
+
+	rtt                                   atomic.Int64 // ns; 0 not measured yet
+	sent, gone, tooOld, repeat, overBudget atomic.Uint64
 
 	// Owned by the goroutine that resends.
 	rmu sync.Mutex
 	out outHeader
 }
 
-func (h *history) remember(u *unit.Unit, pkt int, hdr *rtp.Header) {
+// Remember notes that packet pkt of unit u went out at (unix ns) with header hdr;
+// called by the goroutine that writes.
+func (h *History) Remember(u *unit.Unit, pkt int, hdr *rtp.Header, at int64) {
+	size := int64(len(u.Packets[pkt].Payload))
 	h.mu.Lock()
-	h.ring[hdr.SequenceNumber%historySize] = sentRef{u: u, pkt: uint16(pkt), seq: hdr.SequenceNumber, ts: hdr.Timestamp}
+	h.ring[hdr.SequenceNumber%historySize] = sentRef{u: u, pkt: uint16(pkt), seq: hdr.SequenceNumber, ts: hdr.Timestamp,
+		size: int32(size), at: at, present: true}
+	if !h.primed {
+		h.credit, h.primed = resendShare*resendDepth, true
+	}
+	h.credit = min(h.credit+size, resendShare*resendDepth)
 	h.mu.Unlock()
 }
 
-func (h *history) lookup(seq uint16) (sentRef, bool) {
+// take decides whether the packet with sequence number seq is sent again at now, and
+// if so returns it and charges the budget.
+func (h *History) take(seq uint16, now int64) (sentRef, bool) {
+	rtt := h.rtt.Load()
+	if rtt == 0 {
+		rtt = int64(defaultRTT)
+	}
+	rtt = max(rtt, int64(minRTT))
 	h.mu.Lock()
-	r := h.ring[seq%historySize]
-	h.mu.Unlock()
-	return r, r.u != nil && r.seq == seq
+	defer h.mu.Unlock()
+	r := &h.ring[seq%historySize]
+	switch {
+	case !r.present || r.seq != seq:
+		h.gone.Add(1)
+	case now-r.at > int64(resendMaxAge):
+		h.tooOld.Add(1)
+	case r.resent != 0 && now-r.resent < rtt:
+		h.repeat.Add(1)
+	case h.credit < resendShare*int64(r.size):
+		h.overBudget.Add(1)
+	default:
+		h.credit -= resendShare * int64(r.size)
+		r.resent = now
+		return *r, true
+	}
+	return sentRef{}, false
 }
 
-// Resend sends again the packets a NACK names that are still in the
-// history, with the header they first went out with, and returns how many
-// it sent.
+// ReceiverReport takes the round trip from a receiver report about SSRC ssrc: the time
+// since the sender report it names (our reports carry the wall clock), less the delay
+// the receiver held it.
+func (h *History) ReceiverReport(rr *rtcp.ReceiverReport, ssrc uint32, now time.Time) {
+	for _, r := range rr.Reports {
+		if r.SSRC != ssrc || r.LastSenderReport == 0 {
+			continue
+		}
+		mid := uint32(tsync.UnixNanoToNTP(now.UnixNano()) >> 16)
+		units := mid - r.LastSenderReport - r.Delay // 1/65536 s
+		if units < 1<<30 {
+			h.rtt.Store(int64(units) * int64(time.Second) / 65536)
+		}
+	}
+}
+
+// Stats returns the counts so far.
+func (h *History) Stats() ResendStats {
+	return ResendStats{Sent: h.sent.Load(), Gone: h.gone.Load(), TooOld: h.tooOld.Load(),
+		Repeat: h.repeat.Load(), OverBudget: h.overBudget.Load()}
+}
+
+// Resend sends again the packets a NACK names that the rules allow, with the
+// header they first went out with, and returns how many it sent.
 func (t *LocalTrack) Resend(n *rtcp.TransportLayerNack) (int, error) {
 	b := t.bound.Load()
 	if b == nil || n.MediaSSRC != b.ssrc {
 		return 0, nil
 	}
-	h := &t.hist
+	return t.hist.Resend(n, b.ssrc, b.pt, b.stamp, b.w)
+}
+
+// Resend sends again on w the packets a NACK names that the rules allow, with the
+// header they first went out with (SSRC ssrc, payload type pt, the capture stamps
+// negotiated as stamp says), and returns how many it sent.
+func (h *History) Resend(n *rtcp.TransportLayerNack, ssrc uint32, pt uint8, stamp CaptureStamp, w webrtc.TrackLocalWriter) (int, error) {
 	h.rmu.Lock()
 	defer h.rmu.Unlock()
+	if h.out.ext == nil {
+		h.out.ext = make([]rtp.Extension, 0, 4)
+	}
+	h.out.stamp.AbsID, h.out.stamp.QualID = stamp.AbsID, stamp.QualID
+	now := time.Now().UnixNano()
 	sent := 0
+	var err error
 	for _, pair := range n.Nacks {
-		for _, seq := range pair.PacketList() {
-			r, ok := h.lookup(seq)
+		pair.Range(func(seq uint16) bool {
+			r, ok := h.take(seq, now)
 			if !ok {
-				continue
+				return true
 			}
 			p := r.u.Packets[r.pkt]
-			h.out.fill(b, r.u, p, r.seq, r.ts)
-			if _, err := b.w.WriteRTP(&h.out.hdr, p.Payload); err != nil {
-				return sent, err
+			h.out.stamp.Unit(r.u)
+			h.out.hdr = rtp.Header{
+				Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: r.seq, Timestamp: r.ts,
+				SSRC: ssrc, CSRC: p.CSRC, Extensions: h.out.ext[:0],
+			}
+			h.out.extend()
+			if _, err = w.WriteRTP(&h.out.hdr, p.Payload); err != nil {
+				return false
 			}
 			sent++
+			return true
+		})
+		if err != nil {
+			break
 		}
 	}
-	t.retransmits.Add(uint64(sent))
-	return sent, nil
+	h.sent.Add(uint64(sent))
+	return sent, err
 }
 
 // ServeRTCP reads a sender's RTCP until it ends: NACKs are answered from
-// the history, keyframe requests call keyframe.
+// the history, receiver reports give the round trip, keyframe requests call keyframe.
 func (t *LocalTrack) ServeRTCP(s *webrtc.RTPSender, keyframe func()) {
 	for {
 		pkts, _, err := s.ReadRTCP()
@@ -90,6 +197,10 @@ func (t *LocalTrack) ServeRTCP(s *webrtc.RTPSender, keyframe func()) {
 			switch p := p.(type) {
 			case *rtcp.TransportLayerNack:
 				_, _ = t.Resend(p)
+			case *rtcp.ReceiverReport:
+				if b := t.bound.Load(); b != nil {
+					t.hist.ReceiverReport(p, b.ssrc, time.Now())
+				}
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				keyframe()
 			}

@@ -1,7 +1,6 @@
 package whip
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 
 	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/stream"
-	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/unit"
 )
 
@@ -32,10 +30,10 @@ type LocalTrack struct {
 
 	rw   stream.Rewriter
 	out  outHeader
-	hist history
+	hist History
 	rc   ReportClock
 
-	packets, bytes, retransmits atomic.Uint64
+	packets, bytes atomic.Uint64
 
 	// Latency, when set, observes for each live unit the time from its
 	// first packet's arrival to its last packet's write.
@@ -43,11 +41,10 @@ type LocalTrack struct {
 }
 
 type binding struct {
-	ssrc   uint32
-	pt     uint8
-	w      webrtc.TrackLocalWriter
-	absID  uint8 // negotiated extension ids; 0 when not negotiated
-	qualID uint8
+	ssrc  uint32
+	pt    uint8
+	w     webrtc.TrackLocalWriter
+	stamp CaptureStamp // the negotiated extension ids
 }
 
 // NewLocalTrack returns a track carrying stream track index source, described
@@ -64,14 +61,7 @@ func (t *LocalTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, t.codec.MimeType) {
 			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
-			for _, e := range ctx.HeaderExtensions() {
-				switch e.URI {
-				case tsync.AbsCaptureTimeURI:
-					b.absID = uint8(e.ID)
-				case tsync.CaptureQualityURI:
-					b.qualID = uint8(e.ID)
-				}
-			}
+			b.stamp.Negotiated(ctx.HeaderExtensions())
 			t.bound.Store(b)
 			return c, nil
 		}
@@ -115,10 +105,11 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 	}
 	u := d.Unit
 	t.out.unit(b, u)
+	at := time.Now().UnixNano()
 	for i, p := range u.Packets {
 		t.rw.Header(p, &t.out.hdr, t.out.ext)
-		t.out.extend(b)
-		t.hist.remember(u, i, &t.out.hdr)
+		t.out.extend()
+		t.hist.Remember(u, i, &t.out.hdr, at)
 		if _, err := b.w.WriteRTP(&t.out.hdr, p.Payload); err != nil {
 			return err
 		}
@@ -148,49 +139,27 @@ func (t *LocalTrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 func (t *LocalTrack) Stats() (packets, bytes uint64) { return t.packets.Load(), t.bytes.Load() }
 
 // Retransmits returns how many packets were sent again on a NACK.
-func (t *LocalTrack) Retransmits() uint64 { return t.retransmits.Load() }
+func (t *LocalTrack) Retransmits() uint64 { return t.hist.sent.Load() }
+
+// ResendStats returns what the track did with the packets NACKs asked for.
+func (t *LocalTrack) ResendStats() ResendStats { return t.hist.Stats() }
 
 // outHeader builds outgoing headers without allocating: the header, room
-// for its extensions, and the extension payloads of the unit being sent.
+// for its extensions, and the capture stamps of the unit being sent.
 type outHeader struct {
-	hdr    rtp.Header
-	ext    []rtp.Extension
-	abs    [8]byte
-	qual   [tsync.CaptureQualitySize]byte
-	hasAbs bool
+	hdr   rtp.Header
+	ext   []rtp.Extension
+	stamp CaptureStamp
 }
 
-// unit prepares the abs-capture-time and capture-quality payloads of u.
+// unit prepares the capture stamps of u.
 func (o *outHeader) unit(b *binding, u *unit.Unit) {
 	if o.ext == nil {
 		o.ext = make([]rtp.Extension, 0, 4)
 	}
-	o.hasAbs = b.absID != 0 && !u.Capture.IsZero()
-	if o.hasAbs {
-		binary.BigEndian.PutUint64(o.abs[:], tsync.UnixNanoToNTP(u.Capture.UnixNano()))
-	}
-	if b.qualID != 0 {
-		_, _ = tsync.CaptureQuality{Trust: tsync.Trust(u.CaptureTrust), Err: u.CaptureErr}.MarshalTo(o.qual[:])
-	}
+	o.stamp.AbsID, o.stamp.QualID = b.stamp.AbsID, b.stamp.QualID
+	o.stamp.Unit(u)
 }
 
-// extend adds the prepared extensions to the header.
-func (o *outHeader) extend(b *binding) {
-	if o.hasAbs {
-		_ = o.hdr.SetExtension(b.absID, o.abs[:])
-	}
-	if b.qualID != 0 {
-		_ = o.hdr.SetExtension(b.qualID, o.qual[:])
-	}
-}
-
-// fill builds the header packet p of unit u went out with, as sequence
-// number seq at timestamp ts.
-func (o *outHeader) fill(b *binding, u *unit.Unit, p *rtp.Packet, seq uint16, ts uint32) {
-	o.unit(b, u)
-	o.hdr = rtp.Header{
-		Version: 2, Marker: p.Marker, PayloadType: b.pt, SequenceNumber: seq, Timestamp: ts,
-		SSRC: b.ssrc, CSRC: p.CSRC, Extensions: o.ext[:0],
-	}
-	o.extend(b)
-}
+// extend adds the prepared stamps to the header.
+func (o *outHeader) extend() { o.stamp.Extend(&o.hdr) }

@@ -44,7 +44,7 @@ func testFrame(seq uint16, ts uint32, packets int) *unit.Unit {
 
 func boundTrack(w *sink) *LocalTrack {
 	lt := NewLocalTrack("video0", "cam1", 0, unit.Track{Kind: unit.KindVideo, Codec: unit.CodecH264, ClockRate: 90000}, codecs[0])
-	lt.bound.Store(&binding{ssrc: 4242, pt: 102, w: w, absID: 3, qualID: 4})
+	lt.bound.Store(&binding{ssrc: 4242, pt: 102, w: w, stamp: CaptureStamp{AbsID: 3, QualID: 4}})
 	return lt
 }
 
@@ -66,8 +66,9 @@ func TestResendFromHistory(t *testing.T) {
 		want int
 	}{
 		{"last packet", &rtcp.TransportLayerNack{MediaSSRC: 4242, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{sent.SequenceNumber})}, 1},
+		// the last packet again, within a round trip of its answer: refused.
 		{"whole frame and one never sent", &rtcp.TransportLayerNack{MediaSSRC: 4242,
-			Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{sent.SequenceNumber - 3, sent.SequenceNumber - 2, sent.SequenceNumber - 1, sent.SequenceNumber, sent.SequenceNumber + 1})}, 4},
+			Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{sent.SequenceNumber - 3, sent.SequenceNumber - 2, sent.SequenceNumber - 1, sent.SequenceNumber, sent.SequenceNumber + 1})}, 3},
 		{"another stream's SSRC", &rtcp.TransportLayerNack{MediaSSRC: 1, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{sent.SequenceNumber})}, 0},
 	}
 	for _, tc := range tests {
@@ -96,8 +97,65 @@ func TestResendFromHistory(t *testing.T) {
 	if n, _ := lt.Resend(&rtcp.TransportLayerNack{MediaSSRC: 4242, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{old})}); n != 0 {
 		t.Errorf("resent %d packets older than the history", n)
 	}
-	if lt.Retransmits() != 5 {
-		t.Errorf("Retransmits() = %d, want 5", lt.Retransmits())
+	if lt.Retransmits() != 4 {
+		t.Errorf("Retransmits() = %d, want 4", lt.Retransmits())
+	}
+	if s := lt.ResendStats(); s.Repeat != 1 || s.Gone != 2 {
+		t.Errorf("refused %+v, want 1 repeat and 2 gone (never sent, forgotten)", s)
+	}
+}
+
+// A packet is sent again at most once per round trip, not once older than a player can
+// use, and only while the budget (a share of what was sent) lasts.
+func TestResendRules(t *testing.T) {
+	var h History
+	const size = 1000
+	t0 := time.Unix(1_800_000_000, 0).UnixNano()
+	u := &unit.Unit{}
+	for i := range 400 {
+		u.Packets = append(u.Packets, &rtp.Packet{Payload: make([]byte, size)})
+		h.Remember(u, i, &rtp.Header{SequenceNumber: uint16(i), Timestamp: 3000}, t0)
+	}
+	ms := func(n int) int64 { return t0 + int64(n)*int64(time.Millisecond) }
+	if _, ok := h.take(5, ms(20)); !ok {
+		t.Fatal("a packet asked for the first time was refused")
+	}
+	if _, ok := h.take(5, ms(60)); ok {
+		t.Error("a packet asked again 40 ms after its answer was sent, before the 100 ms round trip assumed")
+	}
+	if _, ok := h.take(5, ms(130)); !ok {
+		t.Error("a packet asked again after a round trip was refused")
+	}
+	// a measured round trip of 20 ms: asked again 30 ms later, it goes.
+	h.rtt.Store(int64(20 * time.Millisecond))
+	if _, ok := h.take(5, ms(160)); !ok {
+		t.Error("a packet asked again after the measured round trip was refused")
+	}
+	if _, ok := h.take(6, ms(1100)); ok {
+		t.Error("a packet sent 1.1 s ago was sent again")
+	}
+	// 400 kB sent, 96 kB of credit at most: about 96 packets of 1000 bytes go, then none.
+	sent := 0
+	for i := 10; i < 400; i++ {
+		if _, ok := h.take(uint16(i), ms(200)); ok {
+			sent++
+		}
+	}
+	s := h.Stats()
+	t.Logf("budget: %d of 390 packets sent again; %+v", sent, s)
+	if sent < 80 || sent > 100 || s.OverBudget != uint64(390-sent) {
+		t.Errorf("the budget let %d of 390 packets of 1000 bytes go again (refused %d), want about 96", sent, s.OverBudget)
+	}
+	if s.Repeat != 1 || s.TooOld != 1 {
+		t.Errorf("refused %+v, want 1 repeat and 1 too old", s)
+	}
+	// sending more earns more.
+	for i := 400; i < 440; i++ {
+		u.Packets = append(u.Packets, &rtp.Packet{Payload: make([]byte, size)})
+		h.Remember(u, i, &rtp.Header{SequenceNumber: uint16(i), Timestamp: 6000}, ms(300))
+	}
+	if _, ok := h.take(420, ms(310)); !ok {
+		t.Error("no credit after 40 kB more were sent")
 	}
 }
 
@@ -115,4 +173,17 @@ func BenchmarkLocalTrackWrite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(u.Packets)), "ns/packet")
+}
+
+// The round trip comes from receiver reports: the time since the sender report they
+// name, less the time the receiver held it.
+func TestRoundTripFromReceiverReport(t *testing.T) {
+	var h History
+	now := time.Unix(1_800_000_000, 0)
+	lsr := uint32(tsync.UnixNanoToNTP(now.Add(-30*time.Millisecond).UnixNano()) >> 16)
+	rr := &rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: 8, LastSenderReport: lsr}, {SSRC: 7, LastSenderReport: lsr, Delay: 655}}}
+	h.ReceiverReport(rr, 7, now)
+	if rtt := time.Duration(h.rtt.Load()); rtt < 19*time.Millisecond || rtt > 21*time.Millisecond {
+		t.Errorf("round trip %s, want 20 ms (30 ms since the report, held 10 ms)", rtt)
+	}
 }
