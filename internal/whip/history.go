@@ -63,7 +63,7 @@ type History struct {
 	credit int64 // bytes sent, less resendShare × bytes resent, at most resendShare × resendDepth
 	primed bool
 
-	rtt                                   atomic.Int64 // ns; 0 not measured yet
+	rtt                                    atomic.Int64 // ns; 0 not measured yet
 	sent, gone, tooOld, repeat, overBudget atomic.Uint64
 
 	// Owned by the goroutine that resends.
