@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,7 +174,11 @@ func BenchmarkCallRoom6x6(b *testing.B) {
 	mu.Lock()
 	pk0 := received
 	mu.Unlock()
-	time.Sleep(window) // the measuring window, not a synchronisation
+	if path := os.Getenv("FV_BENCH_CPUPROFILE"); path != "" {
+		profileSFU(b, addr, window, path)
+	} else {
+		time.Sleep(window) // the measuring window, not a synchronisation
+	}
 	cpu1, at1 := cpuTime(b, pid), time.Now()
 	mu.Lock()
 	pk1 := received
@@ -189,6 +195,33 @@ func BenchmarkCallRoom6x6(b *testing.B) {
 	fmt.Printf("room 6x6 simulcast: SFU CPU %.1f%% of one core, %.0f packets/s delivered, %.0f packets per CPU-second; "+
 		"join to first remote frame p50 %s, max %s\n", 100*cpu/wall, pps, float64(pk1-pk0)/cpu,
 		ttff[len(ttff)/2].Round(time.Millisecond), ttff[len(ttff)-1].Round(time.Millisecond))
+}
+
+// profileSFU writes the SFU's CPU profile over d to path (FV_BENCH_CPUPROFILE=path).
+func profileSFU(b *testing.B, addr string, d time.Duration, path string) {
+	c := auth.Claims{Role: auth.RoleOperator}
+	c.Subject = "bench"
+	tok, err := auth.Mint(testSecret, c, time.Hour, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("profile: %s %v %s", resp.Status, err, body)
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // publishSynthB is publishSynth for benchmarks.
