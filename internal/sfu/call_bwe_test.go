@@ -14,6 +14,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	rooms "fieldvideo/internal/session"
+	"fieldvideo/internal/testkit"
 	"fieldvideo/testbench/synth"
 )
 
@@ -60,11 +61,11 @@ func TestCallSimulcastFollowsBandwidth(t *testing.T) {
 	a := h.join("bwe", h.callToken("alice", auth.RoleCommander, g), nil)
 	publishSynth(t, a, 20, "q", "h", "f")
 
-	link := newShim(t, h.srv.UDPAddr())
+	link := testkit.NewShim(t, h.srv.UDPAddr())
 	var gaps audioGaps
 	b := h.join("bwe", h.callToken("bob", auth.RoleOperator, g), func(p *rooms.ClientParams) {
 		p.RemoteSDP = rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr())
-		p.LocalSDP = link.clientSDP
+		p.LocalSDP = link.ClientSDP
 		p.OnPacket = gaps.on
 	})
 	layer := func(e rooms.LayerEvent) int {
@@ -81,7 +82,7 @@ func TestCallSimulcastFollowsBandwidth(t *testing.T) {
 	// Congestion: 250 kb/s carries neither the full layer (about 450 kb/s)
 	// nor, beside audio, the half layer (about 225 kb/s).
 	gaps.reset()
-	link.limit(250_000)
+	link.LimitDown(250_000)
 	limited := time.Now()
 	// The estimate settles near 200 kb/s: room for audio and the quarter layer.
 	down := waitMsgSince(t, b, rooms.TypeLayer, limited, 20*time.Second, func(e rooms.LayerEvent) bool { return layer(e) == 0 })
@@ -96,7 +97,7 @@ func TestCallSimulcastFollowsBandwidth(t *testing.T) {
 	}
 
 	// Recovery: back up.
-	link.limit(0)
+	link.LimitDown(0)
 	recovered := time.Now()
 	// The estimate climbs back by about 8 % a second; on a loaded machine
 	// the delay-based detector also sees scheduling delays, so allow long.

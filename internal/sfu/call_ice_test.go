@@ -8,6 +8,7 @@ import (
 
 	"fieldvideo/internal/auth"
 	rooms "fieldvideo/internal/session"
+	"fieldvideo/internal/testkit"
 )
 
 // A phone moving between cells loses its path and its signalling socket at
@@ -17,12 +18,12 @@ func TestCallICERestartAfterNetworkChange(t *testing.T) {
 	h := startCallSFU(t, nil)
 	g := grant{room: "move", publish: true, subscribe: true}
 	a := h.join("move", h.callToken("alice", auth.RoleCommander, g), nil)
-	cell1 := newShim(t, h.srv.UDPAddr())
-	var cells atomic.Pointer[shim]
+	cell1 := testkit.NewShim(t, h.srv.UDPAddr())
+	var cells atomic.Pointer[testkit.Shim]
 	cells.Store(cell1)
 	b := h.join("move", h.callToken("bob", auth.RoleResponder, g), func(p *rooms.ClientParams) {
 		p.RemoteSDP = rooms.RewriteCandidates(h.srv.UDPAddr(), cell1.Addr())
-		p.LocalSDP = func(s string) string { return cells.Load().clientSDP(s) }
+		p.LocalSDP = func(s string) string { return cells.Load().ClientSDP(s) }
 	})
 	publishSynth(t, a, 127)
 	publishSynth(t, b, 127)
@@ -31,9 +32,9 @@ func TestCallICERestartAfterNetworkChange(t *testing.T) {
 	})
 
 	// The old cell is gone: nothing passes any more.
-	cell1.close()
+	cell1.Close()
 	cut := time.Now()
-	cell2 := newShim(t, h.srv.UDPAddr())
+	cell2 := testkit.NewShim(t, h.srv.UDPAddr())
 	cells.Store(cell2)
 	b.SetRemoteSDP(rooms.RewriteCandidates(h.srv.UDPAddr(), cell2.Addr()))
 

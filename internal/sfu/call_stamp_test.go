@@ -12,6 +12,7 @@ import (
 	"fieldvideo/internal/auth"
 	rooms "fieldvideo/internal/session"
 	tsync "fieldvideo/internal/sync"
+	"fieldvideo/internal/testkit"
 )
 
 // stampWatch records, for one received track, whether each packet carried abs-capture-time,
@@ -60,13 +61,13 @@ func TestCallSubscriberGetsCaptureTimes(t *testing.T) {
 	a := h.join("stamps", h.callToken("alice", auth.RoleCommander, g), nil)
 	publishSynth(t, a, 20)
 
-	link := newShim(t, h.srv.UDPAddr())
-	link.loseEvery(20)
+	link := testkit.NewShim(t, h.srv.UDPAddr())
+	link.LoseDown(20)
 	w := &stampWatch{track: "alice/camera"}
 	var srs sync.Map // SSRC → a sender report came
 	b := h.join("stamps", h.callToken("bob", auth.RoleOperator, g), func(p *rooms.ClientParams) {
 		p.RemoteSDP = rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr())
-		p.LocalSDP = link.clientSDP
+		p.LocalSDP = link.ClientSDP
 		p.OnPacket = w.on
 		p.OnRTCP = func(pkts []rtcp.Packet) {
 			for _, pk := range pkts {
@@ -82,7 +83,7 @@ func TestCallSubscriberGetsCaptureTimes(t *testing.T) {
 		defer w.mu.Unlock()
 		return w.stamped+w.bare > 500
 	})
-	link.loseEvery(0)
+	link.LoseDown(0)
 	waitUntil(t, "200 more after the losses stopped", 15*time.Second, func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -111,7 +112,7 @@ func TestCallSubscriberGetsCaptureTimes(t *testing.T) {
 			missing++
 		}
 	}
-	t.Logf("%d packets, %d stamped; lost about %d on the link, %d not repaired", len(w.seqs), w.stamped, link.rtpN.Load()/20, missing)
+	t.Logf("%d packets, %d stamped; %d lost on the link, %d not repaired", len(w.seqs), w.stamped, link.LostDown(), missing)
 	if missing > 0 {
 		t.Errorf("%d video packets lost on the link were never repaired", missing)
 	}

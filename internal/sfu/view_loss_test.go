@@ -11,6 +11,7 @@ import (
 
 	"fieldvideo/internal/auth"
 	rooms "fieldvideo/internal/session"
+	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/whip"
 	"fieldvideo/testbench/synth"
 )
@@ -20,15 +21,15 @@ import (
 func TestViewerLossIsRepaired(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", synth.Params{FPS: 30, PacketsPerFrame: 6})
-	link := newShim(t, h.srv.UDPAddr())
-	link.loseEvery(20)
+	link := testkit.NewShim(t, h.srv.UDPAddr())
+	link.LoseDown(20)
 	var rec received
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v, err := whip.View(ctx, whip.ViewerParams{
 		Endpoint: whip.Endpoint(h.base, "cam1", "whep"), Client: &whip.Client{Token: h.token(auth.RoleWall, nil, []string{"cam1"})},
 		API: h.api, OnPacket: rec.on, NoAudio: true,
-		LocalSDP: link.clientSDP, RemoteSDP: rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr()),
+		LocalSDP: link.ClientSDP, RemoteSDP: rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr()),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +37,14 @@ func TestViewerLossIsRepaired(t *testing.T) {
 	t.Cleanup(func() { v.Close() })
 
 	h.waitFor("600 video packets over the lossy link", func() bool { n, _ := rec.counts(); return n > 600 })
-	link.loseEvery(0)
+	link.LoseDown(0)
 	n, _ := rec.counts()
 	// Retransmissions of the last losses are answered within a NACK round.
 	h.waitFor("more video after the loss stopped", func() bool { m, _ := rec.counts(); return m > n+100 })
 	checkContinuous(t, rec.packets())
 
 	resent := h.metricSum("fv_viewer_packets_retransmitted_total")
-	t.Logf("lost about %d packets on the link; the SFU resent %.0f", link.rtpN.Load()/20, resent)
+	t.Logf("lost %d packets on the link; the SFU resent %.0f", link.LostDown(), resent)
 	if resent == 0 {
 		t.Error("the SFU retransmitted nothing")
 	}
