@@ -10,6 +10,11 @@ const (
 	// layerGone: a simulcast layer with no unit for this long, while another one arrives,
 	// has stopped (a publisher short of uplink stops its top layers at once).
 	layerGone = 400 * time.Millisecond
+	// layerLate: the recorded layer missing this long while a lower one arrives may be
+	// stopping; the highest lower layer is asked for a keyframe and kept from it (the
+	// standby), so that a switch down loses no more than this and the keyframe's way.
+	layerLate         = 120 * time.Millisecond
+	layerStandbyUnits = 128
 	// layerSteady: a higher layer must have arrived this long, without a gap, before the
 	// recording moves up to it (a layer the sender turns on and off does not cut the
 	// recording into short segments).
@@ -38,10 +43,14 @@ type layerPick struct {
 	first time.Time
 	start []*unit.Unit
 	out   []*unit.Unit
+	// standby holds the units of layer standbyOf (-1: none) from its keyframe, while the
+	// recorded layer is late.
+	standby   []*unit.Unit
+	standbyOf int
 }
 
 func newLayerPick(layers []int) *layerPick {
-	return &layerPick{layers: layers, seen: make([]time.Time, len(layers)), since: make([]time.Time, len(layers)), cur: -1}
+	return &layerPick{layers: layers, seen: make([]time.Time, len(layers)), since: make([]time.Time, len(layers)), cur: -1, standbyOf: -1}
 }
 
 func (p *layerPick) index(track int) int {
@@ -69,22 +78,66 @@ func (p *layerPick) offer(u *unit.Unit, now time.Time) (rec []*unit.Unit, ask in
 		return nil, -1
 	}
 	want := p.want(now)
+	ask = p.keepStandby(u, l, now)
 	switch {
 	case p.cur < 0:
 		p.cur = p.fromStart(want)
 		p.start = p.start[:0]
+	case l == want && l < p.cur && l == p.standbyOf && len(p.standby) > 0:
+		// down, to the layer kept since the recorded one went late (u is kept too).
+		p.cur = l
+		p.out = append(p.out, p.standby...)
+		p.dropStandby()
 	case l == want && (l == p.cur || u.Keyframe):
 		p.cur = l
 		p.out = append(p.out, u)
 	case l == p.cur:
 		p.out = append(p.out, u) // the current layer goes on until the wanted one's keyframe
 	}
-	ask = -1
-	if want != p.cur && now.Sub(p.asked) >= layerAskEvery {
+	if ask < 0 && want != p.cur && now.Sub(p.asked) >= layerAskEvery {
 		p.asked = now
 		ask = p.layers[want]
 	}
 	return p.out, ask
+}
+
+// keepStandby keeps the standby: while the recorded layer is late, the highest layer
+// below it that arrives is asked for a keyframe (the stream track returned; -1 none), once,
+// and its units are kept from one. The standby ends when the recorded layer comes again.
+func (p *layerPick) keepStandby(u *unit.Unit, l int, now time.Time) (ask int) {
+	switch {
+	case p.cur < 0:
+		return -1
+	case l == p.cur:
+		p.dropStandby()
+		return -1
+	case l > p.cur || now.Sub(p.seen[p.cur]) <= layerLate:
+		return -1
+	}
+	for h := p.cur - 1; h > l; h-- {
+		if p.arriving(h, now) {
+			return -1 // a higher layer is the standby
+		}
+	}
+	ask = -1
+	if l != p.standbyOf {
+		p.dropStandby()
+		p.standbyOf = l
+		p.asked = now
+		ask = p.layers[l]
+	}
+	switch {
+	case u.Keyframe:
+		p.standby = append(p.standby[:0], u)
+	case len(p.standby) > 0 && len(p.standby) < layerStandbyUnits:
+		p.standby = append(p.standby, u)
+	}
+	return ask
+}
+
+func (p *layerPick) dropStandby() {
+	clear(p.standby)
+	p.standby, p.standbyOf = p.standby[:0], -1
 }
 
 // opening keeps u in the start window, and reports whether the window is still open.

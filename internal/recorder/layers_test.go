@@ -36,22 +36,37 @@ func TestLayerPick(t *testing.T) {
 	if p.cur != 2 || len(rec) != 3 || rec[0].Track != 5 || !rec[0].Keyframe || rec[2].Track != 5 {
 		t.Fatalf("after the start window: layer %d, recorded %+v; want layer 2 from its keyframe", p.cur, rec)
 	}
-	// the top layer stops: once it is gone, the middle one is asked for a keyframe and
-	// taken from it.
-	ms := 350
+	// the top layer stops after 340 ms: once it is late the middle layer is asked for a
+	// keyframe and kept from it; once the top layer is gone, the middle one is recorded
+	// from that keyframe.
+	ms, askedAt, keyAt, kept := 380, 0, 0, 0
 	for ; ms <= 340+int(layerGone/time.Millisecond); ms += 40 {
-		if rec, ask := offer(4, false, ms); len(rec) != 0 || ask != -1 {
-			t.Fatalf("%d ms: top layer only late, yet recorded %d units of the middle one, asked %d", ms, len(rec), ask)
+		key := askedAt != 0 && keyAt == 0
+		if key {
+			keyAt = ms
+		}
+		if keyAt != 0 {
+			kept++
+		}
+		rec, ask := offer(4, key, ms)
+		if len(rec) != 0 {
+			t.Fatalf("%d ms: top layer only late, yet recorded %d units of the middle one", ms, len(rec))
+		}
+		switch {
+		case ask == 4 && askedAt == 0:
+			askedAt = ms
+		case ask != -1:
+			t.Fatalf("%d ms: asked a keyframe of track %d (the middle layer asked at %d ms)", ms, ask, askedAt)
 		}
 		offer(3, false, ms+1)
 	}
-	ms += 40
-	if rec, ask := offer(4, false, ms); len(rec) != 0 || ask != 4 {
-		t.Fatalf("top layer gone: recorded %d, asked a keyframe of %d; want none recorded, track 4 asked", len(rec), ask)
+	if late := askedAt - 340; askedAt == 0 || late < int(layerLate/time.Millisecond) || late > int(layerLate/time.Millisecond)+40 {
+		t.Fatalf("the middle layer was asked for a keyframe %d ms after the top layer's last unit, want just after %s", late, layerLate)
 	}
 	ms += 40
-	if rec, _ := offer(4, true, ms); len(rec) != 1 || p.cur != 1 {
-		t.Fatalf("middle layer keyframe: recorded %d, layer %d", len(rec), p.cur)
+	rec, _ = offer(4, false, ms)
+	if p.cur != 1 || len(rec) != kept+1 || !rec[0].Keyframe || rec[0].Track != 4 {
+		t.Fatalf("top layer gone: layer %d, recorded %d units; want the middle layer from the keyframe kept since %d ms", p.cur, len(rec), keyAt)
 	}
 	// the top layer comes back: it must arrive steadily before the recording moves up.
 	back := ms

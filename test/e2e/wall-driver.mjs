@@ -135,6 +135,9 @@ async function run(page, messages, c) {
     case 'press':
       await page.press(c.selector, c.key, { timeout });
       return null;
+    case 'initScript':
+      await page.addInitScript(c.script);
+      return null;
     case 'viewport':
       await page.setViewportSize({ width: c.width, height: c.height });
       return null;
