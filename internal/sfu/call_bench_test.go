@@ -36,6 +36,7 @@ func startSFUProcess(b *testing.B) (string, int) {
 		b.Fatalf("build sfu: %v\n%s", err, out)
 	}
 	cmd := exec.CommandContext(ctx, bin, "-config", os.DevNull)
+	cmd.Dir = dir // what it records and keeps stays out of the source tree
 	cmd.Env = append(os.Environ(), "FV_SFU_HTTP_ADDRESS=127.0.0.1:0", "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
 		"FV_SFU_AUTH_SECRET="+string(testSecret), "FV_SFU_AUDIT_FILE="+filepath.Join(dir, "audit.log"),
 		"FV_SFU_AUDIT_SIGNING_KEY_FILE="+filepath.Join(dir, "audit.key"), "FV_SFU_AUTH_REVOCATIONS_FILE="+filepath.Join(dir, "revocations.json"))
