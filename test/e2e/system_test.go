@@ -119,6 +119,7 @@ func commonEnv(t *testing.T, prefix string) []string {
 		prefix + "_AUTH_REVOCATIONS_FILE=" + filepath.Join(storesOf(t).primary, "..", "revocations.json"),
 		prefix + "_LOG_FORMAT=json",
 		prefix + "_RECORD_SPOOL_DIR=" + filepath.Join(dir, "spool"),
+		prefix + "_RECORD_EXPORT_SIGNING_KEY_FILE=" + filepath.Join(dir, "export.key"),
 		prefix + "_RECORD_PRIMARY_PATH=" + st.primary,
 		prefix + "_RECORD_OFFSITE_PATH=" + st.offsite,
 		prefix + "_RECORD_SEGMENT_DURATION=2s",
