@@ -44,8 +44,9 @@ type downtrack struct {
 	hdr   rtp.Header
 	ext   []rtp.Extension
 	stamp whip.CaptureStamp
-	// hist answers the subscriber's NACKs for video (within whip's retransmission rules).
-	hist whip.History
+	// hist answers the subscriber's NACKs for video (within whip's retransmission
+	// rules); nil for audio.
+	hist *whip.History
 
 	rc              *whip.ReportClock
 	layerBytes      []atomic.Uint64
@@ -81,6 +82,8 @@ func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack 
 	dt.kind = webrtc.RTPCodecTypeVideo
 	if strings.HasPrefix(codec.MimeType, "audio/") {
 		dt.kind = webrtc.RTPCodecTypeAudio
+	} else {
+		dt.hist = &whip.History{}
 	}
 	for i := range dt.layerOf {
 		dt.layerOf[i] = -1
@@ -199,7 +202,7 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 	for i, p := range u.Packets {
 		dt.rw.Header(p, &dt.hdr, dt.ext)
 		dt.stamp.Extend(&dt.hdr)
-		if dt.kind == webrtc.RTPCodecTypeVideo {
+		if dt.hist != nil {
 			dt.hist.Remember(u, i, &dt.hdr, at)
 		}
 		if _, err := b.w.WriteRTP(&dt.hdr, p.Payload); err != nil {
@@ -246,11 +249,11 @@ func (dt *downtrack) readRTCP() {
 				dt.remb.Store(int64(p.Bitrate))
 				dt.rembAt.Store(time.Now().UnixNano())
 			case *rtcp.TransportLayerNack:
-				if b := dt.bound.Load(); b != nil && p.MediaSSRC == b.ssrc {
+				if b := dt.bound.Load(); b != nil && dt.hist != nil && p.MediaSSRC == b.ssrc {
 					_, _ = dt.hist.Resend(p, b.ssrc, b.pt, b.stamp, b.w)
 				}
 			case *rtcp.ReceiverReport:
-				if b := dt.bound.Load(); b != nil {
+				if b := dt.bound.Load(); b != nil && dt.hist != nil {
 					dt.hist.ReceiverReport(p, b.ssrc, time.Now())
 				}
 			}
