@@ -4,7 +4,7 @@
 
 GO      ?= go
 BIN     := bin
-FUZZTIME ?= 5s
+FUZZTIME ?= 3s
 
 .PHONY: all build run test vet unit fuzz bench loadgen drill clean
 
