@@ -23,6 +23,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/stream"
+	"fieldvideo/internal/whip"
 )
 
 // FieldSource is a live source of the SFU (a field camera published by
@@ -73,6 +74,8 @@ type Manager struct {
 	once    sync.Once
 	started atomic.Bool
 	wg      sync.WaitGroup
+	// resend counts what every subscription did with its subscriber's NACKs.
+	resend whip.ResendCounters
 }
 
 type getReq struct {
@@ -202,6 +205,9 @@ func (m *Manager) Rooms() []RoomInfo {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// Resends returns what the rooms' subscriptions did with their subscribers' NACKs, so far.
+func (m *Manager) Resends() whip.ResendStats { return m.resend.Stats() }
 
 func (m *Manager) audit(e audit.Event) error {
 	e.Via = "room"

@@ -300,6 +300,9 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 	}
 	dt := newDowntrack(pub, codec)
 	dt.pinned = pinned
+	if dt.hist != nil {
+		dt.hist.Also = &p.m.resend
+	}
 	tr, err := p.addDowntrack(dt)
 	if err == nil {
 		err = tr.SetCodecPreferences(subscribeCodecs(t.Kind.String(), codec))

@@ -116,6 +116,12 @@ func TestCallSubscriberGetsCaptureTimes(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d video packets lost on the link were never repaired", missing)
 	}
+	// (the link loses audio as well, which is not retransmitted.)
+	resent, refused := h.metricSum("fv_call_packets_retransmitted_total"), h.metricSum("fv_call_nacked_packets_refused_total")
+	t.Logf("the SFU counts %.0f retransmissions to call subscribers and %.0f refused", resent, refused)
+	if resent == 0 {
+		t.Error("the SFU counts no retransmission to call subscribers")
+	}
 	n := 0
 	srs.Range(func(any, any) bool { n++; return true })
 	if n == 0 {

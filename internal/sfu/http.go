@@ -323,12 +323,28 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		"gone (no longer in the history), too_old (older than a player can use), repeat (asked again within a round trip of the last answer), "+
 		"over_budget (retransmission may not exceed a quarter of what is sent).")
 	for _, v := range views {
-		for _, r := range []struct {
-			reason string
-			n      uint64
-		}{{"gone", v.resend.Gone}, {"too_old", v.resend.TooOld}, {"repeat", v.resend.Repeat}, {"over_budget", v.resend.OverBudget}} {
+		for _, r := range refusals(v.resend) {
 			m.Sample("fv_viewer_nacked_packets_refused_total", float64(r.n), "source", v.source, "viewer", v.id, "reason", r.reason)
 		}
 	}
+	if s.calls != nil {
+		r := s.calls.Resends()
+		m.Family("fv_call_packets_retransmitted_total", "counter", "RTP packets call subscriptions sent again to subscribers that reported them lost (NACK).")
+		m.Sample("fv_call_packets_retransmitted_total", float64(r.Sent))
+		m.Family("fv_call_nacked_packets_refused_total", "counter", "Packets call subscribers' NACKs asked for that were not sent again, by reason (as for viewers).")
+		for _, x := range refusals(r) {
+			m.Sample("fv_call_nacked_packets_refused_total", float64(x.n), "reason", x.reason)
+		}
+	}
 	_ = m.Flush()
+}
+
+type refusal struct {
+	reason string
+	n      uint64
+}
+
+// refusals are the refused retransmissions of r by reason, as the metrics name them.
+func refusals(r whip.ResendStats) [4]refusal {
+	return [4]refusal{{"gone", r.Gone}, {"too_old", r.TooOld}, {"repeat", r.Repeat}, {"over_budget", r.OverBudget}}
 }

@@ -45,6 +45,19 @@ type sentRef struct {
 	present bool
 }
 
+// ResendCounters count what tracks did with the packets NACKs asked for; safe for
+// concurrent use. A History counts its own, and also into Also when set (every call
+// subscription into one set for the metrics).
+type ResendCounters struct {
+	sent, gone, tooOld, repeat, overBudget atomic.Uint64
+}
+
+// Stats returns the counts so far.
+func (c *ResendCounters) Stats() ResendStats {
+	return ResendStats{Sent: c.sent.Load(), Gone: c.gone.Load(), TooOld: c.tooOld.Load(),
+		Repeat: c.repeat.Load(), OverBudget: c.overBudget.Load()}
+}
+
 // ResendStats count what a track did with the packets NACKs asked for.
 type ResendStats struct {
 	Sent uint64 // sent again
@@ -63,8 +76,10 @@ type History struct {
 	credit int64 // bytes sent, less resendShare × bytes resent, at most resendShare × resendDepth
 	primed bool
 
-	rtt                                    atomic.Int64 // ns; 0 not measured yet
-	sent, gone, tooOld, repeat, overBudget atomic.Uint64
+	rtt atomic.Int64 // ns; 0 not measured yet
+	own ResendCounters
+	// Also, when set, counts too what this history does; set before the first use.
+	Also *ResendCounters
 
 	// Owned by the goroutine that resends.
 	rmu sync.Mutex
@@ -96,19 +111,24 @@ func (h *History) take(seq uint16, now int64) (sentRef, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := &h.ring[seq%historySize]
+	var refused func(*ResendCounters) *atomic.Uint64
 	switch {
 	case !r.present || r.seq != seq:
-		h.gone.Add(1)
+		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.gone }
 	case now-r.at > int64(resendMaxAge):
-		h.tooOld.Add(1)
+		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.tooOld }
 	case r.resent != 0 && now-r.resent < rtt:
-		h.repeat.Add(1)
+		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.repeat }
 	case h.credit < resendShare*int64(r.size):
-		h.overBudget.Add(1)
+		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.overBudget }
 	default:
 		h.credit -= resendShare * int64(r.size)
 		r.resent = now
 		return *r, true
+	}
+	refused(&h.own).Add(1)
+	if h.Also != nil {
+		refused(h.Also).Add(1)
 	}
 	return sentRef{}, false
 }
@@ -130,10 +150,7 @@ func (h *History) ReceiverReport(rr *rtcp.ReceiverReport, ssrc uint32, now time.
 }
 
 // Stats returns the counts so far.
-func (h *History) Stats() ResendStats {
-	return ResendStats{Sent: h.sent.Load(), Gone: h.gone.Load(), TooOld: h.tooOld.Load(),
-		Repeat: h.repeat.Load(), OverBudget: h.overBudget.Load()}
-}
+func (h *History) Stats() ResendStats { return h.own.Stats() }
 
 // Resend sends again the packets a NACK names that the rules allow, with the
 // header they first went out with, and returns how many it sent.
@@ -181,7 +198,10 @@ func (h *History) Resend(n *rtcp.TransportLayerNack, ssrc uint32, pt uint8, stam
 			break
 		}
 	}
-	h.sent.Add(uint64(sent))
+	h.own.sent.Add(uint64(sent))
+	if h.Also != nil {
+		h.Also.sent.Add(uint64(sent))
+	}
 	return sent, err
 }
 
