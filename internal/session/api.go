@@ -20,29 +20,8 @@ import (
 	"fieldvideo/internal/whip"
 )
 
-// OpusFmtp turns on in-band forward error correction and discontinuous
-// transmission: a lost packet is rebuilt from the next, and silence costs
-// almost nothing on a 4G uplink.
-const OpusFmtp = "minptime=10;useinbandfec=1;usedtx=1"
-
-var videoFeedback = []webrtc.RTCPFeedback{
-	{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
-	{Type: webrtc.TypeRTCPFBTransportCC}, {Type: webrtc.TypeRTCPFBGoogREMB},
-}
-
-// roomCodecs are the codecs of calls, in order of preference per kind: H.264
-// (hardware decoders on every phone, and what recordings keep), VP8, Opus;
-// G.711 only so field cameras that send it can be heard. Video carries RTX.
-var roomCodecs = []webrtc.RTPCodecParameters{
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: whip.H264Fmtp, RTCPFeedback: videoFeedback}, PayloadType: 102},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=102"}, PayloadType: 103},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"}, PayloadType: 97},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtp,
-		RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}}, PayloadType: 111},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
-}
+// roomCodecs are the codecs of calls (see whip.CallCodecs).
+var roomCodecs = whip.CallCodecs()
 
 // publishable are the codecs a participant may publish, best first.
 var publishable = []string{unit.CodecH264, unit.CodecVP8, unit.CodecOpus}

@@ -1,6 +1,8 @@
 package whip
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -13,22 +15,62 @@ var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
 }
 
+// callVideoFeedback adds the congestion control feedback calls use.
+var callVideoFeedback = append(slices.Clone(videoFeedback),
+	webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBGoogREMB})
+
+// opusFmtp turns on in-band forward error correction, and opusCallFmtp in calls also
+// discontinuous transmission: a lost packet is rebuilt from the next, and silence costs
+// almost nothing on a 4G uplink.
+const (
+	opusFmtp     = "minptime=10;useinbandfec=1"
+	opusCallFmtp = opusFmtp + ";usedtx=1"
+)
+
 // H264Fmtp is the H.264 format every browser offers. It is announced whatever
 // profile a camera sends: browser decoders take any profile in practice, and
 // it is what lets a High-profile camera reach every browser.
 const H264Fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
 
-// codecs are the codecs both binaries negotiate, in order of preference per
-// kind. H.264 comes first: every browser decodes it and recordings keep it.
+// codecs are the codecs both binaries negotiate by WHIP and WHEP, in order of preference
+// per kind. H.264 comes first: every browser decodes it and recordings keep it. Calls
+// negotiate the ones CallCodecs lists, from this same table.
 var codecs = []webrtc.RTPCodecParameters{
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: H264Fmtp, RTCPFeedback: videoFeedback}, PayloadType: 102},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback}, PayloadType: 98},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 45},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000, SDPFmtpLine: "level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST", RTCPFeedback: videoFeedback}, PayloadType: 116},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp}, PayloadType: 111},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
+}
+
+// callRTX are the payload types of the RTX streams calls negotiate for a video codec's.
+var callRTX = map[uint8]webrtc.PayloadType{102: 103, 96: 97}
+
+// CallCodecs returns the codecs of calls, from the same table as WHIP and WHEP, in order of
+// preference per kind: H.264 (hardware decoders on every phone, and what recordings keep),
+// VP8, Opus; G.711 only so field cameras that send it can be heard. Video carries RTX and,
+// like Opus, the congestion control feedback (transport-cc; REMB for video).
+func CallCodecs() []webrtc.RTPCodecParameters {
+	var out []webrtc.RTPCodecParameters
+	for _, c := range codecs {
+		switch c.MimeType {
+		case webrtc.MimeTypeH264, webrtc.MimeTypeVP8:
+			c.RTCPFeedback = callVideoFeedback
+			out = append(out, c, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeRTX, ClockRate: c.ClockRate, SDPFmtpLine: fmt.Sprintf("apt=%d", c.PayloadType)},
+				PayloadType: callRTX[uint8(c.PayloadType)]})
+		case webrtc.MimeTypeOpus:
+			c.SDPFmtpLine = opusCallFmtp
+			c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
+			out = append(out, c)
+		case webrtc.MimeTypePCMU, webrtc.MimeTypePCMA:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // CodecName returns the unit codec name of a MIME type such as "video/H264".
