@@ -229,35 +229,32 @@ func (dt *downtrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 	return dt.rc.Report(b.ssrc, now, dt.packets.Load(), dt.sent.Load())
 }
 
-// readRTCP handles the subscriber's feedback: NACKs are answered from the
-// history, receiver reports give it the round trip, keyframe requests go to
-// the publisher (the stream limits their rate), REMB is kept as the estimate
-// of subscribers that do not send transport-wide feedback.
+// readRTCP handles the subscriber's feedback as whip.Feedback does for WHEP viewers
+// (NACKs, receiver reports, keyframe requests, which go to the publisher; the stream
+// limits their rate); REMB is kept as the estimate of subscribers that do not send
+// transport-wide feedback.
 func (dt *downtrack) readRTCP() {
+	keyframe := func() {
+		if l := dt.current.Load(); l >= 0 {
+			dt.pub.stream.RequestKeyframe(dt.pub.layers[l])
+		}
+	}
+	remb := func(p rtcp.Packet) {
+		if r, ok := p.(*rtcp.ReceiverEstimatedMaximumBitrate); ok {
+			dt.remb.Store(int64(r.Bitrate))
+			dt.rembAt.Store(time.Now().UnixNano())
+		}
+	}
 	for {
 		pkts, _, err := dt.sender.ReadRTCP()
 		if err != nil {
 			return
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if l := dt.current.Load(); l >= 0 {
-					dt.pub.stream.RequestKeyframe(dt.pub.layers[l])
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				dt.remb.Store(int64(p.Bitrate))
-				dt.rembAt.Store(time.Now().UnixNano())
-			case *rtcp.TransportLayerNack:
-				if b := dt.bound.Load(); b != nil && dt.hist != nil && p.MediaSSRC == b.ssrc {
-					_, _ = dt.hist.Resend(p, b.ssrc, b.pt, b.stamp, b.w)
-				}
-			case *rtcp.ReceiverReport:
-				if b := dt.bound.Load(); b != nil && dt.hist != nil {
-					dt.hist.ReceiverReport(p, b.ssrc, time.Now())
-				}
-			}
+		var sent whip.Outgoing
+		if b := dt.bound.Load(); b != nil {
+			sent = whip.Outgoing{SSRC: b.ssrc, PT: b.pt, Stamp: b.stamp, W: b.w, Hist: dt.hist}
 		}
+		whip.Feedback(pkts, sent, keyframe, remb)
 	}
 }
 

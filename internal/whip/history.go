@@ -48,14 +48,24 @@ type sentRef struct {
 // ResendCounters count what tracks did with the packets NACKs asked for; safe for
 // concurrent use. A History counts its own, and also into Also when set (every call
 // subscription into one set for the metrics).
-type ResendCounters struct {
-	sent, gone, tooOld, repeat, overBudget atomic.Uint64
-}
+type ResendCounters struct{ n [outcomes]atomic.Uint64 }
+
+// What became of a packet a NACK asked for.
+type outcome int
+
+const (
+	resent outcome = iota
+	gone
+	tooOld
+	repeat
+	overBudget
+	outcomes
+)
 
 // Stats returns the counts so far.
 func (c *ResendCounters) Stats() ResendStats {
-	return ResendStats{Sent: c.sent.Load(), Gone: c.gone.Load(), TooOld: c.tooOld.Load(),
-		Repeat: c.repeat.Load(), OverBudget: c.overBudget.Load()}
+	return ResendStats{Sent: c.n[resent].Load(), Gone: c.n[gone].Load(), TooOld: c.n[tooOld].Load(),
+		Repeat: c.n[repeat].Load(), OverBudget: c.n[overBudget].Load()}
 }
 
 // ResendStats count what a track did with the packets NACKs asked for.
@@ -111,26 +121,29 @@ func (h *History) take(seq uint16, now int64) (sentRef, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := &h.ring[seq%historySize]
-	var refused func(*ResendCounters) *atomic.Uint64
 	switch {
 	case !r.present || r.seq != seq:
-		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.gone }
+		h.count(gone, 1)
 	case now-r.at > int64(resendMaxAge):
-		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.tooOld }
+		h.count(tooOld, 1)
 	case r.resent != 0 && now-r.resent < rtt:
-		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.repeat }
+		h.count(repeat, 1)
 	case h.credit < resendShare*int64(r.size):
-		refused = func(c *ResendCounters) *atomic.Uint64 { return &c.overBudget }
+		h.count(overBudget, 1)
 	default:
 		h.credit -= resendShare * int64(r.size)
 		r.resent = now
 		return *r, true
 	}
-	refused(&h.own).Add(1)
-	if h.Also != nil {
-		refused(h.Also).Add(1)
-	}
 	return sentRef{}, false
+}
+
+// count adds n to the history's counts of o, and to Also's.
+func (h *History) count(o outcome, n uint64) {
+	h.own.n[o].Add(n)
+	if h.Also != nil {
+		h.Also.n[o].Add(n)
+	}
 }
 
 // ReceiverReport takes the round trip from a receiver report about SSRC ssrc: the time
@@ -198,32 +211,58 @@ func (h *History) Resend(n *rtcp.TransportLayerNack, ssrc uint32, pt uint8, stam
 			break
 		}
 	}
-	h.own.sent.Add(uint64(sent))
-	if h.Also != nil {
-		h.Also.sent.Add(uint64(sent))
-	}
+	h.count(resent, uint64(sent))
 	return sent, err
 }
 
-// ServeRTCP reads a sender's RTCP until it ends: NACKs are answered from
-// the history, receiver reports give the round trip, keyframe requests call keyframe.
+// Outgoing is where an outgoing track's packets go, and the history of them (nil when its
+// NACKs are not answered, as for audio).
+type Outgoing struct {
+	SSRC  uint32
+	PT    uint8
+	Stamp CaptureStamp
+	W     webrtc.TrackLocalWriter
+	Hist  *History
+}
+
+// Feedback does what a receiver's RTCP about an outgoing track asks, the same for WHEP
+// viewers and call subscribers: NACKs are answered from the history, receiver reports give
+// it the round trip, keyframe requests call keyframe; anything else goes to other (nil:
+// dropped).
+func Feedback(pkts []rtcp.Packet, s Outgoing, keyframe func(), other func(rtcp.Packet)) {
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.TransportLayerNack:
+			if s.Hist != nil && p.MediaSSRC == s.SSRC {
+				_, _ = s.Hist.Resend(p, s.SSRC, s.PT, s.Stamp, s.W)
+			}
+		case *rtcp.ReceiverReport:
+			if s.Hist != nil {
+				s.Hist.ReceiverReport(p, s.SSRC, time.Now())
+			}
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			keyframe()
+		default:
+			if other != nil {
+				other(p)
+			}
+		}
+	}
+}
+
+// ServeRTCP reads a sender's RTCP until it ends and does what it asks (see Feedback).
 func (t *LocalTrack) ServeRTCP(s *webrtc.RTPSender, keyframe func()) {
 	for {
 		pkts, _, err := s.ReadRTCP()
 		if err != nil {
 			return
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerNack:
-				_, _ = t.Resend(p)
-			case *rtcp.ReceiverReport:
-				if b := t.bound.Load(); b != nil {
-					t.hist.ReceiverReport(p, b.ssrc, time.Now())
-				}
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				keyframe()
-			}
+		sent := Outgoing{Hist: &t.hist}
+		if b := t.bound.Load(); b != nil {
+			sent.SSRC, sent.PT, sent.Stamp, sent.W = b.ssrc, b.pt, b.stamp, b.w
+		} else {
+			sent.Hist = nil
 		}
+		Feedback(pkts, sent, keyframe, nil)
 	}
 }

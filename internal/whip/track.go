@@ -139,7 +139,7 @@ func (t *LocalTrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 func (t *LocalTrack) Stats() (packets, bytes uint64) { return t.packets.Load(), t.bytes.Load() }
 
 // Retransmits returns how many packets were sent again on a NACK.
-func (t *LocalTrack) Retransmits() uint64 { return t.hist.own.sent.Load() }
+func (t *LocalTrack) Retransmits() uint64 { return t.hist.own.n[resent].Load() }
 
 // ResendStats returns what the track did with the packets NACKs asked for.
 func (t *LocalTrack) ResendStats() ResendStats { return t.hist.Stats() }
