@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/stream"
@@ -40,10 +39,8 @@ type downtrack struct {
 	current atomic.Int32
 
 	// Reader goroutine state.
-	rw    stream.Rewriter
-	hdr   rtp.Header
-	ext   []rtp.Extension
-	stamp whip.CaptureStamp
+	rw  stream.Rewriter
+	out whip.OutHeader
 	// hist answers the subscriber's NACKs for video (within whip's retransmission
 	// rules); nil for audio.
 	hist *whip.History
@@ -77,7 +74,7 @@ func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack 
 		pub: pub, codec: codec, layerOf: make([]int, n),
 		layerBytes: make([]atomic.Uint64, len(pub.layers)),
 		lastBytes:  make([]uint64, len(pub.layers)), rates: make([]int, len(pub.layers)),
-		ext: make([]rtp.Extension, 0, 4), reported: -2, rc: whip.NewReportClock(codec.ClockRate),
+		reported: -2, rc: whip.NewReportClock(codec.ClockRate),
 	}
 	dt.kind = webrtc.RTPCodecTypeVideo
 	if strings.HasPrefix(codec.MimeType, "audio/") {
@@ -196,23 +193,21 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 	if !dt.rw.Begin(d) {
 		return
 	}
-	dt.stamp.AbsID, dt.stamp.QualID = b.stamp.AbsID, b.stamp.QualID
-	dt.stamp.Unit(u)
+	dt.out.Unit(b.stamp, u)
 	at := time.Now().UnixNano()
 	for i, p := range u.Packets {
-		dt.rw.Header(p, &dt.hdr, dt.ext)
-		dt.stamp.Extend(&dt.hdr)
+		hdr := dt.out.Rewrite(&dt.rw, p)
 		if dt.hist != nil {
-			dt.hist.Remember(u, i, &dt.hdr, at)
+			dt.hist.Remember(u, i, hdr, at)
 		}
-		if _, err := b.w.WriteRTP(&dt.hdr, p.Payload); err != nil {
+		if _, err := b.w.WriteRTP(hdr, p.Payload); err != nil {
 			return
 		}
 		dt.packets.Add(1)
 		dt.sent.Add(uint64(len(p.Payload)))
 	}
 	if len(u.Packets) > 0 {
-		dt.rc.Sent(u, dt.hdr.Timestamp)
+		dt.rc.Sent(u, dt.out.Last().Timestamp)
 	}
 	if dt.firstAt.Load() == 0 {
 		dt.firstAt.Store(time.Now().UnixNano())

@@ -29,15 +29,9 @@ type TrackClock struct {
 // NewTrackClock returns the clock of track t received with the negotiated
 // header extensions exts.
 func NewTrackClock(t unit.Track, exts []webrtc.RTPHeaderExtensionParameter) *TrackClock {
-	tc := &TrackClock{}
-	for _, e := range exts {
-		switch e.URI {
-		case tsync.AbsCaptureTimeURI:
-			tc.absID = uint8(e.ID)
-		case tsync.CaptureQualityURI:
-			tc.qualID = uint8(e.ID)
-		}
-	}
+	var ids CaptureStamp
+	ids.Negotiated(exts)
+	tc := &TrackClock{absID: ids.AbsID, qualID: ids.QualID}
 	tc.clk, _ = tsync.NewClock(tsync.TrackParams{ClockRate: t.ClockRate})
 	return tc
 }

@@ -93,7 +93,7 @@ type History struct {
 
 	// Owned by the goroutine that resends.
 	rmu sync.Mutex
-	out outHeader
+	out OutHeader
 }
 
 // Remember notes that packet pkt of unit u went out at (unix ns) with header hdr;
@@ -181,10 +181,6 @@ func (t *LocalTrack) Resend(n *rtcp.TransportLayerNack) (int, error) {
 func (h *History) Resend(n *rtcp.TransportLayerNack, ssrc uint32, pt uint8, stamp CaptureStamp, w webrtc.TrackLocalWriter) (int, error) {
 	h.rmu.Lock()
 	defer h.rmu.Unlock()
-	if h.out.ext == nil {
-		h.out.ext = make([]rtp.Extension, 0, 4)
-	}
-	h.out.stamp.AbsID, h.out.stamp.QualID = stamp.AbsID, stamp.QualID
 	now := time.Now().UnixNano()
 	sent := 0
 	var err error
@@ -195,13 +191,8 @@ func (h *History) Resend(n *rtcp.TransportLayerNack, ssrc uint32, pt uint8, stam
 				return true
 			}
 			p := r.u.Packets[r.pkt]
-			h.out.stamp.Unit(r.u)
-			h.out.hdr = rtp.Header{
-				Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: r.seq, Timestamp: r.ts,
-				SSRC: ssrc, CSRC: p.CSRC, Extensions: h.out.ext[:0],
-			}
-			h.out.extend()
-			if _, err = w.WriteRTP(&h.out.hdr, p.Payload); err != nil {
+			h.out.Unit(stamp, r.u)
+			if _, err = w.WriteRTP(h.out.Again(p, ssrc, pt, r.seq, r.ts), p.Payload); err != nil {
 				return false
 			}
 			sent++

@@ -29,7 +29,7 @@ type LocalTrack struct {
 	bound atomic.Pointer[binding]
 
 	rw   stream.Rewriter
-	out  outHeader
+	out  OutHeader
 	hist History
 	rc   ReportClock
 
@@ -104,20 +104,19 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		return nil
 	}
 	u := d.Unit
-	t.out.unit(b, u)
+	t.out.Unit(b.stamp, u)
 	at := time.Now().UnixNano()
 	for i, p := range u.Packets {
-		t.rw.Header(p, &t.out.hdr, t.out.ext)
-		t.out.extend()
-		t.hist.Remember(u, i, &t.out.hdr, at)
-		if _, err := b.w.WriteRTP(&t.out.hdr, p.Payload); err != nil {
+		hdr := t.out.Rewrite(&t.rw, p)
+		t.hist.Remember(u, i, hdr, at)
+		if _, err := b.w.WriteRTP(hdr, p.Payload); err != nil {
 			return err
 		}
 		t.packets.Add(1)
 		t.bytes.Add(uint64(len(p.Payload)))
 	}
 	if len(u.Packets) > 0 {
-		t.rc.Sent(u, t.out.hdr.Timestamp)
+		t.rc.Sent(u, t.out.Last().Timestamp)
 	}
 	if t.Latency != nil && d.Flags&stream.FlagReplay == 0 {
 		t.Latency.Observe(time.Since(d.Unit.Arrival))
@@ -144,22 +143,41 @@ func (t *LocalTrack) Retransmits() uint64 { return t.hist.own.n[resent].Load() }
 // ResendStats returns what the track did with the packets NACKs asked for.
 func (t *LocalTrack) ResendStats() ResendStats { return t.hist.Stats() }
 
-// outHeader builds outgoing headers without allocating: the header, room
-// for its extensions, and the capture stamps of the unit being sent.
-type outHeader struct {
+// OutHeader builds the headers of an outgoing track without allocating: the header, room
+// for its extensions, and the capture stamps of the unit being sent. WHEP viewers'
+// tracks, call subscriptions and retransmissions use it. The zero value is ready.
+type OutHeader struct {
 	hdr   rtp.Header
 	ext   []rtp.Extension
 	stamp CaptureStamp
 }
 
-// unit prepares the capture stamps of u.
-func (o *outHeader) unit(b *binding, u *unit.Unit) {
+// Unit prepares the capture stamps of u, with the extension ids ids negotiated.
+func (o *OutHeader) Unit(ids CaptureStamp, u *unit.Unit) {
 	if o.ext == nil {
 		o.ext = make([]rtp.Extension, 0, 4)
 	}
-	o.stamp.AbsID, o.stamp.QualID = b.stamp.AbsID, b.stamp.QualID
+	o.stamp.AbsID, o.stamp.QualID = ids.AbsID, ids.QualID
 	o.stamp.Unit(u)
 }
 
-// extend adds the prepared stamps to the header.
-func (o *outHeader) extend() { o.stamp.Extend(&o.hdr) }
+// Rewrite returns the header of p as rw rewrites it, with the unit's stamps.
+func (o *OutHeader) Rewrite(rw *stream.Rewriter, p *rtp.Packet) *rtp.Header {
+	rw.Header(p, &o.hdr, o.ext)
+	o.stamp.Extend(&o.hdr)
+	return &o.hdr
+}
+
+// Again returns the header of p sent again as it first went out: with sequence number
+// seq and timestamp ts on SSRC ssrc and payload type pt, with the unit's stamps.
+func (o *OutHeader) Again(p *rtp.Packet, ssrc uint32, pt uint8, seq uint16, ts uint32) *rtp.Header {
+	o.hdr = rtp.Header{
+		Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: seq, Timestamp: ts,
+		SSRC: ssrc, CSRC: p.CSRC, Extensions: o.ext[:0],
+	}
+	o.stamp.Extend(&o.hdr)
+	return &o.hdr
+}
+
+// Last returns the header built last.
+func (o *OutHeader) Last() *rtp.Header { return &o.hdr }
