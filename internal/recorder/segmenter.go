@@ -96,6 +96,7 @@ type segmenter struct {
 	lastWarn time.Time
 	keyAsked int64 // media time of the last keyframe request
 	pick     *layerPick
+	repairs  []*repair // by stream track index, for video
 }
 
 // openSeg is the segment being written.
@@ -146,6 +147,7 @@ type sourceStats struct {
 	layered                    atomic.Bool
 	layerSwitches              atomic.Uint64
 	layer                      atomic.Int32 // stream track of the simulcast layer recorded, -1: none
+	repaired, gapsGivenUp      atomic.Uint64
 }
 
 func newSegmenter(cfg segConfig, sp *spool, source string, tracks []unit.Track, st *sourceStats, log *slog.Logger) *segmenter {
@@ -195,6 +197,7 @@ func (s *segmenter) onUnit(d stream.Delivery) {
 	defer s.mu.Unlock()
 	u := d.Unit
 	if s.started && u.Epoch != s.epoch {
+		s.flushRepairs()
 		s.finish()
 		for _, t := range s.list {
 			t.reset()
@@ -206,13 +209,7 @@ func (s *segmenter) onUnit(d stream.Delivery) {
 		return
 	}
 	s.lastUnit = s.cfg.now()
-	if s.pick != nil {
-		for _, x := range s.pickLayer(u) {
-			s.take(x, d.Flags)
-		}
-		return
-	}
-	s.take(u, d.Flags)
+	s.repaired(u, d.Flags)
 }
 
 // take records unit u of a recorded track.
@@ -737,6 +734,7 @@ func presentationHole(src []*sample) bool {
 func (s *segmenter) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushRepairs()
 	s.finish()
 }
 
@@ -747,6 +745,7 @@ func (s *segmenter) checkIdle(now time.Time) {
 	defer s.mu.Unlock()
 	if s.seg != nil && now.Sub(s.lastUnit) > s.cfg.idle {
 		s.log.Info("source is idle; closing its segment", "idle", now.Sub(s.lastUnit).Round(time.Millisecond))
+		s.flushRepairs()
 		s.finish()
 	}
 }
@@ -756,6 +755,7 @@ func (s *segmenter) checkIdle(now time.Time) {
 func (s *segmenter) retrack(tracks []unit.Track) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushRepairs()
 	s.finish()
 	s.setTracks(tracks)
 	s.started, s.newest, s.discont = false, 0, false

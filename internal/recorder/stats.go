@@ -108,6 +108,10 @@ type SourceStats struct {
 	// (WaitingKeyframe), too late for their segment (Late), undecodable
 	// (DecodeErrors), or refused while the spool was full (SpoolFull).
 	DroppedWaitingKeyframe, DroppedLate, DecodeErrors, DroppedSpoolFull uint64
+	// FramesRepaired counts video frames recorded whole because a lost packet's
+	// retransmission was waited for; GapsGivenUp losses that never came back (what
+	// depended on them waited for a keyframe).
+	FramesRepaired, GapsGivenUp uint64
 	// SkippedTracks explains tracks that are not recorded.
 	SkippedTracks []string
 	// Layer is the stream track of the simulcast layer being recorded (-1: none yet) and
@@ -150,6 +154,7 @@ func (r *Recorder) Stats() Stats {
 			ss.Segments, ss.Parts, ss.WrittenBytes = st.segments.Load(), st.parts.Load(), st.written.Load()
 			ss.DroppedWaitingKeyframe, ss.DroppedLate = st.waitKey.Load(), st.late.Load()
 			ss.DecodeErrors, ss.DroppedSpoolFull = st.decodeErr.Load(), st.fullDrops.Load()
+			ss.FramesRepaired, ss.GapsGivenUp = st.repaired.Load(), st.gapsGivenUp.Load()
 			if sk, ok := st.skipped.Load().([]string); ok {
 				ss.SkippedTracks = sk
 			}
@@ -226,6 +231,8 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 		{"fv_recorder_source_segments_total", "counter", "Segments closed.", func(x SourceStats) float64 { return float64(x.Segments) }},
 		{"fv_recorder_source_media_bytes_total", "counter", "RTP payload bytes received.", func(x SourceStats) float64 { return float64(x.MediaBytes) }},
 		{"fv_recorder_source_written_bytes_total", "counter", "Segment bytes written to the spool.", func(x SourceStats) float64 { return float64(x.WrittenBytes) }},
+		{"fv_recorder_source_frames_repaired_total", "counter", "Video frames recorded whole after waiting for a lost packet's retransmission.", func(x SourceStats) float64 { return float64(x.FramesRepaired) }},
+		{"fv_recorder_source_gaps_given_up_total", "counter", "Lost video packets whose retransmission never came; the frames depending on them waited for a keyframe.", func(x SourceStats) float64 { return float64(x.GapsGivenUp) }},
 	}
 	for _, f := range perSource {
 		m.Family(f.name, f.typ, f.help)

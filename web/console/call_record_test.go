@@ -91,10 +91,10 @@ func readSegments(t *testing.T, dir, source string) []recordedSpan {
 // TestCallRecordingCoverage records a call whose commander publishes through a 4G-like
 // uplink of 400 kb/s: her camera arrives at whatever simulcast layer fits, and the
 // recording of it covers the call, in segments of about their target length whose decode
-// times only go forward. A switch down to a lower layer costs 0.15-0.25 s when the lower
-// layer's keyframe comes at once, but at times up to about 1.8 s (likely when its request
-// falls within the stream's one-second interval since the last and is dropped), so this
-// asks for 90% of 30 s and logs the figure; the goal is 99%.
+// times only go forward. The link's short queue drops pieces of her keyframes; the
+// recorder waits for their retransmissions instead of losing the picture until the next
+// keyframe. A switch down to a lower layer at the start of the call can still cost up to
+// about 1.7 s, so this asks for 90% of 30 s and logs the figure; the goal is 99%.
 func TestCallRecordingCoverage(t *testing.T) {
 	h := startCallSFU(t)
 	link := testkit.NewShim(t, h.srv.UDPAddr())
