@@ -72,6 +72,12 @@ type Stream struct {
 
 	units, packets, bytes, keyframes, kfRequests atomic.Uint64
 	lastRequest                                  []atomic.Int64 // per track, unix nanos
+	// A request within KeyframeInterval of the last is deferred to its end, and
+	// dropped then if a keyframe came meanwhile: deferred holds the timer, deferAt
+	// when the last request was deferred and lastKey when the track's last
+	// keyframe was written (unix nanos), all per track.
+	deferred         []*time.Timer
+	deferAt, lastKey []int64
 }
 
 type gopCache struct {
@@ -103,6 +109,17 @@ func (s *Stream) setTracks(tracks []unit.Track) {
 	s.tracks = append([]unit.Track(nil), tracks...)
 	s.gop = make([]gopCache, len(tracks))
 	s.lastRequest = make([]atomic.Int64, len(tracks))
+	s.stopDeferred()
+	s.deferred, s.deferAt, s.lastKey = make([]*time.Timer, len(tracks)), make([]int64, len(tracks)), make([]int64, len(tracks))
+}
+
+func (s *Stream) stopDeferred() {
+	for i, t := range s.deferred {
+		if t != nil {
+			t.Stop()
+			s.deferred[i] = nil
+		}
+	}
 }
 
 // Name returns the stream's name.
@@ -163,6 +180,7 @@ func (s *Stream) Write(u *unit.Unit) {
 	if video {
 		if u.Keyframe {
 			s.keyframes.Add(1)
+			s.lastKey[u.Track] = s.p.Now().UnixNano()
 		}
 		s.cache(u)
 	}
@@ -196,7 +214,8 @@ func (s *Stream) cache(u *unit.Unit) {
 }
 
 // RequestKeyframe asks upstream for a keyframe on a track, at most once per
-// KeyframeInterval.
+// KeyframeInterval: a request within the interval is sent at its end, unless a
+// keyframe of the track came meanwhile.
 func (s *Stream) RequestKeyframe(track int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,11 +229,29 @@ func (s *Stream) requestKeyframeLocked(track int) {
 	now := s.p.Now().UnixNano()
 	last := &s.lastRequest[track]
 	if prev := last.Load(); prev != 0 && now-prev < int64(s.p.KeyframeInterval) {
+		s.deferAt[track] = now
+		if s.deferred[track] == nil {
+			s.deferred[track] = time.AfterFunc(time.Duration(prev+int64(s.p.KeyframeInterval)-now), func() { s.sendDeferred(track) })
+		}
 		return
 	}
 	last.Store(now)
 	s.kfRequests.Add(1)
 	s.p.RequestKeyframe(track)
+}
+
+// sendDeferred sends a deferred request, unless a keyframe came since it was asked.
+func (s *Stream) sendDeferred(track int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || track >= len(s.deferred) || s.deferred[track] == nil {
+		return
+	}
+	s.deferred[track] = nil
+	if s.lastKey[track] < s.deferAt[track] {
+		s.lastRequest[track].Store(0)
+		s.requestKeyframeLocked(track)
+	}
 }
 
 // Stats returns counters of what was written.
@@ -236,6 +273,7 @@ func (s *Stream) Close() {
 		return
 	}
 	s.closed = true
+	s.stopDeferred()
 	for _, r := range s.readers {
 		r.end(ErrClosed)
 	}

@@ -248,3 +248,42 @@ func TestGOPCacheBounds(t *testing.T) {
 		t.Fatalf("got seq %d flags %b; an overflowing GOP must not be replayed", d.Unit.Seq, d.Flags)
 	}
 }
+
+// A keyframe request within the interval since the last is sent when the interval
+// ends, unless a keyframe came meanwhile.
+func TestKeyframeRequestDeferred(t *testing.T) {
+	var requests atomic.Int32
+	at := time.Now() // the stream's clock stands still: every request is within the interval
+	s := New(Params{Name: "cam", Tracks: testTracks, RequestKeyframe: func(int) { requests.Add(1) },
+		KeyframeInterval: 50 * time.Millisecond, Now: func() time.Time { return at }})
+	defer s.Close()
+	settled := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.deferred[0] == nil
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (%d requests sent)", what, requests.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s.RequestKeyframe(0)
+	s.RequestKeyframe(0)
+	s.RequestKeyframe(0)
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("%d requests sent at once, want 1", n)
+	}
+	waitUntil("the deferred request", func() bool { return requests.Load() == 2 })
+	waitUntil("no request deferred", settled)
+
+	s.RequestKeyframe(0)
+	s.Write(frame(1, 0, true, 1))
+	waitUntil("the deferred request to lapse", settled)
+	if n := requests.Load(); n != 2 {
+		t.Errorf("%d requests sent, want 2: a keyframe came after the deferred one", n)
+	}
+}
