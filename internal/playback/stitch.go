@@ -558,7 +558,17 @@ func (st *stitcher) place(in *input, tr *mp4.Track) error {
 		return nil
 	}
 	ot.waitSync = false
+	dur := int64(s.Duration)
 	if ot.have && dts < ot.next {
+		if ot.video {
+			// The segment joins a fraction of a frame early (the recorder moves a
+			// drifting anchor by up to anchorSlew between segments): the frame starts
+			// where the last one ended and still ends where it would have, so that the
+			// track stays on its capture times. Moving the rest of the segment instead
+			// carries the shift on; the next joins add to it until one is over half a
+			// frame, and the case above drops that whole segment to its next keyframe.
+			dur -= ot.next - dts
+		}
 		dts = ot.next
 	}
 	if len(ot.samples) > 0 && dts != ot.next {
@@ -569,9 +579,9 @@ func (st *stitcher) place(in *input, tr *mp4.Track) error {
 	if len(ot.samples) == 0 {
 		ot.base = dts
 	}
-	ot.samples = append(ot.samples, &fmp4.Sample{Duration: s.Duration, PTSOffset: s.PTSOffset, IsNonSyncSample: !s.Sync, Payload: s.Data})
-	ot.pending += int64(s.Duration)
-	ot.next, ot.have = dts+int64(s.Duration), true
+	ot.samples = append(ot.samples, &fmp4.Sample{Duration: uint32(dur), PTSOffset: s.PTSOffset, IsNonSyncSample: !s.Sync, Payload: s.Data})
+	ot.pending += dur
+	ot.next, ot.have = dts+dur, true
 	if mp4.TicksToDuration(ot.pending, ot.ts) >= partTarget {
 		return st.flush()
 	}
