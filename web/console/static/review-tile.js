@@ -26,6 +26,10 @@ const WINDOW_MS = 4 * 60 * 1000;
 // After its seek, a tile that presents no new frame for FRAME_WAIT_MS (the element showed
 // the frame asked already) counts as there.
 const FRAME_WAIT_MS = 300;
+// A tile that presents, after its seek, only frames that do not cover the target (the
+// recording has no picture there: a hole in its video) counts as there after HOLE_WAIT_MS,
+// showing the frame the element presented.
+const HOLE_WAIT_MS = 1000;
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -58,6 +62,7 @@ export class ReviewTile {
     this.firstCapture = NaN; // capture ms of that frame
     this.frames = 0; // frames shown since the last seek
     this.frameCapture = NaN; // capture ms of the frame shown
+    this.offCapture = NaN; // capture ms of the last frame presented after the seek that does not cover its target
     this.frameAt = 0; // performance.now() of that frame's callback
     this.errMs = 0; // how far ahead of the others the tile shows (capture ms)
     this.errN = 0; // frames errMs is measured over
@@ -144,7 +149,12 @@ export class ReviewTile {
     if (this.start === null || v.readyState < 1 || this.seekWanted) return;
     const mt = md.mediaTime;
     const capture = this.start + mt * 1000;
-    if (!this.firstFrameAt && this.seekIssued && !this.covering(capture)) return;
+    if (!this.firstFrameAt && this.seekIssued && !this.covering(capture)) {
+      // once the element has seeked, a frame that does not cover the target is what it
+      // shows there (there() takes it when no covering frame comes)
+      if (this.seekedAt && !v.seeking) this.offCapture = capture;
+      return;
+    }
     // Callbacks are best effort: a frame presented while the page was busy is not reported.
     // When the capture time skips a frame the browser did not drop, what the tile showed
     // between the last reported frame and this one is unknown (shownAt says so).
@@ -273,6 +283,7 @@ export class ReviewTile {
     this.firstCapture = NaN;
     this.frames = 0;
     this.frameCapture = NaN;
+    this.offCapture = NaN;
     this.lastMediaTime = NaN;
     this.shown = [];
     this.remeasure();
@@ -300,12 +311,17 @@ export class ReviewTile {
   }
 
   // there tells whether the last seek is done: the element has seeked and presented the
-  // frame asked (or presented none new for a while: it showed that frame already).
+  // frame asked (or presented none new for a while: it showed that frame already; or,
+  // for HOLE_WAIT_MS, only frames that do not cover it: the recording has none that does).
   there(now) {
     if (this.error) return true;
     if (!this.seekedAt) return false;
     if (this.firstFrameAt) return true;
-    if (now - this.seekedAt < FRAME_WAIT_MS || !this.covering(this.frameCapture)) return false;
+    if (now - this.seekedAt < FRAME_WAIT_MS) return false;
+    if (!this.covering(this.frameCapture)) {
+      if (!Number.isFinite(this.offCapture) || now - this.seekedAt < HOLE_WAIT_MS) return false;
+      this.frameCapture = this.offCapture;
+    }
     this.firstFrameAt = now;
     this.firstCapture = this.frameCapture;
     this.frames = Math.max(this.frames, 1);

@@ -564,8 +564,8 @@ class Review {
     this.spreadCount++;
     if (hi - lo > 1.5 * Math.max(...active.map((t) => t.frameMs))) {
       // which tile is behind, for whoever looks into a wide spread
-      const behind = active[shown.indexOf(lo)].source;
-      const ahead = active[shown.indexOf(hi)].source;
+      const behind = active.filter((t, i) => shown[i] === lo).map((t) => t.source).join('+');
+      const ahead = active.filter((t, i) => shown[i] === hi).map((t) => t.source).join('+');
       this.wide.push(`${Math.round(at)} ${Math.round(hi - lo)} ms: ${behind} behind ${ahead}`);
       if (this.wide.length > 20) this.wide.shift();
     }
