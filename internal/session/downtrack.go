@@ -1,8 +1,6 @@
 package session
 
 import (
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,20 +14,19 @@ import (
 // layerOff is the target of a video track paused for lack of bandwidth.
 const layerOff = -1
 
-// downtrack sends one publication to one subscriber. Its stream reader gets
-// every layer's units; it forwards those of the current layer, measures each
-// layer's bitrate, and switches to the target layer at that layer's next
-// keyframe, re-anchoring its rewriter so the subscriber sees one stream with
-// continuous sequence numbers and timestamps. OnUnit runs on the reader's
-// goroutine; Bind and Unbind on pion's; the rest on the participant's.
+// downtrack sends one publication to one subscriber: a whip.LocalTrack (header
+// rewrite, capture stamps, NACK history, sender reports) fed by a stream reader that
+// gets every layer's units. It forwards those of the current layer, measures each
+// layer's bitrate, and switches to the target layer at that layer's next keyframe,
+// re-anchoring the local track so the subscriber sees one stream with continuous
+// sequence numbers and timestamps. OnUnit runs on the reader's goroutine; Bind and
+// Unbind on pion's; the rest on the participant's.
 type downtrack struct {
-	pub   *publication
-	codec webrtc.RTPCodecParameters
-	kind  webrtc.RTPCodecType
+	*whip.LocalTrack
+	pub *publication
 	// layerOf maps a stream track index to its layer (-1: not a layer).
 	layerOf []int
 
-	bound  atomic.Pointer[binding]
 	sender *webrtc.RTPSender
 	reader *stream.Reader
 
@@ -38,17 +35,7 @@ type downtrack struct {
 	target  atomic.Int32
 	current atomic.Int32
 
-	// Reader goroutine state.
-	rw  stream.Rewriter
-	out whip.OutHeader
-	// hist answers the subscriber's NACKs for video (within whip's retransmission
-	// rules); nil for audio.
-	hist *whip.History
-
-	rc              *whip.ReportClock
 	layerBytes      []atomic.Uint64
-	packets, sent   atomic.Uint64
-	firstAt         atomic.Int64 // unix nanos of the first packet sent
 	remb            atomic.Int64 // receiver-estimated maximum bitrate, bps
 	rembAt          atomic.Int64
 	keyframeWaitsAt atomic.Int64
@@ -61,26 +48,15 @@ type downtrack struct {
 	reported  int32 // last layer reported to the subscriber
 }
 
-type binding struct {
-	ssrc  uint32
-	pt    uint8
-	w     webrtc.TrackLocalWriter
-	stamp whip.CaptureStamp // the negotiated extension ids
-}
-
 func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack {
 	n := len(pub.stream.Tracks())
+	first := pub.layers[0]
 	dt := &downtrack{
-		pub: pub, codec: codec, layerOf: make([]int, n),
+		LocalTrack: whip.NewLocalTrack(pub.info.ID, pub.info.Participant, first, pub.stream.Tracks()[first], codec),
+		pub:        pub, layerOf: make([]int, n),
 		layerBytes: make([]atomic.Uint64, len(pub.layers)),
 		lastBytes:  make([]uint64, len(pub.layers)), rates: make([]int, len(pub.layers)),
-		reported: -2, rc: whip.NewReportClock(codec.ClockRate),
-	}
-	dt.kind = webrtc.RTPCodecTypeVideo
-	if strings.HasPrefix(codec.MimeType, "audio/") {
-		dt.kind = webrtc.RTPCodecTypeAudio
-	} else {
-		dt.hist = &whip.History{}
+		reported: -2,
 	}
 	for i := range dt.layerOf {
 		dt.layerOf[i] = -1
@@ -88,44 +64,12 @@ func newDowntrack(pub *publication, codec webrtc.RTPCodecParameters) *downtrack 
 	for l, t := range pub.layers {
 		dt.layerOf[t] = l
 	}
-	dt.rw.ClockRate = codec.ClockRate
 	dt.target.Store(0)
 	dt.current.Store(layerOff)
 	return dt
 }
 
-// Bind implements webrtc.TrackLocal.
-func (dt *downtrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	for _, c := range ctx.CodecParameters() {
-		if strings.EqualFold(c.MimeType, dt.codec.MimeType) {
-			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
-			b.stamp.Negotiated(ctx.HeaderExtensions())
-			dt.bound.Store(b)
-			return c, nil
-		}
-	}
-	return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: the subscriber did not accept %s", webrtc.ErrUnsupportedCodec, dt.codec.MimeType)
-}
-
-// Unbind implements webrtc.TrackLocal.
-func (dt *downtrack) Unbind(webrtc.TrackLocalContext) error {
-	dt.bound.Store(nil)
-	return nil
-}
-
-// ID implements webrtc.TrackLocal: the subscriber sees the room's track id.
-func (dt *downtrack) ID() string { return dt.pub.info.ID }
-
-// RID implements webrtc.TrackLocal.
-func (dt *downtrack) RID() string { return "" }
-
-// StreamID implements webrtc.TrackLocal: the publishing participant.
-func (dt *downtrack) StreamID() string { return dt.pub.info.Participant }
-
-// Kind implements webrtc.TrackLocal.
-func (dt *downtrack) Kind() webrtc.RTPCodecType { return dt.kind }
-
-func (dt *downtrack) video() bool { return dt.kind == webrtc.RTPCodecTypeVideo }
+func (dt *downtrack) video() bool { return dt.Kind() == webrtc.RTPCodecTypeVideo }
 
 // start attaches the stream reader; called once the track is bound and the
 // connection is up, so the cached pictures replayed first are not lost.
@@ -177,7 +121,7 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 		case int32(layer) == tgt && (u.Keyframe || !dt.video()):
 			// A new input (another layer, or the same after a pause):
 			// continue the outgoing sequence and timestamps from here.
-			dt.rw.Reanchor()
+			dt.Reanchor()
 			dt.current.Store(tgt)
 			cur = tgt
 		}
@@ -185,72 +129,25 @@ func (dt *downtrack) onUnit(d stream.Delivery) {
 	if int32(layer) != cur {
 		return
 	}
-	b := dt.bound.Load()
-	if b == nil {
-		return
-	}
-	dt.rw.SSRC, dt.rw.PayloadType = b.ssrc, b.pt
-	if !dt.rw.Begin(d) {
-		return
-	}
-	dt.out.Unit(b.stamp, u)
-	at := time.Now().UnixNano()
-	for i, p := range u.Packets {
-		hdr := dt.out.Rewrite(&dt.rw, p)
-		if dt.hist != nil {
-			dt.hist.Remember(u, i, hdr, at)
-		}
-		if _, err := b.w.WriteRTP(hdr, p.Payload); err != nil {
-			return
-		}
-		dt.packets.Add(1)
-		dt.sent.Add(uint64(len(p.Payload)))
-	}
-	if len(u.Packets) > 0 {
-		dt.rc.Sent(u, dt.out.Last().Timestamp)
-	}
-	if dt.firstAt.Load() == 0 {
-		dt.firstAt.Store(time.Now().UnixNano())
-	}
+	_ = dt.Write(d)
 }
 
-// SenderReport implements whip.Reporter: the subscription's sender report, on the
-// common time baseline.
-func (dt *downtrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
-	b := dt.bound.Load()
-	if b == nil {
-		return rtcp.SenderReport{}, false
-	}
-	return dt.rc.Report(b.ssrc, now, dt.packets.Load(), dt.sent.Load())
-}
-
-// readRTCP handles the subscriber's feedback as whip.Feedback does for WHEP viewers
-// (NACKs, receiver reports, keyframe requests, which go to the publisher; the stream
-// limits their rate); REMB is kept as the estimate of subscribers that do not send
-// transport-wide feedback.
+// readRTCP handles the subscriber's feedback as for WHEP viewers (NACKs, receiver
+// reports, keyframe requests, which go to the publisher; the stream limits their
+// rate); REMB is kept as the estimate of subscribers that do not send transport-wide
+// feedback.
 func (dt *downtrack) readRTCP() {
 	keyframe := func() {
 		if l := dt.current.Load(); l >= 0 {
 			dt.pub.stream.RequestKeyframe(dt.pub.layers[l])
 		}
 	}
-	remb := func(p rtcp.Packet) {
+	dt.ServeRTCP(dt.sender, keyframe, func(p rtcp.Packet) {
 		if r, ok := p.(*rtcp.ReceiverEstimatedMaximumBitrate); ok {
 			dt.remb.Store(int64(r.Bitrate))
 			dt.rembAt.Store(time.Now().UnixNano())
 		}
-	}
-	for {
-		pkts, _, err := dt.sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		var sent whip.Outgoing
-		if b := dt.bound.Load(); b != nil {
-			sent = whip.Outgoing{SSRC: b.ssrc, PT: b.pt, Stamp: b.stamp, W: b.w, Hist: dt.hist}
-		}
-		whip.Feedback(pkts, sent, keyframe, remb)
-	}
+	})
 }
 
 // sample updates the measured layer bitrates over dt seconds.

@@ -300,9 +300,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 	}
 	dt := newDowntrack(pub, codec)
 	dt.pinned = pinned
-	if dt.hist != nil {
-		dt.hist.Also = &p.m.resend
-	}
+	dt.CountResendsIn(&p.m.resend)
 	tr, err := p.addDowntrack(dt)
 	if err == nil {
 		err = tr.SetCodecPreferences(subscribeCodecs(t.Kind.String(), codec))
@@ -400,7 +398,7 @@ func (p *participant) startDowns() {
 		return
 	}
 	for _, dt := range p.downs {
-		if dt.started || dt.bound.Load() == nil {
+		if dt.started || !dt.Bound() {
 			continue
 		}
 		dt := dt

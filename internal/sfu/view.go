@@ -85,7 +85,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 			}
 			v.tracks[i] = lt
 			want = append(want, i)
-			go lt.ServeRTCP(tr.Sender(), func() { st.RequestKeyframe(i) })
+			go lt.ServeRTCP(tr.Sender(), func() { st.RequestKeyframe(i) }, nil)
 			break
 		}
 	}

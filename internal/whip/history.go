@@ -169,7 +169,7 @@ func (h *History) Stats() ResendStats { return h.own.Stats() }
 // header they first went out with, and returns how many it sent.
 func (t *LocalTrack) Resend(n *rtcp.TransportLayerNack) (int, error) {
 	b := t.bound.Load()
-	if b == nil || n.MediaSSRC != b.ssrc {
+	if b == nil || t.hist == nil || n.MediaSSRC != b.ssrc {
 		return 0, nil
 	}
 	return t.hist.Resend(n, b.ssrc, b.pt, b.stamp, b.w)
@@ -241,19 +241,18 @@ func Feedback(pkts []rtcp.Packet, s Outgoing, keyframe func(), other func(rtcp.P
 	}
 }
 
-// ServeRTCP reads a sender's RTCP until it ends and does what it asks (see Feedback).
-func (t *LocalTrack) ServeRTCP(s *webrtc.RTPSender, keyframe func()) {
+// ServeRTCP reads a sender's RTCP until it ends and does what it asks (see Feedback);
+// what Feedback does not handle goes to other (nil: dropped).
+func (t *LocalTrack) ServeRTCP(s *webrtc.RTPSender, keyframe func(), other func(rtcp.Packet)) {
 	for {
 		pkts, _, err := s.ReadRTCP()
 		if err != nil {
 			return
 		}
-		sent := Outgoing{Hist: &t.hist}
+		var sent Outgoing
 		if b := t.bound.Load(); b != nil {
-			sent.SSRC, sent.PT, sent.Stamp, sent.W = b.ssrc, b.pt, b.stamp, b.w
-		} else {
-			sent.Hist = nil
+			sent = Outgoing{SSRC: b.ssrc, PT: b.pt, Stamp: b.stamp, W: b.w, Hist: t.hist}
 		}
-		Feedback(pkts, sent, keyframe, nil)
+		Feedback(pkts, sent, keyframe, other)
 	}
 }

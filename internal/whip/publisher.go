@@ -164,7 +164,7 @@ func (p *Publisher) session(ctx context.Context) error {
 		}
 		locals[i] = lt
 		wanted = append(wanted, i)
-		go lt.ServeRTCP(tr.Sender(), func() { p.p.Stream.RequestKeyframe(i) })
+		go lt.ServeRTCP(tr.Sender(), func() { p.p.Stream.RequestKeyframe(i) }, nil)
 	}
 	if len(wanted) == 0 {
 		return fmt.Errorf("source %s has no track browsers can play (tracks: %v)", p.p.Stream.Name(), tracks)

@@ -28,9 +28,6 @@ type ReportClock struct {
 	capture int64 // unix ns
 }
 
-// NewReportClock returns a clock for a track of the given RTP clock rate.
-func NewReportClock(rate uint32) *ReportClock { return &ReportClock{rate: float64(rate)} }
-
 // Sent notes that unit u went out with RTP time ts.
 func (c *ReportClock) Sent(u *unit.Unit, ts uint32) {
 	at := u.Capture

@@ -11,7 +11,7 @@ import (
 // TestReportClock: a sender report maps RTP time to the capture time of what was sent, at
 // any report time, whatever the delay between capture and sending.
 func TestReportClock(t *testing.T) {
-	c := NewReportClock(90000)
+	c := &ReportClock{rate: 90000}
 	if _, ok := c.Report(7, time.Now(), 0, 0); ok {
 		t.Fatal("a report before anything was sent")
 	}

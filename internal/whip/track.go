@@ -15,11 +15,14 @@ import (
 	"fieldvideo/internal/unit"
 )
 
-// LocalTrack is an outgoing WebRTC track fed with stream deliveries. It
+// LocalTrack is an outgoing WebRTC track fed with stream deliveries: the one local
+// track of the media edge, for WHEP viewers and call subscriptions alike. It
 // rewrites each packet's header into the negotiated SSRC, payload type and a
-// continuous sequence (see stream.Rewriter) and writes it without allocating.
-// Write is called from one goroutine (the stream reader's); Bind and Unbind
-// come from pion's.
+// continuous sequence (see stream.Rewriter), stamps it with the unit's capture
+// time and quality, keeps video packets in a history that answers NACKs, and
+// writes it without allocating. A call subscription switches the input between
+// simulcast layers with Reanchor. Write and Reanchor are called from one goroutine
+// (the stream reader's); Bind and Unbind come from pion's.
 type LocalTrack struct {
 	id, streamID string
 	kind         webrtc.RTPCodecType
@@ -30,7 +33,7 @@ type LocalTrack struct {
 
 	rw   stream.Rewriter
 	out  OutHeader
-	hist History
+	hist *History // nil for audio: its NACKs are not answered
 	rc   ReportClock
 
 	packets, bytes atomic.Uint64
@@ -50,11 +53,27 @@ type binding struct {
 // NewLocalTrack returns a track carrying stream track index source, described
 // by t, offered with codec c.
 func NewLocalTrack(id, streamID string, source int, t unit.Track, c webrtc.RTPCodecParameters) *LocalTrack {
-	return &LocalTrack{
+	lt := &LocalTrack{
 		id: id, streamID: streamID, kind: CodecType(t.Kind), codec: c, source: source,
 		rw: stream.Rewriter{ClockRate: t.ClockRate}, rc: ReportClock{rate: float64(t.ClockRate)},
 	}
+	if t.Kind == unit.KindVideo {
+		lt.hist = &History{}
+	}
+	return lt
 }
+
+// CountResendsIn makes the track's history count what it resends and refuses in c as
+// well; call it before the first write.
+func (t *LocalTrack) CountResendsIn(c *ResendCounters) {
+	if t.hist != nil {
+		t.hist.Also = c
+	}
+}
+
+// Reanchor makes the next delivery continue the outgoing sequence and timestamps
+// from another input (another simulcast layer, or the same after a pause).
+func (t *LocalTrack) Reanchor() { t.rw.Reanchor() }
 
 // Bind implements webrtc.TrackLocal.
 func (t *LocalTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
@@ -108,7 +127,9 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 	at := time.Now().UnixNano()
 	for i, p := range u.Packets {
 		hdr := t.out.Rewrite(&t.rw, p)
-		t.hist.Remember(u, i, hdr, at)
+		if t.hist != nil {
+			t.hist.Remember(u, i, hdr, at)
+		}
 		if _, err := b.w.WriteRTP(hdr, p.Payload); err != nil {
 			return err
 		}
@@ -138,10 +159,15 @@ func (t *LocalTrack) SenderReport(now time.Time) (rtcp.SenderReport, bool) {
 func (t *LocalTrack) Stats() (packets, bytes uint64) { return t.packets.Load(), t.bytes.Load() }
 
 // Retransmits returns how many packets were sent again on a NACK.
-func (t *LocalTrack) Retransmits() uint64 { return t.hist.own.n[resent].Load() }
+func (t *LocalTrack) Retransmits() uint64 { return t.ResendStats().Sent }
 
 // ResendStats returns what the track did with the packets NACKs asked for.
-func (t *LocalTrack) ResendStats() ResendStats { return t.hist.Stats() }
+func (t *LocalTrack) ResendStats() ResendStats {
+	if t.hist == nil {
+		return ResendStats{}
+	}
+	return t.hist.Stats()
+}
 
 // OutHeader builds the headers of an outgoing track without allocating: the header, room
 // for its extensions, and the capture stamps of the unit being sent. WHEP viewers'
