@@ -1,12 +1,10 @@
 package session
 
 import (
-	"bytes"
 	"math"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -44,14 +42,9 @@ func (pub *publication) snapshot() TrackInfo {
 // uptrack is a track a participant publishes: one remote track per
 // simulcast layer, each assembled into units on the track's stream.
 type uptrack struct {
-	pub  *publication
-	mid  string
-	pc   *webrtc.PeerConnection
-	ssrc []atomic.Uint32 // per layer, for keyframe requests
-	// clocks put each layer's frames on the common time baseline; set
-	// when the layer's first packet comes.
-	clocks []atomic.Pointer[whip.TrackClock]
-	kf     chan int
+	pub    *publication
+	mid    string
+	up     *whip.Uplink // one stream track per layer
 	done   chan struct{}
 	closed atomic.Bool
 	// stopRecording ends the publication's recording; nil when not
@@ -66,7 +59,7 @@ type uptrack struct {
 }
 
 func newUptrack(info TrackInfo, role auth.Role, mid string, pc *webrtc.PeerConnection, tracks []unit.Track, sc conf.Stream) *uptrack {
-	up := &uptrack{mid: mid, pc: pc, ssrc: make([]atomic.Uint32, len(tracks)), clocks: make([]atomic.Pointer[whip.TrackClock], len(tracks)), kf: make(chan int, 8), done: make(chan struct{})}
+	up := &uptrack{mid: mid, up: whip.NewUplink(pc, len(tracks)), done: make(chan struct{})}
 	layers := make([]int, len(tracks))
 	for i := range layers {
 		layers[i] = i
@@ -74,32 +67,10 @@ func newUptrack(info TrackInfo, role auth.Role, mid string, pc *webrtc.PeerConne
 	up.pub = &publication{info: info, layers: layers, role: role, muted: &atomic.Bool{}, up: up}
 	up.pub.stream = stream.New(stream.Params{
 		Name: info.ID, Tracks: tracks, GOPCacheUnits: sc.GOPCacheUnits, GOPCacheBytes: sc.GOPCacheBytes,
-		KeyframeInterval: sc.KeyframeInterval, RequestKeyframe: up.requestKeyframe,
+		KeyframeInterval: sc.KeyframeInterval, RequestKeyframe: up.up.RequestKeyframe,
 	})
-	go up.sendKeyframeRequests()
+	go up.up.SendKeyframeRequests(up.done)
 	return up
-}
-
-func (up *uptrack) requestKeyframe(layer int) {
-	select {
-	case up.kf <- layer:
-	default:
-	}
-}
-
-// sendKeyframeRequests turns the stream's keyframe requests into PLIs for
-// the layer's sender; the stream already limits their rate.
-func (up *uptrack) sendKeyframeRequests() {
-	for {
-		select {
-		case <-up.done:
-			return
-		case l := <-up.kf:
-			if ssrc := up.ssrc[l].Load(); ssrc != 0 {
-				_ = up.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-			}
-		}
-	}
 }
 
 // close ends the track: its stream closes, which ends every subscriber's
@@ -126,59 +97,24 @@ func audioLevelID(rcv *webrtc.RTPReceiver) uint8 {
 
 // read assembles one layer's packets into units until the track ends.
 func (up *uptrack) read(layer int, t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
-	up.ssrc[layer].Store(uint32(t.SSRC()))
 	st := up.pub.stream
 	tr := st.Tracks()[layer]
-	clk := whip.NewTrackClock(tr, rcv.GetParameters().HeaderExtensions)
-	up.clocks[layer].Store(clk)
-	go func() {
-		rid := t.RID()
-		for {
-			var pkts []rtcp.Packet
-			var err error
-			if rid != "" {
-				pkts, _, err = rcv.ReadSimulcastRTCP(rid)
-			} else {
-				pkts, _, err = rcv.ReadRTCP()
-			}
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				if sr, ok := p.(*rtcp.SenderReport); ok {
-					clk.SenderReport(sr, time.Now())
-				}
-			}
-		}
-	}()
 	levelID := uint8(0)
 	if tr.Kind == unit.KindAudio {
 		levelID = audioLevelID(rcv)
 	}
-	asm := unit.NewAssembler(layer, tr, func(u *unit.Unit) {
-		clk.Align(u)
-		st.Write(u)
+	up.up.Read(t, rcv, whip.ReadParams{
+		Track: layer, Desc: tr, Write: st.Write,
+		Packet: func(p *rtp.Packet, at time.Time) bool {
+			if up.closed.Load() {
+				return false
+			}
+			if levelID != 0 {
+				up.hear(p, levelID, at)
+			}
+			return true
+		},
 	})
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := t.Read(buf)
-		if err != nil {
-			asm.Flush()
-			return
-		}
-		if up.closed.Load() {
-			continue
-		}
-		pkt := &rtp.Packet{}
-		if err := pkt.Unmarshal(bytes.Clone(buf[:n])); err != nil {
-			continue
-		}
-		now := time.Now()
-		if levelID != 0 {
-			up.hear(pkt, levelID, now)
-		}
-		asm.Push(pkt, now)
-	}
 }
 
 // hear updates the smoothed audio level from a packet's RFC 6464 extension.

@@ -1,15 +1,11 @@
 package sfu
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/audit"
@@ -27,9 +23,7 @@ type publisher struct {
 	who    string
 	tracks []unit.Track
 	mids   map[string]int // media section id → track index
-	ssrc   []atomic.Uint32
-	clocks []atomic.Pointer[whip.TrackClock] // set when the track's first packet comes
-	kf     chan int
+	up     *whip.Uplink
 	// stopRecording ends the recording of this publisher's session; nil
 	// when it is not recorded here.
 	stopRecording func()
@@ -45,27 +39,6 @@ func (p *publisher) sameOwner(c *auth.Claims) bool {
 		return c.Subject == p.ss.owner
 	}
 	return p.ss.tokenID != "" && c.ID == p.ss.tokenID
-}
-
-func (p *publisher) requestKeyframe(track int) {
-	select {
-	case p.kf <- track:
-	default:
-	}
-}
-
-// sendKeyframeRequests turns the stream's keyframe requests into PLIs.
-func (p *publisher) sendKeyframeRequests(done <-chan struct{}) {
-	for {
-		select {
-		case <-done:
-			return
-		case t := <-p.kf:
-			if ssrc := p.ssrc[t].Load(); ssrc != 0 {
-				_ = p.ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-			}
-		}
-	}
 }
 
 // publish answers a WHIP offer: POST /{source}/whip.
@@ -177,7 +150,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.read(t, rcv) })
 	ss.watch()
-	go p.sendKeyframeRequests(done)
+	go p.up.SendKeyframeRequests(done)
 	s.log.Info("publishing", "source", name, "who", c.Who(), "tracks", len(p.tracks), "session", ss.id)
 	return ss, answer, nil
 }
@@ -188,7 +161,7 @@ func (s *Server) negotiatePublish(ctx context.Context, pc *webrtc.PeerConnection
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
 		return "", nil, whip.Errorf(http.StatusBadRequest, "offer rejected: %v", err)
 	}
-	p := &publisher{mids: map[string]int{}, kf: make(chan int, 8)}
+	p := &publisher{mids: map[string]int{}}
 	var rejected []string
 	for _, tr := range pc.GetTransceivers() {
 		m := mediaByMid(medias, tr.Mid())
@@ -216,8 +189,7 @@ func (s *Server) negotiatePublish(ctx context.Context, pc *webrtc.PeerConnection
 		return "", nil, whip.Errorf(http.StatusNotAcceptable, "no media section has a codec we take (offered: %v); video: %v, audio: %v",
 			rejected, whip.Supported(webrtc.RTPCodecTypeVideo), whip.Supported(webrtc.RTPCodecTypeAudio))
 	}
-	p.ssrc = make([]atomic.Uint32, len(p.tracks))
-	p.clocks = make([]atomic.Pointer[whip.TrackClock], len(p.tracks))
+	p.up = whip.NewUplink(pc, len(p.tracks))
 	answer, err := answer(ctx, pc)
 	return answer, p, err
 }
@@ -234,45 +206,14 @@ func (p *publisher) read(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	if !ok {
 		return
 	}
-	p.ssrc[idx].Store(uint32(t.SSRC()))
-	clk := whip.NewTrackClock(p.tracks[idx], rcv.GetParameters().HeaderExtensions)
-	p.clocks[idx].Store(clk)
-	go func() {
-		for {
-			pkts, _, err := rcv.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, pkt := range pkts {
-				if sr, ok := pkt.(*rtcp.SenderReport); ok {
-					clk.SenderReport(sr, time.Now())
-				}
-			}
-		}
-	}()
 	st := p.src.stream
-	asm := unit.NewAssembler(idx, p.tracks[idx], func(u *unit.Unit) {
-		clk.Align(u)
-		if p.src.pub.Load() == p { // a replaced publisher's last packets are dropped
-			st.Write(u)
-		}
+	p.up.Read(t, rcv, whip.ReadParams{
+		Track: idx, Desc: p.tracks[idx],
+		Write: func(u *unit.Unit) {
+			if p.src.pub.Load() == p { // a replaced publisher's last packets are dropped
+				st.Write(u)
+			}
+		},
+		Lost: func(n int64) { p.src.lost.Add(n) },
 	})
-	var lost uint64
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := t.Read(buf)
-		if err != nil {
-			asm.Flush()
-			return
-		}
-		pkt := &rtp.Packet{}
-		if err := pkt.Unmarshal(bytes.Clone(buf[:n])); err != nil {
-			continue
-		}
-		asm.Push(pkt, time.Now())
-		if asm.Lost != lost {
-			p.src.lost.Add(int64(asm.Lost) - int64(lost))
-			lost = asm.Lost
-		}
-	}
 }

@@ -41,7 +41,7 @@ func (src *source) state() string {
 // requestKeyframe forwards a keyframe request to the current publisher.
 func (src *source) requestKeyframe(track int) {
 	if p := src.pub.Load(); p != nil {
-		p.requestKeyframe(track)
+		p.up.RequestKeyframe(track)
 	}
 }
 
@@ -112,10 +112,7 @@ func (src *source) info() SourceInfo {
 		in.Publisher = p.who
 		now := time.Now()
 		for i := range in.Tracks {
-			if i >= len(p.clocks) {
-				break
-			}
-			if tc := p.clocks[i].Load(); tc != nil {
+			if tc := p.up.Clock(i); tc != nil {
 				in.Tracks[i].Clock = tc.Info(now)
 				if in.Clock == nil || (in.Tracks[i].Kind == "video" && !clockIsVideo(in)) {
 					in.Clock = in.Tracks[i].Clock
