@@ -341,7 +341,16 @@ func (st *stitcher) run(onStart func(StreamInfo)) error {
 			}
 			if ok {
 				if why := st.compatible(in); why != "" {
-					st.info.Ended = fmt.Sprintf("source %s changed format at %s (%s); ask again from there", in.source, in.cur.cs.UTC().Format(time.RFC3339Nano), why)
+					// A segment of another format may begin before what was written ends (a
+					// call camera's lower layer recorded from its last keyframe): ask from
+					// where this stream ends, and decoding starts at that keyframe.
+					from := in.cur.cs
+					for _, ot := range in.out {
+						if end := ot.origin.Add(mp4.TicksToDuration(ot.next, ot.ts)); ot.have && end.After(from) {
+							from = end
+						}
+					}
+					st.info.Ended = fmt.Sprintf("source %s changed format at %s (%s); ask again from there", in.source, from.UTC().Format(time.RFC3339Nano), why)
 					in.cur, in.done = nil, true
 				}
 			}

@@ -11,10 +11,13 @@ const (
 	// has stopped (a publisher short of uplink stops its top layers at once).
 	layerGone = 400 * time.Millisecond
 	// layerLate: the recorded layer missing this long while a lower one arrives may be
-	// stopping; the highest lower layer is asked for a keyframe and kept from it (the
-	// standby), so that a switch down loses no more than this and the keyframe's way.
-	layerLate         = 120 * time.Millisecond
-	layerStandbyUnits = 128
+	// stopping. Each layer not recorded is kept from its last keyframe (layerGOPUnits at
+	// most), and while the recorded one is late a keyframe does not start the kept run
+	// again: a switch down records the lower layer from a keyframe before the recorded
+	// one stopped, so nothing is lost in between (the new segment begins before the last
+	// one ends). A lower layer with nothing kept is asked for a keyframe then.
+	layerLate     = 120 * time.Millisecond
+	layerGOPUnits = 512
 	// layerSteady: a higher layer must have arrived this long, without a gap, before the
 	// recording moves up to it (a layer the sender turns on and off does not cut the
 	// recording into short segments).
@@ -43,14 +46,15 @@ type layerPick struct {
 	first time.Time
 	start []*unit.Unit
 	out   []*unit.Unit
-	// standby holds the units of layer standbyOf (-1: none) from its keyframe, while the
-	// recorded layer is late.
-	standby   []*unit.Unit
-	standbyOf int
+	// gop holds each layer's units from its last keyframe (none for the recorded layer);
+	// askedLate is the layer asked for a keyframe since the recorded one went late (-1).
+	gop       [][]*unit.Unit
+	askedLate int
 }
 
 func newLayerPick(layers []int) *layerPick {
-	return &layerPick{layers: layers, seen: make([]time.Time, len(layers)), since: make([]time.Time, len(layers)), cur: -1, standbyOf: -1}
+	return &layerPick{layers: layers, seen: make([]time.Time, len(layers)), since: make([]time.Time, len(layers)),
+		gop: make([][]*unit.Unit, len(layers)), cur: -1, askedLate: -1}
 }
 
 func (p *layerPick) index(track int) int {
@@ -78,17 +82,26 @@ func (p *layerPick) offer(u *unit.Unit, now time.Time) (rec []*unit.Unit, ask in
 		return nil, -1
 	}
 	want := p.want(now)
-	ask = p.keepStandby(u, l, now)
+	ask = p.keep(u, l, now)
 	switch {
 	case p.cur < 0:
 		p.cur = p.fromStart(want)
+		p.keepFromStart()
+		clear(p.start)
 		p.start = p.start[:0]
-	case l == want && l < p.cur && l == p.standbyOf && len(p.standby) > 0:
-		// down, to the layer kept since the recorded one went late (u is kept too).
+	case l == want && l < p.cur && len(p.gop[l]) > 0:
+		// down, to the layer kept from its last keyframe (u is kept too); a keyframe of it
+		// soon ends the segment that begins back there.
 		p.cur = l
-		p.out = append(p.out, p.standby...)
-		p.dropStandby()
+		p.out = append(p.out, p.gop[l]...)
+		p.drop(l)
+		if ask < 0 && len(p.out) > 1 {
+			p.asked, ask = now, p.layers[l]
+		}
 	case l == want && (l == p.cur || u.Keyframe):
+		if l != p.cur {
+			p.drop(l)
+		}
 		p.cur = l
 		p.out = append(p.out, u)
 	case l == p.cur:
@@ -101,43 +114,59 @@ func (p *layerPick) offer(u *unit.Unit, now time.Time) (rec []*unit.Unit, ask in
 	return p.out, ask
 }
 
-// keepStandby keeps the standby: while the recorded layer is late, the highest layer
-// below it that arrives is asked for a keyframe (the stream track returned; -1 none), once,
-// and its units are kept from one. The standby ends when the recorded layer comes again.
-func (p *layerPick) keepStandby(u *unit.Unit, l int, now time.Time) (ask int) {
+// keep keeps the units of the layers not recorded from their last keyframe. While the
+// recorded layer is late, a keyframe of another layer does not start its run again, and
+// the highest lower layer arriving with nothing kept is asked for a keyframe (the stream
+// track returned; -1 none), once.
+func (p *layerPick) keep(u *unit.Unit, l int, now time.Time) (ask int) {
+	if p.cur < 0 {
+		return -1
+	}
+	if l == p.cur {
+		p.askedLate = -1
+		return -1
+	}
+	late := now.Sub(p.seen[p.cur]) > layerLate
+	g := p.gop[l]
 	switch {
-	case p.cur < 0:
-		return -1
-	case l == p.cur:
-		p.dropStandby()
-		return -1
-	case l > p.cur || now.Sub(p.seen[p.cur]) <= layerLate:
+	case u.Keyframe && (!late || len(g) == 0):
+		clear(g)
+		g = append(g[:0], u)
+	case len(g) >= layerGOPUnits:
+		clear(g) // too long to keep: the next keyframe starts it again
+		g = g[:0]
+	case len(g) > 0:
+		g = append(g, u)
+	}
+	p.gop[l] = g
+	if !late || l > p.cur || len(g) > 0 || l == p.askedLate {
 		return -1
 	}
 	for h := p.cur - 1; h > l; h-- {
 		if p.arriving(h, now) {
-			return -1 // a higher layer is the standby
+			return -1 // a higher layer is the one to go down to
 		}
 	}
-	ask = -1
-	if l != p.standbyOf {
-		p.dropStandby()
-		p.standbyOf = l
-		p.asked = now
-		ask = p.layers[l]
-	}
-	switch {
-	case u.Keyframe:
-		p.standby = append(p.standby[:0], u)
-	case len(p.standby) > 0 && len(p.standby) < layerStandbyUnits:
-		p.standby = append(p.standby, u)
-	}
-	return ask
+	p.askedLate, p.asked = l, now
+	return p.layers[l]
 }
 
-func (p *layerPick) dropStandby() {
-	clear(p.standby)
-	p.standby, p.standbyOf = p.standby[:0], -1
+// drop forgets what is kept of layer l.
+func (p *layerPick) drop(l int) {
+	clear(p.gop[l])
+	p.gop[l] = p.gop[l][:0]
+}
+
+// below is the stream track of the highest layer below the recorded one that arrives
+// (-1: none): asked for a keyframe with the recorded one, when a segment is due, so that
+// what is kept of it stays short.
+func (p *layerPick) below(now time.Time) int {
+	for l := p.cur - 1; l >= 0; l-- {
+		if p.arriving(l, now) {
+			return p.layers[l]
+		}
+	}
+	return -1
 }
 
 // opening keeps u in the start window, and reports whether the window is still open.
@@ -171,6 +200,27 @@ func (p *layerPick) fromStart(want int) int {
 		return l
 	}
 	return -1
+}
+
+// keepFromStart keeps the start window's units of the layers not recorded, from their
+// last keyframe.
+func (p *layerPick) keepFromStart() {
+	for l, track := range p.layers {
+		if l == p.cur {
+			continue
+		}
+		p.drop(l)
+		for _, u := range p.start {
+			switch {
+			case u.Track != track:
+			case u.Keyframe:
+				clear(p.gop[l])
+				p.gop[l] = append(p.gop[l][:0], u)
+			case len(p.gop[l]) > 0:
+				p.gop[l] = append(p.gop[l], u)
+			}
+		}
+	}
 }
 
 func (p *layerPick) arriving(l int, now time.Time) bool {

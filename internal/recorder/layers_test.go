@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,8 +26,9 @@ func TestLayerPick(t *testing.T) {
 		return p.offer(&unit.Unit{Track: track, Keyframe: key}, at(ms))
 	}
 	// the start window keeps everything; then the top layer is recorded from its keyframe.
+	// (The middle layer starts without one: nothing of it is kept for a switch down.)
 	for _, tr := range []int{3, 4, 5} {
-		if rec, ask := offer(tr, true, tr); len(rec) != 0 || ask != -1 {
+		if rec, ask := offer(tr, tr != 4, tr); len(rec) != 0 || ask != -1 {
 			t.Fatalf("start window: recorded %d units, asked %d", len(rec), ask)
 		}
 	}
@@ -85,6 +87,63 @@ func TestLayerPick(t *testing.T) {
 	}
 	if rec, _ := offer(5, true, ms+40); len(rec) != 1 || p.cur != 2 {
 		t.Fatalf("top keyframe: recorded %d, layer %d", len(rec), p.cur)
+	}
+}
+
+// TestLayerPickGoesDownWithoutLoss: a lower layer's units are kept from its last keyframe
+// while the top one is recorded, so a switch down records it from a keyframe before the
+// top layer stopped, asking nothing of the publisher.
+func TestLayerPickGoesDownWithoutLoss(t *testing.T) {
+	for _, lowerKey := range []int{400, 0} { // 0: the lower layer's keyframe came in the start window
+		t.Run(fmt.Sprintf("lower keyframe at %d ms", lowerKey), func(t *testing.T) { goesDownWithoutLoss(t, lowerKey) })
+	}
+}
+
+func goesDownWithoutLoss(t *testing.T, lowerKey int) {
+	t0 := time.Unix(1000, 0)
+	p := newLayerPick([]int{0, 1})
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	offer := func(track int, key bool, ms int) ([]*unit.Unit, int) {
+		return p.offer(&unit.Unit{Track: track, Keyframe: key, RTPTime: uint64(ms)}, at(ms))
+	}
+	offer(0, true, 0)
+	offer(1, true, 1)
+	for ms := 40; ms < 400; ms += 40 {
+		offer(0, false, ms)
+		offer(1, false, ms+1)
+	}
+	if p.cur != 1 {
+		t.Fatalf("recording layer %d, want the top one", p.cur)
+	}
+	// the lower layer's keyframe at 400 ms (asked when a segment was due); the top layer
+	// stops at 1000 ms.
+	ms := 400
+	for ; ms <= 1000; ms += 40 {
+		offer(0, ms == lowerKey, ms)
+		offer(1, false, ms+1)
+	}
+	stopped := ms - 40
+	var rec []*unit.Unit
+	ask := -1
+	for ; len(rec) == 0 && ms < 3000; ms += 40 {
+		rec, ask = offer(0, false, ms)
+		if ask != -1 && len(rec) == 0 {
+			t.Fatalf("%d ms: asked track %d for a keyframe, with one of the lower layer kept", ms, ask)
+		}
+	}
+	if ask != 0 {
+		t.Errorf("at the switch asked %d, want a keyframe of the lower layer to end the segment that begins back at its last one", ask)
+	}
+	if p.cur != 0 || len(rec) == 0 || !rec[0].Keyframe || rec[0].RTPTime != uint64(lowerKey) {
+		t.Fatalf("top layer gone: layer %d, recorded %d units from %+v; want the lower layer from its keyframe at %d ms", p.cur, len(rec), rec, lowerKey)
+	}
+	if gone := ms - 40 - stopped; gone > int((layerGone+40*time.Millisecond)/time.Millisecond) {
+		t.Errorf("switched %d ms after the top layer stopped", gone)
+	}
+	for i := 1; i < len(rec); i++ {
+		if rec[i].RTPTime != rec[i-1].RTPTime+40 {
+			t.Fatalf("recorded units %d and %d are %d ms apart: units of the lower layer lost", i-1, i, rec[i].RTPTime-rec[i-1].RTPTime)
+		}
 	}
 }
 
@@ -193,29 +252,39 @@ func TestRecordLayers(t *testing.T) {
 	if !slices.Equal(sizes, []int{320, 640}) {
 		t.Errorf("recorded widths %v, want the top layer's 640 and the middle layer's 320", sizes)
 	}
-	// coverage: the time the segments hold over the time from the first to the last.
+	// coverage: the time the segments hold (once, where they overlap) over the time from
+	// the first to the last.
 	var held time.Duration
 	var gaps []time.Duration
-	for i, s := range spans {
-		held += s.to.Sub(s.from)
-		if i > 0 {
-			if g := s.from.Sub(spans[i-1].to); g > 0 {
-				gaps = append(gaps, g.Round(time.Millisecond))
-			}
+	cursor := spans[0].from
+	for _, s := range spans {
+		if g := s.from.Sub(cursor); g > 0 {
+			gaps = append(gaps, g.Round(time.Millisecond))
+		}
+		if s.to.After(cursor) {
+			held += s.to.Sub(later(s.from, cursor))
+			cursor = s.to
 		}
 	}
 	total := spans[len(spans)-1].to.Sub(spans[0].from)
 	cover := held.Seconds() / total.Seconds()
 	s := srcStats(r, "cam")
 	t.Logf("%d segments over %s: %.1f%% covered, gaps %v; %d layer switches", len(segs), total.Round(time.Millisecond), 100*cover, gaps, s.LayerSwitches)
-	// a switch down waits for the old layer to be gone (layerGone) and for the new layer's
-	// keyframe (here one every 0.4 s: ffmpeg does not answer keyframe requests).
+	// a switch down records the lower layer from its last keyframe before the top one
+	// stopped: nothing is lost but the odd frame at a join.
 	for _, g := range gaps {
-		if g > layerGone+600*time.Millisecond {
-			t.Errorf("a gap of %s between segments, want at most %s", g, layerGone+600*time.Millisecond)
+		if g > 80*time.Millisecond {
+			t.Errorf("a gap of %s between segments, want at most two frames", g)
 		}
 	}
-	if cover < 0.9 {
-		t.Errorf("the segments cover %.1f%% of the recording's span, want at least 90%%", 100*cover)
+	if cover < 0.99 {
+		t.Errorf("the segments cover %.1f%% of the recording's span, want at least 99%%", 100*cover)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -321,6 +321,11 @@ func (s *segmenter) process(smp *sample) {
 		} else if s.seg != nil && s.cfg.keyframe != nil && time.Duration(smp.t-max(s.seg.start, s.keyAsked)) >= s.cfg.segDur {
 			s.keyAsked = smp.t
 			s.cfg.keyframe(tr.index)
+			if s.pick != nil {
+				if b := s.pick.below(s.lastUnit); b >= 0 {
+					s.cfg.keyframe(b)
+				}
+			}
 		}
 	}
 	tr.held = smp
