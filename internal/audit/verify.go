@@ -78,7 +78,7 @@ func (p Position) String() string {
 // pub; with a nil pub only the chain is checked. The error is a *Problem when
 // the trail does not verify, and also in the report.
 func Verify(r io.Reader, pub ed25519.PublicKey) (Report, error) {
-	v := &verifier{pub: pub, names: []string{""}}
+	v := &verifier{pub: pub, names: []string{""}, accepted: -1, probAt: -1}
 	if err := v.read(r, 0); err != nil {
 		return Report{}, err
 	}
@@ -91,7 +91,7 @@ func VerifyFiles(paths []string, pub ed25519.PublicKey) (Report, error) {
 	if len(paths) == 0 {
 		return Report{}, errors.New("audit verify: no files given")
 	}
-	v := &verifier{pub: pub, names: paths}
+	v := &verifier{pub: pub, names: paths, accepted: -1, probAt: -1}
 	for i, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
@@ -130,6 +130,9 @@ type verifier struct {
 	names []string
 	recs  []rec
 	rep   Report
+	// accepted is the index of the last line taken into the chain, probAt that of the
+	// line a problem names (-1: none).
+	accepted, probAt int
 }
 
 // read appends the lines of file number file.
@@ -189,7 +192,10 @@ func (v *verifier) run() (Report, error) {
 	v.rep.Lines = len(v.recs)
 	v.rep.SignaturesChecked = v.pub != nil
 	if p := v.walk(); p != nil {
-		if p.Seq > 0 && p.Seq <= v.rep.LastSeq {
+		// A line found bad after it was taken into the chain (altered, so the next
+		// line's link breaks) takes the chain back to the line before it; a bad line
+		// after the chain's last (an old seq) leaves the chain as it is.
+		if p.Seq > 0 && p.Seq <= v.rep.LastSeq && v.probAt <= v.accepted {
 			v.rep.LastSeq = p.Seq - 1
 		}
 		v.rep.Problem = p
@@ -258,7 +264,7 @@ func (v *verifier) walk() *Problem {
 // accept takes line j into the verified chain.
 func (v *verifier) accept(j int) *Problem {
 	r := &v.recs[j]
-	v.rep.LastSeq = r.seq
+	v.rep.LastSeq, v.accepted = r.seq, j
 	v.rep.Unsigned++
 	switch r.kind {
 	case kindCheckpoint:
@@ -434,6 +440,7 @@ func (v *verifier) at(k, j int) string {
 }
 
 func (v *verifier) problem(j int, kind, detail string) *Problem {
+	v.probAt = j
 	return &Problem{Position: v.pos(j), Kind: kind, Detail: detail}
 }
 
