@@ -41,9 +41,11 @@ type result struct {
 	window                 time.Duration
 	serverCPU              cpuTime
 	sendFloor              time.Duration
-	loadCPU                time.Duration // the load generator's own CPU time
-	sentPackets            uint64        // by the SFU to viewers, in the window
-	received, lost         uint64        // by viewers, in the window
+	loadCPU                time.Duration     // the load generator's own CPU time
+	sentPackets            uint64            // by the SFU to viewers, in the window
+	resent                 uint64            // of them sent again on a NACK
+	refused                map[string]uint64 // NACKed packets not sent again, by reason
+	received, lost         uint64            // by viewers, in the window
 	latency                *histogram
 	forward50, forward99   string
 	ttff                   []time.Duration
@@ -129,6 +131,8 @@ func (s *sfuProcess) cpu() (cpuTime, error) {
 // scrape is what the load generator reads from the SFU's metrics.
 type scrape struct {
 	sent    uint64            // fv_viewer_packets_sent_total, summed
+	resent  uint64            // fv_viewer_packets_retransmitted_total, summed
+	refused map[string]uint64 // fv_viewer_nacked_packets_refused_total by reason
 	forward map[string]uint64 // fv_forward_latency_seconds buckets by le
 }
 
@@ -138,7 +142,7 @@ func (s *sfuProcess) scrape(ctx context.Context) (scrape, error) {
 	if err != nil {
 		return scrape{}, err
 	}
-	sc := scrape{forward: map[string]uint64{}}
+	sc := scrape{forward: map[string]uint64{}, refused: map[string]uint64{}}
 	for _, line := range strings.Split(string(body), "\n") {
 		i := strings.LastIndexByte(line, ' ')
 		if i < 0 {
@@ -148,6 +152,13 @@ func (s *sfuProcess) scrape(ctx context.Context) (scrape, error) {
 		switch {
 		case strings.HasPrefix(line, "fv_viewer_packets_sent_total{"):
 			sc.sent += uint64(v)
+		case strings.HasPrefix(line, "fv_viewer_packets_retransmitted_total{"):
+			sc.resent += uint64(v)
+		case strings.HasPrefix(line, "fv_viewer_nacked_packets_refused_total{"):
+			if j := strings.Index(line, `reason="`); j >= 0 {
+				reason := line[j+len(`reason="`):]
+				sc.refused[reason[:strings.IndexByte(reason, '"')]] += uint64(v)
+			}
 		case strings.HasPrefix(line, `fv_forward_latency_seconds_bucket{le="`):
 			le := strings.TrimSuffix(strings.TrimPrefix(line[:i], `fv_forward_latency_seconds_bucket{le="`), `"}`)
 			sc.forward[le] = uint64(v)
@@ -346,6 +357,10 @@ func run(ctx context.Context, p params) (*result, error) {
 	}
 	r.serverCPU = cpuTime{user: cpu1.user - cpu0.user, kernel: cpu1.kernel - cpu0.kernel}
 	r.sentPackets = scrape1.sent - scrape0.sent
+	r.resent, r.refused = scrape1.resent-scrape0.resent, map[string]uint64{}
+	for k, v := range scrape1.refused {
+		r.refused[k] = v - scrape0.refused[k]
+	}
 	r.forward50, r.forward99 = forwardQuantile(scrape0, scrape1, 0.5), forwardQuantile(scrape0, scrape1, 0.99)
 	for _, vs := range stats {
 		vs.mu.Lock()
@@ -398,6 +413,7 @@ func (r *result) print(w io.Writer, p params) {
 	fmt.Fprintf(w, "load: %d cameras x %d viewers (%d fps, keyframe every %d frames), window %.1f s, %d/%d viewers up\n",
 		p.cameras, p.viewers, p.fps, p.gop, secs, r.viewersUp, r.viewersWant)
 	fmt.Fprintf(w, "packets out (SFU → viewers):      %.0f /s\n", float64(r.sentPackets)/secs)
+	fmt.Fprintf(w, "retransmitted on NACKs:           %d (%.2f%% of packets out); refused: %v\n", r.resent, 100*float64(r.resent)/float64(max(r.sentPackets, 1)), r.refused)
 	fmt.Fprintf(w, "server CPU:                       %.3f CPU-s/s (user space %.3f, kernel %.3f)\n",
 		r.serverCPU.total().Seconds()/secs, r.serverCPU.user.Seconds()/secs, r.serverCPU.kernel.Seconds()/secs)
 	if r.serverCPU.total() > 0 {
