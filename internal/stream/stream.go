@@ -71,7 +71,7 @@ type Stream struct {
 	closed  bool
 
 	units, packets, bytes, keyframes, kfRequests atomic.Uint64
-	lastRequest                                  []atomic.Int64 // per track, unix nanos
+	lastRequest                                  []int64 // per track, unix nanos; guarded by mu
 	// A request within KeyframeInterval of the last is deferred to its end, and
 	// dropped then if a keyframe came meanwhile: deferred holds the timer, deferAt
 	// when the last request was deferred and lastKey when the track's last
@@ -108,7 +108,7 @@ func New(p Params) *Stream {
 func (s *Stream) setTracks(tracks []unit.Track) {
 	s.tracks = append([]unit.Track(nil), tracks...)
 	s.gop = make([]gopCache, len(tracks))
-	s.lastRequest = make([]atomic.Int64, len(tracks))
+	s.lastRequest = make([]int64, len(tracks))
 	s.stopDeferred()
 	s.deferred, s.deferAt, s.lastKey = make([]*time.Timer, len(tracks)), make([]int64, len(tracks)), make([]int64, len(tracks))
 }
@@ -227,15 +227,14 @@ func (s *Stream) requestKeyframeLocked(track int) {
 		return
 	}
 	now := s.p.Now().UnixNano()
-	last := &s.lastRequest[track]
-	if prev := last.Load(); prev != 0 && now-prev < int64(s.p.KeyframeInterval) {
+	if prev := s.lastRequest[track]; prev != 0 && now-prev < int64(s.p.KeyframeInterval) {
 		s.deferAt[track] = now
 		if s.deferred[track] == nil {
 			s.deferred[track] = time.AfterFunc(time.Duration(prev+int64(s.p.KeyframeInterval)-now), func() { s.sendDeferred(track) })
 		}
 		return
 	}
-	last.Store(now)
+	s.lastRequest[track] = now
 	s.kfRequests.Add(1)
 	s.p.RequestKeyframe(track)
 }
@@ -249,7 +248,7 @@ func (s *Stream) sendDeferred(track int) {
 	}
 	s.deferred[track] = nil
 	if s.lastKey[track] < s.deferAt[track] {
-		s.lastRequest[track].Store(0)
+		s.lastRequest[track] = 0
 		s.requestKeyframeLocked(track)
 	}
 }
