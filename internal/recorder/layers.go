@@ -127,19 +127,8 @@ func (p *layerPick) keep(u *unit.Unit, l int, now time.Time) (ask int) {
 		return -1
 	}
 	late := now.Sub(p.seen[p.cur]) > layerLate
-	g := p.gop[l]
-	switch {
-	case u.Keyframe && (!late || len(g) == 0):
-		clear(g)
-		g = append(g[:0], u)
-	case len(g) >= layerGOPUnits:
-		clear(g) // too long to keep: the next keyframe starts it again
-		g = g[:0]
-	case len(g) > 0:
-		g = append(g, u)
-	}
-	p.gop[l] = g
-	if !late || l > p.cur || len(g) > 0 || l == p.askedLate {
+	p.add(l, u, !late)
+	if !late || l > p.cur || len(p.gop[l]) > 0 || l == p.askedLate {
 		return -1
 	}
 	for h := p.cur - 1; h > l; h-- {
@@ -205,22 +194,33 @@ func (p *layerPick) fromStart(want int) int {
 // keepFromStart keeps the start window's units of the layers not recorded, from their
 // last keyframe.
 func (p *layerPick) keepFromStart() {
-	for l, track := range p.layers {
-		if l == p.cur {
-			continue
-		}
-		p.drop(l)
-		for _, u := range p.start {
-			switch {
-			case u.Track != track:
-			case u.Keyframe:
-				clear(p.gop[l])
-				p.gop[l] = append(p.gop[l][:0], u)
-			case len(p.gop[l]) > 0:
-				p.gop[l] = append(p.gop[l], u)
-			}
+	for l := range p.layers {
+		if l != p.cur {
+			p.drop(l)
 		}
 	}
+	for _, u := range p.start {
+		if l := p.index(u.Track); l != p.cur {
+			p.add(l, u, true)
+		}
+	}
+}
+
+// add keeps unit u of layer l: a keyframe starts what is kept again when restart is set
+// (or nothing is kept), other units extend it, up to layerGOPUnits.
+func (p *layerPick) add(l int, u *unit.Unit, restart bool) {
+	g := p.gop[l]
+	switch {
+	case u.Keyframe && (restart || len(g) == 0):
+		clear(g)
+		g = append(g[:0], u)
+	case len(g) >= layerGOPUnits:
+		clear(g) // too long to keep: the next keyframe starts it again
+		g = g[:0]
+	case len(g) > 0:
+		g = append(g, u)
+	}
+	p.gop[l] = g
 }
 
 func (p *layerPick) arriving(l int, now time.Time) bool {
