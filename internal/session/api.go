@@ -11,7 +11,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -117,7 +116,7 @@ func NewAPI(p APIParams) (*API, error) {
 	// history within whip's retransmission rules; pion's responder (a copy of every
 	// packet per subscriber, no budget) serves only a client's own publications.
 	if p.Server {
-		gen, err := nack.NewGeneratorInterceptor()
+		gen, err := whip.NACKGenerator()
 		if err != nil {
 			return nil, err
 		}

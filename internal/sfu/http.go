@@ -257,12 +257,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 				if lt != nil {
 					n, _ := lt.Stats()
 					row.sent += n
-					r := lt.ResendStats()
-					row.resend.Sent += r.Sent
-					row.resend.Gone += r.Gone
-					row.resend.TooOld += r.TooOld
-					row.resend.Repeat += r.Repeat
-					row.resend.OverBudget += r.OverBudget
+					row.resend = row.resend.Add(lt.ResendStats())
 				}
 			}
 			views = append(views, row)
@@ -321,7 +316,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	m.Family("fv_viewer_nacked_packets_refused_total", "counter", "Packets a viewer's NACKs asked for that were not sent again, by reason: "+
 		"gone (no longer in the history), too_old (older than a player can use), repeat (asked again within a round trip of the last answer), "+
-		"over_budget (retransmission may not exceed a quarter of what is sent).")
+		"tries (sent again five times already: a receiver that still asks cannot take it), over_budget (retransmission may not exceed a quarter of what is sent).")
 	for _, v := range views {
 		for _, r := range refusals(v.resend) {
 			m.Sample("fv_viewer_nacked_packets_refused_total", float64(r.n), "source", v.source, "viewer", v.id, "reason", r.reason)
@@ -345,6 +340,6 @@ type refusal struct {
 }
 
 // refusals are the refused retransmissions of r by reason, as the metrics name them.
-func refusals(r whip.ResendStats) [4]refusal {
-	return [4]refusal{{"gone", r.Gone}, {"too_old", r.TooOld}, {"repeat", r.Repeat}, {"over_budget", r.OverBudget}}
+func refusals(r whip.ResendStats) [5]refusal {
+	return [5]refusal{{"gone", r.Gone}, {"too_old", r.TooOld}, {"repeat", r.Repeat}, {"tries", r.Tries}, {"over_budget", r.OverBudget}}
 }

@@ -103,6 +103,10 @@ func New(p Params) (*Server, error) {
 		return nil, fmt.Errorf("webrtc.udp_address %s: %w", p.Conf.WebRTC.UDPAddress, err)
 	}
 	s.udp = udp
+	if r, w := whip.SizeSocketBuffers(udp); r < whip.SocketBuffer || w < whip.SocketBuffer {
+		s.log.Warn("the media socket's buffers are smaller than asked: packets are dropped when the server pauses; raise net.core.rmem_max and net.core.wmem_max",
+			"receive_bytes", r, "send_bytes", w, "asked", whip.SocketBuffer)
+	}
 	s.mux = webrtc.NewICEUDPMux(nil, udp)
 	s.api, err = whip.NewAPI(whip.APIParams{
 		UDPMux: s.mux, Loopback: p.Conf.WebRTC.Loopback, AdvertiseIPs: p.Conf.WebRTC.AdvertiseIPs,

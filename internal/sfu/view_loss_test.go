@@ -17,10 +17,22 @@ import (
 )
 
 // A viewer on a link that loses one packet in twenty gets every lost packet
-// again from the SFU's history, so what it receives has no gap.
+// again from the SFU's history, so what it receives has no gap: at a low packet
+// rate, and at a high one, where a retransmission arrives hundreds of packets
+// behind the newest (the viewer's SRTP replay window must reach that far back).
 func TestViewerLossIsRepaired(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		perFrame  int
+		wantCount int
+	}{{"180 packets/s", 6, 600}, {"1200 packets/s", 40, 4000}} {
+		t.Run(c.name, func(t *testing.T) { viewerLossIsRepaired(t, c.perFrame, c.wantCount) })
+	}
+}
+
+func viewerLossIsRepaired(t *testing.T, perFrame, want int) {
 	h := startSFU(t)
-	h.publish("cam1", synth.Params{FPS: 30, PacketsPerFrame: 6})
+	h.publish("cam1", synth.Params{FPS: 30, PacketsPerFrame: perFrame})
 	link := testkit.NewShim(t, h.srv.UDPAddr())
 	link.LoseDown(20)
 	var rec received
@@ -36,11 +48,11 @@ func TestViewerLossIsRepaired(t *testing.T) {
 	}
 	t.Cleanup(func() { v.Close() })
 
-	h.waitFor("600 video packets over the lossy link", func() bool { n, _ := rec.counts(); return n > 600 })
+	h.waitFor("video packets over the lossy link", func() bool { n, _ := rec.counts(); return n > want })
 	link.LoseDown(0)
 	n, _ := rec.counts()
 	// Retransmissions of the last losses are answered within a NACK round.
-	h.waitFor("more video after the loss stopped", func() bool { m, _ := rec.counts(); return m > n+100 })
+	h.waitFor("more video after the loss stopped", func() bool { m, _ := rec.counts(); return m > n+want/6 })
 	checkContinuous(t, rec.packets())
 
 	resent := h.metricSum("fv_viewer_packets_retransmitted_total")

@@ -21,6 +21,20 @@ import (
 // ReceiveMTU is the largest datagram a peer connection reads.
 const ReceiveMTU = 8192
 
+// SRTPReplayWindow is how far behind the newest packet received a packet may arrive and
+// still be taken: as far back as a sender's history answers NACKs. A smaller window
+// (pion's default is 64 packets, 40 ms of a keyframe at 4 Mb/s) rejects the
+// retransmission of a packet lost early in a burst, and the receiver asks for it again
+// and again to no avail.
+const SRTPReplayWindow = historySize
+
+// NACKs a receiver sends for one missing packet: every nackInterval, nackTries times at
+// most (then it is given up: the frame waits for the next keyframe), as libwebrtc does.
+const (
+	nackInterval = 100 * time.Millisecond
+	nackTries    = 10
+)
+
 // APIParams configures NewAPI.
 type APIParams struct {
 	// UDPMux makes every peer connection share one UDP port; nil uses one
@@ -59,7 +73,7 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	// NACKs are generated for what is received; those received for what
 	// is sent are answered by LocalTrack.ServeRTCP from its history.
 	ir := &interceptor.Registry{}
-	gen, err := nack.NewGeneratorInterceptor()
+	gen, err := NACKGenerator()
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +87,12 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
 		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// NACKGenerator returns the interceptor that asks senders again for what was lost, within
+// the limits above; every peer connection that receives media uses it.
+func NACKGenerator() (*nack.GeneratorInterceptorFactory, error) {
+	return nack.NewGeneratorInterceptor(nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(nackTries))
 }
 
 // RTCPReports adds receiver reports to ir, and sender reports unless own says the caller
@@ -100,7 +120,7 @@ type ICEParams struct {
 // SettingEngine returns the settings every peer connection of this system
 // uses: UDP only, multicast DNS off (candidates carry addresses and nothing
 // is sent to multicast groups), the shared UDP port when given, loopback as
-// asked, and datagrams up to ReceiveMTU.
+// asked, datagrams up to ReceiveMTU, and an SRTP replay window of SRTPReplayWindow.
 func SettingEngine(p ICEParams) webrtc.SettingEngine {
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -127,5 +147,6 @@ func SettingEngine(p ICEParams) webrtc.SettingEngine {
 	// (and more: RTSP cameras over TCP send large payloads), so that no
 	// packet is cut short and dropped.
 	se.SetReceiveMTU(ReceiveMTU)
+	se.SetSRTPReplayProtectionWindow(SRTPReplayWindow)
 	return se
 }

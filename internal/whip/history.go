@@ -18,13 +18,15 @@ import (
 const historySize = 1024
 
 // Retransmission rules. A NACK is answered for a packet at most once per round trip
-// (the first answer may still be on its way), not for packets older than a player can
-// still use, and within a budget: a track may resend one byte for every resendShare it
-// sent, with at most resendDepth bytes of credit saved up (a lost keyframe's worth).
-// Retransmission then cannot outgrow what is sent, so a viewer's NACKs never feed an
-// overload. What is refused is counted by reason.
+// (the first answer may still be on its way), at most resendTries times (a receiver that
+// keeps asking cannot take it: its SRTP replay window may have passed it), not for
+// packets older than a player can still use, and within a budget: a track may resend
+// one byte for every resendShare it sent, with at most resendDepth bytes of credit
+// saved up (a lost keyframe's worth). Retransmission then cannot outgrow what is sent,
+// so a viewer's NACKs never feed an overload. What is refused is counted by reason.
 const (
 	resendMaxAge = time.Second
+	resendTries  = 5
 	resendShare  = 4
 	resendDepth  = 96 << 10
 	// until a receiver report measures it; never assumed shorter than minRTT.
@@ -42,6 +44,7 @@ type sentRef struct {
 	size    int32
 	at      int64 // unix ns
 	resent  int64 // unix ns; 0 never
+	tries   uint8 // times sent again
 	present bool
 }
 
@@ -58,6 +61,7 @@ const (
 	gone
 	tooOld
 	repeat
+	tries
 	overBudget
 	outcomes
 )
@@ -65,15 +69,22 @@ const (
 // Stats returns the counts so far.
 func (c *ResendCounters) Stats() ResendStats {
 	return ResendStats{Sent: c.n[resent].Load(), Gone: c.n[gone].Load(), TooOld: c.n[tooOld].Load(),
-		Repeat: c.n[repeat].Load(), OverBudget: c.n[overBudget].Load()}
+		Repeat: c.n[repeat].Load(), Tries: c.n[tries].Load(), OverBudget: c.n[overBudget].Load()}
 }
 
 // ResendStats count what a track did with the packets NACKs asked for.
 type ResendStats struct {
 	Sent uint64 // sent again
 	// refused: no longer in the history, older than a player can use, asked again
-	// within a round trip of the last answer, or beyond the budget.
-	Gone, TooOld, Repeat, OverBudget uint64
+	// within a round trip of the last answer, sent again resendTries times already,
+	// or beyond the budget.
+	Gone, TooOld, Repeat, Tries, OverBudget uint64
+}
+
+// Add returns the sums of s and o.
+func (s ResendStats) Add(o ResendStats) ResendStats {
+	return ResendStats{Sent: s.Sent + o.Sent, Gone: s.Gone + o.Gone, TooOld: s.TooOld + o.TooOld,
+		Repeat: s.Repeat + o.Repeat, Tries: s.Tries + o.Tries, OverBudget: s.OverBudget + o.OverBudget}
 }
 
 // History answers NACKs from the units the stream already holds: a track
@@ -128,11 +139,14 @@ func (h *History) take(seq uint16, now int64) (sentRef, bool) {
 		h.count(tooOld, 1)
 	case r.resent != 0 && now-r.resent < rtt:
 		h.count(repeat, 1)
+	case r.tries >= resendTries:
+		h.count(tries, 1)
 	case h.credit < resendShare*int64(r.size):
 		h.count(overBudget, 1)
 	default:
 		h.credit -= resendShare * int64(r.size)
 		r.resent = now
+		r.tries++
 		return *r, true
 	}
 	return sentRef{}, false

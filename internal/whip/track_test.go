@@ -131,6 +131,17 @@ func TestResendRules(t *testing.T) {
 	if _, ok := h.take(5, ms(160)); !ok {
 		t.Error("a packet asked again after the measured round trip was refused")
 	}
+	// a receiver that still asks after five answers cannot take the packet (its SRTP
+	// replay window has passed it): no sixth.
+	sentTries := 0
+	for i := range 7 {
+		if _, ok := h.take(7, ms(200+100*i)); ok {
+			sentTries++
+		}
+	}
+	if sentTries != resendTries {
+		t.Errorf("a packet asked 7 times a round trip apart was sent again %d times, want %d", sentTries, resendTries)
+	}
 	if _, ok := h.take(6, ms(1100)); ok {
 		t.Error("a packet sent 1.1 s ago was sent again")
 	}
@@ -146,8 +157,8 @@ func TestResendRules(t *testing.T) {
 	if sent < 80 || sent > 100 || s.OverBudget != uint64(390-sent) {
 		t.Errorf("the budget let %d of 390 packets of 1000 bytes go again (refused %d), want about 96", sent, s.OverBudget)
 	}
-	if s.Repeat != 1 || s.TooOld != 1 {
-		t.Errorf("refused %+v, want 1 repeat and 1 too old", s)
+	if s.Repeat != 1 || s.TooOld != 1 || s.Tries != 2 {
+		t.Errorf("refused %+v, want 1 repeat, 1 too old and 2 tries", s)
 	}
 	// sending more earns more.
 	for i := 400; i < 440; i++ {

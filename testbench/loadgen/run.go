@@ -45,7 +45,8 @@ type result struct {
 	sentPackets            uint64            // by the SFU to viewers, in the window
 	resent                 uint64            // of them sent again on a NACK
 	refused                map[string]uint64 // NACKed packets not sent again, by reason
-	received, lost         uint64            // by viewers, in the window
+	received, lost         uint64            // by viewers, in the window: arrivals, and gaps in arrival order
+	unique, expected       uint64            // distinct packets received, and the span of sequence numbers
 	latency                *histogram
 	forward50, forward99   string
 	ttff                   []time.Duration
@@ -224,8 +225,41 @@ type viewerStats struct {
 	lastSeq   uint16
 	have      bool
 	received  uint64
-	lost      uint64
+	lost      uint64 // gaps in arrival order, repaired or not
 	latency   histogram
+
+	// What arrived in the window, repairs included: a bit per sequence number, the
+	// number of distinct packets and the first and newest (unwrapped).
+	seen        [1 << 16 / 64]uint64
+	unique      uint64
+	low, newest int64
+	spanned     bool
+}
+
+// mark notes that sequence number seq arrived while measuring.
+func (v *viewerStats) mark(seq uint16) {
+	if !v.spanned {
+		v.low, v.newest, v.spanned = int64(seq), int64(seq), true
+	}
+	x := v.newest + int64(int16(seq-uint16(v.newest)))
+	if x > v.newest {
+		v.newest = x
+	}
+	if x < v.low || v.newest-v.low >= 1<<16 {
+		return
+	}
+	if w, b := seq/64, uint64(1)<<(seq%64); v.seen[w]&b == 0 {
+		v.seen[w] |= b
+		v.unique++
+	}
+}
+
+// expected is the span of sequence numbers seen while measuring.
+func (v *viewerStats) expected() uint64 {
+	if !v.spanned {
+		return 0
+	}
+	return uint64(min(v.newest-v.low+1, 1<<16))
 }
 
 func (v *viewerStats) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at time.Time) {
@@ -247,6 +281,7 @@ func (v *viewerStats) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at t
 		return
 	}
 	v.received++
+	v.mark(p.SequenceNumber)
 	if sent, ok := synth.Stamp(p.Payload); ok {
 		v.latency.add(at.Sub(sent))
 	}
@@ -366,6 +401,8 @@ func run(ctx context.Context, p params) (*result, error) {
 		vs.mu.Lock()
 		r.received += vs.received
 		r.lost += vs.lost
+		r.unique += vs.unique
+		r.expected += vs.expected()
 		r.latency.merge(&vs.latency)
 		if vs.first > 0 {
 			r.ttff = append(r.ttff, vs.first)
@@ -432,7 +469,11 @@ func (r *result) print(w io.Writer, p params) {
 	if r.received+r.lost > 0 {
 		loss = 100 * float64(r.lost) / float64(r.received+r.lost)
 	}
-	fmt.Fprintf(w, "viewer loss:                      %.3f %%\n", loss)
+	delivered := 100.0
+	if r.expected > 0 {
+		delivered = 100 * float64(r.unique) / float64(r.expected)
+	}
+	fmt.Fprintf(w, "delivered to viewers:             %.3f %% of the packets sent in the window (repairs included); gaps in arrival %.3f %%\n", delivered, loss)
 	fmt.Fprintf(w, "added latency in the SFU:         p50 %s  p99 %s  (first packet in → last packet out, per frame)\n", r.forward50, r.forward99)
 	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets, as the viewers saw it)\n",
 		r.latency.quantile(0.50), r.latency.quantile(0.99), r.latency.n)
