@@ -78,6 +78,7 @@ func newRTSPOut(srv *gortsplib.Server, src *source, in []inputTrack, queue int, 
 	r, err := src.stream.AddReader(stream.ReaderParams{
 		Name:      "rtsp-out",
 		QueueSize: queue,
+		MaxLag:    stream.LiveLag,
 		Tracks:    want,
 		OnUnit:    o.write,
 		OnEnd:     o.ended,

@@ -75,7 +75,7 @@ func (dt *downtrack) video() bool { return dt.Kind() == webrtc.RTPCodecTypeVideo
 // connection is up, so the cached pictures replayed first are not lost.
 func (dt *downtrack) start(name string, queue int, onEnd func(error)) error {
 	r, err := dt.pub.stream.AddReader(stream.ReaderParams{
-		Name: name, QueueSize: queue, Tracks: dt.pub.layers, OnUnit: dt.onUnit, OnEnd: onEnd,
+		Name: name, QueueSize: queue, MaxLag: stream.LiveLag, Tracks: dt.pub.layers, OnUnit: dt.onUnit, OnEnd: onEnd,
 	})
 	if err != nil {
 		return err

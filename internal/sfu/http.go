@@ -302,7 +302,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	m.Family("fv_forward_latency_seconds", "histogram", "Time a unit spends in the SFU: first packet in to last packet out to a viewer.")
 	s.forward.Write(m, "fv_forward_latency_seconds")
-	m.Family("fv_viewer_dropped_units_total", "counter", "Units the hub dropped for a viewer that fell behind.")
+	m.Family("fv_viewer_dropped_units_total", "counter", "Units dropped for a viewer that fell behind: its queue was full, or a unit waited longer than 500 ms (then video waits for the next keyframe).")
 	for _, v := range views {
 		m.Sample("fv_viewer_dropped_units_total", float64(v.dropped), "source", v.source, "viewer", v.id)
 	}

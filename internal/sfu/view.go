@@ -144,6 +144,7 @@ func (v *viewer) start(st *stream.Stream, want []int) {
 	r, err := st.AddReader(stream.ReaderParams{
 		Name:      v.ss.id,
 		QueueSize: v.ss.s.p.Conf.Stream.QueueSize,
+		MaxLag:    stream.LiveLag,
 		Tracks:    want,
 		OnUnit: func(d stream.Delivery) {
 			if lt := v.tracks[d.Unit.Track]; lt != nil {

@@ -17,22 +17,23 @@ import (
 )
 
 // A viewer on a link that loses one packet in twenty gets every lost packet
-// again from the SFU's history, so what it receives has no gap: at a low packet
-// rate, and at a high one, where a retransmission arrives hundreds of packets
-// behind the newest (the viewer's SRTP replay window must reach that far back).
+// again from the SFU's history, so what it receives has no gap: with small frames, and
+// with keyframes of 80 packets, where the retransmission of a packet lost early in one
+// arrives more than 64 packets behind the newest (the viewer's SRTP replay window must
+// reach that far back).
 func TestViewerLossIsRepaired(t *testing.T) {
 	for _, c := range []struct {
-		name      string
-		perFrame  int
-		wantCount int
-	}{{"180 packets/s", 6, 600}, {"1200 packets/s", 40, 4000}} {
-		t.Run(c.name, func(t *testing.T) { viewerLossIsRepaired(t, c.perFrame, c.wantCount) })
+		name          string
+		fps, perFrame int
+		wantCount     int
+	}{{"small frames", 30, 6, 600}, {"large keyframes", 15, 20, 1500}} {
+		t.Run(c.name, func(t *testing.T) { viewerLossIsRepaired(t, c.fps, c.perFrame, c.wantCount) })
 	}
 }
 
-func viewerLossIsRepaired(t *testing.T, perFrame, want int) {
+func viewerLossIsRepaired(t *testing.T, fps, perFrame, want int) {
 	h := startSFU(t)
-	h.publish("cam1", synth.Params{FPS: 30, PacketsPerFrame: perFrame})
+	h.publish("cam1", synth.Params{FPS: fps, PacketsPerFrame: perFrame})
 	link := testkit.NewShim(t, h.srv.UDPAddr())
 	link.LoseDown(20)
 	var rec received
@@ -53,10 +54,11 @@ func viewerLossIsRepaired(t *testing.T, perFrame, want int) {
 	n, _ := rec.counts()
 	// Retransmissions of the last losses are answered within a NACK round.
 	h.waitFor("more video after the loss stopped", func() bool { m, _ := rec.counts(); return m > n+want/6 })
+	resent := h.metricSum("fv_viewer_packets_retransmitted_total")
+	t.Logf("lost %d packets on the link; the SFU resent %.0f, refused %.0f, dropped %.0f units", link.LostDown(), resent,
+		h.metricSum("fv_viewer_nacked_packets_refused_total"), h.metricSum("fv_viewer_dropped_units_total"))
 	checkContinuous(t, rec.packets())
 
-	resent := h.metricSum("fv_viewer_packets_retransmitted_total")
-	t.Logf("lost %d packets on the link; the SFU resent %.0f", link.LostDown(), resent)
 	if resent == 0 {
 		t.Error("the SFU retransmitted nothing")
 	}

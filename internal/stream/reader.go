@@ -2,6 +2,7 @@ package stream
 
 import (
 	"sync/atomic"
+	"time"
 
 	"fieldvideo/internal/unit"
 )
@@ -38,6 +39,11 @@ type ReaderParams struct {
 	QueueSize int
 	// Tracks lists the track indices the reader wants; nil means all.
 	Tracks []int
+	// MaxLag, when positive, bounds a live unit's wait: one that arrived longer ago
+	// when its turn comes is dropped instead of delivered late, and video then waits
+	// for the next keyframe (requested upstream). Players use it; the recorder does
+	// not (a late unit is still evidence). Zero delivers everything queued.
+	MaxLag time.Duration
 	// OnUnit is called on the reader's own goroutine for every delivery.
 	OnUnit func(Delivery)
 	// OnEnd is called once, on the reader's goroutine, when the reader ends.
@@ -58,7 +64,11 @@ type Reader struct {
 	stop   chan struct{}
 	done   chan struct{}
 
-	delivered, dropped atomic.Uint64
+	// shedding is the reader goroutine's: per track, queued units are dropped until
+	// a keyframe after one waited longer than MaxLag.
+	shedding []bool
+
+	delivered, dropped, late atomic.Uint64
 }
 
 type readerTrack struct {
@@ -174,10 +184,40 @@ func (r *Reader) run() {
 			}
 			return
 		case d := <-r.ch:
+			if r.p.MaxLag > 0 && r.shed(&d) {
+				continue
+			}
 			r.delivered.Add(1)
 			r.p.OnUnit(d)
 		}
 	}
+}
+
+// shed reports whether d is dropped for waiting too long: a live unit older than
+// MaxLag, or one queued behind it before the track's next keyframe.
+func (r *Reader) shed(d *Delivery) bool {
+	t := d.Unit.Track
+	if t >= len(r.shedding) {
+		r.shedding = append(r.shedding, make([]bool, t+1-len(r.shedding))...)
+	}
+	if d.Flags&FlagReplay != 0 {
+		return false
+	}
+	if r.shedding[t] && !d.Unit.Keyframe {
+		r.dropped.Add(1)
+		return true
+	}
+	if a := d.Unit.Arrival; !a.IsZero() && r.s.p.Now().Sub(a) > r.p.MaxLag {
+		r.dropped.Add(1)
+		r.late.Add(1)
+		r.shedding[t] = r.s.shed(r, t)
+		return true
+	}
+	if r.shedding[t] {
+		r.shedding[t] = false
+		d.Flags |= FlagDiscont
+	}
+	return false
 }
 
 // Close detaches the reader and waits for its goroutine to finish. It must
@@ -196,8 +236,12 @@ func (r *Reader) Name() string { return r.p.Name }
 // Delivered returns how many units the reader has processed.
 func (r *Reader) Delivered() uint64 { return r.delivered.Load() }
 
-// Dropped returns how many units the hub dropped for this reader.
+// Dropped returns how many units the hub dropped for this reader: because its queue
+// was full, for waiting longer than MaxLag, or queued behind one that did.
 func (r *Reader) Dropped() uint64 { return r.dropped.Load() }
+
+// Late returns how many units the reader dropped for waiting longer than MaxLag.
+func (r *Reader) Late() uint64 { return r.late.Load() }
 
 // RequestKeyframe asks upstream for a keyframe on a track (rate-limited), for
 // readers whose own peers ask for one.

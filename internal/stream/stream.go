@@ -23,6 +23,9 @@ const (
 	DefaultGOPCacheUnits    = 600
 	DefaultGOPCacheBytes    = 16 << 20
 	DefaultKeyframeInterval = time.Second
+	// LiveLag is the ReaderParams.MaxLag of players: a picture half a second late is
+	// still worth showing; one later than that comes from a queue that is not draining.
+	LiveLag = 500 * time.Millisecond
 )
 
 // Errors a reader can end with.
@@ -322,6 +325,26 @@ func (s *Stream) replay(r *Reader, t int) bool {
 	for i, u := range c.units {
 		r.push(u, true, edge-uint64(n-1-i), FlagReplay)
 	}
+	return true
+}
+
+// shed is called by reader r after it dropped a unit of track t that waited too long:
+// what follows is marked discontinuous, and for video r waits for the next keyframe,
+// requested upstream. It reports whether t is video (the queued units before that
+// keyframe are to be dropped too).
+func (s *Stream) shed(r *Reader, t int) (video bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t >= len(r.state) || t >= len(s.tracks) {
+		return false
+	}
+	st := &r.state[t]
+	st.discont = true
+	if s.tracks[t].Kind != unit.KindVideo {
+		return false
+	}
+	st.waitKey = true
+	s.requestKeyframeLocked(t)
 	return true
 }
 

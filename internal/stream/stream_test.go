@@ -287,3 +287,58 @@ func TestKeyframeRequestDeferred(t *testing.T) {
 		t.Errorf("%d requests sent, want 2: a keyframe came after the deferred one", n)
 	}
 }
+
+// A player's reader drops a unit that waited longer than its MaxLag instead of
+// delivering it late; video then waits for the next keyframe (requested), what was
+// queued behind the late unit goes too, and the keyframe comes marked discontinuous.
+// Audio is dropped unit by unit.
+func TestLateUnitsAreShed(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Unix(1_800_000_000, 0).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	var requests atomic.Int32
+	s := New(Params{Name: "cam", Tracks: testTracks, Now: clock, KeyframeInterval: time.Nanosecond,
+		RequestKeyframe: func(int) { requests.Add(1) }})
+	defer s.Close()
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	var c collector
+	r, err := s.AddReader(ReaderParams{QueueSize: 16, MaxLag: 500 * time.Millisecond, OnUnit: func(d Delivery) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+		c.on(d)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	at := func(u *unit.Unit) *unit.Unit { u.Arrival = clock(); return u }
+	s.Write(at(frame(0, 0, true, 1)))
+	<-entered // the keyframe is being delivered; what follows queues behind it
+	s.Write(at(frame(1, 3000, false, 1)))
+	s.Write(at(audio(1, 960)))
+	now.Add(int64(600 * time.Millisecond))
+	s.Write(at(frame(2, 6000, false, 1))) // in time, but depends on the late one
+	before := requests.Load()
+	close(gate)
+	waitFor(t, "the queue to drain", func() bool { return len(r.ch) == 0 && r.Dropped() >= 3 })
+	s.Write(at(frame(3, 9000, false, 1))) // dropped by the hub: waiting for a keyframe
+	s.Write(at(frame(4, 12000, true, 1)))
+	s.Write(at(frame(5, 15000, false, 1)))
+	waitFor(t, "the next keyframe and what follows", func() bool { return c.n() == 3 })
+	var got []uint64
+	for _, d := range c.all() {
+		got = append(got, d.Unit.Seq)
+	}
+	if ds := c.all(); got[0] != 0 || got[1] != 4 || got[2] != 5 || ds[1].Flags&FlagDiscont == 0 {
+		t.Fatalf("delivered video %v (flags of the second %b), want 0, then 4 marked discontinuous, then 5", got, ds[1].Flags)
+	}
+	if r.Late() != 2 || r.Dropped() != 4 {
+		t.Errorf("late %d, dropped %d; want 2 late (a frame and audio) and 4 dropped", r.Late(), r.Dropped())
+	}
+	if requests.Load() == before {
+		t.Error("no keyframe was requested after the late frame")
+	}
+}

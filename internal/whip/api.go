@@ -29,10 +29,13 @@ const ReceiveMTU = 8192
 const SRTPReplayWindow = historySize
 
 // NACKs a receiver sends for one missing packet: every nackInterval, nackTries times at
-// most (then it is given up: the frame waits for the next keyframe), as libwebrtc does.
+// most (then it is given up: the frame waits for the next keyframe), as libwebrtc does,
+// while it is among the last nackWindow packets (pion's default of 512 is under half a
+// second of a 10 Mb/s stream: a packet whose retransmission was lost too was forgotten).
 const (
 	nackInterval = 100 * time.Millisecond
 	nackTries    = 10
+	nackWindow   = 2048
 )
 
 // APIParams configures NewAPI.
@@ -92,7 +95,8 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 // NACKGenerator returns the interceptor that asks senders again for what was lost, within
 // the limits above; every peer connection that receives media uses it.
 func NACKGenerator() (*nack.GeneratorInterceptorFactory, error) {
-	return nack.NewGeneratorInterceptor(nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(nackTries))
+	return nack.NewGeneratorInterceptor(nack.GeneratorSize(nackWindow), nack.GeneratorInterval(nackInterval),
+		nack.GeneratorMaxNacksPerPacket(nackTries))
 }
 
 // RTCPReports adds receiver reports to ir, and sender reports unless own says the caller

@@ -214,6 +214,7 @@ func (p *Publisher) session(ctx context.Context) error {
 	r, err := p.p.Stream.AddReader(stream.ReaderParams{
 		Name:      "whip-uplink",
 		QueueSize: p.p.QueueSize,
+		MaxLag:    stream.LiveLag,
 		Tracks:    wanted,
 		OnUnit: func(d stream.Delivery) {
 			if lt := locals[d.Unit.Track]; lt != nil {

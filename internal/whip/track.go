@@ -38,6 +38,11 @@ type LocalTrack struct {
 
 	packets, bytes atomic.Uint64
 
+	// the replay of the cached pictures being paced: when it began, the first
+	// replayed unit's arrival, and how much faster than they arrived they go out.
+	replayStart, replayBase time.Time
+	replayScale             float64
+
 	// Latency, when set, observes for each live unit the time from its
 	// first packet's arrival to its last packet's write.
 	Latency *metrics.Histogram
@@ -123,6 +128,11 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		return nil
 	}
 	u := d.Unit
+	if d.Flags&stream.FlagReplay != 0 {
+		t.pace(u.Arrival)
+	} else {
+		t.replayStart = time.Time{}
+	}
 	t.out.Unit(b.stamp, u)
 	at := time.Now().UnixNano()
 	for i, p := range u.Packets {
@@ -143,6 +153,34 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 		t.Latency.Observe(time.Since(d.Unit.Arrival))
 	}
 	return nil
+}
+
+// A new reader's cached pictures (up to a group of pictures, a second or more of video)
+// go out replaySpeed times faster than they arrived, and within replayMax at most, so
+// that the replay reaches the live edge quickly without arriving as one burst that
+// overflows the viewer's socket or a router's queue. The keyframe goes at once.
+const (
+	replaySpeed = 8
+	replayMax   = 200 * time.Millisecond
+)
+
+// pace waits until the replayed unit that arrived at arrival is due.
+func (t *LocalTrack) pace(arrival time.Time) {
+	if arrival.IsZero() {
+		return
+	}
+	now := time.Now()
+	if t.replayStart.IsZero() {
+		t.replayStart, t.replayBase, t.replayScale = now, arrival, 0
+		if span := now.Sub(arrival); span > 0 {
+			t.replayScale = float64(min(span/replaySpeed, replayMax)) / float64(span)
+		}
+		return
+	}
+	due := t.replayStart.Add(time.Duration(float64(arrival.Sub(t.replayBase)) * t.replayScale))
+	if wait := due.Sub(now); wait > 0 {
+		time.Sleep(wait)
+	}
 }
 
 // SenderReport implements Reporter: the track's sender report at now, on the common

@@ -198,3 +198,40 @@ func TestRoundTripFromReceiverReport(t *testing.T) {
 		t.Errorf("round trip %s, want 20 ms (30 ms since the report, held 10 ms)", rtt)
 	}
 }
+
+// A new viewer's replayed pictures go out paced: the keyframe at once, the rest
+// spread so that the last goes replayMax after the first (they arrived over 1.6 s,
+// more than replaySpeed × replayMax), not as one burst; live units are not held.
+func TestReplayIsPaced(t *testing.T) {
+	w := &sink{}
+	lt := boundTrack(w)
+	start := time.Now()
+	var writes []time.Duration
+	for i := range 9 {
+		u := testFrame(uint16(i*4), uint32(i*18000), 4)
+		u.Keyframe = i == 0
+		u.Arrival = start.Add(-1600*time.Millisecond + time.Duration(i)*200*time.Millisecond)
+		if err := lt.Write(stream.Delivery{Unit: u, RTPTime: u.RTPTime, Flags: stream.FlagReplay}); err != nil {
+			t.Fatal(err)
+		}
+		writes = append(writes, time.Since(start))
+	}
+	if w.n != 36 {
+		t.Fatalf("%d packets written, want 36", w.n)
+	}
+	// each unit is due 25 ms after the one before (200 ms of arrival / 8); sleeping
+	// only ever runs late, so these are lower bounds.
+	for i := 1; i < len(writes); i++ {
+		if due := time.Duration(i) * replayMax / 8; writes[i] < due {
+			t.Errorf("replayed unit %d went at %v, before it was due at %v", i, writes[i], due)
+		}
+	}
+	// the next live unit is written as it comes, and a later replay is paced anew.
+	live := testFrame(36, 9*18000, 4)
+	if err := lt.Write(stream.Delivery{Unit: live, RTPTime: live.RTPTime}); err != nil {
+		t.Fatal(err)
+	}
+	if !lt.replayStart.IsZero() {
+		t.Error("the replay's pacing outlived it: a live unit did not end it")
+	}
+}
