@@ -34,9 +34,13 @@ unit:
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
+# Go benchmarks, then the load generator through ingest and the SFU (cameras push
+# RTSP into ingest; NACKing WHEP viewers), once quiet and once with one core busy.
+LOAD ?= -cameras 8 -viewers 25 -duration 15s
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./testbench/loadgen -sfu $(BIN)/sfu -cameras 4 -viewers 10 -duration 15s
+	$(GO) run ./testbench/loadgen -sfu $(BIN)/sfu -ingest $(BIN)/ingest $(LOAD)
+	$(GO) run ./testbench/loadgen -sfu $(BIN)/sfu -ingest $(BIN)/ingest -burn $(LOAD)
 
 # The disaster-recovery drill on real processes, longer than its CI form;
 # the report goes to drill-report/drill.md and drill.json.

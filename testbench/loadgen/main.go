@@ -8,6 +8,8 @@
 //  3. measure server CPU-seconds from /proc, packet latency from payload stamps, and time to first frame.
 //
 // Usage: go run ./testbench/loadgen -sfu bin/sfu -cameras 4 -viewers 10 -duration 20s
+// (add -ingest bin/ingest to push the cameras by RTSP through ingest, -burn to hold one
+// core busy meanwhile)
 package main
 
 import (
@@ -22,6 +24,8 @@ import (
 func main() {
 	var p params
 	flag.StringVar(&p.sfuBin, "sfu", "bin/sfu", "sfu binary to start")
+	flag.StringVar(&p.ingestBin, "ingest", "", "ingest binary to start: cameras then push RTSP into it, and it publishes them to the SFU")
+	flag.BoolVar(&p.burn, "burn", false, "hold one core busy with a CPU burner during the measurement")
 	flag.IntVar(&p.cameras, "cameras", 4, "synthetic cameras")
 	flag.IntVar(&p.viewers, "viewers", 10, "WHEP viewers per camera")
 	flag.IntVar(&p.fps, "fps", 25, "frames per second per camera")

@@ -30,7 +30,8 @@ import (
 )
 
 type params struct {
-	sfuBin                     string
+	sfuBin, ingestBin          string
+	burn                       bool
 	cameras, viewers, fps, gop int
 	packets                    int
 	duration                   time.Duration
@@ -117,8 +118,11 @@ type cpuTime struct{ user, kernel time.Duration }
 func (c cpuTime) total() time.Duration { return c.user + c.kernel }
 
 // cpu returns the process's CPU time from /proc.
-func (s *sfuProcess) cpu() (cpuTime, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *sfuProcess) cpu() (cpuTime, error) { return procCPU(s.cmd.Process.Pid) }
+
+// procCPU returns process pid's CPU time from /proc.
+func procCPU(pid int) (cpuTime, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return cpuTime{}, err
 	}
@@ -298,6 +302,12 @@ func run(ctx context.Context, p params) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var in *ingestProcess
+	if p.ingestBin != "" {
+		if in, err = startIngest(ctx, p.ingestBin, sfu); err != nil {
+			return nil, err
+		}
+	}
 	var wg sync.WaitGroup
 	var viewers []*whip.Viewer
 	defer func() {
@@ -306,6 +316,9 @@ func run(ctx context.Context, p params) (*result, error) {
 		}
 		cancel()
 		wg.Wait()
+		if in != nil {
+			_ = in.cmd.Wait()
+		}
 		_ = sfu.cmd.Wait()
 	}()
 	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true})
@@ -316,6 +329,15 @@ func run(ctx context.Context, p params) (*result, error) {
 	for i := 0; i < p.cameras; i++ {
 		name := fmt.Sprintf("load%d", i+1)
 		cam := synth.New(synth.Params{FPS: p.fps, GOP: p.gop, PacketsPerFrame: p.packets, SSRC: uint32(1000 + i)})
+		if in != nil {
+			if err := pushCamera(ctx, in, sfu, name, cam); err != nil {
+				return nil, err
+			}
+			if err := waitLive(ctx, sfu, name); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		st := stream.New(stream.Params{Name: name, Tracks: synth.Tracks(cam.Params())})
 		pub, err := whip.NewPublisher(whip.PublisherParams{
 			Endpoint: whip.Endpoint(sfu.base, name, "whip"),
@@ -364,7 +386,12 @@ func run(ctx context.Context, p params) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu0, _ := sfu.cpu()
+	if p.burn {
+		if err := burn(ctx); err != nil {
+			return nil, fmt.Errorf("CPU burner: %w", err)
+		}
+	}
+	cpu0, _ := r.serverCPUNow(sfu, in)
 	self0 := selfCPU()
 	start := time.Now()
 	setMeasuring(stats, true)
@@ -382,7 +409,7 @@ func run(ctx context.Context, p params) (*result, error) {
 	setMeasuring(stats, false)
 	r.window = time.Since(start)
 	r.loadCPU = selfCPU() - self0
-	cpu1, _ := sfu.cpu()
+	cpu1, _ := r.serverCPUNow(sfu, in)
 	scrape1, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
@@ -410,6 +437,16 @@ func run(ctx context.Context, p params) (*result, error) {
 		vs.mu.Unlock()
 	}
 	return r, nil
+}
+
+// serverCPUNow returns the server's CPU time so far: the SFU's, and ingest's when it runs.
+func (r *result) serverCPUNow(sfu *sfuProcess, in *ingestProcess) (cpuTime, error) {
+	c, err := sfu.cpu()
+	if err != nil || in == nil {
+		return c, err
+	}
+	i, err := in.cpu()
+	return cpuTime{user: c.user + i.user, kernel: c.kernel + i.kernel}, err
 }
 
 func waitLive(ctx context.Context, s *sfuProcess, name string) error {
@@ -447,8 +484,16 @@ func setMeasuring(stats []*viewerStats, on bool) {
 
 func (r *result) print(w io.Writer, p params) {
 	secs := r.window.Seconds()
+	path := "WHIP into the SFU"
+	if p.ingestBin != "" {
+		path = "RTSP push into ingest, WHIP to the SFU; server CPU is ingest's and the SFU's"
+	}
+	if p.burn {
+		path += "; a CPU burner holds one core"
+	}
 	fmt.Fprintf(w, "load: %d cameras x %d viewers (%d fps, keyframe every %d frames), window %.1f s, %d/%d viewers up\n",
 		p.cameras, p.viewers, p.fps, p.gop, secs, r.viewersUp, r.viewersWant)
+	fmt.Fprintf(w, "path:                             %s\n", path)
 	fmt.Fprintf(w, "packets out (SFU → viewers):      %.0f /s\n", float64(r.sentPackets)/secs)
 	fmt.Fprintf(w, "retransmitted on NACKs:           %d (%.2f%% of packets out); refused: %v\n", r.resent, 100*float64(r.resent)/float64(max(r.sentPackets, 1)), r.refused)
 	fmt.Fprintf(w, "server CPU:                       %.3f CPU-s/s (user space %.3f, kernel %.3f)\n",
