@@ -90,14 +90,24 @@ func (h *harness) token(role auth.Role, pub, view []string) string {
 // until the SFU lists it live. The returned cancel stops it.
 func (h *harness) publish(name string, p synth.Params) (*stream.Stream, context.CancelFunc) {
 	h.t.Helper()
+	return h.publishWith(name, p, nil)
+}
+
+// publishWith is publish with the publisher's parameters changed by set (nil: none).
+func (h *harness) publishWith(name string, p synth.Params, set func(*whip.PublisherParams)) (*stream.Stream, context.CancelFunc) {
+	h.t.Helper()
 	cam := synth.New(p)
 	st := stream.New(stream.Params{Name: name, Tracks: synth.Tracks(cam.Params())})
 	ctx, cancel := context.WithCancel(context.Background())
-	pub, err := whip.NewPublisher(whip.PublisherParams{
+	pp := whip.PublisherParams{
 		Endpoint: whip.Endpoint(h.base, name, "whip"),
 		Client:   &whip.Client{Token: h.token(auth.RoleCamera, []string{name}, nil)},
 		API:      h.api, Stream: st, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	})
+	}
+	if set != nil {
+		set(&pp)
+	}
+	pub, err := whip.NewPublisher(pp)
 	if err != nil {
 		h.t.Fatal(err)
 	}

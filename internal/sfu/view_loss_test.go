@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,6 +62,46 @@ func viewerLossIsRepaired(t *testing.T, fps, perFrame, want int) {
 
 	if resent == 0 {
 		t.Error("the SFU retransmitted nothing")
+	}
+}
+
+// The uplink from a field site crosses a cell: the publisher's link to the SFU loses one
+// packet in twenty and stalls for 300 ms every 1.5 s. The SFU asks the publisher again for
+// what was lost and the publisher answers from its own history, so a viewer gets every
+// packet; and once the spikes end the viewer is back to live, with no delay left queued.
+func TestUplinkLossAndJitterSpikes(t *testing.T) {
+	h := startSFU(t)
+	link := testkit.NewShim(t, h.srv.UDPAddr())
+	link.LoseUp(20)
+	h.publishWith("cam1", synth.Params{FPS: 25, GOP: 50, PacketsPerFrame: 6}, func(p *whip.PublisherParams) {
+		p.LocalSDP, p.RemoteSDP = link.ClientSDP, rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr())
+	})
+	var rec received
+	h.view("cam1", h.token(auth.RoleWall, nil, []string{"cam1"}), &rec)
+	h.waitFor("video", func() bool { n, _ := rec.counts(); return n > 100 })
+	spikes := time.NewTicker(1500 * time.Millisecond)
+	for range 4 {
+		link.HoldUp(300 * time.Millisecond)
+		<-spikes.C
+	}
+	spikes.Stop()
+	link.LoseUp(0)
+	n, _ := rec.counts()
+	h.waitFor("video after the spikes", func() bool { m, _ := rec.counts(); return m > n+300 })
+	t.Logf("lost %d packets on the uplink; the SFU counted %.0f missing upstream", link.LostUp(),
+		h.metricSum("fv_source_packets_lost_total"))
+	if link.LostUp() == 0 {
+		t.Fatal("the shim lost nothing on the uplink")
+	}
+	checkContinuous(t, rec.packets())
+	rec.mu.Lock()
+	last := slices.Clone(rec.latency[len(rec.latency)-100:])
+	rec.mu.Unlock()
+	slices.Sort(last)
+	// a spike's packets arrive up to 300 ms late; a second after the last, the median
+	// of the last hundred is back to the path's own delay.
+	if med := last[len(last)/2]; med > 100*time.Millisecond {
+		t.Errorf("median latency of the last 100 packets is %s after the spikes ended, want the path's own (under 100 ms)", med)
 	}
 }
 

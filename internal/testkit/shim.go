@@ -30,6 +30,7 @@ type Shim struct {
 // shimLink is one direction of the link.
 type shimLink struct {
 	rate   atomic.Int64 // bytes per second; 0 unlimited
+	hold   atomic.Int64 // unix ns: packets wait until then, as in a jitter spike
 	lose   atomic.Int64 // drop one in this many RTP packets; 0 none
 	rtpN   atomic.Int64
 	lost   atomic.Int64
@@ -77,6 +78,16 @@ func (s *Shim) LimitUp(bps int) { s.up.rate.Store(int64(bps / 8)) }
 // LoseDown drops one in n downlink RTP packets (RTCP, STUN and DTLS pass); 0 stops the loss.
 func (s *Shim) LoseDown(n int) { s.down.lose.Store(int64(n)) }
 
+// LoseUp drops one in n uplink RTP packets (RTCP, STUN and DTLS pass); 0 stops the loss.
+func (s *Shim) LoseUp(n int) { s.up.lose.Store(int64(n)) }
+
+// LostUp returns how many uplink RTP packets the shim dropped on purpose.
+func (s *Shim) LostUp() int64 { return s.up.lost.Load() }
+
+// HoldUp holds every uplink packet for d from now, then lets them all go in order, as a
+// cell does in a jitter spike (a handover, a scheduling gap).
+func (s *Shim) HoldUp(d time.Duration) { s.up.hold.Store(time.Now().Add(d).UnixNano()) }
+
 // LostDown returns how many downlink RTP packets the shim dropped on purpose.
 func (s *Shim) LostDown() int64 { return s.down.lost.Load() }
 
@@ -102,12 +113,13 @@ func (s *Shim) send(l *shimLink, b []byte, to net.Addr, conn net.PacketConn) {
 		return
 	}
 	rate := l.rate.Load()
-	if rate == 0 {
+	held := l.hold.Load() > time.Now().UnixNano() || l.queued.Load() > 0
+	if rate == 0 && !held {
 		_, _ = conn.WriteTo(b, to)
 		return
 	}
 	// A queue of at most 150 ms at the link rate; beyond, drop.
-	if l.queued.Load()+int64(len(b)) > rate*150/1000 {
+	if rate > 0 && l.queued.Load()+int64(len(b)) > rate*150/1000 {
 		return
 	}
 	l.queued.Add(int64(len(b)))
@@ -193,6 +205,15 @@ func (s *Shim) pace(l *shimLink) {
 		case <-s.done:
 			return
 		case p := <-l.queue:
+			if d := time.Until(time.Unix(0, l.hold.Load())); d > 0 {
+				timer := time.NewTimer(d)
+				select {
+				case <-timer.C:
+				case <-s.done:
+					timer.Stop()
+					return
+				}
+			}
 			if rate := l.rate.Load(); rate > 0 {
 				now := time.Now()
 				if free.Before(now) {

@@ -33,6 +33,9 @@ type PublisherParams struct {
 	// has a TokenSource, never otherwise.
 	TokenRefresh time.Duration
 	Log          *slog.Logger
+	// LocalSDP and RemoteSDP, when set, rewrite the offer before it is sent and the
+	// answer before it is applied (tests use them to steer media through a network shim).
+	LocalSDP, RemoteSDP func(string) string
 }
 
 // PublisherState is what a publisher is doing.
@@ -186,7 +189,11 @@ func (p *Publisher) session(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	res, err := p.p.Client.Offer(ctx, p.p.Endpoint, pc.LocalDescription().SDP)
+	local := pc.LocalDescription().SDP
+	if p.p.LocalSDP != nil {
+		local = p.p.LocalSDP(local)
+	}
+	res, err := p.p.Client.Offer(ctx, p.p.Endpoint, local)
 	if err != nil {
 		return fmt.Errorf("WHIP offer: %w", err)
 	}
@@ -195,7 +202,11 @@ func (p *Publisher) session(ctx context.Context) error {
 		defer cancel()
 		_ = p.p.Client.Delete(dctx, res)
 	}()
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+	answer := res.Answer
+	if p.p.RemoteSDP != nil {
+		answer = p.p.RemoteSDP(answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("SFU answer: %w", err)
 	}
 	timer := time.NewTimer(p.p.ConnectTimeout)
