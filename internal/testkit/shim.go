@@ -205,14 +205,8 @@ func (s *Shim) pace(l *shimLink) {
 		case <-s.done:
 			return
 		case p := <-l.queue:
-			if d := time.Until(time.Unix(0, l.hold.Load())); d > 0 {
-				timer := time.NewTimer(d)
-				select {
-				case <-timer.C:
-				case <-s.done:
-					timer.Stop()
-					return
-				}
+			if !s.wait(time.Until(time.Unix(0, l.hold.Load()))) {
+				return
 			}
 			if rate := l.rate.Load(); rate > 0 {
 				now := time.Now()
@@ -220,18 +214,27 @@ func (s *Shim) pace(l *shimLink) {
 					free = now
 				}
 				free = free.Add(time.Duration(float64(len(p.b)) / float64(rate) * float64(time.Second)))
-				if d := time.Until(free); d > 0 {
-					timer := time.NewTimer(d)
-					select {
-					case <-timer.C:
-					case <-s.done:
-						timer.Stop()
-						return
-					}
+				if !s.wait(time.Until(free)) {
+					return
 				}
 			}
 			l.queued.Add(-int64(len(p.b)))
 			_, _ = p.conn.WriteTo(p.b, p.to)
 		}
+	}
+}
+
+// wait waits d (nothing when d is not positive) and reports false when the shim closed meanwhile.
+func (s *Shim) wait(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-s.done:
+		return false
 	}
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
@@ -31,40 +27,17 @@ func startIngest(ctx context.Context, bin string, sfu *sfuProcess) (*ingestProce
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "-config", "/dev/null")
-	cmd.Env = append(os.Environ(),
+	cmd, addrs, err := startServer(ctx, bin, "ingest",
 		"FV_INGEST_RTSP_ADDRESS=127.0.0.1:0", `FV_INGEST_RTSP_UDP_RTP_ADDRESS=""`, `FV_INGEST_RTSP_UDP_RTCP_ADDRESS=""`,
 		"FV_INGEST_API_ADDRESS=127.0.0.1:0", "FV_INGEST_UPLINK_URL="+sfu.base, "FV_INGEST_AUTH_SECRET="+string(sfu.secret),
 		"FV_INGEST_AUDIT_FILE="+dir+"/audit.log", "FV_INGEST_AUDIT_SIGNING_KEY_FILE="+dir+"/audit.key",
 		"FV_INGEST_AUTH_REVOCATIONS_FILE="+dir+"/revocations.json",
 		"FV_INGEST_RECORD_SPOOL_DIR="+dir+"/spool", "FV_INGEST_RECORD_PRIMARY_PATH="+dir+"/primary",
 		"FV_INGEST_RECORD_OFFSITE_PATH="+dir+"/offsite", "FV_INGEST_LOG_FORMAT=json", "FV_INGEST_LOG_LEVEL=info")
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second
-	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w (build it with make build)", bin, err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, RTSP string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.RTSP
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return &ingestProcess{cmd: cmd, rtsp: a}, nil
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, errors.New("ingest did not report its address within 10 s")
-	}
+	return &ingestProcess{cmd: cmd, rtsp: addrs.RTSP}, nil
 }
 
 // cpu returns the process's CPU time from /proc.

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,37 +68,49 @@ func startSFU(ctx context.Context, bin string) (*sfuProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "-config", "/dev/null")
-	cmd.Env = append(os.Environ(),
-		"FV_SFU_HTTP_ADDRESS=127.0.0.1:0", "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
+	cmd, addrs, err := startServer(ctx, bin, "sfu", "FV_SFU_HTTP_ADDRESS=127.0.0.1:0", "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
 		"FV_SFU_AUTH_SECRET="+secret, "FV_SFU_AUDIT_FILE="+dir+"/audit.log", "FV_SFU_AUDIT_SIGNING_KEY_FILE="+dir+"/audit.key", "FV_SFU_AUTH_REVOCATIONS_FILE="+dir+"/revocations.json",
 		"FV_SFU_RECORD_SPOOL_DIR="+dir+"/spool", "FV_SFU_RECORD_PRIMARY_PATH="+dir+"/primary", "FV_SFU_RECORD_OFFSITE_PATH="+dir+"/offsite",
 		"FV_SFU_LOG_FORMAT=json", "FV_SFU_LOG_LEVEL=info")
+	if err != nil {
+		return nil, err
+	}
+	return &sfuProcess{cmd: cmd, base: "http://" + addrs.HTTP, secret: []byte(secret)}, nil
+}
+
+// listening is what a server's "listening" log line says.
+type listening struct{ Msg, HTTP, RTSP string }
+
+// startServer starts one of our binaries with no config file and settings env, and
+// returns once its JSON log says where it listens.
+func startServer(ctx context.Context, bin, name string, env ...string) (*exec.Cmd, listening, error) {
+	cmd := exec.CommandContext(ctx, bin, "-config", "/dev/null")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, err
+		return nil, listening{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w (build it with make build)", bin, err)
+		return nil, listening{}, fmt.Errorf("start %s: %w (build it with make build)", bin, err)
 	}
-	addr := make(chan string, 1)
+	addr := make(chan listening, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var line struct{ Msg, HTTP string }
+			var line listening
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.HTTP
+				addr <- line
 			}
 		}
 	}()
 	select {
 	case a := <-addr:
-		return &sfuProcess{cmd: cmd, base: "http://" + a, secret: []byte(secret)}, nil
+		return cmd, a, nil
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		return nil, errors.New("sfu did not report its address within 10 s")
+		return nil, listening{}, fmt.Errorf("%s did not report its address within 10 s", name)
 	}
 }
 
