@@ -51,6 +51,7 @@ type result struct {
 	forward50, forward99   string
 	ttff                   []time.Duration
 	viewersUp, viewersWant int
+	rssBefore, rssAfter    int64 // the SFU's resident memory with the cameras only, and at the end
 }
 
 // sfuProcess is the sfu binary running on loopback.
@@ -130,6 +131,21 @@ func (c cpuTime) total() time.Duration { return c.user + c.kernel }
 
 // cpu returns the process's CPU time from /proc.
 func (s *sfuProcess) cpu() (cpuTime, error) { return procCPU(s.cmd.Process.Pid) }
+
+// procRSS returns process pid's resident memory in bytes, from /proc.
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
 
 // procCPU returns process pid's CPU time from /proc.
 func procCPU(pid int) (cpuTime, error) {
@@ -368,6 +384,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		}
 	}
 
+	rssBefore := procRSS(sfu.cmd.Process.Pid)
 	tok := sfu.token(auth.RoleWall, nil, []string{"*"})
 	var stats []*viewerStats
 	for i := 0; i < p.cameras; i++ {
@@ -392,7 +409,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}, sendFloor: floor}
+	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}, sendFloor: floor, rssBefore: rssBefore}
 	scrape0, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
@@ -419,6 +436,7 @@ func run(ctx context.Context, p params) (*result, error) {
 	}
 	setMeasuring(stats, false)
 	r.window = time.Since(start)
+	r.rssAfter = procRSS(sfu.cmd.Process.Pid)
 	r.loadCPU = selfCPU() - self0
 	cpu1, _ := r.serverCPUNow(sfu, in)
 	scrape1, err := sfu.scrape(ctx)
@@ -534,4 +552,8 @@ func (r *result) print(w io.Writer, p params) {
 	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets, as the viewers saw it)\n",
 		r.latency.quantile(0.50), r.latency.quantile(0.99), r.latency.n)
 	fmt.Fprintf(w, "time to first frame:              p50 %s  p95 %s\n", quantile(r.ttff, 0.50), quantile(r.ttff, 0.95))
+	if r.rssAfter > 0 && r.viewersWant > 0 {
+		fmt.Fprintf(w, "SFU memory (resident):            %.0f MiB with the cameras only, %.0f MiB at the end: %.0f KiB per viewer\n",
+			float64(r.rssBefore)/(1<<20), float64(r.rssAfter)/(1<<20), float64(r.rssAfter-r.rssBefore)/1024/float64(r.viewersWant))
+	}
 }
