@@ -50,6 +50,7 @@ type result struct {
 	latency                *histogram
 	forward50, forward99   string
 	ttff                   []time.Duration
+	answer, connect        []time.Duration // WHEP answer received, ICE and DTLS up; from the viewer's start
 	viewersUp, viewersWant int
 	rssBefore, rssAfter    int64 // the SFU's resident memory with the cameras only, and at the end
 }
@@ -253,6 +254,8 @@ type viewerStats struct {
 	measuring bool
 	started   time.Time
 	first     time.Duration
+	answer    time.Duration
+	connect   time.Duration
 	lastSeq   uint16
 	have      bool
 	received  uint64
@@ -399,6 +402,18 @@ func run(ctx context.Context, p params) (*result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("viewer %d of camera %d: %w", j+1, i+1, err)
 			}
+			vs.mu.Lock()
+			vs.answer = time.Since(vs.started)
+			vs.mu.Unlock()
+			go func() {
+				select {
+				case <-v.Connected():
+					vs.mu.Lock()
+					vs.connect = time.Since(vs.started)
+					vs.mu.Unlock()
+				case <-ctx.Done():
+				}
+			}()
 			viewers = append(viewers, v)
 			stats = append(stats, vs)
 		}
@@ -462,6 +477,10 @@ func run(ctx context.Context, p params) (*result, error) {
 		r.latency.merge(&vs.latency)
 		if vs.first > 0 {
 			r.ttff = append(r.ttff, vs.first)
+		}
+		r.answer = append(r.answer, vs.answer)
+		if vs.connect > 0 {
+			r.connect = append(r.connect, vs.connect)
 		}
 		vs.mu.Unlock()
 	}
@@ -551,6 +570,8 @@ func (r *result) print(w io.Writer, p params) {
 	fmt.Fprintf(w, "added latency in the SFU:         p50 %s  p99 %s  (first packet in → last packet out, per frame)\n", r.forward50, r.forward99)
 	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets, as the viewers saw it)\n",
 		r.latency.quantile(0.50), r.latency.quantile(0.99), r.latency.n)
+	fmt.Fprintf(w, "joining (from the viewer's start): WHEP answer p50 %s p95 %s; connected p50 %s p95 %s\n",
+		quantile(r.answer, 0.50), quantile(r.answer, 0.95), quantile(r.connect, 0.50), quantile(r.connect, 0.95))
 	fmt.Fprintf(w, "time to first frame:              p50 %s  p95 %s\n", quantile(r.ttff, 0.50), quantile(r.ttff, 0.95))
 	if r.rssAfter > 0 && r.viewersWant > 0 {
 		fmt.Fprintf(w, "SFU memory (resident):            %.0f MiB with the cameras only, %.0f MiB at the end: %.0f KiB per viewer\n",
