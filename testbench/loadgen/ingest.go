@@ -44,8 +44,8 @@ func startIngest(ctx context.Context, bin string, sfu *sfuProcess) (*ingestProce
 func (p *ingestProcess) cpu() (cpuTime, error) { return procCPU(p.cmd.Process.Pid) }
 
 // pushCamera publishes a synthetic camera to ingest by RTSP (ANNOUNCE and RECORD over
-// TCP, as a field encoder does) until ctx is done.
-func pushCamera(ctx context.Context, in *ingestProcess, sfu *sfuProcess, name string, cam *synth.Camera) error {
+// TCP, as a field encoder does) until ctx is done, and returns the camera's stream.
+func pushCamera(ctx context.Context, in *ingestProcess, sfu *sfuProcess, name string, cam *synth.Camera) (*stream.Stream, error) {
 	medi := &description.Media{Type: description.MediaTypeVideo,
 		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1}}}
 	desc := &description.Session{Medias: []*description.Media{medi}}
@@ -53,7 +53,7 @@ func pushCamera(ctx context.Context, in *ingestProcess, sfu *sfuProcess, name st
 	c := &gortsplib.Client{Protocol: &tcp}
 	tok := sfu.token(auth.RoleCamera, []string{name}, nil)
 	if err := c.StartRecording("rtsp://tok:"+tok+"@"+in.rtsp+"/"+name, desc); err != nil {
-		return fmt.Errorf("push %s to ingest: %w", name, err)
+		return nil, fmt.Errorf("push %s to ingest: %w", name, err)
 	}
 	st := stream.New(stream.Params{Name: name, Tracks: synth.Tracks(cam.Params())})
 	r, err := st.AddReader(stream.ReaderParams{Name: "rtsp-push", QueueSize: 4096, OnUnit: func(d stream.Delivery) {
@@ -63,14 +63,14 @@ func pushCamera(ctx context.Context, in *ingestProcess, sfu *sfuProcess, name st
 	}})
 	if err != nil {
 		c.Close()
-		return err
+		return nil, err
 	}
 	go func() {
 		defer c.Close()
 		defer r.Close()
 		cam.Run(ctx, st)
 	}()
-	return nil
+	return st, nil
 }
 
 // burn holds one core busy until ctx is done, in a process of its own so that its
