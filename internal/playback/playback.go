@@ -77,7 +77,14 @@ type site struct {
 	mu      sync.Mutex
 	lastErr string
 	since   time.Time
+	// checksFailed counts the health checks failed in a row; Run's own.
+	checksFailed int
 }
+
+// checksToFail is how many health checks in a row a site must fail before answers move
+// off it: one slow answer (a store busy or just restarted) does not move them back and
+// forth. A request the site fails moves them at once.
+const checksToFail = 2
 
 // New returns a Playback over p.Sites.
 func New(p Params) (*Playback, error) {
@@ -112,8 +119,8 @@ func New(p Params) (*Playback, error) {
 }
 
 // Run checks every site each HealthInterval until ctx ends: answers move
-// off a site that fails its check and back to a preferred one that
-// answers again; the index of every healthy site is kept listed, so that a
+// off a site that fails checksToFail checks in a row and back to a preferred one
+// that answers again; the index of every healthy site is kept listed, so that a
 // switch answers at once.
 func (pb *Playback) Run(ctx context.Context) error {
 	t := time.NewTicker(pb.p.HealthInterval)
@@ -132,9 +139,12 @@ func (pb *Playback) Run(ctx context.Context) error {
 				return nil
 			}
 			if err != nil {
-				pb.down(i, fmt.Errorf("health check: %w", err))
+				if s.checksFailed++; s.checksFailed >= checksToFail {
+					pb.down(i, fmt.Errorf("health check: %w", err))
+				}
 				continue
 			}
+			s.checksFailed = 0
 			pb.up(i)
 			if err := s.idx.refresh(ctx, false); err != nil && ctx.Err() == nil {
 				pb.down(i, fmt.Errorf("listing: %w", err))
