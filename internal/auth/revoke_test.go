@@ -111,13 +111,18 @@ func TestBoundSessionEndsWhenTokenExpires(t *testing.T) {
 }
 
 func TestUnboundSessionIsNotEnded(t *testing.T) {
-	v, _ := NewVerifier(testSecret, nil)
+	// the verifier's clock stands still, with the token's expiry (whole seconds) plus the
+	// grace 1–2 s ahead: the timer is that far out however late this goroutine runs (with the
+	// wall clock and a 100 ms margin, which the expiry's rounding down to a second could
+	// take below zero, the timer could fire at once and end the session before the unbind).
+	at := time.Now()
+	v, _ := NewVerifier(testSecret, func() time.Time { return at })
 	c := &Claims{Role: RoleWall}
-	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-BindGrace + 100*time.Millisecond))
+	c.ExpiresAt = jwt.NewNumericDate(at.Add(-BindGrace + 2*time.Second))
 	ended := make(chan string, 1)
 	v.Bind(c, func(reason string) { ended <- reason })()
 	done := make(chan struct{})
-	time.AfterFunc(500*time.Millisecond, func() { close(done) })
+	time.AfterFunc(2500*time.Millisecond, func() { close(done) })
 	select {
 	case <-ended:
 		t.Fatal("an unbound session was ended")
