@@ -1,16 +1,19 @@
 package testkit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,4 +184,177 @@ func decodeLastJSONLine(out []byte) (WallResult, error) {
 		return WallResult{}, fmt.Errorf("decode %q: %w", last, err)
 	}
 	return res, nil
+}
+
+// A pooled driver is a wall-driver.mjs process (with --contexts) whose browser serves one test
+// after another: PooledPage takes an idle one (or starts one) and opens a page in a new
+// browser context; the end of the test closes the context and gives the driver back. Idle
+// drivers end with the test binary: their input closes then, which makes them close the
+// browser.
+type pooledDriver struct {
+	in      io.WriteCloser
+	lines   chan []byte
+	stderr  *lockedBuffer
+	id      int // of the last command sent
+	started time.Time
+	exited  chan struct{}
+	cancel  context.CancelFunc
+}
+
+const (
+	// pooledDriverLimit is the watchdog of a pooled driver; it serves tests for at most
+	// pooledDriverReuse, well within it.
+	pooledDriverLimit = 30 * time.Minute
+	pooledDriverReuse = 20 * time.Minute
+	// pooledDriversIdle bounds the browsers kept between tests: as many as a test opens at once.
+	pooledDriversIdle = 2
+)
+
+var driverPool struct {
+	mu   sync.Mutex
+	idle []*pooledDriver
+}
+
+// PooledPage is OpenPage with a browser that outlives the test: the page is the only one of a
+// new browser context (no cookies, storage or cache of earlier tests), in a headless Chromium
+// started by an earlier test when one is idle. When the test ends the context is closed, as
+// OpenPage's browser would be, and the browser waits for the next test.
+func PooledPage(t testing.TB) *Page {
+	t.Helper()
+	d := takeDriver(t)
+	p := &Page{t: t, in: d.in, lines: d.lines, stderr: d.stderr, id: d.id}
+	// the first command opens the page's browser context; a browser that cannot is stopped.
+	if _, err := p.Try("console", 30*time.Second, nil); err != nil {
+		t.Logf("testkit: an idle browser has no page (%v); starting another", err)
+		d.stop()
+		d = startDriver(t)
+		p = &Page{t: t, in: d.in, lines: d.lines, stderr: d.stderr, id: d.id}
+	}
+	t.Cleanup(func() {
+		_, err := p.Try("reset", 20*time.Second, nil)
+		d.id = p.id
+		if err != nil {
+			t.Logf("testkit: closing the page's browser context failed, so its browser is stopped: %v", err)
+			d.stop()
+			return
+		}
+		giveDriver(d)
+	})
+	return p
+}
+
+// ClosePooledBrowsers closes the browsers PooledPage keeps between tests; the next PooledPage
+// starts one again. A test that measures its own page's timing calls it first, so that no
+// browser but its own runs on the machine.
+func ClosePooledBrowsers() {
+	driverPool.mu.Lock()
+	idle := driverPool.idle
+	driverPool.idle = nil
+	driverPool.mu.Unlock()
+	for _, d := range idle {
+		d.stop()
+	}
+}
+
+func takeDriver(t testing.TB) *pooledDriver {
+	t.Helper()
+	driverPool.mu.Lock()
+	for len(driverPool.idle) > 0 {
+		d := driverPool.idle[len(driverPool.idle)-1]
+		driverPool.idle = driverPool.idle[:len(driverPool.idle)-1]
+		if d.usable() {
+			driverPool.mu.Unlock()
+			return d
+		}
+		go d.stop()
+	}
+	driverPool.mu.Unlock()
+	return startDriver(t)
+}
+
+func giveDriver(d *pooledDriver) {
+	driverPool.mu.Lock()
+	if d.usable() && len(driverPool.idle) < pooledDriversIdle {
+		driverPool.idle = append(driverPool.idle, d)
+		d = nil
+	}
+	driverPool.mu.Unlock()
+	if d != nil {
+		d.stop()
+	}
+}
+
+func (d *pooledDriver) usable() bool {
+	select {
+	case <-d.exited:
+		return false
+	default:
+		return time.Since(d.started) < pooledDriverReuse
+	}
+}
+
+// stop closes the driver's input, which makes it close its browser and exit, and stops it
+// when it does not within 20 s.
+func (d *pooledDriver) stop() {
+	_ = d.in.Close()
+	select {
+	case <-d.exited:
+	case <-time.After(20 * time.Second):
+		d.cancel()
+		<-d.exited
+	}
+}
+
+func startDriver(t testing.TB) *pooledDriver {
+	t.Helper()
+	node := RequireBrowser(t)
+	dir := E2EDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "wall-driver.mjs"), "--contexts",
+		"--timeout-ms", strconv.FormatInt(pooledDriverLimit.Milliseconds(), 10))
+	cmd.Dir = dir
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	d := &pooledDriver{lines: make(chan []byte, 16), stderr: &lockedBuffer{}, started: time.Now(),
+		exited: make(chan struct{}), cancel: cancel}
+	cmd.Stderr = d.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	d.in = in
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start node wall-driver.mjs: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			d.lines <- bytes.Clone(sc.Bytes())
+		}
+		close(d.lines)
+	}()
+	go func() { _ = cmd.Wait(); cancel(); close(d.exited) }()
+
+	p := &Page{t: t, lines: d.lines, stderr: d.stderr}
+	var ready struct {
+		Ready bool   `json:"ready"`
+		Error string `json:"error"`
+	}
+	line, err := p.next(60 * time.Second)
+	if err == nil {
+		err = json.Unmarshal(line, &ready)
+	}
+	if err != nil || !ready.Ready {
+		d.stop()
+		t.Fatalf("wall-driver.mjs did not start the browser: %v %s\nstderr: %s", err, ready.Error, d.stderr)
+	}
+	return d
 }

@@ -1,5 +1,6 @@
 // Launches Debian's Chromium through playwright-core for the end-to-end tests, with a fresh
-// profile in a temporary directory that is removed at exit. Shared by wall.mjs and the other
+// profile in a temporary directory that is removed at exit (launchBrowser, for wall.mjs), or
+// for pages in fresh browser contexts (launchChromium, for wall-driver.mjs). Shared by the
 // page scripts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,18 @@ export async function launchBrowser({ timeoutMs = 30000 } = {}) {
       }
     },
   };
+}
+
+// launchChromium starts Chromium for pages in browser contexts of their own
+// (browser.newContext()), each fresh: no cookies, storage or cache of another context.
+// Playwright gives the browser a temporary profile, removed when it closes.
+export async function launchChromium({ timeoutMs = 30000 } = {}) {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: Math.max(1, timeoutMs),
+  });
 }
 
 // collectConsole records the page's console messages and uncaught errors, keeping the last

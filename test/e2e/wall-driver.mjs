@@ -2,7 +2,11 @@
 // test can change the world between checks (stop a publisher, bring it back) while the page
 // stays open.
 //
-//   node test/e2e/wall-driver.mjs [--timeout-ms T]
+//   node test/e2e/wall-driver.mjs [--timeout-ms T] [--contexts]
+//
+// The page is the first of a browser with a fresh profile. With --contexts it is the only page
+// of a browser context of its own (no disk cache), and reset closes that context, so that one
+// browser serves test after test.
 //
 // Prints {"ready":true} once the browser runs, then one reply line per command line:
 //   {"id":N,"ok":true,"value":…}  or  {"id":N,"ok":false,"error":"…","console":[…]}
@@ -18,11 +22,15 @@
 //   fill {selector, value}, click {selector}, press {selector, key}
 //   screenshot {path}                       save a PNG of the page
 //   console                                 value is the page's last console messages
+//   reset                                   (--contexts) close the page's browser context;
+//                                           the next command runs in a new one, with no
+//                                           cookies, storage, cache, init scripts or console
+//                                           messages of the last
 // The script ends at the end of its input, on SIGTERM, or after --timeout-ms in all (default
 // 10 minutes), closing the browser each time.
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { collectConsole, launchBrowser } from './browser.mjs';
+import { collectConsole, launchBrowser, launchChromium } from './browser.mjs';
 
 const DEFAULT_STEP_MS = 20000;
 const POLL_MS = 100;
@@ -33,9 +41,11 @@ function write(obj) {
 
 let opts;
 try {
-  opts = parseArgs({ options: { 'timeout-ms': { type: 'string', default: '600000' } } }).values;
+  opts = parseArgs({
+    options: { 'timeout-ms': { type: 'string', default: '600000' }, contexts: { type: 'boolean', default: false } },
+  }).values;
 } catch (err) {
-  write({ ready: false, error: `${err.message}; usage: node wall-driver.mjs [--timeout-ms T]` });
+  write({ ready: false, error: `${err.message}; usage: node wall-driver.mjs [--timeout-ms T] [--contexts]` });
   process.exit(2);
 }
 const totalMs = Number(opts['timeout-ms']);
@@ -45,6 +55,11 @@ if (!Number.isInteger(totalMs) || totalMs < 1) {
 }
 
 let browser;
+// The page, its console messages and, with --contexts, its browser context (none after a
+// reset, until the next command opens one).
+let page;
+let messages = [];
+let context;
 let closing = false;
 async function finish(code) {
   if (closing) return;
@@ -59,6 +74,28 @@ const watchdog = setTimeout(() => {
   finish(1);
 }, totalMs);
 watchdog.unref();
+
+async function openContext() {
+  const ctx = await browser.newContext();
+  try {
+    page = await ctx.newPage();
+  } catch (err) {
+    await ctx.close().catch(() => {});
+    throw err;
+  }
+  context = ctx;
+  messages = collectConsole(page);
+}
+
+// reset closes the page's browser context; the next command opens a new one.
+async function reset() {
+  if (!opts.contexts) throw new Error('reset needs --contexts');
+  const old = context;
+  context = undefined;
+  page = undefined;
+  messages = [];
+  await old?.close();
+}
 
 // countFrames makes sure the source's current video element counts presented frames into
 // window.__driverFrames[source], and returns the element (or null).
@@ -114,8 +151,10 @@ async function poll(page, expr, timeoutMs) {
   }
 }
 
-async function run(page, messages, c) {
+async function run(c) {
   const timeout = Math.max(1, c.timeoutMs ?? DEFAULT_STEP_MS);
+  if (c.cmd === 'reset') return reset();
+  if (opts.contexts && !context) await openContext();
   switch (c.cmd) {
     case 'open':
       await page.goto(c.url, { waitUntil: 'domcontentloaded', timeout });
@@ -152,13 +191,19 @@ async function run(page, messages, c) {
 }
 
 try {
-  browser = await launchBrowser({ timeoutMs: 30000 });
+  if (opts.contexts) {
+    browser = await launchChromium({ timeoutMs: 30000 });
+    await openContext();
+  } else {
+    browser = await launchBrowser({ timeoutMs: 30000 });
+    page = browser.page;
+    messages = collectConsole(page);
+  }
 } catch (err) {
   write({ ready: false, error: `cannot start Chromium: ${`${err?.message ?? err}`.split('\n')[0]}` });
+  await browser?.close().catch(() => {});
   process.exit(1);
 }
-const { page } = browser;
-const messages = collectConsole(page);
 write({ ready: true });
 
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
@@ -172,7 +217,7 @@ for await (const line of lines) {
     continue;
   }
   try {
-    write({ id: c.id, ok: true, value: (await run(page, messages, c)) ?? null });
+    write({ id: c.id, ok: true, value: (await run(c)) ?? null });
   } catch (err) {
     write({ id: c.id, ok: false, error: `${err?.message ?? err}`.split('\n')[0], console: messages.slice(-30) });
   }
