@@ -126,10 +126,10 @@ type callPage struct {
 	name string
 }
 
-// openCall opens the call page in a new browser and waits until it is in the call.
+// openCall opens the call page in a page of its own and waits until it is in the call.
 func openCall(t *testing.T, name, pageURL string) *callPage {
 	t.Helper()
-	p := &callPage{Page: testkit.OpenPage(t), t: t, name: name}
+	p := &callPage{Page: testkit.PooledPage(t), t: t, name: name}
 	p.Open(pageURL)
 	p.waitFor("in the call", `document.body.dataset.call === 'in-call'`, 20*time.Second)
 	return p

@@ -99,7 +99,7 @@ func TestCallRecordingCoverage(t *testing.T) {
 	h := startCallSFU(t)
 	link := testkit.NewShim(t, h.srv.UDPAddr())
 	link.LimitUp(400_000)
-	alice := &callPage{Page: testkit.OpenPage(t), t: t, name: "alice"}
+	alice := &callPage{Page: testkit.PooledPage(t), t: t, name: "alice"}
 	alice.Do("initScript", 5*time.Second, map[string]any{"script": shimScript(h.srv.UDPAddr(), link.Addr())})
 	alice.Open(callURL(h.base, callRoom, h.callToken("alice", auth.RoleCommander, callRoom)))
 	alice.waitFor("in the call", `document.body.dataset.call === 'in-call'`, 20*time.Second)

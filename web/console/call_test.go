@@ -313,7 +313,7 @@ func TestCallFieldCamera(t *testing.T) {
 // the form then joins with a good token.
 func TestCallRefused(t *testing.T) {
 	h := startCallSFU(t)
-	p := &callPage{Page: testkit.OpenPage(t), t: t, name: "carol"}
+	p := &callPage{Page: testkit.PooledPage(t), t: t, name: "carol"}
 	refused := `(() => { const r = document.getElementById('join-reason').textContent;
 		return document.body.dataset.call === 'form' && !document.getElementById('join-panel').hidden && r.includes('refused') && r; })()`
 	expired, err := auth.Mint(testSecret, auth.Claims{Role: auth.RoleCommander, Room: callRoom, RoomPublish: true, RoomSubscribe: true}, time.Minute, time.Now().Add(-time.Hour))

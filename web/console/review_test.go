@@ -142,6 +142,7 @@ func p99(v []float64) float64 {
 // change, frame steps move by one frame, cam4 shows "no recording" before its recording and
 // joins when it starts, and the link reopens the review at its instant.
 func TestReviewPage(t *testing.T) {
+	testkit.ClosePooledBrowsers()
 	full := []string{"cam1", "cam2", "cam3"}
 	all := append(slices.Clone(full), "cam4")
 	rec := recordReview(t, full, "cam4", 6)

@@ -14,7 +14,7 @@ func TestWallAudioOnlyWhenUnmuted(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", true)
 	h.publish("cam2", true)
-	p := testkit.OpenPage(t)
+	p := testkit.PooledPage(t)
 	defer p.LogConsole()
 	p.Open(h.base + "/?token=" + h.wallToken())
 	p.WaitPlaying("cam1", 5, 40*time.Second)

@@ -86,7 +86,7 @@ func TestWallAlignment(t *testing.T) {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 
-	p := testkit.OpenPage(t)
+	p := testkit.PooledPage(t)
 	defer p.LogConsole()
 	p.Open(srv.URL + "/?token=anything")
 	p.WaitFor("five tiles", `document.querySelectorAll('.tile').length === 5`, 10*time.Second)
@@ -173,7 +173,7 @@ func TestWallSynced(t *testing.T) {
 	h := startSFU(t)
 	h.publishShifted("cam1", 250*time.Millisecond)
 	h.publish("cam2", true)
-	p := testkit.OpenPage(t)
+	p := testkit.PooledPage(t)
 	defer p.LogConsole()
 	p.Open(h.base + "/?token=" + h.wallToken())
 	p.WaitPlaying("cam1", 10, 40*time.Second)

@@ -51,7 +51,7 @@ func TestWall(t *testing.T) {
 	})
 
 	t.Run("token form", func(t *testing.T) {
-		p := testkit.OpenPage(t)
+		p := testkit.PooledPage(t)
 		formShown := `(() => { const f = document.getElementById('token-panel');
 			return f && !f.hidden && f.offsetHeight > 0 && document.getElementById('token-reason').textContent; })()`
 
@@ -130,7 +130,7 @@ func TestWallEnlargeAndSound(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", true)
 	h.publish("cam2", true)
-	p := testkit.OpenPage(t)
+	p := testkit.PooledPage(t)
 	p.Open(h.base + "/?token=" + h.wallToken())
 	p.WaitPlaying("cam1", 5, 40*time.Second)
 	p.WaitPlaying("cam2", 5, 40*time.Second)
@@ -224,7 +224,7 @@ func TestWallRecovers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startSFU(t)
 			stop := h.publish("cam1", true)
-			p := testkit.OpenPage(t)
+			p := testkit.PooledPage(t)
 			defer p.LogConsole()
 			p.Open(h.base + "/?token=" + h.wallToken())
 
@@ -266,7 +266,7 @@ func TestWallPageHideEndsSessions(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", false)
 	base, requests := h.proxy()
-	p := testkit.OpenPage(t)
+	p := testkit.PooledPage(t)
 	p.Open(base + "/?token=" + h.wallToken())
 	p.WaitPlaying("cam1", 5, 40*time.Second)
 	h.waitViewers("cam1", 1, 10*time.Second)
