@@ -102,6 +102,15 @@ func record(t *testing.T) *recorded {
 	return rec
 }
 
+func prevEnd(segs []recorderSeg, s recorderSeg) time.Time {
+	for i := 1; i < len(segs); i++ {
+		if segs[i].key == s.key {
+			return segs[i-1].end
+		}
+	}
+	return time.Time{}
+}
+
 func TestPlayback(t *testing.T) {
 	rec := record(t)
 	srv := startServer(t, rec.primary, rec.offsite)
@@ -178,6 +187,24 @@ func TestPlayback(t *testing.T) {
 			t.Fatalf("%d video frames up to %.3f s for 5 s", n, lastV)
 		}
 		t.Logf("stream from %s: keyframe %s before, first frame at %.3f s, %d frames, %d bytes", ts(at), at.Sub(key), firstV, n, len(body))
+	})
+
+	t.Run("stream from just after a segment's start", func(t *testing.T) {
+		// The segment before ends with audio reaching past the cut; decoding
+		// still starts at the asked segment's own keyframe, not the one before.
+		for _, seg := range rec.sessionOne[1:] {
+			at := seg.start.Add(time.Millisecond)
+			code, h, body := srv.get(t, srv.reviewer, "/v1/recordings/stream",
+				url.Values{"source": {"cam1"}, "start": {ts(at)}, "duration": {"1"}})
+			if code != http.StatusOK {
+				t.Fatalf("%d %s", code, body)
+			}
+			key, _ := time.Parse(time.RFC3339Nano, h.Get("X-Capture-Keyframe"))
+			if key.Before(seg.start) || !key.Before(at) {
+				t.Fatalf("from %s (segment %s, the one before ends %s): decoding starts at the keyframe of %s, want the segment's own in [%s, %s)",
+					ts(at), seg.key, ts(prevEnd(rec.sessionOne, seg)), ts(key), ts(seg.start), ts(at))
+			}
+		}
 	})
 
 	t.Run("byte ranges", func(t *testing.T) {

@@ -105,8 +105,8 @@ func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, 
 	pb.streams.Add(1)
 	st := &stitcher{pb: pb, ctx: ctx, w: w, req: req, info: &info}
 	for i, src := range req.Sources {
-		if len(segs[i]) > 0 {
-			st.inputs = append(st.inputs, &input{source: src, segs: segs[i]})
+		if l := fromLastStart(segs[i], req.Start); len(l) > 0 {
+			st.inputs = append(st.inputs, &input{source: src, segs: l})
 		}
 	}
 	if len(st.inputs) == 0 {
@@ -119,6 +119,18 @@ func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, 
 		return info, st.nothing()
 	}
 	return info, nil
+}
+
+// fromLastStart drops the segments before the last one that starts by t:
+// a segment starts at a keyframe, presented within the millisecond after
+// its key's start, so decoding begins in that one even when the segment
+// before reaches past t (its last audio packet, cut by the keyframe).
+func fromLastStart(segs []seg, t time.Time) []seg {
+	i := 0
+	for i+1 < len(segs) && !segs[i+1].start.Add(time.Millisecond).After(t) {
+		i++
+	}
+	return segs[i:]
 }
 
 func (st *stitcher) nothing() error {
