@@ -204,18 +204,24 @@ func ParseTime(what, s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// maxDuration bounds a duration asked in a query, in either form.
+const maxDuration = 1e7 * time.Second
+
 // parseDuration reads seconds (MediaMTX's form, e.g. 60.5) or a Go
 // duration (90s, 1h).
 func parseDuration(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f <= 0 || math.IsNaN(f) || f > 1e7 {
-			return 0, badRequest("duration %q is out of range", s)
+		if f <= 0 || math.IsNaN(f) || f > maxDuration.Seconds() {
+			return 0, badRequest("duration %q is out of range: give 0 to %.0f seconds", s, maxDuration.Seconds())
 		}
 		return time.Duration(f * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0, badRequest("duration %q is not a positive number of seconds or a duration such as 90s", s)
+	}
+	if d > maxDuration {
+		return 0, badRequest("duration %q is out of range: give at most %s", s, maxDuration)
 	}
 	return d, nil
 }
