@@ -198,6 +198,9 @@ func TestWallSynced(t *testing.T) {
 	if st.Synced || st.Button != "Synced: off" {
 		t.Errorf("synced mode is on at first: %+v", st)
 	}
+	if !strings.Contains(st.Status, "cam1 is") || !strings.Contains(st.Status, "behind") {
+		t.Errorf("the header says %q, want it to name cam1 as the tile behind", st.Status)
+	}
 	if d := st.ms(st.Latency, "cam1") - st.ms(st.Latency, "cam2"); d < 150 || d > 400 {
 		t.Errorf("cam1 runs %d ms behind cam2, want about 250", d)
 	}

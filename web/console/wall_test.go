@@ -182,6 +182,8 @@ type recoveryCase struct {
 	outage func(t *testing.T, h *wallSFU, p *testkit.Page, stop func())
 	// audio tells whether the source has audio at the end.
 	audio bool
+	// kiosk opens the wall in kiosk mode: no header, and no one to touch it.
+	kiosk bool
 }
 
 func TestWallRecovers(t *testing.T) {
@@ -213,6 +215,7 @@ func TestWallRecovers(t *testing.T) {
 			// every session ends and the API is unreachable for a while.
 			name:  "SFU restarts",
 			audio: true,
+			kiosk: true,
 			outage: func(t *testing.T, h *wallSFU, p *testkit.Page, stop func()) {
 				h.restart()
 				// the publisher reconnects to the new server by itself.
@@ -226,7 +229,11 @@ func TestWallRecovers(t *testing.T) {
 			stop := h.publish("cam1", true)
 			p := testkit.PooledPage(t)
 			defer p.LogConsole()
-			p.Open(h.base + "/?token=" + h.wallToken())
+			fragment := ""
+			if tc.kiosk {
+				fragment = "#kiosk"
+			}
+			p.Open(h.base + "/?token=" + h.wallToken() + fragment)
 
 			before := p.WaitPlaying("cam1", 10, 40*time.Second)
 			if before.Width != 640 {
@@ -245,6 +252,11 @@ func TestWallRecovers(t *testing.T) {
 				t.Errorf("after the outage: tile %+v, want a 640-pixel-wide picture", after)
 			}
 			p.WaitFor("cam1 shown live", tileStateExpr("cam1")+` === 'live'`, 10*time.Second)
+			var header bool
+			p.Eval(`document.querySelector('.bar').offsetHeight > 0`, &header)
+			if header == tc.kiosk {
+				t.Errorf("header shown = %v in kiosk mode %v", header, tc.kiosk)
+			}
 			// sessions the page replaced were ended, not left to time out.
 			h.waitViewers("cam1", 1, 15*time.Second)
 			var hasSound bool

@@ -13,10 +13,13 @@
 // disconnected) while signalling works gets the same ICE restart. A session the server no
 // longer knows is replaced by a fresh join that publishes again.
 
+import { mountNav } from './nav.js';
+import { t } from './i18n.js';
 import { forgetToken, saveToken, takeToken } from './api.js';
 import { Backoff } from './whep.js';
-import { CallError, Signalling } from './call-signal.js';
+import { CallError, Signalling, why } from './call-signal.js';
 import { Publisher, Subscriber, localMedia, screenItems } from './call-media.js';
+import { roleName, said } from './call-strings.js';
 import { Sound, Tile, el, fieldName, layerLabel, setText } from './call-tiles.js';
 import { StallWatch } from './call-watch.js';
 
@@ -63,8 +66,10 @@ class Call {
     this.watch = new StallWatch();
     this.signal = {
       send: (msg) => this.sig?.send(msg) ?? false,
-      request: (msg, want) => (this.sig ? this.sig.request(msg, want) : Promise.reject(new CallError('network', 'not connected to the room'))),
+      request: (msg, want) => (this.sig ? this.sig.request(msg, want) : Promise.reject(new CallError('network', said('call.sig.not-connected')))),
     };
+    // what the page says (statusMsg, joinMsg, stageText) is kept as Saids for a language switch.
+    this.title = said('call.title');
   }
 
   init() {
@@ -95,13 +100,31 @@ class Call {
     });
     setInterval(() => this.meters(), METER_MS);
     setInterval(() => this.checkStalls(), STALL_CHECK_MS);
+    window.addEventListener('langchange', () => this.relabel());
+    this.relabel();
 
     const params = new URL(window.location.href).searchParams;
     this.token = takeToken();
     this.room = (params.get('room') ?? '').trim();
     this.name = (params.get('name') ?? '').trim();
     if (this.token && this.room) this.start();
-    else this.showForm(this.token ? 'Enter the room to join.' : 'This page needs an access token and a room to join a call.');
+    else this.showForm(said(this.token ? 'call.join.need-room' : 'call.join.need-both'));
+  }
+
+  // relabel writes again, in the language now in use, what the page wrote itself.
+  relabel() {
+    this.renderTitle();
+    this.setStatus(this.statusMsg);
+    this.renderForm();
+    this.renderButtons();
+    this.render();
+    this.renderStage();
+  }
+
+  renderTitle() {
+    const text = String(this.title);
+    setText($('title'), text);
+    if (document.title !== text) document.title = text;
   }
 
   // phase is what the page is doing: form, joining, in-call, reconnecting, ended.
@@ -114,32 +137,43 @@ class Call {
     if (phase === 'form' || phase === 'ended') $('rec').hidden = true;
   }
 
-  setStatus(text) {
+  // setStatus shows msg (a Said, or '' for none) in the header.
+  setStatus(msg) {
+    this.statusMsg = msg;
+    const text = String(msg ?? '').trim();
     setText($('status'), text);
     $('status').hidden = text === '';
   }
 
+  // showForm shows the join form with reason (a Said).
   showForm(reason, { ended = false } = {}) {
     this.setPhase(ended ? 'ended' : 'form');
     this.setStatus('');
-    setText($('join-reason'), reason);
+    this.formEnded = ended;
+    this.renderForm(reason);
     $('room-input').value = this.room;
     $('name-input').value = this.name;
     $('token-input').value = '';
-    $('token-input').placeholder = this.token ? 'keep the token given before' : '';
-    setText($('join-submit'), ended ? 'Join again' : 'Join');
     (!this.room ? $('room-input') : !this.token ? $('token-input') : $('join-submit')).focus();
+  }
+
+  // renderForm writes the join form's reason (msg, a Said), placeholder and button.
+  renderForm(msg = this.joinMsg) {
+    this.joinMsg = msg;
+    setText($('join-reason'), String(msg ?? ''));
+    $('token-input').placeholder = this.token ? t('call.join.keep-token') : '';
+    setText($('join-submit'), t(this.formEnded ? 'call.join.again' : 'call.join.submit'));
   }
 
   submitForm() {
     const token = $('token-input').value.trim() || this.token;
     const room = $('room-input').value.trim();
     if (!room || !/^[A-Za-z0-9._-]{1,64}$/.test(room)) {
-      setText($('join-reason'), 'Enter the room: 1 to 64 letters, digits, ".", "_" or "-".');
+      this.renderForm(said('call.join.bad-room'));
       return;
     }
     if (!token) {
-      setText($('join-reason'), 'Paste the access token you were given.');
+      this.renderForm(said('call.join.need-token'));
       return;
     }
     this.token = token;
@@ -157,9 +191,9 @@ class Call {
   async start() {
     this.left = false;
     this.setPhase('joining');
-    this.setStatus(`Joining ${this.room}…`);
-    setText($('title'), `Call · ${this.room}`);
-    document.title = `Call · ${this.room}`;
+    this.setStatus(said('call.joining', { room: this.room }));
+    this.title = said('call.title.room', { room: this.room });
+    this.renderTitle();
     try {
       await this.connect('');
     } catch (err) {
@@ -174,8 +208,7 @@ class Call {
       forgetToken();
       this.token = '';
     }
-    const why = err?.message ?? `${err}`;
-    this.showForm(err?.code === 'network' ? `Cannot reach the call server: ${why}` : `The server refused to join: ${why}`);
+    this.showForm(said(err?.code === 'network' ? 'call.join.unreachable' : 'call.join.refused', { reason: why(err) }));
   }
 
   // connect joins (resuming session when given) on a new socket and starts or restarts the
@@ -213,7 +246,7 @@ class Call {
     this.speaking.clear();
     $('rec').hidden = !j.recorded;
     this.setPhase('in-call');
-    this.setStatus(this.grants.publish ? '' : 'Your token lets you watch and listen only.');
+    this.setStatus(this.grants.publish ? '' : said('call.watch-only'));
     $('screen').hidden = !this.grants.publish || typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
     $('mic').disabled = !this.grants.publish;
     $('camera').disabled = !this.grants.publish;
@@ -235,7 +268,7 @@ class Call {
     if (!this.grants.publish) return;
     if (!this.local) {
       const generation = this.generation;
-      const local = await localMedia((msg) => this.setStatus(msg));
+      const local = await localMedia((key, vars) => this.setStatus(said(key, vars)));
       if (this.left || generation !== this.generation) {
         // left (or joined anew) while the browser asked for the devices.
         for (const t of local?.stream.getTracks() ?? []) t.stop();
@@ -256,7 +289,7 @@ class Call {
       await pub.publish(items);
       if (this.screen) await pub.publish(screenItems(this.screen));
     } catch (err) {
-      if (pub === this.publisher && !this.left) this.setStatus(`Your camera and microphone could not be sent: ${err?.message ?? err}`);
+      if (pub === this.publisher && !this.left) this.setStatus(said('call.send-failed', { reason: why(err) }));
     }
   }
 
@@ -302,7 +335,7 @@ class Call {
         if (msg.pc === 'subscribe') {
           this.ensureSubscriber().onOffer(msg.sdp).catch((err) => {
             console.warn(`call: subscribe offer: ${err?.message ?? err}`);
-            this.setStatus(`Receiving the others failed: ${err?.message ?? err}`);
+            this.setStatus(said('call.receive-failed', { reason: why(err) }));
           });
         }
         return;
@@ -322,11 +355,11 @@ class Call {
       case 'track_unpublished':
         this.tracks.delete(msg.track?.id);
         this.layers.delete(msg.track?.id);
-        if (msg.track?.id === this.pinned) this.stageNote(`The field camera went away: ${msg.reason || 'it stopped'}.`);
+        if (msg.track?.id === this.pinned) this.stageNote(said('call.stage.went-away', { reason: msg.reason || said('call.stage.stopped') }));
         break;
       case 'unsubscribed':
         this.layers.delete(msg.track);
-        if (msg.track === this.pinned && msg.reason && msg.reason !== 'unsubscribed') this.stageNote(`The field camera ended: ${msg.reason}.`);
+        if (msg.track === this.pinned && msg.reason && msg.reason !== 'unsubscribed') this.stageNote(said('call.stage.ended', { reason: msg.reason }));
         break;
       case 'layer':
         this.layers.set(msg.track, { layer: msg.layer, reason: msg.reason });
@@ -337,7 +370,7 @@ class Call {
         this.speaking = new Set((msg.speakers ?? []).map((s) => s.participant));
         break;
       case 'error':
-        this.setStatus(`The server refused a request: ${msg.reason}`);
+        this.setStatus(said('call.request-refused', { reason: msg.reason }));
         return;
       default:
         return;
@@ -348,7 +381,7 @@ class Call {
   onLost(reason) {
     if (this.left) return;
     this.setPhase('reconnecting');
-    this.setStatus(`Connection lost (${reason}); reconnecting…`);
+    this.setStatus(said('call.lost', { reason }));
     this.reconnect();
   }
 
@@ -356,7 +389,7 @@ class Call {
     if (this.left) return;
     this.teardown();
     this.left = true;
-    this.showForm(`The call ended: ${reason}`, { ended: true });
+    this.showForm(said('call.ended', { reason }), { ended: true });
   }
 
   // reconnect resumes the session on a new socket, retrying with backoff; a session the
@@ -376,14 +409,14 @@ class Call {
           if (err?.code === 'not_found' && resume) {
             this.resetMedia();
             resume = '';
-            this.setStatus('The server no longer had this call open; joining again…');
+            this.setStatus(said('call.rejoining'));
             continue;
           }
           if (err instanceof CallError && err.fatal) {
             this.failJoin(err);
             return;
           }
-          this.setStatus(`Reconnecting… (${err?.message ?? err})`);
+          this.setStatus(said('call.reconnecting', { reason: why(err) }));
           await new Promise((r) => setTimeout(r, backoff.next()));
         }
       }
@@ -422,7 +455,7 @@ class Call {
     const sig = this.sig;
     this.sig = null;
     this.teardown();
-    this.showForm('You left the call.', { ended: true });
+    this.showForm(said('call.left'), { ended: true });
     await sig?.leave();
   }
 
@@ -460,7 +493,7 @@ class Call {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: true });
     } catch (err) {
-      this.setStatus(`Screen sharing did not start: ${err?.message ?? err}`);
+      this.setStatus(said('call.screen.failed', { reason: why(err) }));
       return;
     }
     this.screen = stream;
@@ -473,7 +506,7 @@ class Call {
     try {
       await this.ensurePublisher().publish(screenItems(stream));
     } catch (err) {
-      this.setStatus(`Your screen could not be sent: ${err?.message ?? err}`);
+      this.setStatus(said('call.screen.send-failed', { reason: why(err) }));
       this.stopScreen();
     }
   }
@@ -510,7 +543,7 @@ class Call {
 
   subscribeField(id) {
     this.signal.request({ type: 'subscribe', track: id, pinned: true }, 'subscribed').catch((err) => {
-      if (this.pinned === id) this.stageNote(`This camera cannot be shown: ${err?.message ?? err}`);
+      if (this.pinned === id) this.stageNote(said('call.stage.cannot-show', { reason: why(err) }));
     });
     if (this.fieldAudio) this.signal.request({ type: 'subscribe', track: fieldAudioOf(id) }, 'subscribed').catch(() => {});
   }
@@ -523,13 +556,14 @@ class Call {
     if (!this.pinned) return;
     const id = fieldAudioOf(this.pinned);
     this.fieldAudio = !this.fieldAudio;
-    if (this.fieldAudio) this.signal.request({ type: 'subscribe', track: id }, 'subscribed').catch((err) => this.stageNote(`No sound: ${err?.message ?? err}`));
+    if (this.fieldAudio) this.signal.request({ type: 'subscribe', track: id }, 'subscribed').catch((err) => this.stageNote(said('call.stage.no-sound', { reason: why(err) })));
     else this.unsubscribe(id);
     this.render();
   }
 
-  stageNote(text) {
-    this.stageText = text;
+  // stageNote shows msg (a Said, or '' for none) on the stage.
+  stageNote(msg) {
+    this.stageText = msg;
     this.renderStage();
   }
 
@@ -596,7 +630,7 @@ class Call {
     if (changed || grid.children.length !== this.lastCount) this.layout();
     this.lastCount = grid.children.length;
     const n = this.participants.size + 1;
-    setText($('summary'), `${n} in the call`);
+    setText($('summary'), t('call.count', { n }));
     this.renderButtons();
     this.renderFields();
     this.renderStage();
@@ -606,7 +640,8 @@ class Call {
     const pid = tile.participant;
     const self = tile.self;
     const info = self ? this.me : this.participants.get(pid);
-    const name = (self ? `${info?.name ?? pid} (you)` : info?.name ?? pid) + (tile.screen ? ' — screen' : '');
+    let name = self ? t('call.tile.you', { name: info?.name ?? pid }) : info?.name ?? pid;
+    if (tile.screen) name = t('call.tile.screen', { name });
     const videoID = `${pid}/${tile.screen ? 'screen' : 'camera'}`;
     const cam = this.tracks.get(videoID);
     const mic = this.tracks.get(`${pid}/microphone`);
@@ -622,7 +657,7 @@ class Call {
     const layer = self ? undefined : this.layers.get(videoID);
     tile.update({
       name,
-      role: tile.screen ? '' : info?.role ?? '',
+      role: tile.screen ? '' : roleName(info?.role),
       micMuted: tile.screen ? undefined : self ? (this.local?.audio ? this.micMuted : null) : mic ? mic.muted : null,
       camMuted: self ? !tile.screen && this.camMuted : cam?.muted ?? false,
       hasVideo: self ? Boolean(track) : Boolean(cam),
@@ -634,15 +669,15 @@ class Call {
 
   renderButtons() {
     const mic = $('mic');
-    setText(mic, this.micMuted ? 'Unmute mic' : 'Mute mic');
+    setText(mic, t(this.micMuted ? 'call.mic.unmute' : 'call.mic.mute'));
     mic.setAttribute('aria-pressed', String(this.micMuted));
     mic.disabled = !this.local?.audio;
     const cam = $('camera');
-    setText(cam, this.camMuted ? 'Start camera' : 'Stop camera');
+    setText(cam, t(this.camMuted ? 'call.camera.start' : 'call.camera.stop'));
     cam.setAttribute('aria-pressed', String(this.camMuted));
     cam.disabled = !this.local?.video;
     const screen = $('screen');
-    setText(screen, this.screen ? 'Stop sharing' : 'Share screen');
+    setText(screen, t(this.screen ? 'call.screen.stop' : 'call.screen.share'));
     screen.setAttribute('aria-pressed', String(Boolean(this.screen)));
   }
 
@@ -666,7 +701,7 @@ class Call {
     }
     for (const b of list.querySelectorAll('button[data-pin]')) {
       const on = b.dataset.pin === this.pinned;
-      setText(b, `${on ? 'Unpin' : 'Pin'} ${fieldName(b.dataset.pin)}`);
+      setText(b, t(on ? 'call.fields.unpin' : 'call.fields.pin', { name: fieldName(b.dataset.pin) }));
       b.setAttribute('aria-pressed', String(on));
     }
   }
@@ -693,16 +728,16 @@ class Call {
     const label = layerLabel(layer?.layer, layer?.reason);
     setText($('stage-name'), fieldName(id));
     setText($('stage-layer'), label.text);
-    let note = this.stageText || '';
-    if (!note && !listed) note = 'This field camera is offline.';
-    if (!note && label.paused) note = 'Video paused: the network is too slow.';
-    if (!note && !track) note = 'Connecting…';
+    let note = String(this.stageText ?? '');
+    if (!note && !listed) note = t('call.stage.offline');
+    if (!note && label.paused) note = t('call.stage.paused');
+    if (!note && !track) note = t('call.stage.connecting');
     setText($('stage-reason'), note);
     $('stage-placeholder').hidden = note === '';
     stage.dataset.state = note === '' ? 'video' : 'placeholder';
     const hasAudio = this.tracks.has(fieldAudioOf(id));
     $('stage-sound').hidden = !hasAudio;
-    setText($('stage-sound'), this.fieldAudio ? 'Sound off' : 'Sound on');
+    setText($('stage-sound'), t(this.fieldAudio ? 'call.stage.sound-off' : 'call.stage.sound-on'));
     $('stage-sound').setAttribute('aria-pressed', String(this.fieldAudio));
   }
 
@@ -751,4 +786,5 @@ function fieldAudioOf(videoID) {
 
 // The call is reachable from the browser's developer console, for diagnosis on site.
 window.fieldvideoCall = new Call();
+mountNav('call');
 window.fieldvideoCall.init();

@@ -23,6 +23,9 @@
 // Address: review.html?token=&incident=&sources=a,b&start=&end=&t= (times in Unix ms or
 // RFC 3339). The token is kept for the tab and removed from the address (api.js).
 
+import { mountNav, pageTitle } from './nav.js';
+import { t } from './i18n.js';
+import './review-strings.js';
 import { APIError, authHeaders, forgetToken, reasonOf, request, saveToken, takeToken } from './api.js';
 import { formatISO, formatUTC, parseTime, percentile } from './review-time.js';
 import { Timeline } from './review-timeline.js';
@@ -99,9 +102,15 @@ class Review {
     this.events = [];
     this.stats = { state: 'loading', spreadMs: [], spreadCount: 0, p99: null, seekToFrameMs: [], tiles: [], errors: [] };
     window.reviewStats = this.stats;
+    // What the page says outside the tiles, as [key, vars], written again after a language
+    // switch: the status, the token form's reason, the empty page's note.
+    this.said = { status: null, token: null, empty: null };
+    this.site = '';
   }
 
   async init() {
+    pageTitle('review.title');
+    window.addEventListener('langchange', () => this.relabel());
     $('token-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const tok = $('token-input').value.trim();
@@ -119,21 +128,43 @@ class Review {
     this.bindControls();
     this.token = takeToken();
     if (!this.token) {
-      this.askToken('');
+      this.askToken(null);
       return;
     }
     this.open();
   }
 
+  // relabel writes again, in the language now in use, what the page wrote itself.
+  relabel() {
+    this.say('status', $('status'));
+    this.say('token', $('token-reason'));
+    this.say('empty', $('empty'));
+    this.summarize();
+    this.timeline?.render();
+    for (const tile of this.tiles) tile.relabel();
+    this.relabelPicker();
+  }
+
+  // say writes what the page says in place (a [key, vars] of this.said) into node.
+  say(place, node) {
+    const text = this.said[place] ? t(...this.said[place]) : '';
+    setText(node, text);
+    return text;
+  }
+
+  // askToken shows the token form with a reason: [key, vars], or null for none.
   askToken(reason) {
     $('player').hidden = true;
-    $('token-reason').textContent = reason;
+    this.said.token = reason;
+    this.say('token', $('token-reason'));
     $('token-panel').hidden = false;
     $('token-input').focus();
   }
 
-  setStatus(text) {
-    $('status').textContent = text;
+  // setStatus shows a message of key with vars in the header, or none for no key.
+  setStatus(key, vars) {
+    this.said.status = key ? [key, vars] : null;
+    const text = this.say('status', $('status'));
     $('status').hidden = text === '';
     if (text) this.stats.errors.push(text);
   }
@@ -153,10 +184,10 @@ class Review {
     if (err?.unauthorized || err?.status === 403) {
       forgetToken();
       this.token = '';
-      this.askToken(`The server refused the token: ${err.message}`);
+      this.askToken(['review.token.refused', { reason: err.message }]);
       return;
     }
-    this.setStatus(err?.message ?? String(err));
+    this.setStatus('review.server', { reason: err?.message ?? String(err) });
   }
 
   // open reads the address, the recordings list and the coverage, and builds the tiles.
@@ -188,12 +219,12 @@ class Review {
     this.fillPicker(incidents, start, end);
     if (!this.incident || !this.sources.length) {
       $('pick').open = true;
-      this.showEmpty(this.incident ? 'Choose the sources to review.' : 'There are no recordings yet.');
+      this.showEmpty(this.incident ? 'review.empty.choose' : 'review.empty.none');
       return;
     }
     if (!(end > start)) {
       $('pick').open = true;
-      this.showEmpty('The window is empty: "To" must be after "From".');
+      this.showEmpty('review.empty.window');
       return;
     }
     this.window = { start, end };
@@ -215,8 +246,9 @@ class Review {
     setInterval(() => this.loadCoverage().catch((err) => this.fail(err)), COVERAGE_REFRESH_MS);
   }
 
-  showEmpty(text) {
-    $('empty').textContent = text;
+  showEmpty(key) {
+    this.said.empty = [key, {}];
+    this.say('empty', $('empty'));
     $('empty').hidden = false;
   }
 
@@ -235,7 +267,16 @@ class Review {
     }));
     for (const tile of this.tiles) tile.ranges = this.coverage.find((c) => c.source === tile.source)?.ranges ?? [];
     this.timeline?.setSources(this.window.start, this.window.end, this.coverage);
-    $('summary').textContent = `${this.incident} · ${this.sources.length} source${this.sources.length === 1 ? '' : 's'} · ${formatUTC(this.window.start)} – ${formatUTC(this.window.end)} UTC · site ${body.site ?? '?'}`;
+    this.site = body.site ?? '?';
+    this.summarize();
+  }
+
+  summarize() {
+    if (!this.site) return;
+    const n = this.sources.length;
+    setText($('summary'), t(n === 1 ? 'review.summary.one' : 'review.summary', {
+      incident: this.incident, n, from: formatUTC(this.window.start), to: formatUTC(this.window.end), site: this.site,
+    }));
   }
 
   build() {
@@ -349,7 +390,7 @@ class Review {
     v.play().catch((err) => {
       if (err?.name === 'NotAllowedError' && !v.muted) {
         this.setAudio(null);
-        this.setStatus('The browser blocked the sound: click a tile\'s Sound button to hear it.');
+        this.setStatus('review.sound-blocked');
         v.play().catch(() => {});
       }
     });
@@ -578,13 +619,13 @@ class Review {
 
   show() {
     const m = this.now();
-    setText($('clock'), `${formatUTC(m)} UTC`);
-    setText($('play'), this.playing || this.sync?.resume ? 'Pause' : 'Play');
+    setText($('clock'), t('review.clock', { time: formatUTC(m) }));
+    setText($('play'), t(this.playing || this.sync?.resume ? 'review.pause' : 'review.play'));
     setText($('speed'), speedLabel(this.speed));
     const recent = this.spread.slice(-250);
     const p99 = percentile(recent, 99);
     const last = recent.at(-1);
-    setText($('spread'), Number.isFinite(p99) ? `spread ${Math.round(last)} ms · p99 ${Math.round(p99)} ms` : 'spread —');
+    setText($('spread'), Number.isFinite(p99) ? t('review.spread', { last: Math.round(last), p99: Math.round(p99) }) : t('review.spread.none'));
     this.timeline?.setPlayhead(m, this.playing);
     for (const tile of this.tiles) tile.render(m);
     const st = this.stats;
@@ -613,5 +654,6 @@ class Review {
 
 Object.assign(Review.prototype, inputMethods);
 
+mountNav('review');
 new Review().init();
 

@@ -18,6 +18,8 @@
 // jitterBufferTarget (playoutDelayHint where that is all there is) so that every tile shows
 // the same capture instant as the slowest one; the skew left between tiles is reported.
 
+import { register, t } from './i18n.js';
+
 export const NTP_UNIX_OFFSET_MS = 2208988800000;
 
 // A tile's latency is the median over WINDOW_MS of presented frames, once it has MIN_SAMPLES.
@@ -49,16 +51,52 @@ function signedMs(v) {
   return `${r > 0 ? '+' : r < 0 ? '−' : ''}${Math.abs(r)}`;
 }
 
-const TRUST_WORDS = {
-  'sender-reports': "the camera's clock (sender reports)",
-  refclk: "the camera's clock, locked to a reference clock",
-  arrival: 'arrival times (the constant part of the network delay is not known)',
-  unaligned: 'nothing yet',
-};
+register({
+  en: {
+    'align.trust.sender-reports': "the camera's clock (sender reports)",
+    'align.trust.refclk': "the camera's clock, locked to a reference clock",
+    'align.trust.arrival': 'arrival times (the constant part of the network delay is not known)',
+    'align.trust.unaligned': 'nothing yet',
+    'align.rest-on': 'capture times rest on {what}',
+    'align.error': 'estimated error ±{ms} ms',
+    'align.upstream': 'aligned by ingest',
+    'align.skew': 'clock skew {ppm} ppm',
+    'align.offset': 'camera clock {ms} ms off',
+    'align.report-age': 'last report {secs} s ago',
+    'align.path-delay': 'path delay {ms} ms',
+    'align.text': '±{ms} ms',
+    'align.arrival': 'aligned on arrival',
+    'align.arrival-error': 'aligned on arrival ±{ms} ms',
+    'align.unaligned': 'unaligned',
+    'align.not-converged': 'not converged',
+    'align.unaligned.why': 'capture times are not known yet',
+    'align.not-converged.why': 'the alignment has not settled yet',
+  },
+  'zh-TW': {
+    'align.trust.sender-reports': '攝影機的時鐘（傳送端報告）',
+    'align.trust.refclk': '攝影機的時鐘，已鎖定參考時鐘',
+    'align.trust.arrival': '抵達時間（網路延遲的固定部分未知）',
+    'align.trust.unaligned': '尚無依據',
+    'align.rest-on': '擷取時間依據：{what}',
+    'align.error': '估計誤差 ±{ms} 毫秒',
+    'align.upstream': '由 ingest 對齊',
+    'align.skew': '時鐘偏移 {ppm} ppm',
+    'align.offset': '攝影機時鐘偏差 {ms} 毫秒',
+    'align.report-age': '最後報告於 {secs} 秒前',
+    'align.path-delay': '路徑延遲 {ms} 毫秒',
+    'align.text': '±{ms} 毫秒',
+    'align.arrival': '依抵達時間對齊',
+    'align.arrival-error': '依抵達時間對齊 ±{ms} 毫秒',
+    'align.unaligned': '未對齊',
+    'align.not-converged': '尚未收斂',
+    'align.unaligned.why': '擷取時間尚未得知',
+    'align.not-converged.why': '對齊尚未穩定',
+  },
+});
 
 // alignmentLabel describes a track's clock health for a tile: text ("±4 ms", "aligned on
 // arrival ±12 ms"), warn (a short warning for a badge: "unaligned", "not converged", or '')
-// and title (the details, for a tooltip).
+// and title (the details, for a tooltip), in the console's language.
 export function alignmentLabel(clock) {
   if (!clock || typeof clock !== 'object' || typeof clock.trust !== 'string') {
     return { text: '', warn: '', title: '' };
@@ -66,32 +104,33 @@ export function alignmentLabel(clock) {
   const trust = clock.trust;
   const err = Number(clock.error_ms);
   const known = Number.isFinite(err) && err >= 0;
-  const details = [`capture times rest on ${TRUST_WORDS[trust] ?? trust}`];
-  if (known) details.push(`estimated error ±${Math.round(err * 10) / 10} ms`);
+  const words = ['sender-reports', 'refclk', 'arrival', 'unaligned'].includes(trust) ? t(`align.trust.${trust}`) : trust;
+  const details = [t('align.rest-on', { what: words })];
+  if (known) details.push(t('align.error', { ms: Math.round(err * 10) / 10 }));
   if (clock.upstream) {
-    details.push('aligned by ingest');
+    details.push(t('align.upstream'));
   } else {
-    if (Number.isFinite(clock.skew_ppm) && clock.skew_ppm !== 0) details.push(`clock skew ${signedMs(clock.skew_ppm)} ppm`);
-    if (Number.isFinite(clock.offset_ms) && clock.offset_ms !== 0) details.push(`camera clock ${signedMs(clock.offset_ms)} ms off`);
-    if (Number.isFinite(clock.report_age_ms) && clock.report_age_ms >= 0) details.push(`last report ${(clock.report_age_ms / 1000).toFixed(1)} s ago`);
+    if (Number.isFinite(clock.skew_ppm) && clock.skew_ppm !== 0) details.push(t('align.skew', { ppm: signedMs(clock.skew_ppm) }));
+    if (Number.isFinite(clock.offset_ms) && clock.offset_ms !== 0) details.push(t('align.offset', { ms: signedMs(clock.offset_ms) }));
+    if (Number.isFinite(clock.report_age_ms) && clock.report_age_ms >= 0) details.push(t('align.report-age', { secs: (clock.report_age_ms / 1000).toFixed(1) }));
   }
-  if (Number.isFinite(clock.path_delay_ms) && clock.path_delay_ms > 0) details.push(`path delay ${Math.round(clock.path_delay_ms)} ms`);
+  if (Number.isFinite(clock.path_delay_ms) && clock.path_delay_ms > 0) details.push(t('align.path-delay', { ms: Math.round(clock.path_delay_ms) }));
 
   let text = '';
   let warn = '';
   switch (trust) {
     case 'sender-reports':
     case 'refclk':
-      text = known ? `±${roundMs(err)} ms` : '';
+      text = known ? t('align.text', { ms: roundMs(err) }) : '';
       break;
     case 'arrival':
-      text = known ? `aligned on arrival ±${roundMs(err)} ms` : 'aligned on arrival';
+      text = known ? t('align.arrival-error', { ms: roundMs(err) }) : t('align.arrival');
       break;
     default:
-      warn = 'unaligned';
+      warn = t('align.unaligned');
   }
-  if (!warn && !clock.converged) warn = 'not converged';
-  if (warn) details.push(warn === 'unaligned' ? 'capture times are not known yet' : 'the alignment has not settled yet');
+  if (!warn && !clock.converged) warn = t('align.not-converged');
+  if (warn) details.push(t(warn === t('align.unaligned') ? 'align.unaligned.why' : 'align.not-converged.why'));
   return { text, warn, title: details.join('; ') };
 }
 
@@ -222,6 +261,7 @@ export class PlayoutSync {
     this.stats = new WeakMap(); // receiver → {emitted, minimum, minMs}: jitter buffer minimum
     this.held = new Map(); // tile name → {extraMs, video, audio}: what is applied
     this.skewMs = NaN;
+    this.behind = ''; // the name of the tile furthest behind, when two or more are measured
     this.measured = 0;
     this.capturable = true; // false once tiles play but none has capture times
   }
@@ -285,6 +325,9 @@ export class PlayoutSync {
     if (rows.some((r) => r.fromBaseline)) rows = rows.filter((r) => r.fromBaseline);
     const plan = planDelays(rows);
     this.skewMs = plan.skewMs;
+    // the tile showing the oldest capture instant is the one behind.
+    const slowest = rows.filter((r) => Number.isFinite(r.latencyMs)).reduce((a, b) => (a && a.latencyMs >= b.latencyMs ? a : b), null);
+    this.behind = rows.length > 1 && slowest ? slowest.name : '';
     this.measured = rows.length;
     this.capturable = rows.length > 0 || playing === 0 || tiles.some((t) => t.meter.seen);
     const names = new Set(rows.map((r) => r.name));

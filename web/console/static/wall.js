@@ -1,14 +1,10 @@
 // The EOC wall: one tile per source the token may view, each playing over WHEP and
 // recovering by itself when the source, the network or the server comes and goes.
 //
-// Every POLL_MS the wall reads /v1/sources and adds, updates or removes tiles. Each tile runs
-// one loop: wait until its source is live, connect, watch the session, and when the session
-// ends (connection failed, closed or lost, or no new picture for STALL_MS while the source
-// is live) tear it down and try again after a capped, jittered exponential backoff.
-//
-// A tile keeps its session while the source is offline: the SFU holds viewers across a
-// publisher's reconnection, so the picture comes back on its own when the source returns with
-// the same codecs; if it does not, the stall watch reconnects.
+// Every POLL_MS the wall reads /v1/sources and adds, updates or removes tiles (wall-tile.js:
+// each tile runs its own session loop with backoff). Tiles never move in the page (moving a
+// playing video pauses it): layouts (wall-layout.js) only change the grid's columns, which
+// tiles a page shows and where the focused tile is placed.
 //
 // A tile receives its source's audio only while its sound is on; turning it on or off starts
 // a new session. Muted tiles need no audio, and receiving it would cost more than decoding
@@ -17,363 +13,122 @@
 //
 // Each tile shows how well its source is aligned on the common time baseline, and measures
 // its capture-to-display latency (timeline.js). The "Synced" switch in the header makes all
-// tiles show the same capture instant; the header shows the skew left between them.
+// tiles show the same capture instant; the header shows the skew left between them and names
+// the tile that is behind.
+//
+// Kiosk mode (the Kiosk button, or #kiosk at the end of the address) hides the header and the cursor
+// and runs full screen where the browser allows; nothing in it needs a person: sessions,
+// the source list and the layout recover by themselves after a network or server loss.
 
-import { fetchSources, forgetToken, formatBitrate, saveToken, takeToken } from './api.js';
-import { LatencyMeter, PlayoutSync, alignmentLabel, captureTimeOf, videoClock } from './timeline.js';
-import { Backoff, WHEPSession } from './whep.js';
+import { fetchSources, forgetToken, saveToken, takeToken } from './api.js';
+import { register, t, translate } from './i18n.js';
+import { mountNav, pageTitle } from './nav.js';
+import { PlayoutSync } from './timeline.js';
+import { LAYOUTS, NARROW_PX, perPage, plan } from './wall-layout.js';
+import { Tile } from './wall-tile.js';
 
 const POLL_MS = 2000;
 const TICK_MS = 500;
-// STALL_MS without a new video frame while the source is live ends a session.
-const STALL_MS = 5000;
-// A frame newer than FRESH_MS shows the tile as live.
-const FRESH_MS = 2500;
 // How often synced mode re-measures and re-balances the tiles.
 const SYNC_MS = 1000;
+// A skew above BEHIND_MS names the tile that is behind.
+const BEHIND_MS = 100;
 const SYNCED_KEY = 'fieldvideo.synced';
+const LAYOUT_KEY = 'fieldvideo.wall.layout';
+const FOCUS_KEY = 'fieldvideo.wall.focus';
 
-function el(tag, className, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
+register({
+  en: {
+    'wall.title': 'EOC wall',
+    'wall.summary': '{n} sources · {live} live',
+    'wall.summary.one': '1 source · {live} live',
+    'wall.loading': 'Loading the source list…',
+    'wall.stale-list': 'The source list is not up to date: {reason}',
+    'wall.synced.on': 'Synced: on',
+    'wall.synced.off': 'Synced: off',
+    'wall.synced.on.title': 'Every tile shows the same capture instant; faster tiles are held back. Click to play each tile as fast as it can.',
+    'wall.synced.off.title': 'Each tile plays as fast as it can. Click to make every tile show the same capture instant.',
+    'wall.in-sync': 'in sync within {ms} ms',
+    'wall.apart': '{ms} ms apart',
+    'wall.behind': '{name} is {ms} ms behind',
+    'wall.in-sync-behind': 'in sync within {ms} ms · {name} behind',
+    'wall.skew.title': 'The {n} playing tiles show capture instants up to {ms} ms apart; {name} shows the oldest.',
+    'wall.no-capture': 'no capture times',
+    'wall.no-capture.title': 'This browser does not report the capture time of the frames it shows, so the tiles cannot be synced.',
+    'wall.layout': 'Layout',
+    'wall.layout.auto': 'All',
+    'wall.layout.1': '1',
+    'wall.layout.2x2': '2×2',
+    'wall.layout.3x3': '3×3',
+    'wall.layout.4x4': '4×4',
+    'wall.layout.focus': 'Focus + strip',
+    'wall.page': 'Page {page} of {pages}',
+    'wall.page.prev': 'Previous page',
+    'wall.page.next': 'Next page',
+    'wall.kiosk': 'Kiosk',
+    'wall.kiosk.title': 'Full screen without the header; Esc leaves',
+    'wall.kiosk.exit': 'Leave kiosk mode',
+    'wall.change-token': 'Change token',
+    'wall.token.heading': 'Access token needed',
+    'wall.token.label': 'Paste the wall token you were given:',
+    'wall.token.submit': 'Open the wall',
+    'wall.token.sso': 'Sign in with single sign-on',
+    'wall.token.empty': 'Paste a token first: the field is empty.',
+    'wall.token.new': 'Paste the new token.',
+    'wall.token.needed': 'This wall needs an access token: sign in, open the link you were given (it ends in ?token=…), or paste the token below.',
+    'wall.token.refused': 'The server refused the token: {reason}. Sign in again or paste a valid token.',
+    'wall.empty': 'No camera can be shown with this token yet. Sources appear here as soon as they are published.',
+    'wall.noscript': 'The wall needs JavaScript: enable it for this site.',
+  },
+  'zh-TW': {
+    'wall.title': '應變中心電視牆',
+    'wall.summary': '{n} 個來源 · {live} 個直播中',
+    'wall.summary.one': '1 個來源 · {live} 個直播中',
+    'wall.loading': '正在載入來源清單…',
+    'wall.stale-list': '來源清單不是最新的：{reason}',
+    'wall.synced.on': '同步：開',
+    'wall.synced.off': '同步：關',
+    'wall.synced.on.title': '每個畫面顯示同一擷取時刻；較快的畫面會被延後。點一下讓每個畫面盡快播放。',
+    'wall.synced.off.title': '每個畫面盡快播放。點一下讓每個畫面顯示同一擷取時刻。',
+    'wall.in-sync': '同步誤差 {ms} 毫秒內',
+    'wall.apart': '相差 {ms} 毫秒',
+    'wall.behind': '{name} 落後 {ms} 毫秒',
+    'wall.in-sync-behind': '同步誤差 {ms} 毫秒內 · {name} 落後',
+    'wall.skew.title': '{n} 個播放中的畫面，擷取時刻最多相差 {ms} 毫秒；{name} 顯示的最舊。',
+    'wall.no-capture': '沒有擷取時間',
+    'wall.no-capture.title': '此瀏覽器不提供畫面的擷取時間，因此無法同步各畫面。',
+    'wall.layout': '版面',
+    'wall.layout.auto': '全部',
+    'wall.layout.1': '1',
+    'wall.layout.2x2': '2×2',
+    'wall.layout.3x3': '3×3',
+    'wall.layout.4x4': '4×4',
+    'wall.layout.focus': '焦點＋縮圖列',
+    'wall.page': '第 {page} 頁，共 {pages} 頁',
+    'wall.page.prev': '上一頁',
+    'wall.page.next': '下一頁',
+    'wall.kiosk': '展示模式',
+    'wall.kiosk.title': '全螢幕且隱藏標題列；按 Esc 離開',
+    'wall.kiosk.exit': '離開展示模式',
+    'wall.change-token': '更換權杖',
+    'wall.token.heading': '需要存取權杖',
+    'wall.token.label': '貼上您取得的電視牆權杖：',
+    'wall.token.submit': '開啟電視牆',
+    'wall.token.sso': '使用單一登入',
+    'wall.token.empty': '請先貼上權杖：欄位是空的。',
+    'wall.token.new': '請貼上新的權杖。',
+    'wall.token.needed': '此電視牆需要存取權杖：請登入、開啟您取得的連結（結尾為 ?token=…），或在下方貼上權杖。',
+    'wall.token.refused': '伺服器拒絕了此權杖：{reason}。請重新登入或貼上有效的權杖。',
+    'wall.empty': '此權杖目前沒有可顯示的攝影機。來源一發布就會出現在這裡。',
+    'wall.noscript': '電視牆需要 JavaScript：請為此網站啟用。',
+  },
+});
 
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-function clock(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) || d.getFullYear() < 2000 ? '' : d.toLocaleTimeString([], { hour12: false });
-}
-
-// Tile is one source on the wall: its video, labels and WHEP session loop.
-class Tile {
-  constructor(name, wall) {
-    this.name = name;
-    this.wall = wall;
-    this.info = null; // the source as /v1/sources last listed it
-    this.session = null;
-    this.disposed = false;
-    this.backoff = new Backoff();
-    this.liveEpoch = 0; // counts the source's returns to live
-    this.liveAt = 0; // when the source last became live
-    this.connectedAt = 0;
-    this.frames = 0;
-    this.framesAtConnect = 0;
-    this.lastFrameAt = 0;
-    this.lastTime = 0;
-    this.frameCallbacks = false; // true when requestVideoFrameCallback counts frames
-    this.wantAudio = false; // the sound is on: sessions receive audio
-    this.meter = new LatencyMeter();
-    this.error = '';
-    this.retryAt = 0;
-    this.waiter = null;
-    this.build();
-    this.watchFrames();
-  }
-
-  build() {
-    this.root = el('article', 'tile');
-    this.root.tabIndex = 0;
-    this.root.dataset.tile = this.name;
-    this.root.dataset.state = 'connecting';
-    this.root.title = `${this.name}: click to enlarge or shrink`;
-
-    const v = el('video', 'video');
-    v.dataset.source = this.name;
-    for (const attr of ['muted', 'autoplay', 'playsinline']) v.setAttribute(attr, '');
-    v.muted = true;
-    v.autoplay = true;
-    v.playsInline = true;
-    v.disablePictureInPicture = true;
-    this.video = v;
-
-    this.placeholder = el('div', 'placeholder');
-    this.headline = el('p', 'headline', 'Connecting…');
-    this.reason = el('p', 'reason');
-    this.placeholder.append(this.headline, this.reason);
-
-    const label = el('footer', 'label');
-    this.nameEl = el('span', 'name', this.name);
-    this.badge = el('span', 'badge', 'connecting');
-    this.bitrateEl = el('span', 'bitrate', '—');
-    this.alignEl = el('span', 'align');
-    this.alignWarn = el('span', 'align-warn');
-    this.alignWarn.hidden = true;
-    this.delayEl = el('span', 'delay');
-    this.delayEl.hidden = true;
-    this.sound = el('button', 'sound', 'Unmute');
-    this.sound.type = 'button';
-    this.sound.hidden = true;
-    this.sound.setAttribute('aria-pressed', 'false');
-    this.sound.addEventListener('click', (ev) => {
-      ev.stopPropagation();
-      this.wall.setSound(this, this.video.muted);
-    });
-    label.append(this.nameEl, this.badge, this.alignEl, this.alignWarn, this.delayEl, this.bitrateEl, this.sound);
-
-    this.root.append(v, this.placeholder, label);
-    this.root.addEventListener('click', () => this.wall.toggleEnlarged(this));
-    this.root.addEventListener('keydown', (ev) => {
-      if (ev.target === this.root && (ev.key === 'Enter' || ev.key === ' ')) {
-        ev.preventDefault();
-        this.wall.toggleEnlarged(this);
-      }
-    });
-  }
-
-  // watchFrames counts presented video frames: with requestVideoFrameCallback where the
-  // browser has it, else by watching currentTime at every tick.
-  watchFrames() {
-    const v = this.video;
-    if (typeof v.requestVideoFrameCallback !== 'function') return;
-    this.frameCallbacks = true;
-    const onFrame = (now, md) => {
-      if (this.disposed) return;
-      this.frame();
-      this.measure(md);
-      v.requestVideoFrameCallback(onFrame);
-    };
-    v.requestVideoFrameCallback(onFrame);
-  }
-
-  frame() {
-    this.frames++;
-    this.lastFrameAt = performance.now();
-  }
-
-  // measure records the capture-to-display latency of the frame that md describes.
-  measure(md) {
-    const video = this.session?.receiver('video');
-    if (!video || !md) return;
-    const capture = captureTimeOf(md, video.getSynchronizationSources(), performance.timeOrigin);
-    this.meter.record(md.expectedDisplayTime ?? md.presentationTime, capture.at, capture.fromBaseline, performance.timeOrigin);
-  }
-
-  // receivers returns the session's RTP receivers, for synced playout.
-  receivers() {
-    return { video: this.session?.receiver('video') ?? null, audio: this.session?.receiver('audio') ?? null };
-  }
-
-  // update takes the source's latest listing.
-  update(info) {
-    const wasLive = this.info?.live ?? false;
-    this.info = info;
-    if (info.live && !wasLive) {
-      this.liveEpoch++;
-      this.liveAt = performance.now();
-      this.backoff.reset();
-    }
-    this.poke();
-  }
-
-  start() {
-    this.run().catch((err) => console.error(`wall: ${this.name}: ${err?.stack ?? err}`));
-  }
-
-  dispose({ keepalive = false } = {}) {
-    this.disposed = true;
-    this.session?.close({ keepalive });
-    this.session = null;
-    this.video.srcObject = null;
-    this.poke();
-  }
-
-  // wait resolves when cond() holds, the tile is disposed, or timeoutMs passes. cond is
-  // checked again at every poke.
-  wait(cond, timeoutMs = Infinity) {
-    return new Promise((resolve) => {
-      let timer = 0;
-      const finish = () => {
-        clearTimeout(timer);
-        if (this.waiter === check) this.waiter = null;
-        resolve();
-      };
-      const check = () => {
-        if (this.disposed || cond()) finish();
-      };
-      this.waiter = check;
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(finish, timeoutMs);
-      check();
-    });
-  }
-
-  // poke re-checks what the loop waits for and redraws the tile.
-  poke() {
-    this.waiter?.();
-    if (!this.disposed) this.render();
-  }
-
-  tick() {
-    if (!this.frameCallbacks && this.video.currentTime !== this.lastTime) {
-      this.lastTime = this.video.currentTime;
-      this.frame();
-    }
-    this.poke();
-  }
-
-  async run() {
-    while (!this.disposed) {
-      if (!this.info?.live) {
-        await this.wait(() => this.info?.live);
-        continue;
-      }
-      const epoch = this.liveEpoch;
-      const out = await this.play();
-      if (this.disposed) return;
-      if (out.renegotiate) continue;
-      if (out.unauthorized) {
-        this.wall.unauthorized(out.reason);
-        return;
-      }
-      if (out.played) this.backoff.reset();
-      if (out.final) this.backoff.jumpToMax();
-      const delay = this.backoff.next();
-      this.error = out.reason;
-      this.retryAt = performance.now() + delay;
-      console.warn(`wall: ${this.name}: ${out.reason}; retrying in ${(delay / 1000).toFixed(1)} s`);
-      // a source that comes back meanwhile is tried at once.
-      await this.wait(() => this.liveEpoch !== epoch, delay);
-      this.error = '';
-    }
-  }
-
-  // play runs one WHEP session until it ends, and says why it ended and whether it showed
-  // any picture.
-  async play() {
-    const audio = this.wantAudio;
-    const s = new WHEPSession({ endpoint: `/${encodeURIComponent(this.name)}/whep`, token: this.wall.token, audio });
-    this.session = s;
-    let ended = '';
-    s.addEventListener('ended', (ev) => {
-      ended = ev.detail.reason;
-      this.poke();
-    });
-    this.poke();
-    try {
-      await s.connect();
-    } catch (err) {
-      s.close();
-      if (this.session === s) this.session = null;
-      const status = err?.status ?? 0;
-      return {
-        reason: status ? `${status}: ${err.message}` : `${err?.message ?? err}`,
-        unauthorized: status === 401,
-        final: err?.retryable === false,
-        played: false,
-      };
-    }
-    if (this.disposed) {
-      s.close();
-      return {};
-    }
-    this.framesAtConnect = this.frames;
-    this.connectedAt = performance.now();
-    this.video.srcObject = s.stream;
-    this.video.play().catch(() => {
-      // autoplay of a muted video is allowed; a refusal shows as a stall and a retry.
-    });
-    this.meter.reset();
-    console.info(`wall: ${this.name}: session started${s.captureTimes ? '' : ' (without capture times)'}`);
-    await this.wait(() => ended !== '' || this.stalled() || this.wantAudio !== audio);
-    const played = this.frames > this.framesAtConnect;
-    s.close();
-    if (this.session === s) this.session = null;
-    if (!ended && this.wantAudio !== audio) {
-      // the sound was turned on or off: a new session, at once; the last picture stays.
-      return { renegotiate: true, played };
-    }
-    if (this.video.srcObject === s.stream) this.video.srcObject = null;
-    const reason = ended || `no new picture for ${STALL_MS / 1000} s although the source is live`;
-    return { reason, played };
-  }
-
-  // setAudio turns the tile's sound on or off; its session follows (see play).
-  setAudio(on) {
-    this.video.muted = !on;
-    if (on) this.video.play().catch(() => {});
-    if (this.wantAudio !== on) {
-      this.wantAudio = on;
-      this.poke();
-    }
-  }
-
-  // stalled tells whether the source is live but no frame came for STALL_MS, counted from the
-  // latest of: the last frame, the session's start, the source's return, the page becoming
-  // visible (hidden pages get no frame callbacks).
-  stalled() {
-    if (!this.info?.live || document.hidden) return false;
-    const since = Math.max(this.lastFrameAt, this.connectedAt, this.liveAt, this.wall.visibleAt);
-    return performance.now() - since > STALL_MS;
-  }
-
-  playing() {
-    return Boolean(this.session) && this.frames > this.framesAtConnect && performance.now() - this.lastFrameAt < FRESH_MS;
-  }
-
-  render() {
-    const info = this.info;
-    let state = 'connecting';
-    let headline = 'Connecting…';
-    let reason = '';
-    if (info && !info.live) {
-      state = 'offline';
-      headline = 'Offline';
-      const since = clock(info.since);
-      reason = since ? `since ${since}` : '';
-    } else if (this.error) {
-      state = 'error';
-      headline = 'Error';
-      const secs = Math.max(0, Math.ceil((this.retryAt - performance.now()) / 1000));
-      reason = `${this.error} — retrying in ${secs} s`;
-    } else if (this.playing()) {
-      state = 'live';
-      headline = '';
-    } else if (this.session && this.frames > this.framesAtConnect) {
-      headline = 'Waiting for picture…';
-    }
-    if (this.root.dataset.state !== state) {
-      this.root.dataset.state = state;
-      this.wall.summarize();
-    }
-    setText(this.badge, state);
-    setText(this.headline, headline);
-    setText(this.reason, reason);
-    this.badge.title = reason;
-    setText(this.bitrateEl, info?.live ? formatBitrate(info.bitrate) : '—');
-    this.renderAlignment();
-    this.sound.hidden = !info?.hasAudio;
-    setText(this.sound, this.video.muted ? 'Unmute' : 'Mute');
-    this.sound.setAttribute('aria-pressed', String(!this.video.muted));
-  }
-
-  // renderAlignment shows the source's alignment on the common baseline and, in synced mode,
-  // how long the tile is held back.
-  renderAlignment() {
-    const live = Boolean(this.info?.live);
-    const a = live ? alignmentLabel(videoClock(this.info.tracks)) : { text: '', warn: '', title: '' };
-    setText(this.alignEl, a.text);
-    this.alignEl.hidden = a.text === '';
-    this.alignEl.title = a.title;
-    setText(this.alignWarn, a.warn);
-    this.alignWarn.hidden = a.warn === '';
-    this.alignWarn.title = a.title;
-    this.root.dataset.align = a.warn ? 'warn' : a.text ? 'ok' : '';
-    const latency = this.meter.latency(performance.now());
-    this.root.dataset.latencyMs = Number.isFinite(latency) ? String(Math.round(latency)) : '';
-    const held = this.wall.sync.enabled && Number.isFinite(latency) && this.playing();
-    const extra = held ? (this.wall.sync.extraMs(this.name) ?? 0) : 0;
-    this.root.dataset.heldMs = held ? String(Math.round(extra)) : '';
-    this.delayEl.hidden = !held;
-    setText(this.delayEl, held ? `+${Math.round(extra)} ms` : '');
-    this.delayEl.title = 'held back this long so that every tile shows the same capture instant';
-  }
-}
-
-// Wall owns the page: token form, source polling, tiles and layout.
+// Wall owns the page: token form, source polling, tiles, layout and kiosk mode.
 class Wall {
   constructor() {
     const $ = (id) => document.getElementById(id);
@@ -384,6 +139,13 @@ class Wall {
     this.changeToken = $('change-token');
     this.syncToggle = $('sync-toggle');
     this.syncStatus = $('sync-status');
+    this.layoutSelect = $('layout');
+    this.pager = $('pager');
+    this.pagePrev = $('page-prev');
+    this.pageNext = $('page-next');
+    this.pageLabel = $('page-label');
+    this.kioskButton = $('kiosk');
+    this.kioskExit = $('kiosk-exit');
     this.sync = new PlayoutSync();
     this.syncTimer = 0;
     this.balancing = false;
@@ -397,14 +159,38 @@ class Wall {
     this.ticker = 0;
     this.visibleAt = 0;
     this.enlarged = null;
+    this.layoutName = loadSetting(LAYOUT_KEY, 'auto');
+    if (!LAYOUTS.includes(this.layoutName)) this.layoutName = 'auto';
+    this.focusName = loadSetting(FOCUS_KEY, '');
+    this.page = 0;
+    this.narrow = false;
+    this.tokenReasonKey = null; // the key and vars of the token form's reason, for a language switch
   }
 
   init() {
+    mountNav('wall');
+    pageTitle('wall.title');
+    for (const name of LAYOUTS) {
+      const o = document.createElement('option');
+      o.value = name;
+      o.setAttribute('data-i18n', `wall.layout.${name}`);
+      this.layoutSelect.append(o);
+    }
+    translate(this.layoutSelect);
+    this.layoutSelect.value = this.layoutName;
+    this.layoutSelect.addEventListener('change', () => this.setLayout(this.layoutSelect.value));
+    this.pagePrev.addEventListener('click', () => this.turn(-1));
+    this.pageNext.addEventListener('click', () => this.turn(1));
+    this.kioskButton.addEventListener('click', () => this.setKiosk(true, { fullscreen: true }));
+    this.kioskExit.addEventListener('click', () => this.setKiosk(false));
+    document.addEventListener('fullscreenchange', () => {
+      if (!document.fullscreenElement && this.kioskFullscreen) this.setKiosk(false);
+    });
     this.tokenForm.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const token = this.tokenInput.value.trim();
       if (!token) {
-        this.showTokenForm('Paste a token first: the field is empty.');
+        this.showTokenForm('wall.token.empty');
         return;
       }
       saveToken(token);
@@ -415,12 +201,14 @@ class Wall {
       this.stop();
       forgetToken();
       this.token = '';
-      this.showTokenForm('Paste the new token.');
+      this.showTokenForm('wall.token.new');
     });
     this.syncToggle.addEventListener('click', () => this.setSynced(!this.sync.enabled));
     this.setSynced(loadSynced());
     document.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Escape' && this.enlarged) this.toggleEnlarged(this.enlarged);
+      if (ev.key !== 'Escape') return;
+      if (this.enlarged) this.toggleEnlarged(this.enlarged);
+      else if (document.body.classList.contains('kiosk')) this.setKiosk(false);
     });
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden) this.visibleAt = performance.now();
@@ -430,23 +218,36 @@ class Wall {
     window.addEventListener('pageshow', (ev) => {
       if (ev.persisted && this.token) this.start(this.token);
     });
+    window.addEventListener('langchange', () => this.relabel());
     new ResizeObserver(() => this.layout()).observe(this.grid);
 
+    const url = new URL(window.location.href);
+    if (url.searchParams.has('kiosk') || url.hash === '#kiosk') this.setKiosk(true);
     const token = takeToken();
     if (token) {
       this.start(token);
     } else {
-      this.showTokenForm('This wall needs an access token: open the link you were given (it ends in ?token=…), or paste the token below.');
+      this.showTokenForm('wall.token.needed');
     }
+  }
+
+  // relabel redraws what is written in the page's language after a switch.
+  relabel() {
+    this.summarize();
+    this.setSynced(this.sync.enabled);
+    this.renderPager();
+    if (this.tokenReasonKey) this.tokenReason.textContent = t(...this.tokenReasonKey);
+    for (const tile of this.tiles.values()) tile.render();
   }
 
   start(token) {
     this.stop();
     this.token = token;
     this.tokenPanel.hidden = true;
+    this.tokenReasonKey = null;
     this.grid.hidden = false;
     this.changeToken.hidden = false;
-    this.setStatus('Loading the source list…');
+    this.setStatus(t('wall.loading'));
     const ctrl = new AbortController();
     this.polling = ctrl;
     this.poll(ctrl.signal);
@@ -462,10 +263,8 @@ class Wall {
     this.sync.setEnabled(on);
     saveSynced(on);
     this.syncToggle.setAttribute('aria-pressed', String(on));
-    setText(this.syncToggle, on ? 'Synced: on' : 'Synced: off');
-    this.syncToggle.title = on
-      ? 'Every tile shows the same capture instant; faster tiles are held back. Click to play each tile as fast as it can.'
-      : 'Each tile plays as fast as it can. Click to make every tile show the same capture instant.';
+    setText(this.syncToggle, t(on ? 'wall.synced.on' : 'wall.synced.off'));
+    this.syncToggle.title = t(on ? 'wall.synced.on.title' : 'wall.synced.off.title');
     this.showSync();
   }
 
@@ -483,23 +282,31 @@ class Wall {
     for (const tile of this.tiles.values()) tile.renderAlignment();
   }
 
-  // showSync shows the skew between the tiles' capture instants on screen.
+  // showSync shows the skew between the tiles' capture instants on screen, and which tile
+  // is behind.
   showSync() {
     const s = this.sync;
     let text = '';
     let title = '';
+    const ms = Math.round(s.skewMs);
+    const name = s.behind ?? '';
     if (Number.isFinite(s.skewMs)) {
-      text = s.enabled ? `in sync within ${Math.round(s.skewMs)} ms` : `${Math.round(s.skewMs)} ms apart`;
-      title = `The ${s.measured} playing tiles show capture instants up to ${Math.round(s.skewMs)} ms apart.`;
+      if (s.enabled) text = ms > BEHIND_MS && name ? t('wall.in-sync-behind', { ms, name }) : t('wall.in-sync', { ms });
+      else text = ms > BEHIND_MS && name ? t('wall.behind', { name, ms }) : t('wall.apart', { ms });
+      title = t('wall.skew.title', { n: s.measured, ms, name });
     } else if (!s.capturable) {
-      text = 'no capture times';
-      title = 'This browser does not report the capture time of the frames it shows, so the tiles cannot be synced.';
+      text = t('wall.no-capture');
+      title = t('wall.no-capture.title');
     }
     setText(this.syncStatus, text);
     this.syncStatus.title = title;
     this.syncStatus.hidden = text === '' || this.syncToggle.hidden;
-    this.syncStatus.dataset.skewMs = Number.isFinite(s.skewMs) ? String(Math.round(s.skewMs)) : '';
+    this.syncStatus.dataset.skewMs = Number.isFinite(s.skewMs) ? String(ms) : '';
+    this.syncStatus.dataset.behind = Number.isFinite(s.skewMs) ? name : '';
     this.syncStatus.dataset.synced = String(s.enabled);
+    for (const tile of this.tiles.values()) {
+      tile.root.classList.toggle('behind', Number.isFinite(s.skewMs) && ms > BEHIND_MS && tile.name === name);
+    }
   }
 
   stop({ keepalive = false } = {}) {
@@ -513,16 +320,20 @@ class Wall {
     this.grid.replaceChildren();
     this.empty.hidden = true;
     this.summarize();
+    this.renderPager();
   }
 
-  showTokenForm(reason) {
+  // showTokenForm shows the token form with the reason of a key (and its vars).
+  showTokenForm(key, vars = {}) {
+    this.setKiosk(false);
     this.grid.hidden = true;
     this.empty.hidden = true;
     this.changeToken.hidden = true;
     this.syncToggle.hidden = true;
     this.showSync();
     this.setStatus('');
-    this.tokenReason.textContent = reason;
+    this.tokenReasonKey = [key, vars];
+    this.tokenReason.textContent = t(key, vars);
     this.tokenPanel.hidden = false;
     this.tokenInput.focus();
   }
@@ -534,7 +345,7 @@ class Wall {
     this.stop();
     this.token = '';
     forgetToken();
-    this.showTokenForm(`The server refused the token: ${reason}. Paste a valid token.`);
+    this.showTokenForm('wall.token.refused', { reason });
   }
 
   async poll(signal) {
@@ -550,7 +361,7 @@ class Wall {
           this.unauthorized(err.message);
           return;
         }
-        this.setStatus(`The source list is not up to date: ${err?.message ?? err}`);
+        this.setStatus(t('wall.stale-list', { reason: err?.message ?? err }));
       }
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, POLL_MS);
@@ -594,7 +405,7 @@ class Wall {
     const n = this.tiles.size;
     let live = 0;
     for (const tile of this.tiles.values()) if (tile.info?.live) live++;
-    setText(this.summary, this.token ? `${n} source${n === 1 ? '' : 's'} · ${live} live` : '');
+    setText(this.summary, this.token ? t(n === 1 ? 'wall.summary.one' : 'wall.summary', { n, live }) : '');
   }
 
   setStatus(text) {
@@ -602,26 +413,75 @@ class Wall {
     this.status.hidden = text === '';
   }
 
-  // layout picks the column count that shows 16:9 tiles largest in the grid's area.
+  setLayout(name) {
+    if (!LAYOUTS.includes(name)) return;
+    this.layoutName = name;
+    this.layoutSelect.value = name;
+    saveSetting(LAYOUT_KEY, name);
+    this.page = 0;
+    this.layout();
+  }
+
+  turn(step) {
+    this.page += step;
+    this.layout();
+  }
+
+  // layout sizes the grid for the layout in use, shows the tiles of the current page and
+  // places the focused tile.
   layout() {
-    const n = this.tiles.size;
-    if (n === 0) return;
+    const tiles = [...this.grid.children];
+    const n = tiles.length;
     const css = getComputedStyle(this.grid);
     const gap = parseFloat(css.columnGap) || 0;
     const w = (this.grid.clientWidth || window.innerWidth) - (parseFloat(css.paddingLeft) || 0) - (parseFloat(css.paddingRight) || 0);
     const h = (this.grid.clientHeight || window.innerHeight) - (parseFloat(css.paddingTop) || 0) - (parseFloat(css.paddingBottom) || 0);
-    let cols = 1;
-    let best = 0;
-    for (let c = 1; c <= n; c++) {
-      const rows = Math.ceil(n / c);
-      const tileWidth = Math.min((w - gap * (c - 1)) / c, ((h - gap * (rows - 1)) / rows) * (16 / 9));
-      if (tileWidth > best) {
-        best = tileWidth;
-        cols = c;
+    const narrow = window.innerWidth < NARROW_PX;
+    const size = narrow ? Infinity : perPage(this.layoutName);
+    const pages = Number.isFinite(size) ? Math.max(1, Math.ceil(n / size)) : 1;
+    this.page = Math.min(Math.max(0, this.page), pages - 1);
+    const from = Number.isFinite(size) ? this.page * size : 0;
+    const shown = Math.min(n - from, size);
+    const focus = !narrow && this.layoutName === 'focus' ? this.focusTile(tiles) : null;
+    tiles.forEach((el, i) => {
+      el.classList.toggle('off-page', i < from || i >= from + size);
+      el.classList.toggle('focused', el === focus);
+    });
+    const p = plan(narrow ? 'auto' : this.layoutName, shown, narrow ? window.innerWidth : w, h, gap);
+    this.narrow = p.narrow;
+    this.grid.dataset.layout = narrow ? 'narrow' : this.layoutName;
+    this.grid.style.setProperty('--cols', String(p.cols));
+    this.grid.style.setProperty('--tile-w', p.narrow ? 'minmax(0, 1fr)' : `${p.tileW}px`);
+    this.pages = pages;
+    this.renderPager();
+  }
+
+  // focusTile returns the focus layout's large tile: the one chosen last, else the first.
+  focusTile(tiles) {
+    return tiles.find((el) => el.dataset.tile === this.focusName) ?? tiles[0] ?? null;
+  }
+
+  renderPager() {
+    const pages = this.tiles.size > 0 ? (this.pages ?? 1) : 1;
+    this.pager.hidden = pages <= 1;
+    setText(this.pageLabel, t('wall.page', { page: this.page + 1, pages }));
+    this.pagePrev.disabled = this.page <= 0;
+    this.pageNext.disabled = this.page >= pages - 1;
+  }
+
+  // select is a tile's click: in the focus layout it becomes the large tile, else it is
+  // enlarged to the whole page (or shrunk back).
+  select(tile) {
+    if (this.layoutName === 'focus' && !this.narrow && !this.enlarged) {
+      const focused = this.grid.querySelector('.tile.focused');
+      if (focused !== tile.root) {
+        this.focusName = tile.name;
+        saveSetting(FOCUS_KEY, tile.name);
+        this.layout();
+        return;
       }
     }
-    this.grid.style.setProperty('--cols', String(cols));
-    this.grid.style.setProperty('--tile-w', `${Math.max(160, Math.floor(best))}px`);
+    this.toggleEnlarged(tile);
   }
 
   toggleEnlarged(tile) {
@@ -632,6 +492,22 @@ class Wall {
     document.body.classList.toggle('has-enlarged', on);
   }
 
+  // setKiosk enters or leaves kiosk mode: no header, no cursor, full screen when asked (a
+  // click), which the browser may refuse without one.
+  setKiosk(on, { fullscreen = false } = {}) {
+    document.body.classList.toggle('kiosk', on);
+    this.kioskExit.hidden = !on;
+    this.kioskFullscreen = on && fullscreen;
+    if (on && fullscreen && document.documentElement.requestFullscreen) {
+      document.documentElement.requestFullscreen().catch(() => {
+        this.kioskFullscreen = false;
+      });
+    } else if (!on && document.fullscreenElement) {
+      document.exitFullscreen().catch(() => {});
+    }
+    this.layout();
+  }
+
   // setSound unmutes one tile (muting the others, so the room hears one source) or mutes it.
   setSound(tile, on) {
     for (const t of this.tiles.values()) {
@@ -639,6 +515,22 @@ class Wall {
     }
     tile.setAudio(on);
     for (const t of this.tiles.values()) t.render();
+  }
+}
+
+function loadSetting(key, fallback) {
+  try {
+    return window.localStorage.getItem(key) ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function saveSetting(key, value) {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    // storage disabled: the choice lasts for this page load.
   }
 }
 
