@@ -121,8 +121,12 @@ func TestWallLayouts(t *testing.T) {
 	if len(g.Shown) != 1 || g.Shown[0].Name != "responder-ambulance-12" || g.Page != "Page 2 of 2" {
 		t.Errorf("2×2 page 2: %v on %q, want the fifth tile alone", g.names(), g.Page)
 	}
+	// tiles of the other page end their sessions: a wall of many pages decodes what it shows.
+	h.waitViewers("cam1", 0, 15*time.Second)
+	h.waitViewers("responder-ambulance-12", 1, 15*time.Second)
 
 	setLayout("focus")
+	p.WaitPlaying("cam1", 20, 20*time.Second)
 	g = measure("focus + strip")
 	if len(g.Shown) != 5 || !g.Shown[0].Focused || g.width("cam1") < 3*g.width("cam2") {
 		t.Errorf("focus: %+v, want cam1 focused, at least three times as wide as a strip tile", g.Shown)

@@ -90,6 +90,7 @@ export class Tile {
     this.lastTime = 0;
     this.frameCallbacks = false; // true when requestVideoFrameCallback counts frames
     this.wantAudio = false; // the sound is on: sessions receive audio
+    this.shown = true; // on the layout's current page: only shown tiles keep a session
     this.meter = new LatencyMeter();
     this.error = '';
     this.retryAt = 0;
@@ -246,8 +247,8 @@ export class Tile {
 
   async run() {
     while (!this.disposed) {
-      if (!this.info?.live) {
-        await this.wait(() => this.info?.live);
+      if (!this.info?.live || !this.shown) {
+        await this.wait(() => this.info?.live && this.shown);
         continue;
       }
       const epoch = this.liveEpoch;
@@ -307,10 +308,15 @@ export class Tile {
     });
     this.meter.reset();
     console.info(`wall: ${this.name}: session started${s.captureTimes ? '' : ' (without capture times)'}`);
-    await this.wait(() => ended !== '' || this.stalled() || this.wantAudio !== audio);
+    await this.wait(() => ended !== '' || this.stalled() || this.wantAudio !== audio || !this.shown);
     const played = this.frames > this.framesAtConnect;
     s.close();
     if (this.session === s) this.session = null;
+    if (!ended && !this.shown) {
+      // the tile left the page: no session until it is shown again.
+      if (this.video.srcObject === s.stream) this.video.srcObject = null;
+      return { renegotiate: true, played };
+    }
     if (!ended && this.wantAudio !== audio) {
       // the sound was turned on or off: a new session, at once; the last picture stays.
       return { renegotiate: true, played };
@@ -318,6 +324,14 @@ export class Tile {
     if (this.video.srcObject === s.stream) this.video.srcObject = null;
     const reason = ended || t('wall.stalled', { secs: STALL_MS / 1000 });
     return { reason, played };
+  }
+
+  // show puts the tile on the page in view or takes it off: a tile off the page ends its
+  // session (a wall of many pages decodes only what it shows) and starts one when shown.
+  show(on) {
+    if (this.shown === on) return;
+    this.shown = on;
+    this.poke();
   }
 
   // setAudio turns the tile's sound on or off; its session follows (see play).

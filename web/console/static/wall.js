@@ -382,6 +382,7 @@ class Wall {
       this.tiles.delete(name);
       if (this.enlarged === tile) this.enlarged = null;
     }
+    const added = [];
     for (const info of sources) {
       let tile = this.tiles.get(info.name);
       if (tile) {
@@ -394,10 +395,12 @@ class Wall {
       const next = [...this.grid.children].find((c) => c.dataset.tile > info.name);
       this.grid.insertBefore(tile.root, next ?? null);
       tile.update(info);
-      tile.start();
+      added.push(tile);
     }
     this.empty.hidden = this.tiles.size > 0;
+    // the layout first: a new tile on another page starts no session.
     this.layout();
+    for (const tile of added) tile.start();
     this.summarize();
   }
 
@@ -444,8 +447,10 @@ class Wall {
     const shown = Math.min(n - from, size);
     const focus = !narrow && this.layoutName === 'focus' ? this.focusTile(tiles) : null;
     tiles.forEach((el, i) => {
-      el.classList.toggle('off-page', i < from || i >= from + size);
+      const off = i < from || i >= from + size;
+      el.classList.toggle('off-page', off);
       el.classList.toggle('focused', el === focus);
+      this.tiles.get(el.dataset.tile)?.show(!off);
     });
     const p = plan(narrow ? 'auto' : this.layoutName, shown, narrow ? window.innerWidth : w, h, gap);
     this.narrow = p.narrow;
