@@ -110,7 +110,7 @@ func TestCallLayout(t *testing.T) {
 	carol := openCall(t, "carol", callURL(h.base, callRoom, h.callToken("carol", auth.RoleCommander, callRoom)))
 	carol.waitFor("carol in the call", `!!document.querySelector('[data-tile="carol"]')`, 20*time.Second)
 	var wallLink bool
-	carol.Eval(`(() => { const a = [...document.querySelectorAll('header a')].find((a) => a.textContent.trim() === 'Wall'); return !!a && new URL(a.href).pathname === '/'; })()`, &wallLink)
+	carol.Eval(`(() => { const a = [...document.querySelectorAll('header a')].find((a) => a.textContent.trim() === 'Wall'); return !!a && ['/', '/index.html'].includes(new URL(a.href).pathname); })()`, &wallLink)
 	if !wallLink {
 		t.Errorf("the call page has no link to the wall")
 	}

@@ -276,21 +276,22 @@ const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ide
 const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
 // localMedia opens the camera and microphone, or what of them works; null when nothing does.
+// report(key, vars) tells the person what does not work, with a key of call-strings.js.
 export async function localMedia(report) {
   if (!navigator.mediaDevices?.getUserMedia) {
-    report('This browser cannot open a camera here (the page needs https or localhost). You can still watch and listen.');
+    report('call.media.insecure');
     return null;
   }
   let firstErr = null;
   for (const c of [{ video: VIDEO, audio: AUDIO }, { audio: AUDIO }, { video: VIDEO }]) {
     try {
       const stream = await navigator.mediaDevices.getUserMedia(c);
-      if (!(c.video && c.audio)) report(`Only your ${c.video ? 'camera' : 'microphone'} works: ${firstErr?.message ?? ''}`.trim());
+      if (!(c.video && c.audio)) report(c.video ? 'call.media.only-camera' : 'call.media.only-microphone', { reason: firstErr?.message ?? '' });
       return { stream, video: stream.getVideoTracks()[0] ?? null, audio: stream.getAudioTracks()[0] ?? null };
     } catch (err) {
       firstErr ??= err;
     }
   }
-  report(`Camera and microphone are unavailable (${firstErr?.name ?? 'error'}: ${firstErr?.message ?? ''}). You can still watch and listen.`);
+  report('call.media.unavailable', { name: firstErr?.name ?? 'error', reason: firstErr?.message ?? '' });
   return null;
 }

@@ -14,19 +14,33 @@
 // socket that never closes by itself): without a message for silenceMs the socket is dropped
 // with a code other than 1000/1001, so the server keeps the participant for its resume window.
 
+import { Said, said } from './call-strings.js';
+
 // CallError is a refusal by the server (code from PROTOCOL.md: unauthorized, forbidden,
-// not_found, …) or a failure to talk to it (code 'network').
+// not_found, …) or a failure to talk to it (code 'network'). Its reason is the server's text,
+// shown as it came, or a Said of the page, read in the language in use.
 export class CallError extends Error {
   constructor(code, reason) {
-    super(reason);
+    super();
     this.name = 'CallError';
     this.code = code;
+    this.reason = reason instanceof Said ? reason : String(reason ?? '');
+  }
+
+  get message() {
+    return String(this.reason);
   }
 
   // fatal tells whether trying again with the same token cannot work.
   get fatal() {
     return this.code === 'unauthorized' || this.code === 'forbidden' || this.code === 'room_full' || this.code === 'bad_request';
   }
+}
+
+// why returns what to show of err: a CallError's reason (the server's text, or a Said of the
+// page), else the error's message.
+export function why(err) {
+  return err instanceof CallError ? err.reason : err?.message ?? `${err}`;
 }
 
 // DROP_CODE closes a socket the page gave up on: not 1000/1001, so the server waits for a resume.
@@ -65,7 +79,7 @@ export class Signalling extends EventTarget {
   // join opens the socket and joins the room, resuming session when given. It resolves with
   // the joined message and throws a CallError with the server's reason when refused.
   join(resume = '') {
-    if (this.ws) return Promise.reject(new CallError('conflict', 'this signalling connection was already used'));
+    if (this.ws) return Promise.reject(new CallError('conflict', said('call.sig.used')));
     return new Promise((resolve, reject) => {
       let settled = false;
       const fail = (err) => {
@@ -75,12 +89,12 @@ export class Signalling extends EventTarget {
         this.drop('', false);
         reject(err);
       };
-      const timer = setTimeout(() => fail(new CallError('network', `no answer to the join within ${this.joinTimeoutMs / 1000} s; check the network`)), this.joinTimeoutMs);
+      const timer = setTimeout(() => fail(new CallError('network', said('call.sig.join-timeout', { secs: this.joinTimeoutMs / 1000 }))), this.joinTimeoutMs);
       let ws;
       try {
         ws = new WebSocket(this.url);
       } catch (err) {
-        fail(new CallError('network', `cannot open ${this.url}: ${err?.message ?? err}`));
+        fail(new CallError('network', said('call.sig.cannot-open', { url: this.url, reason: err?.message ?? err })));
         return;
       }
       this.ws = ws;
@@ -104,16 +118,16 @@ export class Signalling extends EventTarget {
           this.startPings();
           resolve(msg);
         } else if (msg.type === 'error') {
-          fail(new CallError(msg.code || 'internal', msg.reason || 'the server refused to join'));
+          fail(new CallError(msg.code || 'internal', msg.reason || said('call.sig.join-refused')));
         }
         // a bye follows an error; nothing else comes before joined.
       });
       ws.addEventListener('close', (ev) => {
         if (!settled) {
-          fail(new CallError('network', `the server closed the connection before answering the join (code ${ev.code}); check the address and the network`));
+          fail(new CallError('network', said('call.sig.closed-early', { code: ev.code })));
           return;
         }
-        this.closed(ev.code === 1000 || ev.code === 1001 ? 'the server closed the connection' : `the connection broke (code ${ev.code})`);
+        this.closed(ev.code === 1000 || ev.code === 1001 ? said('call.sig.server-closed') : said('call.sig.broke', { code: ev.code }));
       });
       ws.addEventListener('error', () => {
         // a close event follows with the code.
@@ -124,12 +138,12 @@ export class Signalling extends EventTarget {
   // request sends msg with a fresh id and resolves with the reply of type want (or rejects
   // with a CallError from the server's error reply, a timeout or a broken socket).
   request(msg, want) {
-    if (!this.open) return Promise.reject(new CallError('network', 'not connected to the room'));
+    if (!this.open) return Promise.reject(new CallError('network', said('call.sig.not-connected')));
     const id = this.nextID++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new CallError('network', `no ${want} to ${msg.type} within ${this.requestTimeoutMs / 1000} s`));
+        reject(new CallError('network', said('call.sig.no-reply', { want, type: msg.type, secs: this.requestTimeoutMs / 1000 })));
       }, this.requestTimeoutMs);
       this.pending.set(id, { want, resolve, reject, timer });
       this.sendRaw({ ...msg, id });
@@ -157,13 +171,13 @@ export class Signalling extends EventTarget {
     if (p && (msg.type === p.want || msg.type === 'error')) {
       this.pending.delete(msg.id);
       clearTimeout(p.timer);
-      if (msg.type === 'error') p.reject(new CallError(msg.code || 'internal', msg.reason || 'refused'));
+      if (msg.type === 'error') p.reject(new CallError(msg.code || 'internal', msg.reason || said('call.sig.refused')));
       else p.resolve(msg);
       return;
     }
     if (msg.type === 'pong') return;
     if (msg.type === 'bye') {
-      this.byeReason = msg.reason || 'the server ended the call';
+      this.byeReason = msg.reason || said('call.sig.bye');
       return; // the close that follows reports it.
     }
     this.emit('message', msg);
@@ -172,21 +186,21 @@ export class Signalling extends EventTarget {
   startPings() {
     this.pinger = setInterval(() => {
       if (performance.now() - this.lastHeard > this.silenceMs) {
-        this.drop(`no answer from the server for ${this.silenceMs / 1000} s`, true);
+        this.drop(said('call.sig.silent', { secs: this.silenceMs / 1000 }), true);
         return;
       }
       this.sendRaw({ type: 'ping', id: this.nextID++ });
     }, this.pingMs);
   }
 
-  // closed ends the connection once: requests fail, and the owner hears why.
+  // closed ends the connection once: requests fail, and the owner hears why (reason: a Said).
   closed(reason) {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.pinger);
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.reject(new CallError('network', `the connection ended: ${reason}`));
+      p.reject(new CallError('network', said('call.sig.ended', { reason })));
     }
     this.pending.clear();
     if (this.leaving) return;
@@ -206,7 +220,7 @@ export class Signalling extends EventTarget {
       }
     }
     if (!report) this.leaving = true;
-    this.closed(reason || 'dropped');
+    this.closed(reason || said('call.sig.dropped'));
   }
 
   // leave says goodbye: the server ends the participation at once, then closes the socket.
@@ -226,7 +240,7 @@ export class Signalling extends EventTarget {
         } catch {
           // already closed.
         }
-        this.closed('left');
+        this.closed(said('call.sig.left'));
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);

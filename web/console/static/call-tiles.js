@@ -2,6 +2,9 @@
 // Sound of the others (one audio element per remote audio track, with a level meter on a
 // WebAudio AnalyserNode), and the small pure helpers the page and its tests share.
 
+import { t } from './i18n.js';
+import './call-strings.js';
+
 export function el(tag, className, text) {
   const e = document.createElement(tag);
   if (className) e.className = className;
@@ -13,18 +16,16 @@ export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-// LAYERS names the simulcast layers of PROTOCOL.md for people.
-const LAYERS = { q: 'low quality', h: 'medium quality', f: 'high quality' };
-
 // layerLabel turns a layer event (layer rid, "" for one layer, "off" when paused) into a
-// label, and says whether the video is paused.
+// label (in the language in use), and says whether the video is paused.
 export function layerLabel(layer, reason) {
   if (layer === undefined || layer === null) return { text: '', paused: false };
   if (layer === 'off') {
     if (reason === 'muted') return { text: '', paused: false };
-    return { text: 'paused: low bandwidth', paused: true };
+    return { text: t('call.layer.paused'), paused: true };
   }
-  return { text: LAYERS[layer] ?? '', paused: false };
+  // the simulcast layers of PROTOCOL.md: q, h, f.
+  return { text: ['q', 'h', 'f'].includes(layer) ? t(`call.layer.${layer}`) : '', paused: false };
 }
 
 // fieldName returns the camera name of a field track id ("field:cam1/video" → "cam1"), or ''.
@@ -82,8 +83,8 @@ export class Tile {
     const label = el('footer', 'label');
     this.nameEl = el('span', 'name');
     this.roleEl = el('span', 'badge role');
-    this.micEl = el('span', 'badge mic-off', 'mic off');
-    this.camEl = el('span', 'badge cam-off', 'camera off');
+    this.micEl = el('span', 'badge mic-off');
+    this.camEl = el('span', 'badge cam-off');
     this.layerEl = el('span', 'layer');
     this.meter = el('span', 'meter');
     this.meter.setAttribute('aria-hidden', 'true');
@@ -104,14 +105,16 @@ export class Tile {
     if (track) this.video.play().catch(() => {});
   }
 
-  // update renders the tile's state: {name, role, micMuted (null: no microphone), camMuted,
-  // hasVideo, layer, layerReason, speaking, note}.
+  // update renders the tile's state in the language in use: {name, role, micMuted (null: no
+  // microphone), camMuted, hasVideo, layer, layerReason, speaking, note}.
   update(s) {
     const r = this.root;
     setText(this.nameEl, s.name);
     if (r.getAttribute('aria-label') !== s.name) r.setAttribute('aria-label', s.name);
     setText(this.roleEl, s.role || '');
     this.roleEl.hidden = !s.role;
+    setText(this.micEl, t('call.tile.mic-off'));
+    setText(this.camEl, t('call.tile.camera-off'));
     this.micEl.hidden = s.micMuted !== true;
     this.camEl.hidden = !(s.camMuted === true);
     r.dataset.mic = s.micMuted === null || s.micMuted === undefined ? 'none' : s.micMuted ? 'muted' : 'on';
@@ -124,10 +127,10 @@ export class Tile {
     r.dataset.speaking = s.speaking ? 'true' : 'false';
 
     let reason = '';
-    if (!s.hasVideo) reason = this.screen ? 'screen share starting…' : 'no camera';
-    else if (s.camMuted) reason = 'camera off';
-    else if (layer.paused) reason = 'video paused to keep the sound: the network is too slow';
-    else if (!this.track) reason = 'connecting…';
+    if (!s.hasVideo) reason = t(this.screen ? 'call.tile.screen-starting' : 'call.tile.no-camera');
+    else if (s.camMuted) reason = t('call.tile.camera-off');
+    else if (layer.paused) reason = t('call.tile.paused');
+    else if (!this.track) reason = t('call.tile.connecting');
     const showVideo = reason === '';
     this.placeholder.hidden = showVideo;
     setText(this.avatar, initials(s.name));

@@ -1,7 +1,9 @@
 // The review page's input: its buttons, keyboard shortcuts, the choice of incident, window
 // and sources, and the link to the instant shown. Methods of Review (review.js), kept apart to keep files small.
 
+import { t as tr } from './i18n.js';
 import { formatISO, formatUTC, parseTime } from './review-time.js';
+import './review-strings.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -25,11 +27,11 @@ export const inputMethods = {
       ev.stopPropagation();
       const t = parseTime($('goto').value, this.master);
       if (!Number.isFinite(t)) {
-        this.setStatus(`"${$('goto').value}" is not a time: give HH:MM:SS.mmm (UTC), RFC 3339 with a zone, or Unix ms`);
+        this.setStatus('review.goto.not-time', { value: $('goto').value });
         return;
       }
       if (t < this.window.start || t >= this.window.end) {
-        this.setStatus(`${formatUTC(t)} is outside the review window; change the window above`);
+        this.setStatus('review.goto.outside', { time: formatUTC(t) });
         return;
       }
       this.setStatus('');
@@ -89,10 +91,21 @@ export const inputMethods = {
       c.value = s.source;
       c.checked = chosen.includes(s.source);
       l.append(c, ` ${s.source}`);
-      l.title = `recorded ${formatUTC(Date.parse(s.first))} – ${formatUTC(Date.parse(s.last))} UTC`;
+      l.dataset.first = s.first;
+      l.dataset.last = s.last;
       return l;
     });
     box.replaceChildren(legend, ...labels);
+    this.relabelPicker();
+  },
+
+  // relabelPicker writes the sources' titles in the language in use.
+  relabelPicker() {
+    for (const l of $('pick-sources').querySelectorAll('label[data-first]')) {
+      l.title = tr('review.pick.recorded', { from: formatUTC(Date.parse(l.dataset.first)), to: formatUTC(Date.parse(l.dataset.last)) });
+    }
+    const out = $('link-out');
+    if (out.dataset.said) out.title = tr(out.dataset.said);
   },
 
   pickSubmitted() {
@@ -100,11 +113,11 @@ export const inputMethods = {
     const end = parseTime($('pick-end').value, start);
     const sources = [...$('pick-sources').querySelectorAll('input:checked')].map((c) => c.value);
     if (!Number.isFinite(start) || !Number.isFinite(end)) {
-      this.setStatus('Give "From" and "To" as RFC 3339 times with a zone (2026-12-05T03:30:00Z) or Unix ms');
+      this.setStatus('review.pick.bad-window');
       return;
     }
     if (!sources.length) {
-      this.setStatus('Choose at least one source');
+      this.setStatus('review.pick.no-source');
       return;
     }
     const q = new URLSearchParams({ incident: $('pick-incident').value, sources: sources.join(','), start: formatISO(start), end: formatISO(end) });
@@ -134,9 +147,10 @@ export const inputMethods = {
     out.select();
     try {
       await navigator.clipboard.writeText(url);
-      out.title = 'Copied to the clipboard';
+      out.dataset.said = 'review.link.copied';
     } catch {
-      out.title = 'Copy this link (the browser did not allow the page to copy it)';
+      out.dataset.said = 'review.link.copy';
     }
+    out.title = tr(out.dataset.said);
   },
 };

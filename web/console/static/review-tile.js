@@ -11,7 +11,9 @@
 // start + currentTime.
 
 import { reasonOf } from './api.js';
+import { t } from './i18n.js';
 import { formatUTC } from './review-time.js';
+import './review-strings.js';
 
 // PHASE_FRAMES is how many recent frames measure a tile's phase.
 const PHASE_FRAMES = 25;
@@ -76,7 +78,8 @@ export class ReviewTile {
     this.droppedSeen = 0; // the video element's dropped frame count at the last callback
     this.intervals = []; // capture intervals between recent reported frames
     this.present = false; // the source holds the master instant
-    this.error = '';
+    this.error = ''; // why the window cannot be played: the server's or the browser's words
+    this.errorKey = ''; // or, when neither gave any, a key of review-strings.js
     this.build();
     this.watchFrames();
   }
@@ -86,7 +89,6 @@ export class ReviewTile {
     this.root.tabIndex = 0;
     this.root.dataset.tile = this.source;
     this.root.dataset.state = 'loading';
-    this.root.title = `${this.source}: click to enlarge or shrink`;
 
     const v = el('video', 'video');
     v.dataset.source = this.source;
@@ -107,17 +109,15 @@ export class ReviewTile {
     this.video = v;
 
     this.placeholder = el('div', 'placeholder');
-    this.headline = el('p', 'headline', 'Loading…');
+    this.headline = el('p', 'headline', t('review.tile.loading'));
     this.reason = el('p', 'reason');
     this.placeholder.append(this.headline, this.reason);
 
     const label = el('footer', 'label');
     this.keyEl = el('span', 'key', String(this.index + 1));
-    this.keyEl.title = `Press ${this.index + 1} for this tile's sound`;
     this.nameEl = el('span', 'name', this.source);
     this.captureEl = el('span', 'capture');
-    this.captureEl.title = 'Capture time of the frame shown (UTC)';
-    this.sound = el('button', 'sound', 'Sound');
+    this.sound = el('button', 'sound', t('review.tile.sound'));
     this.sound.type = 'button';
     this.sound.setAttribute('aria-pressed', 'false');
     this.sound.addEventListener('click', (ev) => {
@@ -129,6 +129,14 @@ export class ReviewTile {
 
     this.root.append(v, this.placeholder, label);
     this.root.addEventListener('click', () => this.review.toggleEnlarged(this));
+    this.relabel();
+  }
+
+  // relabel writes the tile's titles in the language in use (render writes the rest).
+  relabel() {
+    this.root.title = t('review.tile.title', { name: this.source });
+    this.keyEl.title = t('review.tile.key', { n: this.index + 1 });
+    this.captureEl.title = t('review.tile.capture');
   }
 
   watchFrames() {
@@ -258,6 +266,7 @@ export class ReviewTile {
     this.start = start;
     this.end = end;
     this.error = '';
+    this.errorKey = '';
     this.target = start;
     this.seekIssued = 0;
     this.seekedAt = 0;
@@ -351,7 +360,7 @@ export class ReviewTile {
     const seq = this.loadSeq;
     const src = this.video.currentSrc || this.video.src;
     if (!src || this.start === null) return;
-    let why = this.video.error?.message || 'the recording cannot be played';
+    let why = this.video.error?.message || '';
     // the element cannot read the server's reason: ask again, and stop at the headers.
     const ctl = new AbortController();
     try {
@@ -363,8 +372,9 @@ export class ReviewTile {
       ctl.abort();
     }
     if (seq !== this.loadSeq) return;
-    this.error = why;
-    console.warn(`review: ${this.source}: ${why}`);
+    this.errorKey = why ? '' : 'review.tile.unplayable';
+    this.error = why || 'the recording cannot be played';
+    console.warn(`review: ${this.source}: ${this.error}`);
     this.review.poke();
   }
 
@@ -375,18 +385,18 @@ export class ReviewTile {
     let reason = '';
     if (this.present && this.error) {
       state = 'error';
-      headline = 'Cannot play';
-      reason = this.error;
+      headline = t('review.tile.error');
+      reason = this.errorKey ? t(this.errorKey) : this.error;
     } else if (!this.present) {
       state = 'absent';
-      headline = 'no recording';
+      headline = t('review.tile.absent');
       const next = this.nextRange(master);
       const prev = [...this.ranges].reverse().find((r) => r.end <= master);
-      reason = next ? `next recording at ${formatUTC(next.start)}` : 'nothing later in this window';
-      if (prev) reason = `last recording ended ${formatUTC(prev.end)}; ${reason}`;
+      reason = next ? t('review.tile.next', { time: formatUTC(next.start) }) : t('review.tile.nothing-later');
+      if (prev) reason = t('review.tile.last', { time: formatUTC(prev.end), next: reason });
     } else if (!Number.isFinite(this.frameCapture) || (!this.firstFrameAt && !this.review.sync)) {
       state = 'loading';
-      headline = 'Loading…';
+      headline = t('review.tile.loading');
     }
     if (this.root.dataset.state !== state) this.root.dataset.state = state;
     this.placeholder.hidden = state === 'showing';
@@ -395,7 +405,7 @@ export class ReviewTile {
     setText(this.captureEl, state === 'showing' ? formatUTC(this.frameCapture) : '—');
     const on = this.review.audio === this;
     this.sound.setAttribute('aria-pressed', String(on));
-    setText(this.sound, on ? 'Sound on' : 'Sound');
+    setText(this.sound, t(on ? 'review.tile.sound-on' : 'review.tile.sound'));
     this.root.classList.toggle('audible', on);
   }
 }

@@ -2,7 +2,9 @@
 // ("no recording") over the review window, a playhead at the master clock, zoom (wheel, the
 // −/+ buttons) and seeking by a click.
 
+import { t as tr } from './i18n.js';
 import { formatClock } from './review-time.js';
+import './review-strings.js';
 
 const MIN_VIEW_MS = 2000;
 const TICKS = 6;
@@ -32,15 +34,14 @@ export class Timeline {
     const tools = el('div', 'tl-tools');
     const out = el('button', '', '−');
     out.type = 'button';
-    out.title = 'Zoom out';
     out.addEventListener('click', () => this.zoom(2, this.center()));
     const inn = el('button', '', '+');
     inn.type = 'button';
-    inn.title = 'Zoom in';
     inn.addEventListener('click', () => this.zoom(0.5, this.center()));
-    const fit = el('button', '', 'Whole window');
+    const fit = el('button');
     fit.type = 'button';
     fit.addEventListener('click', () => this.setView(this.start, this.end));
+    this.tools = { out, inn, fit };
     this.viewLabel = el('span', 'tl-view');
     tools.append(out, inn, fit, this.viewLabel);
     this.axis = el('div', 'tl-axis');
@@ -102,9 +103,16 @@ export class Timeline {
     return ((t - this.v0) / Math.max(1, this.v1 - this.v0)) * 100;
   }
 
+  // render draws the view in the language in use.
   render() {
+    const { out, inn, fit } = this.tools;
+    out.title = tr('review.tl.zoom-out');
+    out.setAttribute('aria-label', out.title);
+    inn.title = tr('review.tl.zoom-in');
+    inn.setAttribute('aria-label', inn.title);
+    fit.textContent = tr('review.tl.whole');
     const span = this.v1 - this.v0;
-    this.viewLabel.textContent = `${formatClock(this.v0, false)} – ${formatClock(this.v1, false)} UTC`;
+    this.viewLabel.textContent = tr('review.tl.view', { from: formatClock(this.v0, false), to: formatClock(this.v1, false) });
     const ticks = [];
     for (let i = 0; i <= TICKS; i++) {
       const t = this.v0 + (span * i) / TICKS;
@@ -118,7 +126,7 @@ export class Timeline {
       const row = el('div', 'tl-row');
       row.dataset.source = s.source;
       const track = el('div', 'tl-track');
-      track.title = `${s.source}: click to go there`;
+      track.title = tr('review.tl.track', { name: s.source });
       track.addEventListener('click', (ev) => this.onSeek(this.timeAt(track, ev.clientX)));
       let at = this.start;
       const parts = [];
@@ -129,16 +137,16 @@ export class Timeline {
         const d = el('div', cls);
         d.style.left = `${this.pct(lo)}%`;
         d.style.width = `${this.pct(hi) - this.pct(lo)}%`;
-        d.title = `${label}: ${formatClock(a)} – ${formatClock(b)} UTC`;
-        if (cls === 'tl-gap') d.textContent = 'no recording';
+        d.title = tr('review.tl.part', { label, from: formatClock(a), to: formatClock(b) });
+        if (cls === 'tl-gap') d.textContent = tr('review.tl.gap');
         parts.push(d);
       };
       for (const r of s.ranges) {
-        if (r.start > at) add(at, r.start, 'tl-gap', 'no recording');
-        add(r.start, r.end, 'tl-range', 'recorded');
+        if (r.start > at) add(at, r.start, 'tl-gap', tr('review.tl.gap'));
+        add(r.start, r.end, 'tl-range', tr('review.tl.recorded'));
         at = Math.max(at, r.end);
       }
-      if (at < this.end) add(at, this.end, 'tl-gap', 'no recording');
+      if (at < this.end) add(at, this.end, 'tl-gap', tr('review.tl.gap'));
       const head = el('div', 'tl-head');
       this.heads.push(head);
       track.append(...parts, head);
