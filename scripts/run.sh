@@ -71,14 +71,17 @@ wait_port() { # port, process name
 	exit 1
 }
 
+# the demo cameras stand at the four corners of a scene, for the map.
+positions=("25.0380, 121.5630" "25.0380, 121.5645" "25.0370, 121.5645" "25.0370, 121.5630")
 cameras='['
 for i in 1 2 3 4; do
-	cameras+="{name: cam$i, url: \"rtsp://127.0.0.1:8555/cam$i\", transport: tcp},"
+	cameras+="{name: cam$i, url: \"rtsp://127.0.0.1:8555/cam$i\", transport: tcp, label: \"demo camera $i\", position: {lat: ${positions[i-1]%%,*}, lon: ${positions[i-1]##*, }}},"
 done
 cameras+=']'
 
 start democam bin/democam -listen 127.0.0.1:8555 -cameras 4
-start sfu bin/sfu -config configs/sfu.yml
+# the console's Cameras page reaches ingest's cameras API through the SFU.
+FV_SFU_INGEST_API='["http://127.0.0.1:9997"]' start sfu bin/sfu -config configs/sfu.yml
 wait_port 8889 sfu
 FV_INGEST_CAMERAS="$cameras" start ingest bin/ingest -config configs/ingest.yml
 wait_port 9997 ingest
@@ -90,6 +93,7 @@ operator_token=$(bin/sfu token -role operator -view '*' -sub operator -ttl 12h)
 commander_token=$(bin/sfu token -role commander -view '*' -room incident-1 -room-publish -room-subscribe -sub commander -ttl 12h)
 operator_call_token=$(bin/sfu token -role operator -view '*' -room incident-1 -room-publish -room-subscribe -sub eoc-operator -ttl 12h)
 reviewer_token=$(bin/sfu token -role reviewer -sub reviewer -ttl 12h)
+responder_token=$(bin/sfu token -role responder -publish 'report-*' -view 'report-*' -sub responder-1 -ttl 12h)
 host=$(hostname -I 2>/dev/null | awk '{print $1}')
 cat <<MSG
 
@@ -99,6 +103,11 @@ $( [ -n "$host" ] && echo "  on the LAN:    http://${host}:8889/?token=${wall_to
   Call (EOC operator):    http://127.0.0.1:8889/call.html?room=incident-1&token=${operator_call_token}
   Review:        http://127.0.0.1:8889/review.html?sources=cam1,cam2,cam3,cam4&token=${reviewer_token}
   RTSP players:  ffplay -rtsp_transport tcp "rtsp://127.0.0.1:8554/cam1?token=${wall_token}"
+  Map:           http://127.0.0.1:8889/map.html?token=${operator_token}
+  Report (phone): http://127.0.0.1:8889/report.html?token=${responder_token}
+                 (a phone needs https or localhost for its camera and position)
+  Cameras:       http://127.0.0.1:8889/cameras.html?token=${operator_token}
+                 (add, edit, disable, remove pulled cameras; kept in data/cameras.json)
   Source states: curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/sources
   Recording:     curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/recording
                  segments in data/recordings/{primary,offsite}/rec/incident/<source>/..., kept ${demo_retention}

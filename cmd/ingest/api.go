@@ -13,9 +13,9 @@ import (
 	"fieldvideo/internal/whip"
 )
 
-// api serves ingest's health, source states and metrics, and the APIs every
-// process serves (revocations, holds, the recording state). Every request
-// but the health check is audited.
+// api serves ingest's health, source states, cameras (ingest.CameraRoutes)
+// and metrics, and the APIs every process serves (revocations, holds, the
+// recording state). Every request but the health check is audited.
 type api struct {
 	ingest  *ingest.Server
 	uplinks *uplinks
@@ -32,6 +32,7 @@ type sourceState struct {
 func (a *api) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sources", a.sources)
+	a.ingest.CameraRoutes(mux, a.node.Verifier)
 	mux.HandleFunc("GET /metrics", a.metrics)
 	a.node.Routes(mux, "")
 	audited := a.node.Audited(mux)

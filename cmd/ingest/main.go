@@ -61,7 +61,7 @@ func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 		}
 	}
 	sinks := &sinks{uplinks: ups, recorder: rec, log: log}
-	p := ingest.Params{RTSP: c.RTSP, Cameras: c.Cameras, Reconnect: c.Reconnect, Stream: c.Stream,
+	p := ingest.Params{RTSP: c.RTSP, Cameras: c.Cameras, CamerasFile: c.CamerasFile, Reconnect: c.Reconnect, Stream: c.Stream,
 		Verifier: n.Verifier, Audit: n.Audit, Logger: log, OnLive: sinks.live, OnOffline: sinks.offline}
 	in, err := ingest.New(p)
 	if err != nil {

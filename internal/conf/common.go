@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,7 +32,18 @@ type OIDC struct {
 	Issuer   string `yaml:"issuer"`
 	Audience string `yaml:"audience"`
 	JWKSURL  string `yaml:"jwks_url"`
+	// ClientID, when set, is the console's client at the provider: a public
+	// client (no secret) using the authorization code flow with PKCE, whose
+	// redirect URI is the console's signin.html. The console then offers
+	// "Sign in with" the provider.
+	ClientID string `yaml:"client_id"`
+	// Scopes the console asks for, separated by spaces; openid is required.
+	// Add offline_access for providers that give refresh tokens only then.
+	Scopes string `yaml:"scopes"`
 }
+
+// DefaultOIDCScopes are the scopes the console asks for unless told otherwise.
+const DefaultOIDCScopes = "openid profile"
 
 // Audit configures the append-only, hash-chained audit log.
 type Audit struct {
@@ -79,7 +93,7 @@ type Log struct {
 }
 
 func defaultAuth() Auth {
-	return Auth{SecretFile: "data/auth.key", RevocationsFile: "data/revocations.json"}
+	return Auth{SecretFile: "data/auth.key", RevocationsFile: "data/revocations.json", OIDC: OIDC{Scopes: DefaultOIDCScopes}}
 }
 func defaultStream() Stream {
 	return Stream{QueueSize: 512, GOPCacheUnits: 600, GOPCacheBytes: 16 << 20, KeyframeInterval: time.Second}
@@ -104,7 +118,57 @@ func (a Auth) validate() error {
 			return fmt.Errorf("auth.oidc.jwks_url %q is not an http(s) URL", o.JWKSURL)
 		}
 	}
+	return a.OIDC.validateSignIn()
+}
+
+// validateSignIn checks the settings the console's sign-in uses.
+func (o OIDC) validateSignIn() error {
+	if err := checkScopes(o.Scopes); err != nil {
+		return err
+	}
+	if o.ClientID == "" {
+		return nil
+	}
+	if o.Issuer == "" {
+		return fmt.Errorf("auth.oidc.client_id is set but auth.oidc.issuer is not: the console signs in at the issuer; set issuer, audience and jwks_url too, or clear client_id")
+	}
+	if len(o.ClientID) > 255 || strings.IndexFunc(o.ClientID, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		return fmt.Errorf("auth.oidc.client_id %q is not a client id: use the id the provider gave the console's client (printable ASCII, at most 255 characters)", o.ClientID)
+	}
+	u, err := url.Parse(o.Issuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("auth.oidc.issuer %q is not an issuer URL: use the provider's https URL without query or fragment, exactly as its /.well-known/openid-configuration names it", o.Issuer)
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return fmt.Errorf("auth.oidc.issuer %q uses http: browsers would send passwords and codes in the clear; use the provider's https URL (http is accepted only on this machine, for tests)", o.Issuer)
+	}
 	return nil
+}
+
+// checkScopes checks a space-separated scope list (RFC 6749 section 3.3).
+func checkScopes(scopes string) error {
+	list := strings.Fields(scopes)
+	if len(list) == 0 {
+		return fmt.Errorf("auth.oidc.scopes is empty: use at least openid (the default is %q)", DefaultOIDCScopes)
+	}
+	for _, sc := range list {
+		if strings.IndexFunc(sc, func(r rune) bool { return r < 0x21 || r > 0x7e || r == '"' || r == '\\' }) >= 0 {
+			return fmt.Errorf("auth.oidc.scopes: %q is not a scope (printable ASCII without quotes or backslashes); separate scopes with spaces", sc)
+		}
+	}
+	if !slices.Contains(list, "openid") {
+		return fmt.Errorf("auth.oidc.scopes %q lacks openid: single sign-on needs it; use %q", scopes, "openid "+strings.Join(list, " "))
+	}
+	return nil
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s Stream) validate() error {

@@ -2,24 +2,31 @@ package conf
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Ingest is the configuration of cmd/ingest.
 type Ingest struct {
-	Log       Log       `yaml:"log"`
-	RTSP      RTSP      `yaml:"rtsp"`
-	API       API       `yaml:"api"`
-	Cameras   []Camera  `yaml:"cameras"`
-	Reconnect Reconnect `yaml:"reconnect"`
-	Uplink    Uplink    `yaml:"uplink"`
-	Auth      Auth      `yaml:"auth"`
-	Audit     Audit     `yaml:"audit"`
-	Stream    Stream    `yaml:"stream"`
-	Record    Record    `yaml:"record"`
+	Log     Log      `yaml:"log"`
+	RTSP    RTSP     `yaml:"rtsp"`
+	API     API      `yaml:"api"`
+	Cameras []Camera `yaml:"cameras"`
+	// CamerasFile keeps the cameras added, changed or disabled at run time
+	// (the cameras API and the console's Cameras page), as JSON; empty keeps
+	// those changes in memory only, until the process ends.
+	CamerasFile string    `yaml:"cameras_file"`
+	Reconnect   Reconnect `yaml:"reconnect"`
+	Uplink      Uplink    `yaml:"uplink"`
+	Auth        Auth      `yaml:"auth"`
+	Audit       Audit     `yaml:"audit"`
+	Stream      Stream    `yaml:"stream"`
+	Record      Record    `yaml:"record"`
 }
 
 // RTSP configures the RTSP server that takes pushes and serves players.
@@ -61,10 +68,68 @@ type API struct {
 
 // Camera is an RTSP source that ingest pulls from.
 type Camera struct {
-	Name string `yaml:"name"`
-	URL  string `yaml:"url"`
+	Name string `yaml:"name" json:"name"`
+	// URL is rtsp:// or rtsps://, with the camera's user and password when
+	// it asks for them.
+	URL string `yaml:"url" json:"url"`
 	// Transport is tcp, udp or auto (UDP first, TCP when UDP gets nothing).
-	Transport string `yaml:"transport"`
+	Transport string `yaml:"transport" json:"transport,omitempty"`
+	// Disabled keeps the camera listed without pulling it.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	// Position is where the camera stands; nil when unknown.
+	Position *Position `yaml:"position,omitempty" json:"position,omitempty"`
+	// Label describes the camera for people ("North gate, facing the car
+	// park").
+	Label string `yaml:"label,omitempty" json:"label,omitempty"`
+}
+
+// Position is a WGS 84 latitude and longitude in degrees.
+type Position struct {
+	Lat float64 `yaml:"lat" json:"lat"`
+	Lon float64 `yaml:"lon" json:"lon"`
+}
+
+// Limits of a camera's settings.
+const (
+	MaxCameraURL   = 2048
+	MaxCameraLabel = 200 // characters
+)
+
+// Check reports the first setting of c that cannot work, naming the field
+// and the fix. It never quotes the URL, which may hold a password.
+func (c Camera) Check() error {
+	if !SourceName.MatchString(c.Name) {
+		return fmt.Errorf("name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Name)
+	}
+	if len(c.URL) > MaxCameraURL {
+		return fmt.Errorf("url is %d bytes; use at most %d", len(c.URL), MaxCameraURL)
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+		return fmt.Errorf("url is not an rtsp:// or rtsps:// URL; write it as rtsp://host:port/path")
+	}
+	switch c.Transport {
+	case "", "auto", "tcp", "udp":
+	default:
+		return fmt.Errorf("transport %q: use tcp, udp or auto", c.Transport)
+	}
+	if p := c.Position; p != nil {
+		if math.IsNaN(p.Lat) || p.Lat < -90 || p.Lat > 90 {
+			return fmt.Errorf("position.lat %v: use degrees from -90 to 90 (north positive)", p.Lat)
+		}
+		if math.IsNaN(p.Lon) || p.Lon < -180 || p.Lon > 180 {
+			return fmt.Errorf("position.lon %v: use degrees from -180 to 180 (east positive)", p.Lon)
+		}
+	}
+	if n := utf8.RuneCountInString(c.Label); n > MaxCameraLabel || !utf8.ValidString(c.Label) {
+		return fmt.Errorf("label: use at most %d characters of UTF-8 text (have %d)", MaxCameraLabel, n)
+	}
+	for _, r := range c.Label {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("label: use one line of text without control characters")
+		}
+	}
+	return nil
 }
 
 // Reconnect bounds the exponential backoff between attempts to reach a
@@ -90,16 +155,17 @@ var SourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // DefaultIngest returns the built-in defaults; configs/ingest.yml equals them.
 func DefaultIngest() Ingest {
 	return Ingest{
-		Log:       defaultLog(),
-		RTSP:      defaultRTSP(),
-		API:       API{Address: ":9997", MaxConnections: 512, MaxConnectionsPerAddress: 128},
-		Cameras:   []Camera{},
-		Reconnect: Reconnect{Min: time.Second, Max: 30 * time.Second},
-		Uplink:    Uplink{URL: "http://127.0.0.1:8889"},
-		Auth:      defaultAuth(),
-		Audit:     defaultAudit("data/audit-ingest.log"),
-		Stream:    defaultStream(),
-		Record:    defaultRecord("data/spool-ingest"),
+		Log:         defaultLog(),
+		RTSP:        defaultRTSP(),
+		API:         API{Address: ":9997", MaxConnections: 512, MaxConnectionsPerAddress: 128},
+		Cameras:     []Camera{},
+		CamerasFile: "data/cameras.json",
+		Reconnect:   Reconnect{Min: time.Second, Max: 30 * time.Second},
+		Uplink:      Uplink{URL: "http://127.0.0.1:8889"},
+		Auth:        defaultAuth(),
+		Audit:       defaultAudit("data/audit-ingest.log"),
+		Stream:      defaultStream(),
+		Record:      defaultRecord("data/spool-ingest"),
 	}
 }
 
@@ -133,22 +199,16 @@ func (c Ingest) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {
-		if !SourceName.MatchString(cam.Name) {
-			return fmt.Errorf("cameras[%d].name %q: use 1-64 letters, digits, '.', '_' or '-'", i, cam.Name)
+		if err := cam.Check(); err != nil {
+			if !SourceName.MatchString(cam.Name) {
+				return fmt.Errorf("cameras[%d].%w", i, err)
+			}
+			return fmt.Errorf("cameras[%d] (%s): %w", i, cam.Name, err)
 		}
 		if seen[cam.Name] {
 			return fmt.Errorf("cameras[%d].name %q is used twice", i, cam.Name)
 		}
 		seen[cam.Name] = true
-		u, err := url.Parse(cam.URL)
-		if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-			return fmt.Errorf("cameras[%d] (%s): url %q is not an rtsp:// or rtsps:// URL", i, cam.Name, cam.URL)
-		}
-		switch cam.Transport {
-		case "", "auto", "tcp", "udp":
-		default:
-			return fmt.Errorf("cameras[%d] (%s): transport %q: use tcp, udp or auto", i, cam.Name, cam.Transport)
-		}
 	}
 	if c.Reconnect.Min <= 0 || c.Reconnect.Max < c.Reconnect.Min {
 		return fmt.Errorf("reconnect: need 0 < min <= max (have min %s, max %s)", c.Reconnect.Min, c.Reconnect.Max)

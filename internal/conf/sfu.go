@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 )
 
@@ -16,6 +17,13 @@ type SFU struct {
 	Stream Stream `yaml:"stream"`
 	Calls  Calls  `yaml:"calls"`
 	Record Record `yaml:"record"`
+	// IngestAPI lists the base URLs of the ingest APIs (api.address of each
+	// ingest, e.g. http://127.0.0.1:9997) whose cameras the console's
+	// Cameras page manages through this SFU; empty leaves the page without
+	// cameras.
+	IngestAPI []string `yaml:"ingest_api"`
+	// Console is what the web console's pages are told (the map's tiles).
+	Console Console `yaml:"console"`
 }
 
 // HTTP configures the SFU's HTTP(S) listener.
@@ -68,11 +76,13 @@ func DefaultSFU() SFU {
 		HTTP: HTTP{Address: ":8889", AllowOrigin: "*", MaxConnections: 4096, MaxConnectionsPerAddress: 512},
 		WebRTC: WebRTC{UDPAddress: ":8189", AdvertiseIPs: []string{}, Loopback: true, ICEServers: []ICEServer{},
 			ConnectTimeout: 15 * time.Second, MaxPendingSessions: 256, MaxPendingPerAddress: 64},
-		Auth:   defaultAuth(),
-		Audit:  defaultAudit("data/audit-sfu.log"),
-		Stream: defaultStream(),
-		Calls:  defaultCalls(),
-		Record: defaultRecord("data/spool-sfu"),
+		Auth:      defaultAuth(),
+		Audit:     defaultAudit("data/audit-sfu.log"),
+		Stream:    defaultStream(),
+		Calls:     defaultCalls(),
+		Record:    defaultRecord("data/spool-sfu"),
+		IngestAPI: []string{},
+		Console:   defaultConsole(),
 	}
 }
 
@@ -114,5 +124,28 @@ func (c SFU) Validate() error {
 	if err := c.Record.validate(); err != nil {
 		return err
 	}
+	if err := validateIngestAPI(c.IngestAPI); err != nil {
+		return err
+	}
+	if err := c.Console.validate(); err != nil {
+		return err
+	}
 	return c.Calls.validate()
+}
+
+// validateIngestAPI checks the ingest API base URLs: http(s), a host, no
+// credentials, query or fragment, each once.
+func validateIngestAPI(urls []string) error {
+	seen := map[string]bool{}
+	for i, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("ingest_api[%d] %q: use the base URL of an ingest's API, such as http://127.0.0.1:9997 (no credentials: the caller's token is passed on)", i, s)
+		}
+		if seen[s] {
+			return fmt.Errorf("ingest_api[%d] %q is listed twice", i, s)
+		}
+		seen[s] = true
+	}
+	return nil
 }

@@ -77,7 +77,7 @@ func (pl *puller) run(ctx context.Context) {
 		pl.s.reg.setConnecting(pl.src, pl.connectingReason(failures))
 		liveFor, err := pl.session(ctx)
 		if ctx.Err() != nil {
-			pl.s.reg.setOffline(pl.src, "ingest is shutting down")
+			pl.s.reg.setOffline(pl.src, stopReason(ctx))
 			return
 		}
 		if liveFor > 0 {
@@ -105,11 +105,26 @@ func (pl *puller) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			pl.s.reg.setOffline(pl.src, "ingest is shutting down")
+			pl.s.reg.setOffline(pl.src, stopReason(ctx))
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// pullerStop is the cause a puller's context is cancelled with when its
+// camera is changed, disabled or removed; any other cause is a shutdown.
+type pullerStop struct{ reason string }
+
+func (e *pullerStop) Error() string { return e.reason }
+
+// stopReason says why a puller whose context is done stopped.
+func stopReason(ctx context.Context) string {
+	var ps *pullerStop
+	if errors.As(context.Cause(ctx), &ps) {
+		return ps.reason
+	}
+	return "ingest is shutting down"
 }
 
 func (pl *puller) connectingReason(failures int) string {

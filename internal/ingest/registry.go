@@ -31,6 +31,8 @@ const (
 	// StateFailed: the last attempt to reach a camera failed; Reason says
 	// why, and ingest retries by itself.
 	StateFailed State = "failed"
+	// StateDisabled: a camera kept listed but not pulled (cameras API).
+	StateDisabled State = "disabled"
 )
 
 // Source kinds.
@@ -76,7 +78,8 @@ type SourceInfo struct {
 	RetryAt   time.Time `json:"retry_at,omitzero"`
 }
 
-// source is one named source. Its stream lives as long as the process.
+// source is one named source. Its stream lives as long as the process,
+// or until the camera is removed (RemoveCamera).
 type source struct {
 	name   string
 	kind   string
@@ -101,15 +104,20 @@ type source struct {
 	out       *rtspOut
 	events    []bool // pending notifications: true live, false offline
 	notifying bool
+	// removed: the source left the registry; its stream closes once its
+	// last notification is delivered, and drained is closed then.
+	removed bool
+	drained chan struct{}
 
 	packets, bytes, decodeErrs atomic.Uint64
 	lost                       atomic.Int64
 }
 
-// Reasons a publish is refused by the registry.
+// Reasons a publish or a new camera is refused by the registry.
 var (
 	errIsCamera = errors.New("is a pulled camera")
 	errBusy     = errors.New("is already being published")
+	errIsPushed = errors.New("is a pushed source")
 )
 
 // registry holds every source and delivers OnLive/OnOffline in order, per
@@ -145,11 +153,59 @@ func (r *registry) newSourceLocked(name, kind, url string, state State) *source 
 	return s
 }
 
-// addCamera registers a pulled camera.
-func (r *registry) addCamera(name, redactedURL string) *source {
+// addCamera registers a pulled camera, in state connecting or disabled. It
+// refuses a name already taken by a camera (errIsCamera) or a pushed source
+// (errIsPushed).
+func (r *registry) addCamera(name, redactedURL string, st State) (*source, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.newSourceLocked(name, KindPull, redactedURL, StateConnecting)
+	if s := r.sources[name]; s != nil {
+		if s.kind == KindPull {
+			return nil, errIsCamera
+		}
+		return nil, errIsPushed
+	}
+	return r.newSourceLocked(name, KindPull, redactedURL, st), nil
+}
+
+// setURL changes the redacted URL a camera is listed with.
+func (r *registry) setURL(s *source, redactedURL string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.url = redactedURL
+}
+
+// remove takes a camera out of the registry (its name is free again): it
+// goes offline, its RTSP output closes, and its stream closes once the
+// OnOffline call is delivered. remove returns after that delivery, so that
+// a source added later under the same name is announced after it. It must
+// not be called from OnLive or OnOffline.
+func (r *registry) remove(s *source, reason string) {
+	r.mu.Lock()
+	if r.sources[s.name] == s {
+		delete(r.sources, s.name)
+	}
+	o := s.out
+	s.out = nil
+	s.retryAt = time.Time{}
+	r.setStateLocked(s, StateOffline, reason)
+	s.removed = true
+	drained := s.drained
+	if !s.notifying {
+		drained = nil
+	} else if drained == nil {
+		drained = make(chan struct{})
+		s.drained = drained
+	}
+	r.mu.Unlock()
+	if o != nil {
+		o.close()
+	}
+	if drained == nil {
+		s.stream.Close()
+		return
+	}
+	<-drained
 }
 
 func (r *registry) get(name string) *source {
@@ -237,6 +293,14 @@ func (r *registry) setOffline(s *source, reason string) {
 	r.setStateLocked(s, StateOffline, reason)
 }
 
+// setDisabled marks a camera disabled; OnOffline follows when it was live.
+func (r *registry) setDisabled(s *source, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.failures, s.backoff, s.retryAt, s.transport = 0, 0, time.Time{}, ""
+	r.setStateLocked(s, StateDisabled, reason)
+}
+
 // setStateLocked changes the state, and queues OnLive when s goes live and
 // OnOffline when it stops being live.
 func (r *registry) setStateLocked(s *source, st State, reason string) {
@@ -273,7 +337,15 @@ func (r *registry) deliver(s *source) {
 		r.mu.Lock()
 		if len(s.events) == 0 {
 			s.notifying = false
+			removed, drained := s.removed, s.drained
+			s.drained = nil
 			r.mu.Unlock()
+			if removed {
+				s.stream.Close()
+			}
+			if drained != nil {
+				close(drained)
+			}
 			return
 		}
 		live := s.events[0]

@@ -42,8 +42,18 @@ type Params struct {
 	// TCP only; zero timeouts and limits take the defaults of
 	// conf.DefaultIngest.
 	RTSP conf.RTSP
-	// Cameras are pulled for the life of the server.
+	// Cameras are the configuration's cameras (cameras: in the YAML).
+	// With those of CamerasFile they are pulled for the life of the server,
+	// except disabled ones; the cameras API (CameraRoutes, AddCamera,
+	// UpdateCamera, RemoveCamera) changes the set at run time.
 	Cameras []conf.Camera
+	// CamerasFile keeps the cameras added at run time and the run-time
+	// changes of the configuration's cameras (JSON, written atomically);
+	// empty keeps them in memory only.
+	CamerasFile string
+	// MaxCameras bounds the cameras the API may bring the set to; 0 means
+	// DefaultMaxCameras.
+	MaxCameras int
 	// Reconnect bounds the backoff between attempts to reach a camera.
 	Reconnect conf.Reconnect
 	// Stream configures every source's hub (GOP cache, keyframe interval)
@@ -76,7 +86,7 @@ type Server struct {
 	rtsp  *gortsplib.Server
 	conns *netlimit.Listener // the RTSP listener, set by rtsp.Start
 
-	pullers []*puller
+	cams *cameraSet
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -121,19 +131,14 @@ func New(p Params) (*Server, error) {
 	if p.Reconnect.Max < p.Reconnect.Min {
 		p.Reconnect.Max = max(p.Reconnect.Min, defaultReconnectMax)
 	}
+	if p.MaxCameras <= 0 {
+		p.MaxCameras = DefaultMaxCameras
+	}
 	log := p.Logger.With("component", "ingest")
 	s := &Server{p: p, log: log, reg: newRegistry(log, p.Stream, p.OnLive, p.OnOffline)}
-
-	for i, cam := range p.Cameras {
-		pl, err := newPuller(s, cam)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: cameras[%d]: %w", i, err)
-		}
-		if s.reg.get(cam.Name) != nil {
-			return nil, fmt.Errorf("ingest: cameras[%d]: name %q is used twice", i, cam.Name)
-		}
-		pl.src = s.reg.addCamera(cam.Name, pl.redacted)
-		s.pullers = append(s.pullers, pl)
+	var err error
+	if s.cams, err = newCameraSet(s, p.Cameras, p.CamerasFile, p.MaxCameras); err != nil {
+		return nil, err
 	}
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -153,7 +158,7 @@ func New(p Params) (*Server, error) {
 		s.cancel()
 		return nil, fmt.Errorf("ingest: start the RTSP server (rtsp.address %s, udp %q/%q): %w", p.RTSP.Address, p.RTSP.UDPRTPAddress, p.RTSP.UDPRTCPAddress, err)
 	}
-	log.Info("RTSP server listening", "address", s.Addr(), "udp", p.RTSP.UDPRTPAddress != "", "cameras", len(p.Cameras),
+	log.Info("RTSP server listening", "address", s.Addr(), "udp", p.RTSP.UDPRTPAddress != "", "cameras", s.cams.count(),
 		"max_connections", p.RTSP.MaxConnections, "max_connections_per_address", p.RTSP.MaxConnectionsPerAddress,
 		"request_timeout", p.RTSP.RequestTimeout)
 	if soft, _, err := netlimit.FileLimit(); err == nil && soft < uint64(p.RTSP.MaxConnections)+fileHeadroom {
@@ -213,13 +218,7 @@ func (s *Server) startPullers() {
 		if s.ctx.Err() != nil {
 			return
 		}
-		for _, pl := range s.pullers {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				pl.run(s.ctx)
-			}()
-		}
+		s.cams.start()
 	})
 }
 
@@ -228,8 +227,9 @@ func (s *Server) startPullers() {
 // not be called from OnLive or OnOffline.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.cancel()
 		s.runOnce.Do(func() {}) // no pullers after Close
+		s.cams.close()
+		s.cancel()
 		s.wg.Wait()
 		s.rtsp.Close()
 		for _, src := range s.reg.all() {
@@ -263,7 +263,8 @@ func (s *Server) Source(name string) (SourceInfo, bool) {
 }
 
 // Stream returns a source's stream. Streams of pulled cameras exist from
-// New; those of pushed sources from their first ANNOUNCE.
+// New or AddCamera until RemoveCamera; those of pushed sources from their
+// first ANNOUNCE.
 func (s *Server) Stream(name string) (*stream.Stream, bool) {
 	src := s.reg.get(name)
 	if src == nil {

@@ -64,8 +64,13 @@ func (s *Server) routes() *http.ServeMux {
 		mux.HandleFunc("OPTIONS "+p, s.handleOptions)
 	}
 	mux.HandleFunc("GET /v1/sources", s.handleSources)
+	mux.HandleFunc("PUT /v1/sources/{source}/position", s.handlePosition)
+	mux.HandleFunc("GET /v1/map", s.handleMapSettings)
+	mux.HandleFunc("GET /map.html", s.handleMapPage)
 	mux.HandleFunc("GET /v1/rooms/{room}/ws", s.handleRoom)
 	mux.Handle("GET /v1/rooms", s.operatorOnly(http.HandlerFunc(s.handleRooms)))
+	s.cameraRoutes(mux)
+	mux.Handle("GET /v1/auth/config", newSignIn(signInParams{OIDC: s.p.Conf.Auth.OIDC, AllowOrigin: s.p.Conf.HTTP.AllowOrigin, Log: s.log}))
 	if s.p.Routes != nil {
 		s.p.Routes(mux)
 	}

@@ -27,6 +27,9 @@ type source struct {
 
 	lastBytes uint64
 	bitrate   float64 // bits per second over the last sample
+
+	// tags are who reported the source, its kind, incident and position.
+	tags sourceTags
 }
 
 func (src *source) live() bool { return src.pub.Load() != nil }
@@ -66,6 +69,15 @@ type SourceInfo struct {
 	Bytes      uint64      `json:"bytes"`
 	Lost       uint64      `json:"lost"`
 	Publisher  string      `json:"publisher,omitempty"`
+	// Reporter is who published the source (its token's subject), kept
+	// while it is offline; Kind (camera, report, …), Incident and Note
+	// are set with its position (PUT /v1/sources/{source}/position).
+	Reporter string `json:"reporter,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Incident string `json:"incident,omitempty"`
+	Note     string `json:"note,omitempty"`
+	// Position is where the source last said it is, kept while offline.
+	Position *Position `json:"position,omitempty"`
 	// Clock is the alignment of the first video track (else the first
 	// track) onto the common time baseline.
 	Clock *tsync.ClockInfo `json:"clock,omitempty"`
@@ -108,6 +120,7 @@ func (src *source) info() SourceInfo {
 		in.Tracks = trackInfos(src.stream.Tracks())
 	}
 	in.Lost = uint64(max(0, src.lost.Load()))
+	src.tags.fill(&in, src.pub.Load())
 	if p := src.pub.Load(); p != nil {
 		in.Publisher = p.who
 		now := time.Now()

@@ -21,6 +21,10 @@
 //   eval {expr}                             value is the JS expression's result
 //   fill {selector, value}, click {selector}, press {selector, key}
 //   screenshot {path}                       save a PNG of the page
+//   geolocation {latitude, longitude, accuracy}
+//                                           grant the page's context the geolocation
+//                                           permission and set the position it reports
+//                                           (navigator.geolocation watchers see the change)
 //   console                                 value is the page's last console messages
 //   reset                                   (--contexts) close the page's browser context;
 //                                           the next command runs in a new one, with no
@@ -180,6 +184,12 @@ async function run(c) {
     case 'viewport':
       await page.setViewportSize({ width: c.width, height: c.height });
       return null;
+    case 'geolocation': {
+      const ctx = page.context();
+      await ctx.grantPermissions(['geolocation']);
+      await ctx.setGeolocation({ latitude: c.latitude, longitude: c.longitude, accuracy: c.accuracy ?? 10 });
+      return null;
+    }
     case 'screenshot':
       await page.screenshot({ path: c.path, timeout });
       return c.path;

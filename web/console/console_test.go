@@ -62,11 +62,18 @@ func TestConsoleSelfContained(t *testing.T) {
 			return err
 		}
 		names = append(names, path)
+		if strings.HasPrefix(path, "vendor/") {
+			// third-party code as published (links in its comments and credits), checked
+			// against its pinned hashes by TestVendoredLeaflet; the pages' CSP keeps it local.
+			return nil
+		}
 		b, err := fs.ReadFile(console.FS(), path)
 		if err != nil {
 			return err
 		}
 		for i, line := range strings.Split(string(b), "\n") {
+			// a namespace name is a name, not an address the page fetches.
+			line = strings.ReplaceAll(line, "http://www.w3.org/2000/svg", "")
 			if m := external.FindString(line); m != "" {
 				t.Errorf("%s:%d refers to something outside the console (%q): serve it from static/ instead", path, i+1, m)
 			}
