@@ -535,6 +535,18 @@ func (c *Client) Unsubscribe(ctx context.Context, track string) error {
 	return err
 }
 
+// Renew hands the server a newer token of the same participant and returns
+// until when the participation now lasts.
+func (c *Client) Renew(ctx context.Context, token string) (Renewed, error) {
+	id := c.nextID.Add(1)
+	m, err := c.request(ctx, Renew{Header: Header{Type: TypeRenew, ID: id}, Token: token}, id, TypeRenewed)
+	var r Renewed
+	if err == nil {
+		err = m.Decode(&r)
+	}
+	return r, err
+}
+
 // Mute tells the room a published track is muted or not.
 func (c *Client) Mute(track string, muted bool) error {
 	return c.send(Mute{Header: Header{Type: TypeMute, ID: c.nextID.Add(1)}, Track: track, Muted: muted})

@@ -198,7 +198,8 @@ func (p *participant) sendJoined(id int64, resumed bool, rep joinReply) {
 // run serves the participant until it leaves or is removed.
 func (p *participant) run(joinID int64, rep joinReply) {
 	// The participant lasts as long as its token: it is removed when the
-	// token expires or is revoked (a resume with a newer token extends it).
+	// token expires or is revoked (a resume or a renew with a newer token
+	// extends it).
 	bound := p.claims
 	unbind := p.m.p.Verifier.Bind(bound, p.kick)
 	defer func() { unbind() }()
@@ -216,6 +217,24 @@ func (p *participant) run(joinID int64, rep joinReply) {
 			if in.c != p.c {
 				continue
 			}
+			if m, ok := in.req.(*Renew); ok {
+				c, err := p.renew(m)
+				if err != nil {
+					p.c.send(errorMessage(m.ID, err))
+					continue
+				}
+				if later(c, bound) {
+					unbind()
+					bound = c
+					unbind = p.m.p.Verifier.Bind(bound, p.kick)
+				}
+				r := Renewed{Header: Header{Type: TypeRenewed, ID: m.ID}}
+				if bound.ExpiresAt != nil {
+					r.Expires = &bound.ExpiresAt.Time
+				}
+				p.c.send(r)
+				continue
+			}
 			if !p.handle(in.req) {
 				return
 			}
@@ -231,7 +250,7 @@ func (p *participant) run(joinID int64, rep joinReply) {
 		case a := <-p.attach:
 			p.c.close()
 			p.c, p.autoSub = a.c, a.autoSub
-			if a.claims != nil && a.claims.ExpiresAt != nil && bound.ExpiresAt != nil && a.claims.ExpiresAt.After(bound.ExpiresAt.Time) {
+			if a.claims != nil && later(a.claims, bound) {
 				unbind()
 				bound = a.claims
 				unbind = p.m.p.Verifier.Bind(bound, p.kick)

@@ -23,6 +23,7 @@ const (
 	TypeRestartICE  = "restart_ice"
 	TypeLeave       = "leave"
 	TypePing        = "ping"
+	TypeRenew       = "renew"
 )
 
 // Message types the server sends (besides answer, offer and candidate).
@@ -39,6 +40,7 @@ const (
 	TypeSpeakers         = "speakers"
 	TypeError            = "error"
 	TypePong             = "pong"
+	TypeRenewed          = "renewed"
 	TypeBye              = "bye"
 )
 
@@ -174,6 +176,13 @@ type Leave struct{ Header }
 // Ping asks for a pong (browsers cannot see WebSocket pings).
 type Ping struct{ Header }
 
+// Renew hands the server a newer token of the same participant (a renewed
+// sign-in), so that the participation outlasts the token it joined with.
+type Renew struct {
+	Header
+	Token string `json:"token"`
+}
+
 // Limits on fields, so a hostile client cannot make the server hold much.
 const (
 	maxTokenLen = 16 << 10
@@ -216,6 +225,8 @@ func ParseRequest(b []byte) (Request, error) {
 		r = &Leave{}
 	case TypePing:
 		r = &Ping{}
+	case TypeRenew:
+		r = &Renew{}
 	default:
 		return nil, fmt.Errorf("unknown message type %q; see PROTOCOL.md for the types a client sends", truncate(h.Type))
 	}
@@ -325,6 +336,16 @@ func (m *Mute) validate() error        { return checkID("track", m.Track) }
 func (m *RestartICE) validate() error  { return nil }
 func (m *Leave) validate() error       { return nil }
 func (m *Ping) validate() error        { return nil }
+
+func (m *Renew) validate() error {
+	if m.Token == "" {
+		return errors.New(`token is empty: send the new access token`)
+	}
+	if len(m.Token) > maxTokenLen {
+		return fmt.Errorf("token is longer than %d bytes", maxTokenLen)
+	}
+	return nil
+}
 
 // Server messages.
 

@@ -25,6 +25,8 @@ func TestParseRequest(t *testing.T) {
 		{"subscribe no track", `{"type":"subscribe"}`, "track is empty"},
 		{"mute", `{"type":"mute","track":"alice/microphone","muted":true}`, ""},
 		{"leave", `{"type":"leave"}`, ""},
+		{"renew", `{"type":"renew","id":4,"token":"a.b.c"}`, ""},
+		{"renew without token", `{"type":"renew","id":4}`, "token is empty"},
 		{"unknown", `{"type":"dance"}`, `unknown message type "dance"`},
 		{"no type", `{"id":1}`, `no "type"`},
 		{"negative id", `{"type":"ping","id":-1}`, "negative"},

@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -148,5 +149,71 @@ func TestCallFieldCamera(t *testing.T) {
 	b, _ := os.ReadFile(h.audit)
 	if !contains(string(b), `"actor":"eoc","role":"operator","action":"view","source":"cam3","via":"room"`) {
 		t.Errorf("watching a field camera is not audited:\n%s", b)
+	}
+}
+
+// TestCallRenew: a participant that hands a newer token of its own (a renewed sign-in) stays
+// past the expiry of the token it joined with; one that does not is removed then; a token of
+// someone else, or an invalid one, renews nothing.
+func TestCallRenew(t *testing.T) {
+	h := startCallSFU(t, nil)
+	mint := func(who string, ttl time.Duration) string {
+		c := auth.Claims{Role: auth.RoleResponder, Room: "r1", RoomPublish: true, RoomSubscribe: true}
+		c.Subject = who
+		tok, err := auth.Mint(testSecret, c, ttl, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// eve's first token expires a second before mallory's: when mallory is removed, eve's
+	// first token has been out for a second.
+	eve := h.join("r1", mint("eve", 2*time.Second), nil)
+	mallory := h.join("r1", mint("mallory", 3*time.Second), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	for _, c := range []struct{ name, token, code, reason string }{
+		{"someone else's token", mint("mallory", time.Hour), rooms.CodeForbidden, "renews its own participant only"},
+		{"an invalid token", "not.a.token", rooms.CodeUnauthorized, "new token is refused"},
+	} {
+		var e *rooms.Error
+		if _, err := eve.Renew(ctx, c.token); !errors.As(err, &e) || e.Code != c.code || !strings.Contains(e.Reason, c.reason) {
+			t.Errorf("renew with %s: %v; want %s containing %q", c.name, err, c.code, c.reason)
+		}
+	}
+	r, err := eve.Renew(ctx, mint("eve", time.Hour))
+	if err != nil {
+		t.Fatalf("renew with eve's own newer token: %v", err)
+	}
+	if r.Expires == nil || time.Until(*r.Expires) < 50*time.Minute {
+		t.Fatalf("renewed until %v, want about an hour from now", r.Expires)
+	}
+
+	wait, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelWait()
+	m, err := mallory.WaitFor(wait, func(m rooms.Message) bool { return m.Type == rooms.TypeBye })
+	if err != nil {
+		t.Fatalf("mallory, who did not renew, was not removed at expiry: %v", err)
+	}
+	if !strings.Contains(string(m.Raw), "expired") {
+		t.Errorf("mallory's goodbye %s, want it to say the token expired", m.Raw)
+	}
+	for _, m := range eve.Messages() {
+		if m.Type == rooms.TypeBye {
+			t.Fatalf("eve renewed and was removed anyway: %s", m.Raw)
+		}
+	}
+	if _, err := eve.Renew(ctx, mint("eve", 2*time.Hour)); err != nil {
+		t.Fatalf("eve is not served after her first token's expiry: %v", err)
+	}
+	var renews int
+	for _, e := range h.auditLines() {
+		if e.Action == "renew" && e.Actor == "eve" {
+			renews++
+		}
+	}
+	if renews != 4 {
+		t.Errorf("%d renews of eve in the audit trail, want 4 (2 refused, 2 accepted)", renews)
 	}
 }

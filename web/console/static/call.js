@@ -15,7 +15,7 @@
 
 import { mountNav } from './nav.js';
 import { t } from './i18n.js';
-import { forgetToken, saveToken, takeToken } from './api.js';
+import { forgetToken, onTokenChange, saveToken, takeToken } from './api.js';
 import { Backoff } from './whep.js';
 import { CallError, Signalling, why } from './call-signal.js';
 import { Publisher, Subscriber, localMedia, screenItems } from './call-media.js';
@@ -105,6 +105,11 @@ class Call {
 
     const params = new URL(window.location.href).searchParams;
     this.token = takeToken();
+    // a renewed sign-in: the participation goes on with the new token (resumes use it too).
+    onTokenChange((token) => {
+      this.token = token;
+      this.sig?.request({ type: 'renew', token }, 'renewed').catch((err) => console.warn(`call: renew: ${err?.message ?? err}`));
+    });
     this.room = (params.get('room') ?? '').trim();
     this.name = (params.get('name') ?? '').trim();
     if (this.token && this.room) this.start();
