@@ -240,10 +240,26 @@ func TestSpoolFullStopsRecordingWithoutLosingData(t *testing.T) {
 	if s.SpoolBytes > max || s.Evicted != 0 || s.SpoolFullEvents != 1 {
 		t.Fatalf("spool full: bytes %d of %d, evicted %d, events %d", s.SpoolBytes, max, s.Evicted, s.SpoolFullEvents)
 	}
-	segsAtFull := s.SpoolSegments
+	// closed segments are what was accepted: the segment opened at the cut that filled the
+	// spool holds nothing and is dropped, and so is each one opened while paused.
+	closed := func() int {
+		r.sp.mu.Lock()
+		defer r.sp.mu.Unlock()
+		n := 0
+		for _, g := range r.sp.segs {
+			if g.closed {
+				n++
+			}
+		}
+		return n
+	}
+	// the segment being written when the spool filled is closed just after the alarm: count
+	// once units are being refused, and again after many more.
 	testkit.WaitFor(t, 10*time.Second, "units refused while full", func() bool { return srcStats(r, "mic3").DroppedSpoolFull > 20 })
-	if got := r.Stats().SpoolSegments; got != segsAtFull {
-		t.Fatalf("spool went from %d to %d segments while full", segsAtFull, got)
+	segsAtFull := closed()
+	testkit.WaitFor(t, 10*time.Second, "more units refused while full", func() bool { return srcStats(r, "mic3").DroppedSpoolFull > 60 })
+	if got := closed(); got != segsAtFull || r.Stats().Evicted != 0 {
+		t.Fatalf("spool went from %d to %d closed segments while full (evicted %d)", segsAtFull, got, r.Stats().Evicted)
 	}
 	a.down.Store(false)
 	b.down.Store(false)
