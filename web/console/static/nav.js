@@ -1,6 +1,7 @@
 // The navigation between the console's pages and the language switch, the same on every page:
 // each page has <nav id="nav"> in its header and calls mountNav with its own name.
 
+import { signInURL } from './api.js';
 import { LANGS, lang, register, setLang, t, translate } from './i18n.js';
 
 export const PAGES = [
@@ -22,6 +23,7 @@ register({
     'nav.review': 'Review',
     'nav.cameras': 'Cameras',
     'nav.language': 'Language',
+    'nav.sso': 'Sign in with single sign-on',
   },
   'zh-TW': {
     'nav.label': '頁面',
@@ -32,6 +34,7 @@ register({
     'nav.review': '回放',
     'nav.cameras': '攝影機',
     'nav.language': '語言',
+    'nav.sso': '使用單一登入',
   },
 });
 
@@ -69,6 +72,8 @@ export function mountNav(page, nav = document.getElementById('nav')) {
     select.addEventListener('change', () => setLang(select.value));
     nav.replaceChildren(list, select);
   }
+  // sign-in links come back to this page as it is now (its room, incident, sources…).
+  for (const a of document.querySelectorAll('a.sso-link')) a.href = signInURL();
   translate(document);
   return nav;
 }

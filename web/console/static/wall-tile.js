@@ -2,7 +2,7 @@
 // it playing (see wall.js for the page).
 
 import { formatBitrate } from './api.js';
-import { register, t } from './i18n.js';
+import { lang, register, t } from './i18n.js';
 import { LatencyMeter, alignmentLabel, captureTimeOf, videoClock } from './timeline.js';
 import { Backoff, WHEPSession } from './whep.js';
 
@@ -69,7 +69,7 @@ function setText(node, text) {
 
 function clock(iso) {
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) || d.getFullYear() < 2000 ? '' : d.toLocaleTimeString([], { hour12: false });
+  return Number.isNaN(d.getTime()) || d.getFullYear() < 2000 ? '' : d.toLocaleTimeString(lang(), { hour12: false });
 }
 
 // Tile is one source on the wall: its video, labels and WHEP session loop.
