@@ -4,7 +4,7 @@
 
 GO      ?= go
 BIN     := bin
-FUZZTIME ?= 3s
+FUZZTIME ?= 4s
 
 .PHONY: all build run test vet unit fuzz bench loadgen drill clean
 

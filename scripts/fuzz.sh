@@ -17,39 +17,54 @@
 # bare "context deadline exceeded" and no failing input when the machine is
 # busy (golang/go#75804, fixed in Go 1.27). Such a run is tried again, up to
 # three times; a run that found an input (or panicked) fails at once.
+#
+# The targets run in two lanes at once, each fuzzing with one worker: a target's
+# start (build check, baseline coverage of its corpus) in one lane overlaps the
+# other lane's fuzzing, which keeps a 2-core machine busy.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fuzztime=${1:-5s}
 minimizetime=${2:-${FUZZMINIMIZETIME:-1000x}}
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+lanes=2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 module=$(go list -m)
-summary=()
 
 bare_deadline() {
-	grep -q 'context deadline exceeded' "$log" && ! grep -q -e 'Failing input written' -e 'panic:' "$log"
+	grep -q 'context deadline exceeded' "$1" && ! grep -q -e 'Failing input written' -e 'panic:' "$1"
 }
 
-# executions prints the fuzzing engine's last report in $log as
+# executions prints the fuzzing engine's last report in log $1 as
 # "<execs, with thousands separators> execs in <elapsed>".
 executions() {
-	sed -n 's/^fuzz: elapsed: \([^,]*\), execs: \([0-9]*\) .*/\2 \1/p' "$log" | tail -n 1 |
+	sed -n 's/^fuzz: elapsed: \([^,]*\), execs: \([0-9]*\) .*/\2 \1/p' "$1" | tail -n 1 |
 		while read -r execs elapsed; do
 			echo "$(echo "$execs" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta') execs in $elapsed"
 		done
 }
 
-# The targets are read from the test files (building and running each package's tests
-# only to list them cost a minute of CI).
+# The targets ("package dir target" lines) are read from the test files (building and
+# running each package's tests only to list them cost a minute of CI).
+targets=()
 while read -r pkg dir; do
 	for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$dir"/*_test.go 2>/dev/null | sort); do
+		targets+=("$pkg $dir $target")
+	done
+done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
+
+# lane runs every lanes-th target from the n-th; it prints each one's progress, appends its
+# summary line to $work/summary.n, and on a failure prints the log and exits 1.
+lane() {
+	local n=$1 i pkg dir target name attempt ran log=$work/log.$1
+	for ((i = n; i < ${#targets[@]}; i += lanes)); do
+		read -r pkg dir target <<<"${targets[i]}"
 		name="${pkg#"$module"/} $target"
 		echo "fuzz: $name ($fuzztime, minimising each new input for at most $minimizetime)"
 		for attempt in 1 2 3; do
-			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimizetime" "$pkg" >"$log" 2>&1; then
+			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimizetime" -parallel 1 "$pkg" >"$log" 2>&1; then
 				break
 			fi
-			if bare_deadline && [ "$attempt" -lt 3 ]; then
+			if bare_deadline "$log" && [ "$attempt" -lt 3 ]; then
 				echo "fuzz: $target stopped at the fuzzing engine's deadline with no failing input (golang/go#75804); running it again"
 				continue
 			fi
@@ -59,13 +74,25 @@ while read -r pkg dir; do
 			else
 				echo "fuzz: $target failed; a failing input, if one was found, is saved under $dir/testdata/fuzz/$target" >&2
 			fi
-			exit 1
+			return 1
 		done
-		ran=$(executions)
-		line="fuzz: $name: ${ran:-no execution count reported}"
-		echo "$line"
-		summary+=("$line")
+		ran=$(executions "$log")
+		echo "fuzz: $name: ${ran:-no execution count reported}" | tee -a "$work/summary.$n"
 	done
-done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
-echo "fuzz: summary"
-printf '%s\n' "${summary[@]}"
+}
+
+pids=()
+for ((n = 0; n < lanes; n++)); do
+	lane "$n" &
+	pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do
+	wait "$pid" || failed=1
+done
+if [ "$failed" -ne 0 ]; then
+	echo "fuzz: a target failed; see above" >&2
+	exit 1
+fi
+echo "fuzz: summary (${#targets[@]} targets)"
+cat "$work"/summary.* | sort
