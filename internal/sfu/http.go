@@ -190,7 +190,12 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
 	list := make([]SourceInfo, 0, len(s.sources))
 	for name, src := range s.sources {
 		if c.CanView(name) || c.CanOperate() {
-			list = append(list, src.info())
+			in := src.info()
+			if in.Incident == "" {
+				// what the source did not say: the incident this server records under.
+				in.Incident = s.p.Conf.Record.Incident
+			}
+			list = append(list, in)
 		}
 	}
 	s.mu.Unlock()

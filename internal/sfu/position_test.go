@@ -67,6 +67,11 @@ func TestPositionAccess(t *testing.T) {
 	ingest := h.mintFor("ingest-1", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
 	_, stop := h.publishWith("cam1", synth.Params{}, func(p *whip.PublisherParams) { p.Client = &whip.Client{Token: ingest} })
 
+	// untagged, a source is listed under the incident this server records.
+	if in := h.listed("cam1"); in.Incident != h.srv.p.Conf.Record.Incident || in.Incident == "" {
+		t.Errorf("untagged cam1 is listed with incident %q, want the recorded incident %q", in.Incident, h.srv.p.Conf.Record.Incident)
+	}
+
 	const body = `{"lat":25.0339,"lon":121.5645,"accuracy_m":8}`
 	for _, tc := range []struct {
 		name, source, token, ctype, body string

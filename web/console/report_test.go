@@ -139,7 +139,7 @@ func TestReport(t *testing.T) {
 	step("a browser for the phone")
 	phone.Do("viewport", 5*time.Second, map[string]any{"width": 390, "height": 844})
 	phone.Do("geolocation", 5*time.Second, map[string]any{"latitude": reportLat, "longitude": reportLon, "accuracy": reportAccuracy})
-	phone.Open(h.base + "/report.html?token=" + url.QueryEscape(tok))
+	phone.Open(h.base + "/report.html?incident=flood-7&token=" + url.QueryEscape(tok))
 	phone.WaitFor("the report form", `!document.getElementById('form').hidden && document.getElementById('who').textContent === 'alice'`, 10*time.Second)
 	if v, err := phone.Try("waitFor", 5*time.Second, map[string]any{"expr": `!new URL(location.href).searchParams.has('token')`}); err != nil {
 		t.Errorf("the token stays in the address bar: %v %s", err, v)
@@ -160,7 +160,7 @@ func TestReport(t *testing.T) {
 	}
 
 	in, ok := h.listedSource(wallTok, source)
-	if !ok || in.State != "live" || in.Reporter != who || in.Kind != "report" || in.Note != "smoke, 3rd floor" || in.Position == nil ||
+	if !ok || in.State != "live" || in.Reporter != who || in.Kind != "report" || in.Note != "smoke, 3rd floor" || in.Incident != "flood-7" || in.Position == nil ||
 		math.Abs(in.Position.Lat-reportLat) > 1e-9 || math.Abs(in.Position.Lon-reportLon) > 1e-9 || in.Position.AccuracyM != reportAccuracy {
 		t.Fatalf("GET /v1/sources lists the report as %+v (position %+v)", in, in.Position)
 	}

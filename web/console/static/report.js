@@ -716,6 +716,9 @@ class Report {
     this.posInFlight = true;
     this.lastSentAt = Date.now();
     const body = { kind: 'report', note: $('note').value.trim().slice(0, 200) };
+    // the incident named in the link the reporter was given (…/report.html?incident=flood-7).
+    const incident = new URL(window.location.href).searchParams.get('incident') ?? '';
+    if (/^[A-Za-z0-9._-]{1,64}$/.test(incident)) body.incident = incident;
     if (fix) {
       Object.assign(body, { lat: fix.lat, lon: fix.lon, accuracy_m: Math.min(1e6, Math.max(0, fix.accuracy)) });
       if (!Number.isNaN(fix.heading)) body.heading = ((fix.heading % 360) + 360) % 360;
