@@ -4,18 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/bluenviron/gortsplib/v5"
-	"github.com/bluenviron/gortsplib/v5/pkg/base"
-	"github.com/bluenviron/gortsplib/v5/pkg/description"
-	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/stream"
@@ -29,108 +21,11 @@ const (
 	camPass = "s3cret-camera-pw"
 )
 
-// testCamera is an RTSP server that serves a synthetic H.264 stream (IDR
-// every 25 frames, 100 frames per second, SPS/PPS only in the SDP) to
-// clients with the camera's credentials.
-type testCamera struct {
-	// paused stops the media while the RTSP session stays up (a dead
-	// camera).
-	paused atomic.Bool
-	srv    *gortsplib.Server
-	st     *gortsplib.ServerStream
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
-}
-
-func startCamera(t *testing.T, addr string, udpRTP, udpRTCP int) *testCamera {
+// startCamera starts the test camera (testkit.RTSPCamera) with the credentials above at addr,
+// serving RTP over UDP on the given ports too when they are set.
+func startCamera(t *testing.T, addr string, udpRTP, udpRTCP int) *testkit.RTSPCamera {
 	t.Helper()
-	c := &testCamera{stop: make(chan struct{}), done: make(chan struct{})}
-	c.srv = &gortsplib.Server{Handler: c, RTSPAddress: addr}
-	if udpRTP != 0 {
-		c.srv.UDPRTPAddress = "127.0.0.1:" + strconv.Itoa(udpRTP)
-		c.srv.UDPRTCPAddress = "127.0.0.1:" + strconv.Itoa(udpRTCP)
-	}
-	if err := c.srv.Start(); err != nil {
-		t.Fatalf("start test camera: %v", err)
-	}
-	forma := &format.H264{PayloadTyp: 96, SPS: testSPS, PPS: testPPS, PacketizationMode: 1}
-	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
-	c.st = &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: []*description.Media{media}}}
-	if err := c.st.Initialize(); err != nil {
-		t.Fatal(err)
-	}
-	enc, err := forma.CreateEncoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(c.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		idr := append([]byte{0x65}, bytes.Repeat([]byte{0xab}, 3000)...)
-		p := append([]byte{0x41}, bytes.Repeat([]byte{0xcd}, 300)...)
-		for n := 0; ; n++ {
-			select {
-			case <-c.stop:
-				return
-			case <-tick.C:
-			}
-			if c.paused.Load() {
-				continue
-			}
-			au := [][]byte{p}
-			if n%25 == 0 {
-				au = [][]byte{idr}
-			}
-			pkts, err := enc.Encode(au)
-			if err != nil {
-				panic(err)
-			}
-			for _, pk := range pkts {
-				pk.Timestamp = uint32(n * 900)
-				_ = c.st.WritePacketRTP(media, pk)
-			}
-		}
-	}()
-	t.Cleanup(c.close)
-	return c
-}
-
-func (c *testCamera) addr() string { return c.srv.NetListener().Addr().String() }
-
-func (c *testCamera) close() {
-	c.once.Do(func() {
-		close(c.stop)
-		<-c.done
-		c.st.Close()
-		c.srv.Close()
-	})
-}
-
-func (c *testCamera) auth(ctx *gortsplib.ServerConn, req *base.Request) *base.Response {
-	if !ctx.VerifyCredentials(req, camUser, camPass) {
-		return &base.Response{StatusCode: base.StatusUnauthorized}
-	}
-	return nil
-}
-
-func (c *testCamera) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	if res := c.auth(ctx.Conn, ctx.Request); res != nil {
-		return res, nil, liberrors.ErrServerAuth{}
-	}
-	return &base.Response{StatusCode: base.StatusOK}, c.st, nil
-}
-
-func (c *testCamera) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	if res := c.auth(ctx.Conn, ctx.Request); res != nil {
-		return res, nil, liberrors.ErrServerAuth{}
-	}
-	return &base.Response{StatusCode: base.StatusOK}, c.st, nil
-}
-
-func (c *testCamera) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
-	return &base.Response{StatusCode: base.StatusOK}, nil
+	return testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{User: camUser, Pass: camPass, Addr: addr, UDPRTPPort: udpRTP, UDPRTCPPort: udpRTCP})
 }
 
 // lockedBuffer collects log output from many goroutines.
@@ -161,7 +56,7 @@ func TestPullCamera(t *testing.T) {
 				rtpPort, rtcpPort = testkit.FreeUDPPortPair(t)
 			}
 			cam := startCamera(t, "127.0.0.1:0", rtpPort, rtcpPort)
-			camAddr := cam.addr()
+			camAddr := cam.Addr()
 			var hooks struct {
 				sync.Mutex
 				live, offline int
@@ -189,7 +84,7 @@ func TestPullCamera(t *testing.T) {
 				return c.count(0) >= 60 && c.nalCount(h264SPS) >= 2 && c.nalCount(h264PPS) >= 2 && c.nalCount(5) >= 2
 			})
 
-			cam.close()
+			cam.Close()
 			in = env.waitState(t, "gate", StateFailed)
 			if in.Reason == "" || in.Failures < 1 {
 				t.Fatalf("failed source %+v: want a reason and a failure count", in)
@@ -197,7 +92,7 @@ func TestPullCamera(t *testing.T) {
 			t.Logf("reason after the camera stopped: %s", in.Reason)
 
 			cam2 := startCamera(t, camAddr, rtpPort, rtcpPort)
-			defer cam2.close()
+			defer cam2.Close()
 			env.waitState(t, "gate", StateLive)
 			before := c.count(0)
 			testkit.WaitFor(t, waitTimeout, "units to flow again", func() bool {
@@ -279,16 +174,16 @@ func TestPullDeadCamera(t *testing.T) {
 	cam := startCamera(t, "127.0.0.1:0", 0, 0)
 	env := newTestServer(t, func(p *Params) {
 		p.RTSP.ReadTimeout = time.Second
-		p.Cameras = []conf.Camera{{Name: "mast", Transport: "tcp", URL: fmt.Sprintf("rtsp://%s:%s@%s/stream", camUser, camPass, cam.addr())}}
+		p.Cameras = []conf.Camera{{Name: "mast", Transport: "tcp", URL: fmt.Sprintf("rtsp://%s:%s@%s/stream", camUser, camPass, cam.Addr())}}
 	})
 	env.waitState(t, "mast", StateLive)
-	cam.paused.Store(true)
+	cam.Pause(true)
 	start := time.Now()
 	in := env.waitState(t, "mast", StateFailed)
 	if !strings.Contains(strings.ToLower(in.Reason), "timeout") {
 		t.Fatalf("reason %q: want it to mention the timeout", in.Reason)
 	}
 	t.Logf("dead camera detected after %s: %s", time.Since(start).Round(10*time.Millisecond), in.Reason)
-	cam.paused.Store(false)
+	cam.Pause(false)
 	env.waitState(t, "mast", StateLive)
 }

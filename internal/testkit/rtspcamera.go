@@ -2,9 +2,12 @@ package testkit
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net/url"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +31,12 @@ type RTSPCameraParams struct {
 	// synthetic H.264 pattern: an IDR every 25 frames, 100 frames a
 	// second, parameter sets in the SDP only.
 	Stream *stream.Stream
+	// Addr is where the camera listens; empty is 127.0.0.1:0. A camera
+	// restarted on the address of one stopped comes back where it was.
+	Addr string
+	// UDPRTPPort and UDPRTCPPort, when set, serve RTP over UDP on
+	// 127.0.0.1 too; else the camera serves RTP over TCP only.
+	UDPRTPPort, UDPRTCPPort int
 }
 
 // RTSPCamera is an RTSP server on 127.0.0.1 that plays one stream on any
@@ -40,6 +49,8 @@ type RTSPCamera struct {
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	// paused stops the pattern while sessions stay up (a dead camera).
+	paused atomic.Bool
 
 	mu      sync.Mutex
 	playing map[*gortsplib.ServerSession]bool
@@ -59,7 +70,11 @@ var (
 func StartRTSPCamera(t testing.TB, p RTSPCameraParams) *RTSPCamera {
 	t.Helper()
 	c := &RTSPCamera{p: p, stop: make(chan struct{}), done: make(chan struct{}), playing: map[*gortsplib.ServerSession]bool{}}
-	c.srv = &gortsplib.Server{Handler: c, RTSPAddress: "127.0.0.1:0"}
+	c.srv = &gortsplib.Server{Handler: c, RTSPAddress: cmp.Or(p.Addr, "127.0.0.1:0")}
+	if p.UDPRTPPort != 0 {
+		c.srv.UDPRTPAddress = "127.0.0.1:" + strconv.Itoa(p.UDPRTPPort)
+		c.srv.UDPRTCPAddress = "127.0.0.1:" + strconv.Itoa(p.UDPRTCPPort)
+	}
 	if err := c.srv.Start(); err != nil {
 		t.Fatalf("start the test camera: %v", err)
 	}
@@ -126,6 +141,9 @@ func (c *RTSPCamera) pattern(encode func([][]byte) ([]*rtp.Packet, error)) {
 			return
 		case <-tick.C:
 		}
+		if c.paused.Load() {
+			continue
+		}
 		au := [][]byte{p}
 		if n%25 == 0 {
 			au = [][]byte{idr}
@@ -140,6 +158,10 @@ func (c *RTSPCamera) pattern(encode func([][]byte) ([]*rtp.Packet, error)) {
 		}
 	}
 }
+
+// Pause stops (true) or resumes the synthetic pattern while the RTSP
+// sessions stay up, as a camera whose encoder hangs.
+func (c *RTSPCamera) Pause(on bool) { c.paused.Store(on) }
 
 // Addr is the camera's host:port.
 func (c *RTSPCamera) Addr() string { return c.srv.NetListener().Addr().String() }
