@@ -48,7 +48,7 @@ export function mediaSections(sdp) {
 }
 
 // gathered resolves when pc's ICE gathering completes or ms passes.
-function gathered(pc, ms = GATHER_MS) {
+export function gathered(pc, ms = GATHER_MS) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

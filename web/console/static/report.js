@@ -17,7 +17,7 @@
 // (positions the server took), for the tests.
 
 import { authHeaders, forgetToken, reasonOf, request, saveToken, takeToken } from './api.js';
-import { publishCodecs } from './call-media.js';
+import { gathered, publishCodecs } from './call-media.js';
 import { register, t } from './i18n.js';
 import { mountNav, pageTitle } from './nav.js';
 import { Backoff } from './whep.js';
@@ -32,7 +32,6 @@ const POSITION_HEARTBEAT_MS = 30000;
 // is replaced by a new session.
 const DISCONNECTED_MS = 3000;
 const CONNECT_MS = 15000;
-const GATHER_MS = 2000;
 const OFFER_TIMEOUT_MS = 15000;
 const TICK_MS = 1000;
 // SOURCE_NAME is the SFU's rule for source names.
@@ -246,22 +245,6 @@ function iceServersOf(res) {
     out.push(s);
   }
   return out;
-}
-
-function gathered(pc) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener('icegatheringstatechange', check);
-      resolve();
-    };
-    const check = () => {
-      if (pc.iceGatheringState === 'complete') done();
-    };
-    const timer = setTimeout(done, GATHER_MS);
-    pc.addEventListener('icegatheringstatechange', check);
-  });
 }
 
 // PublishError is a refused or failed WHIP offer; status 0 when the server was not reached.
