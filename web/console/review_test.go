@@ -47,6 +47,9 @@ type tileStats struct {
 	// the browser never showed while playing.
 	Unreported int `json:"unreported"`
 	Dropped    int `json:"dropped"`
+	// FrameMs is the shortest capture interval the tile saw; Intervals the recent ones.
+	FrameMs   float64   `json:"frameMs"`
+	Intervals []float64 `json:"intervals"`
 }
 
 func (s reviewStats) tile(source string) tileStats {
@@ -244,9 +247,9 @@ func TestReviewPage(t *testing.T) {
 		p.WaitFor("the step", fmt.Sprintf(`window.reviewStats.seekToFrameMs.length > %d && window.reviewStats.state === 'paused'`, len(before.SeekToFrameMs)), 30*time.Second)
 		p.WaitFor("the step's frames", framesExpr(map[string]int{"cam1": 0, "cam2": 0, "cam3": 0, "cam4": 0}), 20*time.Second)
 		s = readStats(t, p)
-		t.Logf("%s: the frame on every tile after %.0f ms", step.key, s.SeekToFrameMs[len(s.SeekToFrameMs)-1])
+		t.Logf("%s: the frame on every tile after %.0f ms (shortest frame intervals: %v)", step.key, s.SeekToFrameMs[len(s.SeekToFrameMs)-1], []float64{s.tile("cam1").FrameMs, s.tile("cam2").FrameMs, s.tile("cam3").FrameMs, s.tile("cam4").FrameMs})
 		if got := s.tile("cam1").CaptureMs - shown; math.Abs(got-step.delta) > 2 {
-			t.Errorf("cam1 after %s: moved %.1f ms, want %.0f", step.key, got, step.delta)
+			t.Errorf("cam1 after %s: moved %.1f ms, want %.0f (frame intervals seen: shortest %.1f ms, recent %v)", step.key, got, step.delta, s.tile("cam1").FrameMs, s.tile("cam1").Intervals)
 		}
 		checkShown(t, s, all, time.UnixMilli(int64(math.Round(s.MasterMs))))
 		shown += step.delta

@@ -25,9 +25,12 @@ const SHOWN_KEEP = 20;
 // short enough to render quickly and long enough that playing rarely leaves it.
 const BEFORE_MS = 60 * 1000;
 const WINDOW_MS = 4 * 60 * 1000;
-// After its seek, a tile that presents no new frame for FRAME_WAIT_MS (the element showed
-// the frame asked already) counts as there.
+// After its seek, a tile that reports no new frame for FRAME_WAIT_MS seeks again NUDGE_S
+// further: Chromium may present nothing for a seek to the position it holds, and a frame
+// presented while the page is busy may be reported late. A tile that reports no frame
+// after that seek either counts as there (the element showed the frame asked already).
 const FRAME_WAIT_MS = 300;
+const NUDGE_S = 0.0005;
 // A tile that presents, after its seek, only frames that do not cover the target (the
 // recording has no picture there: a hole in its video) counts as there after HOLE_WAIT_MS,
 // showing the frame the element presented.
@@ -306,6 +309,7 @@ export class ReviewTile {
     this.seekAt = performance.now();
     this.seekIssued = 0;
     this.seekedAt = 0;
+    this.nudged = false;
     const shown = this.frameCapture;
     this.resetShown();
     this.frameCapture = shown;
@@ -319,6 +323,14 @@ export class ReviewTile {
     this.video.currentTime = Math.max(0, (this.target - this.start) / 1000);
   }
 
+  // nudge seeks again a fraction of a millisecond past the target, so that the element
+  // presents (and reports) the frame it shows there.
+  nudge() {
+    this.nudged = true;
+    this.seekedAt = 0;
+    this.video.currentTime = Math.max(0, (this.target - this.start) / 1000) + NUDGE_S;
+  }
+
   // there tells whether the last seek is done: the element has seeked and presented the
   // frame asked (or presented none new for a while: it showed that frame already; or,
   // for HOLE_WAIT_MS, only frames that do not cover it: the recording has none that does).
@@ -327,6 +339,10 @@ export class ReviewTile {
     if (!this.seekedAt) return false;
     if (this.firstFrameAt) return true;
     if (now - this.seekedAt < FRAME_WAIT_MS) return false;
+    if (!this.nudged && !Number.isFinite(this.offCapture)) {
+      this.nudge();
+      return false;
+    }
     if (!this.covering(this.frameCapture)) {
       if (!Number.isFinite(this.offCapture) || now - this.seekedAt < HOLE_WAIT_MS) return false;
       this.frameCapture = this.offCapture;

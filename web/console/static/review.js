@@ -51,6 +51,8 @@ const LEAD_MS = 2000;
 // at most READY_WAIT_MS for them to have data to play on.
 const ALIGN_WAIT_MS = 10000;
 const READY_WAIT_MS = 3000;
+// A forward frame step seeks at most STEP_TRIES frame intervals past the frame shown.
+const STEP_TRIES = 4;
 // The spread is measured at the display instant MEASURE_LAG_MS before each animation frame.
 const MEASURE_LAG_MS = 100;
 // Spread samples kept.
@@ -90,6 +92,8 @@ class Review {
     this.enlarged = null;
     // The alignment under way: {target, at, resume, seek (a reviewer's seek, timed), shownAt}.
     this.sync = null;
+    // The forward frame step under way: {ref (tile), from (capture ms), frame, tries}.
+    this.stepping = null;
     this.quietUntil = 0; // no alignment for drift before this performance.now()
     this.stallSince = 0;
     this.spread = [];
@@ -305,7 +309,8 @@ class Review {
 
   // seekTo moves the master to capture instant t and aligns every tile there; playing goes
   // on once they all show it.
-  seekTo(t, { resume = this.playing || !!this.sync?.resume } = {}) {
+  seekTo(t, { resume = this.playing || !!this.sync?.resume, step = null } = {}) {
+    this.stepping = step;
     t = Math.min(Math.max(Math.round(t), this.window.start), this.window.end - 1);
     this.align(t, { resume, seek: true });
     this.saveAddress();
@@ -361,6 +366,7 @@ class Review {
     }
     if (s.resume && !this.ready(mine) && now - s.shownAt < READY_WAIT_MS) return;
     this.sync = null;
+    if (this.stepping) this.stepOn();
     if (s.resume) this.startAll();
   }
 
@@ -415,11 +421,11 @@ class Review {
       this.sync.resume = false;
       return;
     }
-    this.master = this.now();
-    this.playing = false;
-    for (const tile of this.tiles) tile.video.pause();
+    this.stepping = null;
+    // Paused, every tile shows the frame covering the instant paused at: an element
+    // stopped mid-play may present one more frame, ahead of its position.
+    this.align(Math.min(this.now(), this.window.end - 1), { resume: false });
     this.saveAddress();
-    this.poke();
   }
 
   toggle() {
@@ -427,15 +433,35 @@ class Review {
     else this.play();
   }
 
-  // step moves one frame forward (+1) or back (−1) from the frame shown, paused.
+  // step moves one frame forward (+1) or back (−1) from the frame shown on the first tile,
+  // paused. A tile shows the frame that covers the instant: back aims just before the frame
+  // shown; forward the shortest frame interval seen past it, and further (stepOn) when the
+  // recording's next frame came later than that (capture times jitter). The master ends
+  // just inside the frame reached, as a seek to that frame puts it.
   step(dir) {
     if (this.playing) this.pause();
     const ref = this.tiles.find((t) => t.present && Number.isFinite(t.frameCapture));
-    const frame = Math.min(...this.tiles.map((t) => t.frameMs));
     const shown = ref ? ref.frameCapture : this.master;
-    // +1 ms: a tile shows the frame that covers the instant, so aim just inside the wanted
-    // frame.
-    this.seekTo(shown + dir * frame + 1, { resume: false });
+    const frame = Math.max(5, Math.min(...this.tiles.map((t) => t.frameMs)));
+    const step = ref ? { ref, from: shown, dir, frame, tries: 1 } : null;
+    this.seekTo(dir < 0 ? shown - 1 : shown + frame + 1, { resume: false, step });
+  }
+
+  // stepOn goes on with a frame step once its seek is done: one interval further when a
+  // forward step ended on the frame it started from (up to STEP_TRIES intervals), and
+  // to just inside the frame reached when the master is elsewhere in it.
+  stepOn() {
+    const s = this.stepping;
+    this.stepping = null;
+    const f = s.ref.frameCapture;
+    if (!Number.isFinite(f)) return;
+    if (f === s.from) {
+      if (s.dir < 0 || s.tries >= STEP_TRIES) return;
+      const tries = s.tries + 1;
+      this.seekTo(s.from + tries * s.frame + 1, { resume: false, step: { ...s, tries } });
+      return;
+    }
+    if (Math.round(f + 1) !== this.master) this.seekTo(f + 1, { resume: false });
   }
 
   jump(ms) {
@@ -647,7 +673,7 @@ class Review {
     st.tiles = this.tiles.map((t) => ({
       source: t.source, state: t.root.dataset.state, present: t.present, captureMs: t.frameCapture, clockMs: t.clockMs(),
       startMs: t.start, firstMs: t.firstCapture, frames: t.frames, rate: t.video.playbackRate, errMs: t.errMs, error: t.error,
-      unreported: t.unreported, dropped: t.dropped,
+      unreported: t.unreported, dropped: t.dropped, frameMs: t.frameMs, intervals: t.intervals,
     }));
   }
 }
