@@ -56,6 +56,7 @@ type RTSPCamera struct {
 	playing map[*gortsplib.ServerSession]bool
 	plays   int // PLAY requests answered
 	ended   int // sessions that had played and closed
+	most    int // sessions playing at once, at most
 }
 
 // Parameter sets of the synthetic pattern (1280x720 constrained baseline).
@@ -83,11 +84,16 @@ func StartRTSPCamera(t testing.TB, p RTSPCameraParams) *RTSPCamera {
 		forma.SPS, forma.PPS = cameraSPS, cameraPPS
 	}
 	c.media = &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
-	c.st = &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: []*description.Media{c.media}}}
-	if err := c.st.Initialize(); err != nil {
+	// The server's goroutines read st when a request comes, which nothing orders after
+	// this write but mu (a peer in another process may connect at once).
+	st := &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: []*description.Media{c.media}}}
+	if err := st.Initialize(); err != nil {
 		c.srv.Close()
 		t.Fatalf("start the test camera's stream: %v", err)
 	}
+	c.mu.Lock()
+	c.st = st
+	c.mu.Unlock()
 	if p.Stream != nil {
 		if err := c.relay(p.Stream); err != nil {
 			c.st.Close()
@@ -190,6 +196,13 @@ func (c *RTSPCamera) Plays() int {
 	return c.plays
 }
 
+// MostPlaying returns the most sessions that played the camera at once.
+func (c *RTSPCamera) MostPlaying() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.most
+}
+
 // Ended returns how many sessions that played have closed.
 func (c *RTSPCamera) Ended() int {
 	c.mu.Lock()
@@ -214,12 +227,23 @@ func (c *RTSPCamera) auth(conn *gortsplib.ServerConn, req *base.Request) (*base.
 	return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
 }
 
+// stream returns the stream served, or nil before it is set up.
+func (c *RTSPCamera) stream() *gortsplib.ServerStream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
 func (c *RTSPCamera) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if res, err := c.auth(ctx.Conn, ctx.Request); res != nil {
 		return res, nil, err
 	}
-	return &base.Response{StatusCode: base.StatusOK}, c.st, nil
+	st := c.stream()
+	if st == nil {
+		return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, st, nil
 }
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
@@ -227,7 +251,11 @@ func (c *RTSPCamera) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Resp
 	if res, err := c.auth(ctx.Conn, ctx.Request); res != nil {
 		return res, nil, err
 	}
-	return &base.Response{StatusCode: base.StatusOK}, c.st, nil
+	st := c.stream()
+	if st == nil {
+		return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, st, nil
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
@@ -235,6 +263,7 @@ func (c *RTSPCamera) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Respon
 	c.mu.Lock()
 	c.playing[ctx.Session] = true
 	c.plays++
+	c.most = max(c.most, len(c.playing))
 	c.mu.Unlock()
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
