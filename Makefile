@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 4s
 
-.PHONY: all build run test vet unit fuzz bench loadgen drill clean
+.PHONY: all build run run-cluster test vet unit fuzz bench loadgen drill clean
 
 all: build
 
@@ -18,6 +18,11 @@ build:
 run: build
 	scripts/deps.sh run
 	exec scripts/run.sh
+
+# A cluster on this machine: NATS, three SFU nodes, two ingests sharing the demo cameras.
+run-cluster: build
+	scripts/deps.sh run-cluster
+	exec scripts/run-cluster.sh
 
 test:
 	scripts/deps.sh test

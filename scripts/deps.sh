@@ -5,7 +5,8 @@
 #   scripts/deps.sh run    what `make run` needs: Go only (a check)
 #   scripts/deps.sh test   what `make test` needs: ffmpeg, GStreamer, Chromium, fonts, Node.js
 #                          (only when missing), the npm packages of test/e2e, and the Go tools
-#                          listed in versions.env (into .tools/bin)
+#                          listed in GO_TOOLS in versions.env (into .tools/bin)
+#   scripts/deps.sh run-cluster  what `make run-cluster` needs: Go, and nats-server (CLUSTER_TOOLS)
 #
 # Idempotent: when everything is present at the pinned versions it changes nothing, runs no
 # apt-get update and makes no network call. Prints one line per thing it installs.
@@ -177,12 +178,12 @@ go_tool() {
 	printf '%s\n' "$spec" >"$stamp"
 }
 
-ensure_go_tools() {
+ensure_go_tools() { # list of NAME=MODULE/PATH@VERSION lines
 	local entry
 	while read -r entry; do
 		[[ -n $entry ]] || continue
 		go_tool "${entry%%=*}" "${entry#*=}"
-	done < <(lines "$GO_TOOLS")
+	done < <(lines "$1")
 }
 
 case "${1:-}" in
@@ -193,10 +194,14 @@ test)
 	ensure_go
 	ensure_debian_test_packages
 	ensure_npm_packages
-	ensure_go_tools
+	ensure_go_tools "$GO_TOOLS"
+	;;
+run-cluster)
+	ensure_go
+	ensure_go_tools "$CLUSTER_TOOLS"
 	;;
 *)
-	echo "usage: scripts/deps.sh run|test" >&2
+	echo "usage: scripts/deps.sh run|run-cluster|test" >&2
 	exit 2
 	;;
 esac

@@ -38,8 +38,7 @@ func (a *api) handler() http.Handler {
 	audited := a.node.Audited(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+			a.node.ServeHealth(w, r)
 			return
 		}
 		audited.ServeHTTP(w, r)

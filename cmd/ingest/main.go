@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/ingest"
 	"fieldvideo/internal/node"
@@ -41,10 +42,15 @@ func main() {
 // goes to the spool whether or not the SFU and the recording sites answer.
 func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 	log, rec := n.Log, n.Recorder
-	ups := &uplinks{base: c.Uplink.URL, reconnect: c.Reconnect, queue: c.Stream.QueueSize, log: log}
-	if c.Uplink.URL != "" {
+	ups := &uplinks{base: c.Uplink.URL, reconnect: c.Reconnect, queue: c.Stream.QueueSize, log: log, cluster: n.Cluster}
+	if c.Uplink.URL != "" || n.Cluster != nil {
 		var err error
-		if ups.api, err = whip.NewAPI(whip.APIParams{LoopbackOnly: loopbackURL(c.Uplink.URL)}); err != nil {
+		// A cluster whose nodes advertise loopback addresses runs on one host.
+		loopback := loopbackURL(c.Uplink.URL) || c.Uplink.URL == ""
+		if n.Cluster != nil {
+			loopback = loopback && loopbackURL(c.Cluster.Advertise)
+		}
+		if ups.api, err = whip.NewAPI(whip.APIParams{LoopbackOnly: loopback}); err != nil {
 			return err
 		}
 		ups.client = &whip.Client{Token: c.Uplink.Token}
@@ -63,9 +69,26 @@ func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 	sinks := &sinks{uplinks: ups, recorder: rec, log: log}
 	p := ingest.Params{RTSP: c.RTSP, Cameras: c.Cameras, CamerasFile: c.CamerasFile, Reconnect: c.Reconnect, Stream: c.Stream,
 		Verifier: n.Verifier, Audit: n.Audit, Logger: log, OnLive: sinks.live, OnOffline: sinks.offline}
+	if n.Cluster != nil {
+		p.Leases = n.Cluster
+	}
 	in, err := ingest.New(p)
 	if err != nil {
 		return err
+	}
+	if n.Cluster != nil {
+		n.Cluster.SetLoad(func() cluster.Load {
+			l := cluster.Load{}
+			for _, s := range in.Sources() {
+				if s.State == ingest.StateLive {
+					l.Sources++
+					if s.Kind == ingest.KindPull {
+						l.Cameras++
+					}
+				}
+			}
+			return l
+		})
 	}
 	ln, err := n.Listen("api.address", c.API.Address, c.API.MaxConnections, c.API.MaxConnectionsPerAddress)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/whip"
@@ -15,18 +16,21 @@ import (
 
 // uplinks publishes every live source to the SFU by WHIP: one publisher per
 // source, started when the source goes live and stopped (its session deleted
-// on the SFU) when it goes offline.
+// on the SFU) when it goes offline. In a cluster each source goes to the
+// SFU node place chooses, and to another when that one fails.
 type uplinks struct {
 	base      string
+	cluster   *cluster.Cluster // nil: base only
 	client    *whip.Client
 	api       *webrtc.API
 	reconnect conf.Reconnect
 	queue     int
 	log       *slog.Logger
 
-	mu  sync.Mutex
-	run map[string]*uplink
-	wg  sync.WaitGroup
+	mu     sync.Mutex
+	run    map[string]*uplink
+	placed map[string][]time.Time // recent placements by SFU node
+	wg     sync.WaitGroup
 }
 
 type uplink struct {
@@ -44,8 +48,16 @@ func (u *uplinks) live(name string, st *stream.Stream) {
 	if old := u.run[name]; old != nil {
 		old.cancel()
 	}
+	var place func(string) string
+	if u.cluster != nil {
+		place = func(failed string) string { return u.place(name, failed) }
+	}
+	endpoint := ""
+	if u.base != "" {
+		endpoint = whip.Endpoint(u.base, name, "whip")
+	}
 	pub, err := whip.NewPublisher(whip.PublisherParams{
-		Endpoint: whip.Endpoint(u.base, name, "whip"), Client: u.client, API: u.api, Stream: st,
+		Endpoint: endpoint, Place: place, Client: u.client, API: u.api, Stream: st,
 		QueueSize: u.queue, MinBackoff: u.reconnect.Min, MaxBackoff: u.reconnect.Max, Log: u.log.With("source", name),
 	})
 	if err != nil {
@@ -61,6 +73,51 @@ func (u *uplinks) live(name string, st *stream.Stream) {
 		defer close(l.done)
 		pub.Run(ctx)
 	}()
+}
+
+// placeWindow is how long a placement counts against its node: until the
+// node's heartbeats show the source.
+const placeWindow = 3 * time.Second
+
+// place chooses the SFU node that source name is published to: among the
+// cluster's SFU nodes taking work, the least loaded (sources, counting those
+// this ingest placed there too recently to be in the node's heartbeat; then
+// CPU and viewers), another than the one whose attempt failed when there is
+// another. It returns the WHIP URL, or "" when the cluster lists no SFU
+// (uplink.url is used then).
+func (u *uplinks) place(name, failed string) string {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.placed == nil {
+		u.placed = map[string][]time.Time{}
+	}
+	best, bestScore := "", 0.0
+	var bestNode string
+	for _, n := range u.cluster.Nodes() {
+		if n.Role != "sfu" || n.Draining || n.URL == "" {
+			continue
+		}
+		recent := u.placed[n.Name][:0]
+		for _, at := range u.placed[n.Name] {
+			if now.Sub(at) < placeWindow {
+				recent = append(recent, at)
+			}
+		}
+		u.placed[n.Name] = recent
+		ep := whip.Endpoint(n.URL, name, "whip")
+		score := float64(n.Load.Sources+len(recent)) + 4*n.Load.CPU + float64(n.Load.Viewers)/50
+		if ep == failed {
+			score += 1e6
+		}
+		if best == "" || score < bestScore {
+			best, bestScore, bestNode = ep, score, n.Name
+		}
+	}
+	if best != "" {
+		u.placed[bestNode] = append(u.placed[bestNode], now)
+	}
+	return best
 }
 
 func (u *uplinks) offline(name string) {

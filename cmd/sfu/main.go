@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/node"
 	"fieldvideo/internal/sfu"
@@ -41,10 +43,39 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 		Conf: c, Verifier: n.Verifier, Audit: n.Audit, Log: n.Log, Console: console.FS(), Secret: n.Secret,
 		Recorder: n.Recorder, Listener: ln, Metrics: n.WriteMetrics,
 		Routes: func(mux *http.ServeMux) { n.Routes(mux, c.HTTP.AllowOrigin) },
+		Health: n.ServeHealth,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	if n.Cluster != nil {
+		n.Cluster.SetLoad(loadOf(srv))
+	}
 	return srv.Run(ctx)
+}
+
+// loadOf returns what the SFU's heartbeats report: viewers, live sources,
+// rooms, and the packets received per second since the last heartbeat.
+func loadOf(srv *sfu.Server) func() cluster.Load {
+	var lastPackets uint64
+	var lastAt time.Time
+	return func() cluster.Load {
+		var l cluster.Load
+		var packets uint64
+		for _, in := range srv.Sources() {
+			l.Viewers += in.Viewers
+			packets += in.Packets
+			if in.State == "live" {
+				l.Sources++
+			}
+		}
+		l.Rooms = len(srv.Rooms())
+		now := time.Now()
+		if !lastAt.IsZero() && packets >= lastPackets {
+			l.PacketsPerSecond = float64(packets-lastPackets) / now.Sub(lastAt).Seconds()
+		}
+		lastPackets, lastAt = packets, now
+		return l
+	}
 }

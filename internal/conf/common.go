@@ -221,14 +221,17 @@ type Shared struct {
 	Auth   Auth
 	Audit  Audit
 	Record Record
+	// Cluster and Role (sfu, ingest) name the node to the others.
+	Cluster Cluster
+	Role    string
 }
 
 // Shared returns the settings the SFU shares with every process.
 func (c SFU) Shared() Shared {
-	return Shared{Log: c.Log, Auth: c.Auth, Audit: c.Audit, Record: c.Record}
+	return Shared{Log: c.Log, Auth: c.Auth, Audit: c.Audit, Record: c.Record, Cluster: c.Cluster, Role: "sfu"}
 }
 
 // Shared returns the settings ingest shares with every process.
 func (c Ingest) Shared() Shared {
-	return Shared{Log: c.Log, Auth: c.Auth, Audit: c.Audit, Record: c.Record}
+	return Shared{Log: c.Log, Auth: c.Auth, Audit: c.Audit, Record: c.Record, Cluster: c.Cluster, Role: "ingest"}
 }

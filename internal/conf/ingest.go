@@ -27,6 +27,9 @@ type Ingest struct {
 	Audit       Audit     `yaml:"audit"`
 	Stream      Stream    `yaml:"stream"`
 	Record      Record    `yaml:"record"`
+	// Cluster joins ingest to the other nodes: ingests of a cluster share
+	// their cameras, each pulled by one of them at a time.
+	Cluster Cluster `yaml:"cluster"`
 }
 
 // RTSP configures the RTSP server that takes pushes and serves players.
@@ -166,6 +169,7 @@ func DefaultIngest() Ingest {
 		Audit:       defaultAudit("data/audit-ingest.log"),
 		Stream:      defaultStream(),
 		Record:      defaultRecord("data/spool-ingest"),
+		Cluster:     defaultCluster(),
 	}
 }
 
@@ -226,6 +230,9 @@ func (c Ingest) Validate() error {
 		return err
 	}
 	if err := c.Record.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
 	return c.Stream.validate()

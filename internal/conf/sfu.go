@@ -24,6 +24,8 @@ type SFU struct {
 	IngestAPI []string `yaml:"ingest_api"`
 	// Console is what the web console's pages are told (the map's tiles).
 	Console Console `yaml:"console"`
+	// Cluster joins the SFU to the other nodes; empty runs it alone.
+	Cluster Cluster `yaml:"cluster"`
 }
 
 // HTTP configures the SFU's HTTP(S) listener.
@@ -83,6 +85,7 @@ func DefaultSFU() SFU {
 		Record:    defaultRecord("data/spool-sfu"),
 		IngestAPI: []string{},
 		Console:   defaultConsole(),
+		Cluster:   defaultCluster(),
 	}
 }
 
@@ -128,6 +131,9 @@ func (c SFU) Validate() error {
 		return err
 	}
 	if err := c.Console.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
 	return c.Calls.validate()

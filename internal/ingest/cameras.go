@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 )
 
@@ -258,8 +259,25 @@ func (cs *cameraSet) startLocked(e *cameraEntry) {
 	go func() {
 		defer cs.s.wg.Done()
 		defer close(run.done)
-		pl.run(ctx)
+		if cs.s.p.Leases == nil {
+			pl.run(ctx)
+			return
+		}
+		cs.s.p.Leases.Hold(ctx, e.cam.Name, pl.run, func(h cluster.Holder) {
+			cs.s.reg.setStandby(e.src, standbyReason(h))
+		})
 	}()
+}
+
+// standbyReason says why a camera waits for its lease.
+func standbyReason(h cluster.Holder) string {
+	switch {
+	case h.Err != nil:
+		return "waiting for the cluster: " + h.Err.Error()
+	case h.Node != "":
+		return "pulled by " + h.Node
+	}
+	return "waiting for its lease"
 }
 
 // stopLocked stops e's puller, if it runs, and waits for it to end; change

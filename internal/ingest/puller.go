@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 )
 
@@ -123,6 +124,9 @@ func stopReason(ctx context.Context) string {
 	var ps *pullerStop
 	if errors.As(context.Cause(ctx), &ps) {
 		return ps.reason
+	}
+	if errors.Is(context.Cause(ctx), cluster.ErrLeaseLost) {
+		return "handed over: " + cluster.ErrLeaseLost.Error()
 	}
 	return "ingest is shutting down"
 }

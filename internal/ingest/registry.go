@@ -33,6 +33,9 @@ const (
 	StateFailed State = "failed"
 	// StateDisabled: a camera kept listed but not pulled (cameras API).
 	StateDisabled State = "disabled"
+	// StateStandby: another ingest of the cluster pulls the camera; this
+	// one takes it over when that one stops (Reason names it).
+	StateStandby State = "standby"
 )
 
 // Source kinds.
@@ -283,6 +286,15 @@ func (r *registry) setFailed(s *source, reason string, failures int, backoff tim
 	defer r.mu.Unlock()
 	s.failures, s.backoff, s.retryAt = failures, backoff, r.now().Add(backoff)
 	r.setStateLocked(s, StateFailed, reason)
+}
+
+// setStandby marks a camera pulled by another ingest; OnOffline follows
+// when it was live here.
+func (r *registry) setStandby(s *source, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.failures, s.backoff, s.retryAt, s.transport = 0, 0, time.Time{}, ""
+	r.setStateLocked(s, StateStandby, reason)
 }
 
 // setOffline marks s offline (shutdown).

@@ -15,6 +15,7 @@ import (
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/netlimit"
 	"fieldvideo/internal/stream"
@@ -75,6 +76,17 @@ type Params struct {
 	// concurrently. Either may be nil.
 	OnLive    func(name string, s *stream.Stream)
 	OnOffline func(name string)
+
+	// Leases, when set, shares the cameras with the other ingests of a
+	// cluster: a camera is pulled only while this ingest holds its lease
+	// (cluster.Cluster); meanwhile it is on standby, naming the holder.
+	Leases Leaser
+}
+
+// Leaser grants the right to pull a camera to one ingest at a time
+// (cluster.Cluster.Hold).
+type Leaser interface {
+	Hold(ctx context.Context, name string, run func(context.Context), wait func(cluster.Holder))
 }
 
 // Server is the RTSP ingest: it pulls cameras, accepts pushes and serves

@@ -35,6 +35,11 @@ func (n *Node) Routes(mux *http.ServeMux, allowOrigin string) {
 	if n.Playback != nil {
 		n.Playback.Routes(mux, n.Verifier, n.Incident, allowOrigin, n.Exporter)
 	}
+	if n.Cluster != nil {
+		cl := func(w http.ResponseWriter, r *http.Request) { n.serveCluster(w, r, allowOrigin) }
+		mux.HandleFunc("GET /v1/cluster", cl)
+		mux.HandleFunc("POST /v1/cluster", cl)
+	}
 }
 
 // serveRecording reports the recorder (RPO, spool, each site's backlog,
@@ -85,4 +90,58 @@ func (n *Node) Listen(what, address string, max, perAddr int) (net.Listener, err
 		return nil, fmt.Errorf("%s %s: %w", what, address, err)
 	}
 	return netlimit.NewListener(ln, netlimit.Params{MaxConns: max, MaxConnsPerAddr: perAddr, Logger: n.Log.With("listener", what)}), nil
+}
+
+// ServeHealth answers a load balancer's health check: 200 while the node
+// takes new work; 503 while it drains or, in a cluster, while it is out of
+// touch with the NATS servers (the others take its work meanwhile).
+func (n *Node) ServeHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	st := map[string]any{"status": "ok"}
+	if c := n.Cluster; c != nil {
+		st["node"] = c.Name()
+		switch {
+		case c.Draining():
+			st["status"], st["reason"] = "draining", "the node is draining: send new clients to another node"
+		case !c.Connected():
+			st["status"], st["reason"] = "isolated", "the node has lost the cluster's NATS servers; it takes no new work until they answer"
+		}
+	}
+	if st["status"] != "ok" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(st)
+}
+
+// serveCluster lists the cluster's nodes (GET) and drains or undrains this
+// one (POST {"draining": true}), for operators.
+func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request, allowOrigin string) {
+	whip.SetCORS(w, allowOrigin)
+	c, err := n.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return
+	}
+	if !c.CanOperate() {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "the cluster API needs an operator or commander token; %s has role %s", c.Who(), c.Role))
+		return
+	}
+	if r.Method == http.MethodPost {
+		var body struct {
+			Draining *bool `json:"draining"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1024))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil || body.Draining == nil {
+			whip.WriteError(w, whip.Errorf(http.StatusBadRequest, `send {"draining": true} to drain this node or {"draining": false} to take work again`))
+			return
+		}
+		n.Cluster.SetDraining(*body.Draining)
+		n.Log.Info("drain set through the API", "component", "cluster", "draining", *body.Draining, "by", c.Who())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"node": n.Cluster.Name(), "draining": n.Cluster.Draining(), "connected": n.Cluster.Connected(), "nodes": n.Cluster.Nodes(),
+	})
 }

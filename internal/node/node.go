@@ -24,6 +24,7 @@ import (
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/netlimit"
 	"fieldvideo/internal/playback"
@@ -121,12 +122,17 @@ type Node struct {
 	Playback *playback.Playback
 	Exporter *playback.Exporter
 	Incident string
+	// Cluster is the node's membership of a cluster; nil when it runs alone.
+	Cluster *cluster.Cluster
 
 	grace  time.Duration
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
 }
+
+// joinTimeout bounds the wait for the cluster's NATS servers at the start.
+const joinTimeout = 15 * time.Second
 
 // Start opens what the shared settings describe and starts its background
 // work (recording uploads, retention passes, reloading the revocation list);
@@ -187,6 +193,18 @@ func Start(ctx context.Context, name string, sh conf.Shared) (n *Node, err error
 		n.Exporter = playback.NewExporter(n.Playback, key, n.Audit.Write)
 	}
 
+	if sh.Cluster.Enabled() {
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		n.Cluster, err = cluster.Join(jctx, cluster.Params{Config: sh.Cluster, Role: sh.Role, Log: log})
+		cancel()
+		if err != nil {
+			if n.Recorder != nil {
+				n.Recorder.Close()
+			}
+			return nil, err
+		}
+	}
+
 	// The background work outlives the serving context: at a stop, uploads
 	// go on for the grace period.
 	bg, cancel := context.WithCancel(context.Background())
@@ -217,6 +235,9 @@ func (n *Node) Stop() {
 			}
 		} else {
 			n.Log.Info("stopped cleanly", "component", n.Name)
+		}
+		if n.Cluster != nil {
+			n.Cluster.Close()
 		}
 		n.cancel()
 		n.wg.Wait()

@@ -219,6 +219,10 @@ func (s *Server) Sources() []SourceInfo {
 // handleHealth answers a load balancer's health check. It reveals nothing
 // but that the process serves, so it needs no token.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.p.Health != nil {
+		s.p.Health(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }

@@ -51,6 +51,9 @@ type Params struct {
 	// like the SFU's own. Metrics adds to /metrics.
 	Routes  func(*http.ServeMux)
 	Metrics func(*metrics.Writer)
+	// Health, when set, answers /healthz (node.ServeHealth: draining or
+	// out of the cluster is 503); else /healthz is always ok.
+	Health http.HandlerFunc
 }
 
 // Server is the SFU.

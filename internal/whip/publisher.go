@@ -18,9 +18,14 @@ import (
 type PublisherParams struct {
 	// Endpoint is the WHIP URL, e.g. http://sfu:8889/cam1/whip.
 	Endpoint string
-	Client   *Client
-	API      *webrtc.API
-	Stream   *stream.Stream
+	// Place, when set, chooses the WHIP URL of each attempt instead (an
+	// SFU of the cluster): it is told the URL of the attempt that failed,
+	// empty at the first, to choose another SFU; an empty answer uses
+	// Endpoint.
+	Place  func(failed string) string
+	Client *Client
+	API    *webrtc.API
+	Stream *stream.Stream
 	// QueueSize is the stream reader's queue; zero means the default.
 	QueueSize int
 	// MinBackoff and MaxBackoff bound the wait between attempts.
@@ -42,6 +47,7 @@ type PublisherParams struct {
 type PublisherState struct {
 	State    string    `json:"state"` // connecting, live, retrying
 	Reason   string    `json:"reason,omitempty"`
+	Endpoint string    `json:"endpoint,omitempty"`
 	Since    time.Time `json:"since"`
 	Sessions int       `json:"sessions"`
 }
@@ -58,8 +64,8 @@ type Publisher struct {
 
 // NewPublisher checks params and returns a publisher; Run starts it.
 func NewPublisher(p PublisherParams) (*Publisher, error) {
-	if p.Endpoint == "" || p.API == nil || p.Stream == nil {
-		return nil, errors.New("whip publisher: Endpoint, API and Stream are required")
+	if (p.Endpoint == "" && p.Place == nil) || p.API == nil || p.Stream == nil {
+		return nil, errors.New("whip publisher: Endpoint (or Place), API and Stream are required")
 	}
 	if p.Client == nil {
 		p.Client = &Client{}
@@ -79,7 +85,7 @@ func NewPublisher(p PublisherParams) (*Publisher, error) {
 	if p.Log == nil {
 		p.Log = slog.Default()
 	}
-	p.Log = p.Log.With("component", "whip-publisher", "endpoint", p.Endpoint)
+	p.Log = p.Log.With("component", "whip-publisher")
 	return &Publisher{p: p, state: PublisherState{State: "connecting", Since: time.Now()}}, nil
 }
 
@@ -90,9 +96,10 @@ func (p *Publisher) State() PublisherState {
 	return p.state
 }
 
-func (p *Publisher) set(state, reason string) {
+func (p *Publisher) set(state, reason, endpoint string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.state.Endpoint = endpoint
 	if p.state.State != state || p.state.Reason != reason {
 		p.state.State, p.state.Reason, p.state.Since = state, reason, time.Now()
 	}
@@ -104,10 +111,25 @@ func (p *Publisher) set(state, reason string) {
 // Run publishes until ctx is done.
 func (p *Publisher) Run(ctx context.Context) {
 	backoff := p.p.MinBackoff
+	failed := ""
 	for ctx.Err() == nil {
-		p.set("connecting", "")
+		endpoint := p.p.Endpoint
+		if p.p.Place != nil {
+			if e := p.p.Place(failed); e != "" {
+				endpoint = e
+			}
+		}
+		if endpoint == "" {
+			p.set("retrying", errNoEndpoint.Error(), "")
+		} else {
+			p.set("connecting", "", endpoint)
+		}
 		start := time.Now()
-		err := p.session(ctx)
+		err := errNoEndpoint
+		if endpoint != "" {
+			err = p.session(ctx, endpoint)
+		}
+		failed = endpoint
 		if ctx.Err() != nil {
 			return
 		}
@@ -118,9 +140,9 @@ func (p *Publisher) Run(ctx context.Context) {
 		if err != nil {
 			reason = err.Error()
 		}
-		p.set("retrying", reason)
+		p.set("retrying", reason, endpoint)
 		wait := backoff/2 + rand.N(backoff/2+1)
-		p.p.Log.Warn("publishing failed; retrying", "reason", reason, "in", wait.Round(time.Millisecond))
+		p.p.Log.Warn("publishing failed; retrying", "endpoint", endpoint, "reason", reason, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return
@@ -130,7 +152,10 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
-func (p *Publisher) session(ctx context.Context) error {
+// errNoEndpoint: Place found no SFU and there is no fixed endpoint.
+var errNoEndpoint = errors.New("no SFU to publish to: the cluster lists none that takes work, and uplink.url is empty")
+
+func (p *Publisher) session(ctx context.Context, endpoint string) error {
 	tracks := p.p.Stream.Tracks()
 	pc, err := p.p.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -193,7 +218,7 @@ func (p *Publisher) session(ctx context.Context) error {
 	if p.p.LocalSDP != nil {
 		local = p.p.LocalSDP(local)
 	}
-	res, err := p.p.Client.Offer(ctx, p.p.Endpoint, local)
+	res, err := p.p.Client.Offer(ctx, endpoint, local)
 	if err != nil {
 		return fmt.Errorf("WHIP offer: %w", err)
 	}
@@ -238,8 +263,8 @@ func (p *Publisher) session(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	p.set("live", "")
-	p.p.Log.Info("publishing", "tracks", len(wanted))
+	p.set("live", "", endpoint)
+	p.p.Log.Info("publishing", "endpoint", endpoint, "tracks", len(wanted))
 
 	var refresh <-chan time.Time
 	if p.p.TokenRefresh > 0 {

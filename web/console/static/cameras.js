@@ -74,6 +74,7 @@ register({
     'cameras.state.failed': 'Failed',
     'cameras.state.disabled': 'Disabled',
     'cameras.state.offline': 'Offline',
+    'cameras.state.standby': 'Standby (another ingest pulls it)',
     'cameras.since': 'since {time}',
     'cameras.retry': 'next try {time}',
     'cameras.position': 'Position {lat}, {lon}',
@@ -152,6 +153,7 @@ register({
     'cameras.state.failed': '連線失敗',
     'cameras.state.disabled': '已停用',
     'cameras.state.offline': '離線',
+    'cameras.state.standby': '待命（由另一台匯入伺服器拉流）',
     'cameras.since': '自 {time} 起',
     'cameras.retry': '下次重試 {time}',
     'cameras.position': '位置 {lat}, {lon}',
@@ -301,7 +303,7 @@ class Card {
 
   update(cam) {
     this.cam = cam;
-    const state = ['connecting', 'live', 'failed', 'disabled', 'offline'].includes(cam.state) ? cam.state : 'offline';
+    const state = ['connecting', 'live', 'failed', 'disabled', 'offline', 'standby'].includes(cam.state) ? cam.state : 'offline';
     this.root.dataset.state = state;
     setText(this.state, t(`cameras.state.${state}`));
     setText(this.label, cam.label ?? '');

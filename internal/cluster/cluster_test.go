@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fieldvideo/internal/conf"
+	"fieldvideo/internal/testkit"
+)
+
+const testTTL = time.Second
+
+func join(t *testing.T, name, url string) *Cluster {
+	t.Helper()
+	cfg := conf.Cluster{NATS: []string{url}, Node: name, Advertise: "http://127.0.0.1:1", Replicas: 1,
+		Heartbeat: 200 * time.Millisecond, LeaseTTL: testTTL}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Join(ctx, Params{Config: cfg, Role: "ingest", Load: func() Load { return Load{Cameras: 1} }})
+	if err != nil {
+		t.Fatalf("join %s: %v", name, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// puller stands for a camera's puller: it counts who runs and how many at once.
+type puller struct {
+	mu      sync.Mutex
+	running map[string]bool
+	most    int
+	waits   map[string]Holder
+}
+
+func newPuller() *puller {
+	return &puller{running: map[string]bool{}, waits: map[string]Holder{}}
+}
+
+func (p *puller) hold(ctx context.Context, c *Cluster) {
+	c.Hold(ctx, "cam1", func(ctx context.Context) {
+		p.mu.Lock()
+		p.running[c.Name()] = true
+		p.most = max(p.most, len(p.running))
+		p.mu.Unlock()
+		<-ctx.Done()
+		p.mu.Lock()
+		delete(p.running, c.Name())
+		p.mu.Unlock()
+	}, func(h Holder) {
+		p.mu.Lock()
+		p.waits[c.Name()] = h
+		p.mu.Unlock()
+	})
+}
+
+func (p *puller) who() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := range p.running {
+		return n
+	}
+	return ""
+}
+
+func (p *puller) waiting(name string) Holder {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waits[name]
+}
+
+func (p *puller) mostAtOnce() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.most
+}
+
+func TestLeaseOneHolderAndHandover(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	a, b := join(t, "a", srv.URL), join(t, "b", srv.URL)
+	p := newPuller()
+
+	actx, stopA := context.WithCancel(context.Background())
+	doneA := make(chan struct{})
+	go func() { defer close(doneA); p.hold(actx, a) }()
+	waitFor(t, "a holds cam1", 5*time.Second, func() bool { return p.who() == "a" })
+	bctx, stopB := context.WithCancel(context.Background())
+	defer stopB()
+	doneB := make(chan struct{})
+	go func() { defer close(doneB); p.hold(bctx, b) }()
+	waitFor(t, "b told that a holds cam1", 5*time.Second, func() bool { return p.waiting("b").Node == "a" })
+	if h, err := b.HolderOf(context.Background(), "cam1"); err != nil || h != "a" {
+		t.Fatalf("HolderOf(cam1) = %q, %v; want a", h, err)
+	}
+
+	// a stops (a graceful shutdown): it releases the lease, and b takes it at once.
+	stopA()
+	<-doneA
+	took := waitFor(t, "b takes cam1 after a released it", 5*time.Second, func() bool { return p.who() == "b" })
+	t.Logf("handover after a release: %s", took)
+	if took > testTTL {
+		t.Errorf("b took a released lease after %s; want well within the TTL (%s): release must not wait for expiry", took, testTTL)
+	}
+	if m := p.mostAtOnce(); m != 1 {
+		t.Errorf("%d nodes pulled cam1 at once; want 1", m)
+	}
+	stopB()
+	<-doneB
+}
+
+func TestLeaseTakenOverFromAPartitionedHolder(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	link := testkit.NewLink(t, srv.URL[len("nats://"):])
+	a, b := join(t, "a", "nats://"+link.Addr()), join(t, "b", srv.URL)
+	p := newPuller()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(1)
+	go func() { defer wg.Done(); p.hold(ctx, a) }()
+	waitFor(t, "a holds cam1", 5*time.Second, func() bool { return p.who() == "a" })
+	wg.Add(1)
+	go func() { defer wg.Done(); p.hold(ctx, b) }()
+	waitFor(t, "b told that a holds cam1", 5*time.Second, func() bool { return p.waiting("b").Node == "a" })
+	waitFor(t, "each node sees the other", 5*time.Second, func() bool { return len(a.Nodes()) == 2 && len(b.Nodes()) == 2 })
+
+	// a loses NATS: it must stop pulling before its lease lapses, and b take over.
+	link.Cut()
+	took := waitFor(t, "b takes cam1 from the partitioned a", 5*time.Second, func() bool { return p.who() == "b" })
+	t.Logf("takeover from a partitioned holder: %s (lease TTL %s)", took, testTTL)
+	if m := p.mostAtOnce(); m != 1 {
+		t.Errorf("%d nodes pulled cam1 at once; want 1", m)
+	}
+	waitFor(t, "a knows it is out of the cluster", 5*testTTL, func() bool { return !a.Connected() })
+	waitFor(t, "b sees a gone", 10*time.Second, func() bool { return len(b.Nodes()) == 1 })
+
+	// a rejoins cleanly: it sees the cluster again and waits, b keeps the camera.
+	link.Mend()
+	waitFor(t, "a back in the cluster", 10*time.Second, func() bool { return a.Connected() && len(a.Nodes()) == 2 })
+	waitFor(t, "a told that b holds cam1", 5*time.Second, func() bool { return p.waiting("a").Node == "b" })
+	if w := p.who(); w != "b" {
+		t.Errorf("after a rejoined, %q pulls cam1; want b kept it", w)
+	}
+	if m := p.mostAtOnce(); m != 1 {
+		t.Errorf("%d nodes pulled cam1 at once; want 1", m)
+	}
+}
+
+func TestLeaseTakenBackAfterRestart(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	a := join(t, "a", srv.URL)
+	key := "lease.cam1"
+	rev, h := a.take(context.Background(), key)
+	if rev == 0 {
+		t.Fatalf("take: %+v", h)
+	}
+	// a dies without releasing; it comes back under the same name before the lease lapses.
+	a2 := join(t, "a", srv.URL)
+	if rev2, h := a2.take(context.Background(), key); rev2 == 0 {
+		t.Fatalf("a restarted could not take back its own lease: %+v", h)
+	}
+	b := join(t, "b", srv.URL)
+	if rev3, h := b.take(context.Background(), key); rev3 != 0 || h.Node != "a" {
+		t.Fatalf("b took a's lease (rev %d, %+v); want refused, held by a", rev3, h)
+	}
+}
+
+func TestDrainingNodeTakesNoLease(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	a := join(t, "a", srv.URL)
+	a.SetDraining(true)
+	waitFor(t, "a listed as draining", 5*time.Second, func() bool {
+		n := a.Nodes()
+		return len(n) == 1 && n[0].Draining
+	})
+	p := newPuller()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.hold(ctx, a) }()
+	waitFor(t, "a says it is draining", 5*time.Second, func() bool { return p.waiting("a").Err != nil })
+	if w := p.who(); w != "" {
+		t.Errorf("a draining node pulls cam1 (%s)", w)
+	}
+	a.SetDraining(false)
+	waitFor(t, "a takes cam1 once it no longer drains", 5*time.Second, func() bool { return p.who() == "a" })
+	cancel()
+	<-done
+}
+
+func TestJoinNamesTheServersItCannotReach(t *testing.T) {
+	cfg := conf.Cluster{NATS: []string{"nats://127.0.0.1:1"}, Node: "a", Advertise: "http://127.0.0.1:1", Replicas: 1,
+		Heartbeat: time.Second, LeaseTTL: testTTL}
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err := Join(ctx, Params{Config: cfg, Role: "sfu"})
+	if err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Join = %v; want an error once ctx ends", err)
+	}
+	if want := "nats://127.0.0.1:1"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the servers (%s)", err, want)
+	}
+}
+
+func TestNodesCarryLoad(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	var beats atomic.Int64
+	cfg := conf.Cluster{NATS: []string{srv.URL}, Node: "s1", Site: "eoc-north", Advertise: "http://127.0.0.1:8889", Replicas: 1,
+		Heartbeat: 100 * time.Millisecond, LeaseTTL: testTTL}
+	s, err := Join(context.Background(), Params{Config: cfg, Role: "sfu", Load: func() Load {
+		return Load{Viewers: int(beats.Add(1)), Sources: 3}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := join(t, "other", srv.URL)
+	var got Node
+	waitFor(t, "other sees s1's load change", 5*time.Second, func() bool {
+		for _, n := range o.Nodes() {
+			if n.Name == "s1" && n.Load.Viewers > 2 {
+				got = n
+				return true
+			}
+		}
+		return false
+	})
+	if got.Role != "sfu" || got.Site != "eoc-north" || got.URL != "http://127.0.0.1:8889" || got.Load.Sources != 3 {
+		t.Errorf("s1 seen as %+v", got)
+	}
+	s.Close()
+	waitFor(t, "s1 gone once it left", 2*time.Second, func() bool { return len(o.Nodes()) == 1 })
+}

@@ -1,0 +1,202 @@
+// Package cluster runs the real binaries as a cluster on loopback, with a
+// real NATS server, and kills and cuts its nodes.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fieldvideo/internal/auth"
+	"fieldvideo/internal/testkit"
+)
+
+const secret = "cluster-secret-cluster-secret-cluster-secret"
+
+// leaseTTL is the cluster's lease TTL in these tests: the time another
+// ingest takes to take over a camera whose ingest died.
+const leaseTTL = 2 * time.Second
+
+type bench struct {
+	t    *testing.T
+	root string
+	bin  string
+	nats *testkit.NATS
+	// tok is an operator's token, wallTok a wall display's.
+	tok, wallTok string
+}
+
+func newBench(t *testing.T) *bench {
+	t.Helper()
+	b := &bench{t: t, root: testkit.RepoRoot(t), bin: t.TempDir(), nats: testkit.StartNATS(t)}
+	cmd := exec.Command("go", "build", "-o", b.bin+"/", "./cmd/ingest", "./cmd/sfu")
+	cmd.Dir = b.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	c := auth.Claims{Role: auth.RoleOperator}
+	c.Subject = "cluster-test"
+	tok, err := auth.Mint([]byte(secret), c, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.tok = tok
+	w := auth.Claims{Role: auth.RoleWall, View: []string{"*"}}
+	w.Subject = "cluster-wall"
+	if b.wallTok, err = auth.Mint([]byte(secret), w, time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// ingest is one ingest process of the cluster.
+type ingest struct {
+	*testkit.Process
+	name string
+	api  string
+}
+
+// startIngest runs an ingest named name pulling cameras (a YAML list),
+// joined to the cluster, publishing to the cluster's SFUs, without recording.
+func (b *bench) startIngest(name, cameras string) *ingest {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	api := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b.t))
+	env := []string{
+		"FV_INGEST_AUTH_SECRET=" + secret,
+		"FV_INGEST_AUTH_REVOCATIONS_FILE=" + filepath.Join(dir, "revocations.json"),
+		"FV_INGEST_AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
+		"FV_INGEST_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(dir, "audit.key"),
+		"FV_INGEST_LOG_FORMAT=json",
+		"FV_INGEST_RECORD_ENABLED=false",
+		"FV_INGEST_RECONNECT_MIN=100ms",
+		"FV_INGEST_RECONNECT_MAX=1s",
+		"FV_INGEST_RTSP_ADDRESS=127.0.0.1:0",
+		`FV_INGEST_RTSP_UDP_RTP_ADDRESS=""`,
+		`FV_INGEST_RTSP_UDP_RTCP_ADDRESS=""`,
+		"FV_INGEST_API_ADDRESS=" + api,
+		`FV_INGEST_UPLINK_URL=""`,
+		"FV_INGEST_CAMERAS=" + cameras,
+		"FV_INGEST_CAMERAS_FILE=" + filepath.Join(dir, "cameras.json"),
+		"FV_INGEST_CLUSTER_NATS=[" + b.nats.URL + "]",
+		"FV_INGEST_CLUSTER_NODE=" + name,
+		"FV_INGEST_CLUSTER_ADVERTISE=http://" + api,
+		"FV_INGEST_CLUSTER_HEARTBEAT=250ms",
+		"FV_INGEST_CLUSTER_LEASE_TTL=" + leaseTTL.String(),
+	}
+	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, "ingest"), "-config", filepath.Join(b.root, "configs", "ingest.yml"))
+	in := &ingest{Process: p, name: name, api: "http://" + api}
+	testkit.WaitFor(b.t, 20*time.Second, name+" to listen", func() bool {
+		if p.Exited() {
+			b.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
+		}
+		return strings.Contains(p.Output(), `"msg":"listening"`)
+	})
+	return in
+}
+
+type sourceState struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+// states returns the ingest's sources by name, or nil when it does not answer.
+func (b *bench) states(in *ingest) map[string]sourceState {
+	req, _ := http.NewRequest(http.MethodGet, in.api+"/v1/sources", nil)
+	req.Header.Set("Authorization", "Bearer "+b.tok)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	var body struct {
+		Sources []sourceState `json:"sources"`
+	}
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&body) != nil {
+		return nil
+	}
+	out := map[string]sourceState{}
+	for _, s := range body.Sources {
+		out[s.Name] = s
+	}
+	return out
+}
+
+// TestIngestPairSharesCameras runs two ingests with the same cameras: each
+// camera is pulled by exactly one of them, the other stands by naming it;
+// killing the one pulling brings its cameras back through the other.
+func TestIngestPairSharesCameras(t *testing.T) {
+	b := newBench(t)
+	cams := []*testkit.RTSPCamera{testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{}), testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})}
+	list := "["
+	for i, c := range cams {
+		list += fmt.Sprintf("{name: cam%d, url: %q, transport: tcp},", i+1, c.URL(fmt.Sprintf("cam%d", i+1)))
+	}
+	list += "]"
+	a := b.startIngest("ingest-a", list)
+	// a takes both cameras before b starts: b must stand by for each.
+	testkit.WaitFor(t, 20*time.Second, "ingest-a pulling both cameras", func() bool {
+		s := b.states(a)
+		return s["cam1"].State == "live" && s["cam2"].State == "live"
+	})
+	bb := b.startIngest("ingest-b", list)
+	testkit.WaitFor(t, 20*time.Second, "ingest-b standing by for both cameras", func() bool {
+		s := b.states(bb)
+		return s["cam1"].State == "standby" && s["cam2"].State == "standby"
+	})
+	if r := b.states(bb)["cam1"].Reason; !strings.Contains(r, "ingest-a") {
+		t.Errorf("ingest-b's cam1 stands by with reason %q; want it to name ingest-a", r)
+	}
+
+	// Kill ingest-a, as a crash or power loss does: no release, the lease lapses.
+	_ = a.Signal(syscall.SIGKILL)
+	<-a.Done()
+	killed := time.Now()
+	testkit.WaitFor(t, 15*time.Second, "ingest-b pulling both cameras", func() bool {
+		s := b.states(bb)
+		return s["cam1"].State == "live" && s["cam2"].State == "live"
+	})
+	t.Logf("ingest killed → its cameras live through the other ingest: %s (lease TTL %s)", time.Since(killed).Round(time.Millisecond), leaseTTL)
+	for i, c := range cams {
+		if m := c.MostPlaying(); m != 1 {
+			t.Errorf("cam%d was pulled by %d ingests at once; want 1", i+1, m)
+		}
+		if c.Playing() != 1 {
+			t.Errorf("cam%d has %d sessions playing; want 1 (ingest-b's)", i+1, c.Playing())
+		}
+	}
+
+	// ingest-a comes back: it stands by, and ingest-b keeps the cameras.
+	a = b.startIngest("ingest-a", list)
+	testkit.WaitFor(t, 20*time.Second, "the restarted ingest-a standing by", func() bool {
+		s := b.states(a)
+		return s["cam1"].State == "standby" && s["cam2"].State == "standby"
+	})
+	if s := b.states(bb); s["cam1"].State != "live" || s["cam2"].State != "live" {
+		t.Errorf("after ingest-a came back, ingest-b's cameras are %+v; want both kept live", s)
+	}
+
+	// A graceful stop hands the cameras over at once.
+	bb.Stop()
+	stopped := time.Now()
+	testkit.WaitFor(t, 15*time.Second, "ingest-a pulling both cameras after ingest-b stopped", func() bool {
+		s := b.states(a)
+		return s["cam1"].State == "live" && s["cam2"].State == "live"
+	})
+	t.Logf("ingest stopped → its cameras live through the other ingest: %s", time.Since(stopped).Round(time.Millisecond))
+	for i, c := range cams {
+		if m := c.MostPlaying(); m != 1 {
+			t.Errorf("cam%d was pulled by %d ingests at once; want 1", i+1, m)
+		}
+	}
+}

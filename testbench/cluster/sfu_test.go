@@ -1,0 +1,194 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"fieldvideo/internal/testkit"
+	"fieldvideo/internal/whip"
+)
+
+// sfuNode is one SFU process of the cluster.
+type sfuNode struct {
+	*testkit.Process
+	name string
+	url  string
+}
+
+// startSFU runs an SFU named name joined to the cluster, without recording.
+func (b *bench) startSFU(name string) *sfuNode {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b.t))
+	env := []string{
+		"FV_SFU_AUTH_SECRET=" + secret,
+		"FV_SFU_AUTH_REVOCATIONS_FILE=" + filepath.Join(dir, "revocations.json"),
+		"FV_SFU_AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
+		"FV_SFU_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(dir, "audit.key"),
+		"FV_SFU_LOG_FORMAT=json",
+		"FV_SFU_RECORD_ENABLED=false",
+		"FV_SFU_HTTP_ADDRESS=" + addr,
+		"FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
+		"FV_SFU_CLUSTER_NATS=[" + b.nats.URL + "]",
+		"FV_SFU_CLUSTER_NODE=" + name,
+		"FV_SFU_CLUSTER_ADVERTISE=http://" + addr,
+		"FV_SFU_CLUSTER_HEARTBEAT=250ms",
+		"FV_SFU_CLUSTER_LEASE_TTL=" + leaseTTL.String(),
+	}
+	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, "sfu"), "-config", filepath.Join(b.root, "configs", "sfu.yml"))
+	s := &sfuNode{Process: p, name: name, url: "http://" + addr}
+	testkit.WaitFor(b.t, 20*time.Second, name+" to listen", func() bool {
+		if p.Exited() {
+			b.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
+		}
+		return strings.Contains(p.Output(), `"msg":"listening"`)
+	})
+	return s
+}
+
+// api calls the node's API with the operator token; it returns the status
+// and the decoded body (nil when the node does not answer).
+func (b *bench) api(method, url string, body any, out any) int {
+	var rd *bytes.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, url, rd)
+	req.Header.Set("Authorization", "Bearer "+b.tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(res.Body).Decode(out)
+	}
+	return res.StatusCode
+}
+
+// live tells whether source is live on the SFU.
+func (b *bench) live(s *sfuNode, source string) bool {
+	var body struct {
+		Sources []sourceState `json:"sources"`
+	}
+	if b.api(http.MethodGet, s.url+"/v1/sources", nil, &body) != http.StatusOK {
+		return false
+	}
+	for _, src := range body.Sources {
+		if src.Name == source && src.State == "live" {
+			return true
+		}
+	}
+	return false
+}
+
+// watch opens a WHEP viewer of source on the SFU and counts the video
+// packets it receives.
+func (b *bench) watch(s *sfuNode, source string) (*whip.Viewer, *atomic.Int64) {
+	b.t.Helper()
+	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var n atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := whip.View(ctx, whip.ViewerParams{
+		Endpoint: whip.Endpoint(s.url, source, "whep"), Client: &whip.Client{Token: b.wallTok}, API: api, NoAudio: true,
+		OnPacket: func(kind webrtc.RTPCodecType, _ string, _ *rtp.Packet, _ time.Time) {
+			if kind == webrtc.RTPCodecTypeVideo {
+				n.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		b.t.Fatalf("WHEP %s on %s: %v", source, s.name, err)
+	}
+	b.t.Cleanup(func() { _ = v.Close() })
+	return v, &n
+}
+
+// TestSourcesMoveWhenTheirSFUDies runs two SFU nodes and an ingest: the
+// camera is published to one SFU; killing it publishes the camera to the
+// other, where a viewer plays it. A draining SFU says so to the load
+// balancer and gets no new source.
+func TestSourcesMoveWhenTheirSFUDies(t *testing.T) {
+	b := newBench(t)
+	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})
+	s1, s2 := b.startSFU("sfu-1"), b.startSFU("sfu-2")
+	nodes := map[string]*sfuNode{"sfu-1": s1, "sfu-2": s2}
+
+	// sfu-2 drains: /healthz tells the load balancer, and the camera goes to sfu-1.
+	var st struct {
+		Node     string `json:"node"`
+		Draining bool   `json:"draining"`
+		Nodes    []struct {
+			Name, Role string
+			Draining   bool
+		} `json:"nodes"`
+	}
+	if code := b.api(http.MethodPost, s2.url+"/v1/cluster", map[string]bool{"draining": true}, &st); code != http.StatusOK || !st.Draining || st.Node != "sfu-2" {
+		t.Fatalf("drain sfu-2: %d %+v", code, st)
+	}
+	var health struct{ Status, Reason string }
+	if code := b.api(http.MethodGet, s2.url+"/healthz", nil, &health); code != http.StatusServiceUnavailable || health.Status != "draining" {
+		t.Errorf("a draining node's /healthz: %d %+v; want 503 draining", code, health)
+	}
+	if code := b.api(http.MethodGet, s1.url+"/healthz", nil, &health); code != http.StatusOK || health.Status != "ok" {
+		t.Errorf("sfu-1's /healthz: %d %+v; want 200 ok", code, health)
+	}
+	testkit.WaitFor(t, 10*time.Second, "every node seeing sfu-2 draining", func() bool {
+		var st2 struct {
+			Nodes []struct {
+				Name     string `json:"name"`
+				Draining bool   `json:"draining"`
+			} `json:"nodes"`
+		}
+		b.api(http.MethodGet, s1.url+"/v1/cluster", nil, &st2)
+		for _, n := range st2.Nodes {
+			if n.Name == "sfu-2" {
+				return n.Draining
+			}
+		}
+		return false
+	})
+	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
+	testkit.WaitFor(t, 20*time.Second, "cam1 live on sfu-1", func() bool { return b.live(s1, "cam1") })
+	if b.live(s2, "cam1") {
+		t.Errorf("cam1 was published to the draining sfu-2 too")
+	}
+	if code := b.api(http.MethodPost, s2.url+"/v1/cluster", map[string]bool{"draining": false}, &st); code != http.StatusOK || st.Draining {
+		t.Fatalf("undrain sfu-2: %d %+v", code, st)
+	}
+	_, got := b.watch(s1, "cam1")
+	testkit.WaitFor(t, 10*time.Second, "a viewer on sfu-1 receiving cam1", func() bool { return got.Load() > 20 })
+
+	// Kill sfu-1: the ingest publishes cam1 to sfu-2, where a viewer plays it.
+	_ = s1.Signal(syscall.SIGKILL)
+	<-s1.Done()
+	delete(nodes, "sfu-1")
+	killed := time.Now()
+	testkit.WaitFor(t, 20*time.Second, "cam1 live on sfu-2", func() bool { return b.live(s2, "cam1") })
+	moved := time.Since(killed)
+	_, got2 := b.watch(s2, "cam1")
+	testkit.WaitFor(t, 10*time.Second, "a viewer on sfu-2 receiving cam1", func() bool { return got2.Load() > 20 })
+	t.Logf("SFU killed → its source live on another SFU after %s, a new viewer's video there after %s",
+		moved.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+}
