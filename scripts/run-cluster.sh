@@ -72,7 +72,7 @@ $(for p in "${sfus[@]}"; do echo "  SFU $((p - 8888)) wall:      http://127.0.0.
   Ingests:         curl -H "Authorization: Bearer ${operator_token}" http://127.0.0.1:9997/v1/sources (and :9998)
   Logs:            .run/*.log
 
-  A wall shows the cameras published to its SFU; ingest spreads them over the three.
+  Ingest spreads the cameras over the three SFUs; each wall shows them all (relayed).
   Press Ctrl-C to stop.
 
 MSG

@@ -14,8 +14,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"time"
 
+	"fieldvideo/internal/auth"
 	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/node"
@@ -39,12 +42,18 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 	if err != nil {
 		return err
 	}
-	srv, err := sfu.New(sfu.Params{
+	p := sfu.Params{
 		Conf: c, Verifier: n.Verifier, Audit: n.Audit, Log: n.Log, Console: console.FS(), Secret: n.Secret,
 		Recorder: n.Recorder, Listener: ln, Metrics: n.WriteMetrics,
 		Routes: func(mux *http.ServeMux) { n.Routes(mux, c.HTTP.AllowOrigin) },
 		Health: n.ServeHealth,
-	})
+	}
+	if n.Cluster != nil {
+		p.Locate = locate(n.Cluster)
+		p.Remote = remote(n.Cluster)
+		p.RelayToken = relayToken(n)
+	}
+	srv, err := sfu.New(p)
 	if err != nil {
 		ln.Close()
 		return err
@@ -55,8 +64,69 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 	return srv.Run(ctx)
 }
 
-// loadOf returns what the SFU's heartbeats report: viewers, live sources,
-// rooms, and the packets received per second since the last heartbeat.
+// locate finds the SFU node that publishes a source, other than this one:
+// another than avoid (a node just lost, still listed until its heartbeats
+// are missed) when there is one, then the most recently heard from.
+func locate(cl *cluster.Cluster) func(string, string) (string, string) {
+	return func(source, avoid string) (string, string) {
+		var best *cluster.Node
+		for _, n := range cl.Nodes() {
+			if n.Role != "sfu" || n.Name == cl.Name() || n.URL == "" || !slices.Contains(n.Load.Published, source) {
+				continue
+			}
+			if best == nil || (best.Name == avoid && n.Name != avoid) || (n.Name != avoid && n.Beat.After(best.Beat)) {
+				best = &n
+			}
+		}
+		if best == nil {
+			return "", ""
+		}
+		return best.Name, best.URL
+	}
+}
+
+// remote lists the sources the other SFU nodes publish, by the node.
+func remote(cl *cluster.Cluster) func() map[string]string {
+	return func() map[string]string {
+		out := map[string]string{}
+		for _, n := range cl.Nodes() {
+			if n.Role == "sfu" && n.Name != cl.Name() {
+				for _, name := range n.Load.Published {
+					out[name] = n.Name
+				}
+			}
+		}
+		return out
+	}
+}
+
+// relayToken returns the token this node's relays view other nodes'
+// sources with (the cluster shares auth.secret), minted anew before it
+// expires.
+func relayToken(n *node.Node) func() (string, error) {
+	var mu sync.Mutex
+	var tok string
+	var until time.Time
+	return func() (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Now().Before(until) {
+			return tok, nil
+		}
+		c := auth.Claims{Role: auth.RoleWall, View: []string{"*"}}
+		c.Subject = "relay@" + n.Cluster.Name()
+		t, err := auth.Mint(n.Secret, c, time.Hour, time.Now())
+		if err != nil {
+			return "", err
+		}
+		tok, until = t, time.Now().Add(50*time.Minute)
+		return tok, nil
+	}
+}
+
+// loadOf returns what the SFU's heartbeats report: viewers, live sources
+// (and the names of those published here), rooms, and the packets received
+// per second since the last heartbeat.
 func loadOf(srv *sfu.Server) func() cluster.Load {
 	var lastPackets uint64
 	var lastAt time.Time
@@ -68,6 +138,9 @@ func loadOf(srv *sfu.Server) func() cluster.Load {
 			packets += in.Packets
 			if in.State == "live" {
 				l.Sources++
+				if in.Relay == "" {
+					l.Published = append(l.Published, in.Name)
+				}
 			}
 		}
 		l.Rooms = len(srv.Rooms())

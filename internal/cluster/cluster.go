@@ -47,6 +47,9 @@ type Load struct {
 	Sources          int     `json:"sources,omitempty"`
 	// Cameras is how many cameras the node pulls (ingest).
 	Cameras int `json:"cameras,omitempty"`
+	// Published names the sources published to the node itself (an SFU),
+	// which the other nodes relay from it.
+	Published []string `json:"published,omitempty"`
 }
 
 // Node is a node as the others see it.

@@ -199,6 +199,7 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
+	list = s.withRemote(list, c)
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"sources": list})

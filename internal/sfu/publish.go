@@ -11,7 +11,6 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
-	"fieldvideo/internal/stream"
 	"fieldvideo/internal/unit"
 	"fieldvideo/internal/whip"
 )
@@ -27,6 +26,9 @@ type publisher struct {
 	// stopRecording ends the recording of this publisher's session; nil
 	// when it is not recorded here.
 	stopRecording func()
+	// relay names the node a relay publisher views the source on; empty
+	// for a WHIP publisher.
+	relay string
 }
 
 // sameOwner reports whether c is the token of this publisher's owner: the
@@ -62,7 +64,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		return nil, "", err
 	}
 	s.mu.Lock()
-	if src := s.sources[name]; src != nil && src.live() && !src.pub.Load().sameOwner(c) {
+	if src := s.sources[name]; src != nil && src.live() && src.pub.Load().relay == "" && !src.pub.Load().sameOwner(c) {
 		since, who := src.since, src.pub.Load().who
 		s.mu.Unlock()
 		return nil, "", whip.Errorf(http.StatusConflict, "source %q is already being published by %s (since %s); it must DELETE its session first (a new session of the same publisher replaces its old one)", name, who, since.Format(time.RFC3339))
@@ -83,8 +85,8 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 	p.ss, p.who = ss, c.Who()
 
 	// A publisher that comes back (ingest restarted, a phone reconnected)
-	// replaces its own stale session at once; anyone else waits for it to
-	// end.
+	// replaces its own stale session at once, as it does a relay of the
+	// source from another node; anyone else waits for it to end.
 	for {
 		s.mu.Lock()
 		src := s.sources[name]
@@ -94,6 +96,10 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		}
 		old := src.pub.Load()
 		s.mu.Unlock()
+		if old.relay != "" {
+			old.ss.close("the source is published here now")
+			continue
+		}
 		if !old.sameOwner(c) {
 			pc.Close()
 			return nil, "", whip.Errorf(http.StatusConflict, "source %q was published by %s meanwhile", name, old.who)
@@ -111,15 +117,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		src = &source{name: name, viewers: map[*viewer]struct{}{}}
 		s.sources[name] = src
 	}
-	if src.stream == nil {
-		src.stream = stream.New(stream.Params{
-			Name: name, Tracks: p.tracks, GOPCacheUnits: s.p.Conf.Stream.GOPCacheUnits,
-			GOPCacheBytes: s.p.Conf.Stream.GOPCacheBytes, KeyframeInterval: s.p.Conf.Stream.KeyframeInterval,
-			RequestKeyframe: src.requestKeyframe,
-		})
-	} else {
-		src.stream.Restart(p.tracks)
-	}
+	s.feed(src, p.tracks)
 	p.src = src
 	src.pub.Store(p)
 	src.since = time.Now()

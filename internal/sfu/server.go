@@ -54,6 +54,17 @@ type Params struct {
 	// Health, when set, answers /healthz (node.ServeHealth: draining or
 	// out of the cluster is 503); else /healthz is always ok.
 	Health http.HandlerFunc
+	// Locate, when set (in a cluster), names the SFU node that publishes
+	// a source and the base URL of its HTTP API, or "" when none does: a
+	// viewer of a source not published here gets it relayed from there.
+	// It prefers another node than avoid (one just lost). RelayToken is
+	// the token relays view other nodes' sources with.
+	Locate func(source, avoid string) (node, url string)
+	// Remote, when set, names the sources published on the other SFU
+	// nodes (source → node): GET /v1/sources lists them too, live, with
+	// the node they would be relayed from.
+	Remote     func() map[string]string
+	RelayToken func() (string, error)
 }
 
 // Server is the SFU.
@@ -69,9 +80,14 @@ type Server struct {
 	calls *rooms.Manager
 	turn  *turnServer // nil when off
 
+	// relayAPI makes the peer connections of relays (clients of other
+	// nodes, on ports of their own).
+	relayAPI *webrtc.API
+
 	mu       sync.Mutex
 	sources  map[string]*source
 	sessions map[string]*session
+	relays   map[string]*sourceRelay
 	// pending counts sessions answered but not yet connected, by remote IP
 	// address, and pendingTotal all of them.
 	pending      map[string]int
@@ -98,7 +114,7 @@ func New(p Params) (*Server, error) {
 	}
 	s := &Server{
 		p: p, log: p.Log.With("component", "sfu"),
-		sources: map[string]*source{}, sessions: map[string]*session{}, pending: map[string]int{},
+		sources: map[string]*source{}, sessions: map[string]*session{}, pending: map[string]int{}, relays: map[string]*sourceRelay{},
 		done: make(chan struct{}), forward: metrics.NewHistogram(metrics.LatencyBuckets),
 	}
 	udp, err := net.ListenPacket("udp", p.Conf.WebRTC.UDPAddress)
@@ -118,6 +134,16 @@ func New(p Params) (*Server, error) {
 	if err != nil {
 		s.mux.Close()
 		return nil, err
+	}
+	if p.Locate != nil {
+		if p.RelayToken == nil {
+			s.mux.Close()
+			return nil, errors.New("sfu: Locate needs RelayToken")
+		}
+		if s.relayAPI, err = whip.NewAPI(whip.APIParams{Loopback: p.Conf.WebRTC.Loopback, LoopbackOnly: isLoopback(udp.LocalAddr())}); err != nil {
+			s.mux.Close()
+			return nil, err
+		}
 	}
 	if err := s.startCalls(); err != nil {
 		s.mux.Close()

@@ -69,6 +69,8 @@ type SourceInfo struct {
 	Bytes      uint64      `json:"bytes"`
 	Lost       uint64      `json:"lost"`
 	Publisher  string      `json:"publisher,omitempty"`
+	// Relay names the node a source is relayed from (published there).
+	Relay string `json:"relay,omitempty"`
 	// Reporter is who published the source (its token's subject), kept
 	// while it is offline; Kind (camera, report, …), Incident and Note
 	// are set with its position (PUT /v1/sources/{source}/position).
@@ -122,7 +124,7 @@ func (src *source) info() SourceInfo {
 	in.Lost = uint64(max(0, src.lost.Load()))
 	src.tags.fill(&in, src.pub.Load())
 	if p := src.pub.Load(); p != nil {
-		in.Publisher = p.who
+		in.Publisher, in.Relay = p.who, p.relay
 		now := time.Now()
 		for i := range in.Tracks {
 			if tc := p.up.Clock(i); tc != nil {

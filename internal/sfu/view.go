@@ -41,6 +41,13 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 	}
 	s.mu.Lock()
 	src := s.sources[name]
+	if (src == nil || !src.live()) && s.p.Locate != nil {
+		// published on another node of the cluster: relayed here
+		s.mu.Unlock()
+		s.awaitRelay(r.Context(), name)
+		s.mu.Lock()
+		src = s.sources[name]
+	}
 	if src == nil || !src.live() {
 		s.mu.Unlock()
 		return nil, "", whip.Errorf(http.StatusNotFound, "source %q is not being published now; retry later", name)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -191,4 +192,101 @@ func TestSourcesMoveWhenTheirSFUDies(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "a viewer on sfu-2 receiving cam1", func() bool { return got2.Load() > 20 })
 	t.Logf("SFU killed → its source live on another SFU after %s, a new viewer's video there after %s",
 		moved.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+}
+
+// sourceOn returns the source's state on the SFU: its publisher's relay
+// (the node it is relayed from, "" when published there) and whether it is live.
+func (b *bench) sourceOn(s *sfuNode, source string) (relay string, live bool) {
+	var body struct {
+		Sources []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+			Relay string `json:"relay"`
+		} `json:"sources"`
+	}
+	if b.api(http.MethodGet, s.url+"/v1/sources", nil, &body) != http.StatusOK {
+		return "", false
+	}
+	for _, src := range body.Sources {
+		if src.Name == source {
+			return src.Relay, src.State == "live"
+		}
+	}
+	return "", false
+}
+
+// TestViewerOnAnotherNodeFollowsTheSource: a viewer on one SFU node watches a
+// camera published on another through a relay (one copy per node, however
+// many viewers); when the node the camera is published on dies, the camera
+// is published elsewhere and the viewer's video comes back by itself.
+func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
+	b := newBench(t)
+	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})
+	sfus := []*sfuNode{b.startSFU("sfu-1"), b.startSFU("sfu-2"), b.startSFU("sfu-3")}
+	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
+	var origin *sfuNode
+	testkit.WaitFor(t, 20*time.Second, "cam1 published to an SFU", func() bool {
+		for _, s := range sfus {
+			if relay, live := b.sourceOn(s, "cam1"); live && relay == "" {
+				origin = s
+				return true
+			}
+		}
+		return false
+	})
+	var other *sfuNode
+	for _, s := range sfus {
+		if s != origin {
+			other = s
+			break
+		}
+	}
+	testkit.WaitFor(t, 10*time.Second, other.name+" hearing that "+origin.name+" publishes cam1", func() bool {
+		var st struct {
+			Nodes []struct {
+				Name string `json:"name"`
+				Load struct {
+					Published []string `json:"published"`
+				} `json:"load"`
+			} `json:"nodes"`
+		}
+		b.api(http.MethodGet, other.url+"/v1/cluster", nil, &st)
+		for _, n := range st.Nodes {
+			if n.Name == origin.name && slices.Contains(n.Load.Published, "cam1") {
+				return true
+			}
+		}
+		return false
+	})
+	// Two viewers on the other node: one relay between the nodes.
+	_, got := b.watch(other, "cam1")
+	_, got2 := b.watch(other, "cam1")
+	testkit.WaitFor(t, 15*time.Second, "both viewers on "+other.name+" receiving cam1 published on "+origin.name, func() bool {
+		return got.Load() > 20 && got2.Load() > 20
+	})
+	if relay, live := b.sourceOn(other, "cam1"); !live || relay != origin.name {
+		t.Errorf("cam1 on %s: relay %q live %v; want relayed from %s", other.name, relay, live, origin.name)
+	}
+	var srcs struct {
+		Sources []struct {
+			Name    string `json:"name"`
+			Viewers int    `json:"viewers"`
+		} `json:"sources"`
+	}
+	b.api(http.MethodGet, origin.url+"/v1/sources", nil, &srcs)
+	for _, s := range srcs.Sources {
+		if s.Name == "cam1" && s.Viewers != 1 {
+			t.Errorf("%s sends cam1 to %d viewers; want 1 (the relay to %s), not one per viewer there", origin.name, s.Viewers, other.name)
+		}
+	}
+
+	// Kill the node the camera is published on.
+	before := got.Load()
+	_ = origin.Signal(syscall.SIGKILL)
+	<-origin.Done()
+	killed := time.Now()
+	testkit.WaitFor(t, 20*time.Second, "the viewer on "+other.name+" receiving cam1 again", func() bool {
+		return got.Load() > before+20
+	})
+	t.Logf("node with the camera killed → a viewer on another node has video again after %s", time.Since(killed).Round(time.Millisecond))
 }

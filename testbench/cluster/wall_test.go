@@ -1,0 +1,51 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"fieldvideo/internal/testkit"
+)
+
+// TestWallOnAnotherNodeRecovers opens the console's wall in Chromium on one
+// SFU node while the camera is published on another; killing that node
+// brings the picture back on the wall with no one touching it.
+func TestWallOnAnotherNodeRecovers(t *testing.T) {
+	testkit.RequireBrowser(t)
+	b := newBench(t)
+	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{Stream: testkit.LiveStream(t, context.Background(), "pattern", false)})
+	s1, s2 := b.startSFU("sfu-1"), b.startSFU("sfu-2")
+	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
+	var origin, wall *sfuNode
+	testkit.WaitFor(t, 20*time.Second, "cam1 published to an SFU", func() bool {
+		for _, s := range []*sfuNode{s1, s2} {
+			if relay, live := b.sourceOn(s, "cam1"); live && relay == "" {
+				origin = s
+				return true
+			}
+		}
+		return false
+	})
+	wall = s1
+	if origin == s1 {
+		wall = s2
+	}
+	testkit.WaitFor(t, 10*time.Second, wall.name+" listing cam1 (published on "+origin.name+")", func() bool {
+		relay, live := b.sourceOn(wall, "cam1")
+		return live && relay == origin.name
+	})
+
+	p := testkit.OpenPage(t)
+	p.Open(wall.url + "/?token=" + b.wallTok)
+	tile := p.WaitPlaying("cam1", 10, 30*time.Second)
+	t.Logf("the wall on %s plays cam1 published on %s: %dx%d", wall.name, origin.name, tile.Width, tile.Height)
+
+	_ = origin.Signal(syscall.SIGKILL)
+	<-origin.Done()
+	killed := time.Now()
+	p.WaitPlaying("cam1", 10, 30*time.Second)
+	t.Logf("node with the camera killed → the wall on another node plays it again after %s", time.Since(killed).Round(time.Millisecond))
+}
