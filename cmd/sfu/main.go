@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"sync"
@@ -51,6 +52,8 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 	if n.Cluster != nil {
 		p.Locate = locate(n.Cluster)
 		p.Remote = remote(n.Cluster)
+		p.PlaceRoom = placeRoom(n.Cluster)
+		p.RoomClosed = n.Cluster.Unclaim
 		p.RelayToken = relayToken(n)
 	}
 	srv, err := sfu.New(p)
@@ -82,6 +85,29 @@ func locate(cl *cluster.Cluster) func(string, string) (string, string) {
 			return "", ""
 		}
 		return best.Name, best.URL
+	}
+}
+
+// placeRoom makes this node the home of a call room unless another node
+// is: then it returns the room's WebSocket URL there.
+func placeRoom(cl *cluster.Cluster) func(string) (string, error) {
+	return func(room string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		node, base, err := cl.Claim(ctx, room)
+		if err != nil || node == "" {
+			return "", err
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			return "", fmt.Errorf("node %s advertises %q: %w", node, base, err)
+		}
+		u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
+		if u.Scheme == "" {
+			u.Scheme = "ws"
+		}
+		u.Path = "/v1/rooms/" + room + "/ws"
+		return u.String(), nil
 	}
 }
 

@@ -95,6 +95,7 @@ type Cluster struct {
 	beatOK   time.Time // when the last heartbeat was stored
 	seen     map[string]seenNode
 	cpu      cpuMeter
+	claims   map[string]*claim
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,7 +125,7 @@ func Join(ctx context.Context, p Params) (*Cluster, error) {
 	log = log.With("component", "cluster", "node", name)
 	cl := &Cluster{
 		name: name, role: p.Role, cfg: c, log: log, load: p.Load, started: time.Now(),
-		seen: map[string]seenNode{},
+		seen: map[string]seenNode{}, claims: map[string]*claim{},
 	}
 	opts := []nats.Option{
 		nats.Name("fieldvideo " + p.Role + " " + name),
@@ -315,6 +316,11 @@ func (c *Cluster) Nodes() []Node {
 // held are released by their Hold.
 func (c *Cluster) Close() {
 	c.once.Do(func() {
+		c.mu.Lock()
+		for _, cl := range c.claims {
+			cl.cancel()
+		}
+		c.mu.Unlock()
 		c.cancel()
 		c.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

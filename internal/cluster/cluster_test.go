@@ -247,3 +247,36 @@ func TestNodesCarryLoad(t *testing.T) {
 	s.Close()
 	waitFor(t, "s1 gone once it left", 2*time.Second, func() bool { return len(o.Nodes()) == 1 })
 }
+
+func TestClaimHasOneHomeAndMovesWhenItDies(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	link := testkit.NewLink(t, srv.URL[len("nats://"):])
+	a, b := join(t, "a", "nats://"+link.Addr()), join(t, "b", srv.URL)
+	waitFor(t, "each node sees the other", 5*time.Second, func() bool { return len(a.Nodes()) == 2 && len(b.Nodes()) == 2 })
+	ctx := context.Background()
+	if node, _, err := a.Claim(ctx, "room-1"); node != "" || err != nil {
+		t.Fatalf("a claims room-1: %q, %v; want a its home", node, err)
+	}
+	if node, url, err := b.Claim(ctx, "room-1"); node != "a" || url == "" || err != nil {
+		t.Fatalf("b claims room-1: %q %q %v; want sent to a", node, url, err)
+	}
+	if node, _, err := a.Claim(ctx, "room-1"); node != "" || err != nil {
+		t.Fatalf("a claims room-1 again: %q, %v; want still its home", node, err)
+	}
+	// a gives the room up: b becomes its home at once.
+	a.Unclaim("room-1")
+	if node, _, err := b.Claim(ctx, "room-1"); node != "" || err != nil {
+		t.Fatalf("b claims room-1 after a gave it up: %q, %v", node, err)
+	}
+	// b's home room, a claims another; a is cut off: b takes a's room once the claim lapses.
+	if node, _, err := a.Claim(ctx, "room-2"); node != "" || err != nil {
+		t.Fatalf("a claims room-2: %q, %v", node, err)
+	}
+	link.Cut()
+	// until a's heartbeats are missed b sends joiners to a (who fail and come back).
+	took := waitFor(t, "b the home of the cut-off a's room", 10*time.Second, func() bool {
+		node, _, err := b.Claim(ctx, "room-2")
+		return node == "" && err == nil
+	})
+	t.Logf("a room of a cut-off node claimed by another after %s (TTL %s)", took.Round(time.Millisecond), testTTL)
+}

@@ -72,6 +72,7 @@ type Client struct {
 	nextID atomic.Int64
 
 	mu      sync.Mutex
+	url     string // where the client joined (the room's node)
 	msgs    []Message
 	changed chan struct{}
 	recv    map[string]*RecvStats
@@ -114,14 +115,40 @@ func Dial(ctx context.Context, p ClientParams) (*Client, error) {
 	return c, nil
 }
 
-// connect opens the WebSocket and joins (or resumes session).
+// connect joins (or resumes session) at the room's URL, following the
+// cluster to the node the room lives on (CodeElsewhere, at most 3 hops).
 func (c *Client) connect(ctx context.Context, resume string) error {
-	ws, res, err := websocket.DefaultDialer.DialContext(ctx, c.p.URL, http.Header{})
+	url := c.p.URL
+	for hop := 0; ; hop++ {
+		err := c.connectAt(ctx, url, resume)
+		var e *Error
+		if hop < 3 && errors.As(err, &e) && e.Code == CodeElsewhere && e.URL != "" {
+			url = e.URL
+			continue
+		}
+		if err == nil {
+			c.mu.Lock()
+			c.url = url
+			c.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// URL returns the WebSocket URL the client joined at.
+func (c *Client) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.url
+}
+
+func (c *Client) connectAt(ctx context.Context, url, resume string) error {
+	ws, res, err := websocket.DefaultDialer.DialContext(ctx, url, http.Header{})
 	if err != nil {
 		if res != nil {
-			return fmt.Errorf("dial %s: %w (HTTP %d)", c.p.URL, err, res.StatusCode)
+			return fmt.Errorf("dial %s: %w (HTTP %d)", url, err, res.StatusCode)
 		}
-		return fmt.Errorf("dial %s: %w", c.p.URL, err)
+		return fmt.Errorf("dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(MaxMessageBytes)
 	id := c.nextID.Add(1)
@@ -147,7 +174,7 @@ func (c *Client) connect(ctx context.Context, resume string) error {
 		var e ErrorMessage
 		_ = json.Unmarshal(b, &e)
 		ws.Close()
-		return &Error{Code: e.Code, Reason: e.Reason}
+		return &Error{Code: e.Code, Reason: e.Reason, URL: e.URL}
 	}
 	if h.Type != TypeJoined {
 		ws.Close()

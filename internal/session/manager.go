@@ -57,6 +57,13 @@ type Params struct {
 	// AllowOrigin is the browser origin allowed to open the WebSocket; "*"
 	// or empty allows any (the token is what authorizes).
 	AllowOrigin string
+	// Place, when set (a cluster), says where a room lives before a
+	// participant joins it: "" here (the node now hosts it), or the room's
+	// WebSocket URL on the node that does (the participant is sent there
+	// with CodeElsewhere); an error refuses the join. Closed is told when
+	// a room here has ended.
+	Place  func(room string) (string, error)
+	Closed func(room string)
 }
 
 // Manager owns the rooms: one goroutine maps names to room actors, creating
@@ -142,6 +149,9 @@ func (m *Manager) Run(ctx context.Context) {
 			if call(r, r.chStopIdle, reply) && <-reply {
 				delete(rooms, r.name)
 				m.log.Info("room closed", "room", r.name)
+				if m.p.Closed != nil {
+					m.p.Closed(r.name)
+				}
 			}
 		case reply := <-m.chList:
 			list := make([]*Room, 0, len(rooms))
@@ -269,6 +279,19 @@ func (m *Manager) handshake(c *conn, name string) {
 		}
 		refuse(j.ID, errorf(CodeForbidden, "token of %s (role %s) may not join room %q (its room grant: %s); ask for a token for this room", claims.Who(), claims.Role, name, grant))
 		return
+	}
+	if m.p.Place != nil {
+		url, err := m.p.Place(name)
+		switch {
+		case err != nil:
+			refuse(j.ID, errorf(CodeInternal, "room %q: %v; join again in a moment", name, err))
+			return
+		case url != "":
+			e := errorf(CodeElsewhere, "room %q lives on another node; join it at %s", name, url)
+			e.URL = url
+			refuse(j.ID, e)
+			return
+		}
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		room, err := m.room(name)

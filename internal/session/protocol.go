@@ -71,6 +71,9 @@ const (
 	CodeRoomFull     = "room_full"
 	CodeUnsupported  = "unsupported"
 	CodeInternal     = "internal"
+	// CodeElsewhere: the room lives on another node of the cluster; join
+	// again at the error's url.
+	CodeElsewhere = "elsewhere"
 )
 
 // MaxMessageBytes bounds one signalling message (an SDP with many simulcast
@@ -450,6 +453,8 @@ type ErrorMessage struct {
 	Header
 	Code   string `json:"code"`
 	Reason string `json:"reason"`
+	// URL is the room's WebSocket on the node it lives on (CodeElsewhere).
+	URL string `json:"url,omitempty"`
 }
 
 // Bye is the last message before the server closes the WebSocket.
@@ -462,6 +467,7 @@ type Bye struct {
 type Error struct {
 	Code   string
 	Reason string
+	URL    string // CodeElsewhere: where to join
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Reason }
@@ -473,7 +479,7 @@ func errorf(code, format string, args ...any) *Error {
 func errorMessage(id int64, err error) ErrorMessage {
 	var e *Error
 	if errors.As(err, &e) {
-		return ErrorMessage{Header: Header{Type: TypeError, ID: id}, Code: e.Code, Reason: e.Reason}
+		return ErrorMessage{Header: Header{Type: TypeError, ID: id}, Code: e.Code, Reason: e.Reason, URL: e.URL}
 	}
 	return ErrorMessage{Header: Header{Type: TypeError, ID: id}, Code: CodeInternal, Reason: err.Error()}
 }

@@ -60,6 +60,10 @@ type Params struct {
 	// It prefers another node than avoid (one just lost). RelayToken is
 	// the token relays view other nodes' sources with.
 	Locate func(source, avoid string) (node, url string)
+	// PlaceRoom and RoomClosed, when set (a cluster), give each call room
+	// one home node (session.Params.Place and Closed).
+	PlaceRoom  func(room string) (string, error)
+	RoomClosed func(room string)
 	// Remote, when set, names the sources published on the other SFU
 	// nodes (source → node): GET /v1/sources lists them too, live, with
 	// the node they would be relayed from.

@@ -46,6 +46,9 @@ export function why(err) {
 // DROP_CODE closes a socket the page gave up on: not 1000/1001, so the server waits for a resume.
 const DROP_CODE = 4000;
 
+// MAX_HOPS bounds how often a join follows the cluster to the node a room lives on.
+const MAX_HOPS = 3;
+
 // roomURL returns the room's WebSocket URL on the page's own server.
 export function roomURL(room, loc = window.location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -70,6 +73,7 @@ export class Signalling extends EventTarget {
     this.leaving = false;
     this.lastHeard = 0;
     this.pinger = 0;
+    this.hops = 0; // joins sent on to the room's node (error code 'elsewhere')
   }
 
   get open() {
@@ -105,6 +109,7 @@ export class Signalling extends EventTarget {
         this.sendRaw(msg);
       });
       ws.addEventListener('message', (ev) => {
+        if (this.ws !== ws) return; // a socket left for the room's node
         const msg = parse(ev.data);
         if (!msg) return;
         this.lastHeard = performance.now();
@@ -117,12 +122,22 @@ export class Signalling extends EventTarget {
           clearTimeout(timer);
           this.startPings();
           resolve(msg);
+        } else if (msg.type === 'error' && msg.code === 'elsewhere' && msg.url && this.hops < MAX_HOPS) {
+          // the room lives on another node of the cluster: join there.
+          settled = true;
+          clearTimeout(timer);
+          this.ws = null;
+          ws.close(1000);
+          this.hops++;
+          this.url = msg.url;
+          resolve(this.join(resume));
         } else if (msg.type === 'error') {
           fail(new CallError(msg.code || 'internal', msg.reason || said('call.sig.join-refused')));
         }
         // a bye follows an error; nothing else comes before joined.
       });
       ws.addEventListener('close', (ev) => {
+        if (this.ws !== ws) return;
         if (!settled) {
           fail(new CallError('network', said('call.sig.closed-early', { code: ev.code })));
           return;

@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// claim is this node's hold on a name it is the home of (a call room).
+type claim struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (cl *claim) alive() bool {
+	select {
+	case <-cl.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Claim makes this node the home of name (a call room: letters, digits,
+// '.', '-', '_'), unless another live node is. It returns "" when this node
+// is — it stays so until Unclaim, or until it cannot renew the claim (NATS
+// lost) — else the home node's name and the base URL of its HTTP API. A
+// claim of a node no longer heard from (it died) is waited for until it
+// lapses, within the lease TTL.
+func (c *Cluster) Claim(ctx context.Context, name string) (node, url string, err error) {
+	key := "claim." + name
+	c.mu.Lock()
+	if cl := c.claims[key]; cl != nil && cl.alive() {
+		c.mu.Unlock()
+		return "", "", nil
+	}
+	c.mu.Unlock()
+	poll := min(max(c.leaseTTL/8, 100*time.Millisecond), time.Second)
+	deadline := time.Now().Add(c.leaseTTL + time.Second)
+	for {
+		rev, h := c.take(ctx, key)
+		if rev != 0 {
+			c.keep(key, rev)
+			return "", "", nil
+		}
+		if h.Err != nil {
+			return "", "", h.Err
+		}
+		if n, ok := c.heard(h.Node, 3); ok && n.URL != "" {
+			return n.Name, n.URL, nil
+		}
+		if time.Now().After(deadline) {
+			return "", "", fmt.Errorf("its home node %s is not heard from and its claim has not lapsed", h.Node)
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// heard returns the node called name when it was heard from within the
+// last beats heartbeats.
+func (c *Cluster) heard(name string, beats int) (Node, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.seen[name]
+	if !ok || name == "" || time.Since(s.at) > time.Duration(beats)*c.cfg.Heartbeat {
+		return Node{}, false
+	}
+	return s.node, true
+}
+
+// keep renews the claim taken at rev until Unclaim.
+func (c *Cluster) keep(key string, rev uint64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cl := &claim{cancel: cancel, done: make(chan struct{})}
+	c.mu.Lock()
+	c.claims[key] = cl
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(cl.done)
+		c.hold(ctx, key, rev, func(ctx context.Context) { <-ctx.Done() })
+	}()
+}
+
+// Unclaim gives up being the home of name, at once for the other nodes.
+func (c *Cluster) Unclaim(name string) {
+	key := "claim." + name
+	c.mu.Lock()
+	cl := c.claims[key]
+	delete(c.claims, key)
+	c.mu.Unlock()
+	if cl != nil {
+		cl.cancel()
+		<-cl.done
+	}
+}
