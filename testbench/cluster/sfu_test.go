@@ -31,6 +31,12 @@ type sfuNode struct {
 // startSFU runs an SFU named name joined to the cluster, without recording.
 func (b *bench) startSFU(name string) *sfuNode {
 	b.t.Helper()
+	return b.startSFUVia(name, b.nats.URL)
+}
+
+// startSFUVia is startSFU reaching NATS at natsURL (through a Link).
+func (b *bench) startSFUVia(name, natsURL string) *sfuNode {
+	b.t.Helper()
 	dir := b.t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b.t))
 	env := []string{
@@ -42,7 +48,7 @@ func (b *bench) startSFU(name string) *sfuNode {
 		"FV_SFU_RECORD_ENABLED=false",
 		"FV_SFU_HTTP_ADDRESS=" + addr,
 		"FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
-		"FV_SFU_CLUSTER_NATS=[" + b.nats.URL + "]",
+		"FV_SFU_CLUSTER_NATS=[" + natsURL + "]",
 		"FV_SFU_CLUSTER_NODE=" + name,
 		"FV_SFU_CLUSTER_ADVERTISE=http://" + addr,
 		"FV_SFU_CLUSTER_HEARTBEAT=250ms",
@@ -289,4 +295,41 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 		return got.Load() > before+20
 	})
 	t.Logf("node with the camera killed → a viewer on another node has video again after %s", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestPartitionedSFUStopsTakingWorkAndRejoins cuts an SFU node off NATS: its
+// /healthz turns 503 isolated (the load balancer sends new clients
+// elsewhere), the others drop it and publish new sources elsewhere; when the
+// link is mended it rejoins by itself.
+func TestPartitionedSFUStopsTakingWorkAndRejoins(t *testing.T) {
+	b := newBench(t)
+	link := testkit.NewLink(t, strings.TrimPrefix(b.nats.URL, "nats://"))
+	cut := b.startSFUVia("sfu-cut", "nats://"+link.Addr())
+	other := b.startSFU("sfu-2")
+	clusterSize := func(s *sfuNode) int {
+		var st struct {
+			Nodes []struct{ Name string } `json:"nodes"`
+		}
+		b.api(http.MethodGet, s.url+"/v1/cluster", nil, &st)
+		return len(st.Nodes)
+	}
+	testkit.WaitFor(t, 10*time.Second, "both nodes in the cluster", func() bool { return clusterSize(other) == 2 })
+
+	link.Cut()
+	var health struct{ Status, Reason string }
+	testkit.WaitFor(t, 10*time.Second, "the cut-off node's /healthz saying isolated", func() bool {
+		return b.api(http.MethodGet, cut.url+"/healthz", nil, &health) == http.StatusServiceUnavailable && health.Status == "isolated"
+	})
+	testkit.WaitFor(t, 10*time.Second, "the other node dropping it", func() bool { return clusterSize(other) == 1 })
+	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})
+	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
+	testkit.WaitFor(t, 20*time.Second, "a new source published to the node still in the cluster", func() bool { return b.live(other, "cam1") })
+	if b.live(cut, "cam1") {
+		t.Errorf("the new source went to the cut-off node")
+	}
+
+	link.Mend()
+	testkit.WaitFor(t, 15*time.Second, "the node back: /healthz ok and listed again", func() bool {
+		return b.api(http.MethodGet, cut.url+"/healthz", nil, &health) == http.StatusOK && clusterSize(other) == 2
+	})
 }
