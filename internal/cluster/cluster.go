@@ -227,8 +227,26 @@ func joinURLs(s []string) string {
 	return out
 }
 
-// bucket opens a key-value bucket, creating it when no node has yet.
+// bucket opens a key-value bucket, creating it when no node has yet. A
+// JetStream cluster that is starting (no meta leader yet) drops requests:
+// each try is bounded, and tried again until ctx ends.
 func bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err := openBucket(tctx, js, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return kv, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if err == nil || !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return kv, err

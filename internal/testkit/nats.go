@@ -1,8 +1,12 @@
 package testkit
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,4 +147,70 @@ func (l *Link) pipe(dst, src net.Conn) {
 	delete(l.conns, dst)
 	delete(l.conns, src)
 	l.mu.Unlock()
+}
+
+// Site is one NATS server of a cluster spread over sites (two operations
+// centres and a third site that keeps the quorum of the replicated buckets
+// when one centre is lost).
+type Site struct {
+	Name string
+	URL  string
+	srv  *server.Server
+}
+
+// Stop shuts the site's server down, as losing the site would.
+func (s *Site) Stop() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+}
+
+// StartNATSSites starts one NATS server with JetStream per name, all one
+// cluster (routes between every two), on loopback. They shut down when the
+// test ends.
+func StartNATSSites(t testing.TB, names ...string) []*Site {
+	t.Helper()
+	routes := make([]int, len(names))
+	var all strings.Builder
+	for i := range names {
+		routes[i] = FreePort(t)
+		fmt.Fprintf(&all, "%q, ", fmt.Sprintf("nats-route://127.0.0.1:%d", routes[i]))
+	}
+	out := make([]*Site, len(names))
+	for i, name := range names {
+		dir := t.TempDir()
+		cfg := fmt.Sprintf(`listen: 127.0.0.1:-1
+server_name: %q
+jetstream: {max_mem_store: 64MB, max_file_store: 64MB, store_dir: %q}
+cluster {
+	name: "fieldvideo"
+	listen: 127.0.0.1:%d
+	routes = [%s]
+}
+`, name, dir, routes[i], all.String())
+		path := filepath.Join(dir, "nats.conf")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("nats server %s: %v", name, err)
+		}
+		opts.NoLog, opts.NoSigs = true, true
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("nats server %s: %v", name, err)
+		}
+		srv.Start()
+		st := &Site{Name: name, srv: srv}
+		t.Cleanup(st.Stop)
+		out[i] = st
+	}
+	// a clustered JetStream is ready once the servers have met: wait for all together.
+	for _, st := range out {
+		if !st.srv.ReadyForConnections(30 * time.Second) {
+			t.Fatalf("nats server %s: not ready for connections within 30 s", st.Name)
+		}
+		st.URL = st.srv.ClientURL()
+	}
+	return out
 }

@@ -31,11 +31,20 @@ type bench struct {
 	nats *testkit.NATS
 	// tok is an operator's token, wallTok a wall display's.
 	tok, wallTok string
+	// replicas is the cluster.replicas of the nodes started; 0 leaves the default.
+	replicas int
 }
 
-func newBench(t *testing.T) *bench {
+func newBench(t *testing.T) *bench { return newBenchOn(t, false) }
+
+// newBenchOn builds the binaries; with sites, the test starts its own NATS
+// servers (testkit.StartNATSSites) instead of one.
+func newBenchOn(t *testing.T, sites bool) *bench {
 	t.Helper()
-	b := &bench{t: t, root: testkit.RepoRoot(t), bin: t.TempDir(), nats: testkit.StartNATS(t)}
+	b := &bench{t: t, root: testkit.RepoRoot(t), bin: t.TempDir()}
+	if !sites {
+		b.nats = testkit.StartNATS(t)
+	}
 	cmd := exec.Command("go", "build", "-o", b.bin+"/", "./cmd/ingest", "./cmd/sfu")
 	cmd.Dir = b.root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -67,6 +76,12 @@ type ingest struct {
 // joined to the cluster, publishing to the cluster's SFUs, without recording.
 func (b *bench) startIngest(name, cameras string) *ingest {
 	b.t.Helper()
+	return b.startIngestVia(name, cameras, b.nats.URL)
+}
+
+// startIngestVia is startIngest reaching NATS at natsURL.
+func (b *bench) startIngestVia(name, cameras, natsURL string) *ingest {
+	b.t.Helper()
 	dir := b.t.TempDir()
 	api := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b.t))
 	env := []string{
@@ -85,11 +100,14 @@ func (b *bench) startIngest(name, cameras string) *ingest {
 		`FV_INGEST_UPLINK_URL=""`,
 		"FV_INGEST_CAMERAS=" + cameras,
 		"FV_INGEST_CAMERAS_FILE=" + filepath.Join(dir, "cameras.json"),
-		"FV_INGEST_CLUSTER_NATS=[" + b.nats.URL + "]",
+		"FV_INGEST_CLUSTER_NATS=[" + natsURL + "]",
 		"FV_INGEST_CLUSTER_NODE=" + name,
 		"FV_INGEST_CLUSTER_ADVERTISE=http://" + api,
 		"FV_INGEST_CLUSTER_HEARTBEAT=250ms",
 		"FV_INGEST_CLUSTER_LEASE_TTL=" + leaseTTL.String(),
+	}
+	if b.replicas != 0 {
+		env = append(env, fmt.Sprintf("FV_INGEST_CLUSTER_REPLICAS=%d", b.replicas))
 	}
 	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, "ingest"), "-config", filepath.Join(b.root, "configs", "ingest.yml"))
 	in := &ingest{Process: p, name: name, api: "http://" + api}

@@ -54,6 +54,9 @@ func (b *bench) startSFUVia(name, natsURL string) *sfuNode {
 		"FV_SFU_CLUSTER_HEARTBEAT=250ms",
 		"FV_SFU_CLUSTER_LEASE_TTL=" + leaseTTL.String(),
 	}
+	if b.replicas != 0 {
+		env = append(env, fmt.Sprintf("FV_SFU_CLUSTER_REPLICAS=%d", b.replicas))
+	}
 	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, "sfu"), "-config", filepath.Join(b.root, "configs", "sfu.yml"))
 	s := &sfuNode{Process: p, name: name, url: "http://" + addr}
 	testkit.WaitFor(b.t, 20*time.Second, name+" to listen", func() bool {
