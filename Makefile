@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 4s
 
-.PHONY: all build run run-cluster test vet unit fuzz bench loadgen drill clean
+.PHONY: all build run run-cluster test vet unit fuzz bench loadgen drill chaos clean
 
 all: build
 
@@ -54,6 +54,14 @@ drill:
 	scripts/deps.sh test
 	$(GO) test -count=1 -timeout 15m -run TestDrill -v ./testbench/drill -args \
 		-drill.report=$(CURDIR)/drill-report -drill.record=$(DRILL_RECORD) -drill.cameras=4
+
+# The cluster's chaos run: three SFU nodes and two ingests on loopback with
+# viewers, a random node killed every CHAOS_EVERY for CHAOS; prints availability.
+CHAOS ?= 10m
+CHAOS_EVERY ?= 20s
+chaos:
+	scripts/deps.sh test
+	$(GO) test -count=1 -timeout 30m -run TestChaos -v ./testbench/cluster -args -chaos=$(CHAOS) -chaos.every=$(CHAOS_EVERY)
 
 clean:
 	rm -rf $(BIN) .run
