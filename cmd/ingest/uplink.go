@@ -80,7 +80,8 @@ func (u *uplinks) live(name string, st *stream.Stream) {
 const placeWindow = 3 * time.Second
 
 // place chooses the SFU node that source name is published to: among the
-// cluster's SFU nodes taking work, the least loaded (sources, counting those
+// cluster's SFU nodes taking work and below their max_sources, the least
+// loaded (sources, counting those
 // this ingest placed there too recently to be in the node's heartbeat; then
 // CPU and viewers), another than the one whose attempt failed when there is
 // another. It returns the WHIP URL, or "" when the cluster lists no SFU
@@ -105,6 +106,9 @@ func (u *uplinks) place(name, failed string) string {
 			}
 		}
 		u.placed[n.Name] = recent
+		if n.Load.MaxSources > 0 && n.Load.Sources+len(recent) >= n.Load.MaxSources {
+			continue // full
+		}
 		ep := whip.Endpoint(n.URL, name, "whip")
 		score := float64(n.Load.Sources+len(recent)) + 4*n.Load.CPU + float64(n.Load.Viewers)/50
 		if ep == failed {

@@ -13,14 +13,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"slices"
-	"sync"
-	"time"
 
-	"fieldvideo/internal/auth"
-	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/node"
 	"fieldvideo/internal/sfu"
@@ -62,119 +56,7 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 		return err
 	}
 	if n.Cluster != nil {
-		n.Cluster.SetLoad(loadOf(srv))
+		n.Cluster.SetLoad(loadOf(srv, c.Cluster.MaxSources))
 	}
 	return srv.Run(ctx)
-}
-
-// locate finds the SFU node that publishes a source, other than this one:
-// another than avoid (a node just lost, still listed until its heartbeats
-// are missed) when there is one, then the most recently heard from.
-func locate(cl *cluster.Cluster) func(string, string) (string, string) {
-	return func(source, avoid string) (string, string) {
-		var best *cluster.Node
-		for _, n := range cl.Nodes() {
-			if n.Role != "sfu" || n.Name == cl.Name() || n.URL == "" || !slices.Contains(n.Load.Published, source) {
-				continue
-			}
-			if best == nil || (best.Name == avoid && n.Name != avoid) || (n.Name != avoid && n.Beat.After(best.Beat)) {
-				best = &n
-			}
-		}
-		if best == nil {
-			return "", ""
-		}
-		return best.Name, best.URL
-	}
-}
-
-// placeRoom makes this node the home of a call room unless another node
-// is: then it returns the room's WebSocket URL there.
-func placeRoom(cl *cluster.Cluster) func(string) (string, error) {
-	return func(room string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		node, base, err := cl.Claim(ctx, room)
-		if err != nil || node == "" {
-			return "", err
-		}
-		u, err := url.Parse(base)
-		if err != nil {
-			return "", fmt.Errorf("node %s advertises %q: %w", node, base, err)
-		}
-		u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
-		if u.Scheme == "" {
-			u.Scheme = "ws"
-		}
-		u.Path = "/v1/rooms/" + room + "/ws"
-		return u.String(), nil
-	}
-}
-
-// remote lists the sources the other SFU nodes publish, by the node.
-func remote(cl *cluster.Cluster) func() map[string]string {
-	return func() map[string]string {
-		out := map[string]string{}
-		for _, n := range cl.Nodes() {
-			if n.Role == "sfu" && n.Name != cl.Name() {
-				for _, name := range n.Load.Published {
-					out[name] = n.Name
-				}
-			}
-		}
-		return out
-	}
-}
-
-// relayToken returns the token this node's relays view other nodes'
-// sources with (the cluster shares auth.secret), minted anew before it
-// expires.
-func relayToken(n *node.Node) func() (string, error) {
-	var mu sync.Mutex
-	var tok string
-	var until time.Time
-	return func() (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Now().Before(until) {
-			return tok, nil
-		}
-		c := auth.Claims{Role: auth.RoleWall, View: []string{"*"}}
-		c.Subject = "relay@" + n.Cluster.Name()
-		t, err := auth.Mint(n.Secret, c, time.Hour, time.Now())
-		if err != nil {
-			return "", err
-		}
-		tok, until = t, time.Now().Add(50*time.Minute)
-		return tok, nil
-	}
-}
-
-// loadOf returns what the SFU's heartbeats report: viewers, live sources
-// (and the names of those published here), rooms, and the packets received
-// per second since the last heartbeat.
-func loadOf(srv *sfu.Server) func() cluster.Load {
-	var lastPackets uint64
-	var lastAt time.Time
-	return func() cluster.Load {
-		var l cluster.Load
-		var packets uint64
-		for _, in := range srv.Sources() {
-			l.Viewers += in.Viewers
-			packets += in.Packets
-			if in.State == "live" {
-				l.Sources++
-				if in.Relay == "" {
-					l.Published = append(l.Published, in.Name)
-				}
-			}
-		}
-		l.Rooms = len(srv.Rooms())
-		now := time.Now()
-		if !lastAt.IsZero() && packets >= lastPackets {
-			l.PacketsPerSecond = float64(packets-lastPackets) / now.Sub(lastAt).Seconds()
-		}
-		lastPackets, lastAt = packets, now
-		return l
-	}
 }

@@ -87,6 +87,11 @@ func (c *Cluster) keep(key string, rev uint64) {
 	}()
 }
 
+// HomeOf returns the node that claimed name, or "" when none has.
+func (c *Cluster) HomeOf(ctx context.Context, name string) (string, error) {
+	return c.holder(ctx, "claim."+name)
+}
+
 // Unclaim gives up being the home of name, at once for the other nodes.
 func (c *Cluster) Unclaim(name string) {
 	key := "claim." + name

@@ -47,6 +47,8 @@ type Load struct {
 	Sources          int     `json:"sources,omitempty"`
 	// Cameras is how many cameras the node pulls (ingest).
 	Cameras int `json:"cameras,omitempty"`
+	// MaxSources is the node's bound on the sources placed on it (0: none).
+	MaxSources int `json:"max_sources,omitempty"`
 	// Published names the sources published to the node itself (an SFU),
 	// which the other nodes relay from it.
 	Published []string `json:"published,omitempty"`

@@ -133,7 +133,11 @@ func (c *Cluster) release(key string, rev uint64) {
 // HolderOf returns the node holding the lease called name, or "" when none
 // does.
 func (c *Cluster) HolderOf(ctx context.Context, name string) (string, error) {
-	e, err := c.leases.Get(ctx, "lease."+name)
+	return c.holder(ctx, "lease."+name)
+}
+
+func (c *Cluster) holder(ctx context.Context, key string) (string, error) {
+	e, err := c.leases.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", nil
 	}

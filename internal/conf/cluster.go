@@ -37,6 +37,10 @@ type Cluster struct {
 	// Heartbeat is how often the node tells the others it lives and how
 	// loaded it is; it is taken for dead after 5 missed heartbeats.
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// MaxSources bounds the sources ingests place on this SFU node (0: no
+	// bound); a node at its bound gets none until it has fewer. Direct
+	// publishers (phones, encoders) are not refused.
+	MaxSources int `yaml:"max_sources"`
 	// LeaseTTL is how long a lease (the right to pull a camera) outlives
 	// its holder's last renewal: the time for another node to take over
 	// a camera whose ingest died. The bucket keeps the TTL of the node
@@ -76,6 +80,8 @@ func (c Cluster) validate() error {
 		return fmt.Errorf("cluster.replicas %d: use 1 to 5 (3 for a cluster of three NATS servers)", c.Replicas)
 	case c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 30*time.Second:
 		return fmt.Errorf("cluster.heartbeat %s: use 100ms to 30s (1s is usual)", c.Heartbeat)
+	case c.MaxSources < 0:
+		return fmt.Errorf("cluster.max_sources %d: use 0 (no bound) or more", c.MaxSources)
 	case c.LeaseTTL < 500*time.Millisecond || c.LeaseTTL > time.Minute:
 		return fmt.Errorf("cluster.lease_ttl %s: use 500ms to 1m (2s takes a camera over within about 2 s)", c.LeaseTTL)
 	}

@@ -59,19 +59,32 @@ func TestCallRoomHasOneHomeAndSurvivesIt(t *testing.T) {
 		return len(st.Nodes) == 3
 	})
 	alice := b.callJoin(s1, "incident-1", "alice")
-	bob := b.callJoin(s2, "incident-1", "bob")
-	if !strings.Contains(bob.URL(), strings.TrimPrefix(s1.url, "http://")) {
-		t.Errorf("bob joined at %s; want sent to the room's home sfu-1 (%s)", bob.URL(), s1.url)
+	var home *sfuNode
+	for _, s := range []*sfuNode{s1, s2, s3} {
+		if strings.Contains(alice.URL(), strings.TrimPrefix(s.url, "http://")) {
+			home = s
+		}
+	}
+	if home == nil {
+		t.Fatalf("alice joined at %s, no node of the cluster", alice.URL())
+	}
+	// bob reaches another node than the home
+	bobOrigin, carolOrigin := s2, s3
+	if home == s2 {
+		bobOrigin, carolOrigin = s3, s1
+	}
+	bob := b.callJoin(bobOrigin, "incident-1", "bob")
+	if bob.URL() != alice.URL() {
+		t.Errorf("bob joined at %s; want sent to the room's home %s (%s)", bob.URL(), home.name, alice.URL())
 	}
 	if got := names(bob.Joined().Participants); len(got) != 1 || got[0] != "alice" {
 		t.Errorf("bob sees %v in the room; want alice", got)
 	}
-	_ = alice
 
-	// The home node dies: bob joins again through his own node, which becomes the home;
-	// carol, reaching a third node, is sent there and meets him.
-	_ = s1.Signal(syscall.SIGKILL)
-	<-s1.Done()
+	// The home node dies: bob joins again through his own node, which becomes the home
+	// (or sends him to the one that did); carol, reaching a third node, meets him there.
+	_ = home.Signal(syscall.SIGKILL)
+	<-home.Done()
 	killed := time.Now()
 	var bob2 *rooms.Client
 	testkit.WaitFor(t, 20*time.Second, "bob back in the room", func() bool {
@@ -84,7 +97,7 @@ func TestCallRoomHasOneHomeAndSurvivesIt(t *testing.T) {
 		tok, _ := auth.Mint([]byte(secret), c, time.Hour, time.Now())
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		cl, err := rooms.Dial(ctx, rooms.ClientParams{URL: "ws" + strings.TrimPrefix(s2.url, "http") + "/v1/rooms/incident-1/ws", Token: tok, API: api, Name: "bob"})
+		cl, err := rooms.Dial(ctx, rooms.ClientParams{URL: "ws" + strings.TrimPrefix(bobOrigin.url, "http") + "/v1/rooms/incident-1/ws", Token: tok, API: api, Name: "bob"})
 		if err != nil {
 			return false
 		}
@@ -93,7 +106,10 @@ func TestCallRoomHasOneHomeAndSurvivesIt(t *testing.T) {
 		return true
 	})
 	t.Logf("the room's home node killed → a participant back in the call after %s (at %s)", time.Since(killed).Round(time.Millisecond), bob2.URL())
-	carol := b.callJoin(s3, "incident-1", "carol")
+	if carolOrigin == home {
+		carolOrigin = bobOrigin
+	}
+	carol := b.callJoin(carolOrigin, "incident-1", "carol")
 	if carol.URL() != bob2.URL() {
 		t.Errorf("carol joined at %s, bob at %s; want one home", carol.URL(), bob2.URL())
 	}
