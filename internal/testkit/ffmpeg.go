@@ -224,6 +224,9 @@ func StartEnv(t testing.TB, ctx context.Context, env []string, path string, args
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Stop ends the process and waits for it.
 func (p *Process) Stop() {
 	p.cancel()
