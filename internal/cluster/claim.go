@@ -38,19 +38,19 @@ func (c *Cluster) Claim(ctx context.Context, name string) (node, url string, err
 	poll := min(max(c.leaseTTL/8, 100*time.Millisecond), time.Second)
 	deadline := time.Now().Add(c.leaseTTL + time.Second)
 	for {
-		rev, h := c.take(ctx, key)
+		rev, who, err := c.take(ctx, key)
 		if rev != 0 {
 			c.keep(key, rev)
 			return "", "", nil
 		}
-		if h.Err != nil {
-			return "", "", h.Err
+		if err != nil {
+			return "", "", err
 		}
-		if n, ok := c.heard(h.Node, 3); ok && n.URL != "" {
+		if n, ok := c.heard(who, 3); ok && n.URL != "" {
 			return n.Name, n.URL, nil
 		}
 		if time.Now().After(deadline) {
-			return "", "", fmt.Errorf("its home node %s is not heard from and its claim has not lapsed", h.Node)
+			return "", "", fmt.Errorf("its home node %s is not heard from and its claim has not lapsed", who)
 		}
 		select {
 		case <-ctx.Done():

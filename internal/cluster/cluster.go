@@ -33,6 +33,9 @@ const (
 	LeasesBucket = "fieldvideo_leases"
 )
 
+// errNotJoined: the NATS servers have not answered since the node started.
+var errNotJoined = errors.New("cluster: not joined yet: no NATS server has answered")
+
 // missedBeats is how many heartbeats a node may miss before the others take
 // it for dead.
 const missedBeats = 5
@@ -98,6 +101,7 @@ type Cluster struct {
 	seen     map[string]seenNode
 	cpu      cpuMeter
 	claims   map[string]*claim
+	ready    chan struct{} // closed once the node has joined
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -110,9 +114,11 @@ type seenNode struct {
 }
 
 // Join connects to the NATS servers, opens (or creates) the cluster's
-// buckets, and starts heartbeats and watching the other nodes. It fails when
-// no server answers within ctx; later outages are ridden out: the node
-// reconnects by itself, and meanwhile Connected is false.
+// buckets, and starts heartbeats and watching the other nodes. It waits for
+// that until ctx ends; when no server answers by then the node works alone
+// (Connected is false, leases are not taken: see Hold) and joins as soon as
+// one does, by itself, as it does after any outage. It fails only on
+// settings that cannot work.
 func Join(ctx context.Context, p Params) (*Cluster, error) {
 	c := p.Config
 	name := c.Node
@@ -126,12 +132,12 @@ func Join(ctx context.Context, p Params) (*Cluster, error) {
 	}
 	log = log.With("component", "cluster", "node", name)
 	cl := &Cluster{
-		name: name, role: p.Role, cfg: c, log: log, load: p.Load, started: time.Now(),
-		seen: map[string]seenNode{}, claims: map[string]*claim{},
+		name: name, role: p.Role, cfg: c, log: log, load: p.Load, started: time.Now(), leaseTTL: c.LeaseTTL,
+		seen: map[string]seenNode{}, claims: map[string]*claim{}, ready: make(chan struct{}),
 	}
 	opts := []nats.Option{
 		nats.Name("fieldvideo " + p.Role + " " + name),
-		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
 		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
 		nats.Timeout(2 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -140,7 +146,7 @@ func Join(ctx context.Context, p Params) (*Cluster, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS servers answer again", "server", nc.ConnectedUrlRedacted())
+			log.Info("NATS servers answer", "server", nc.ConnectedUrlRedacted())
 		}),
 	}
 	switch {
@@ -154,68 +160,77 @@ func Join(ctx context.Context, p Params) (*Cluster, error) {
 	if c.CAFile != "" {
 		opts = append(opts, nats.RootCAs(c.CAFile))
 	}
-	nc, err := connect(ctx, c.NATS, opts)
+	nc, err := nats.Connect(joinURLs(c.NATS), opts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: NATS servers %v: %w; check cluster.nats and the credentials", c.NATS, err)
 	}
 	cl.nc = nc
 	if cl.js, err = jetstream.New(nc); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	if cl.nodes, err = bucket(ctx, cl.js, jetstream.KeyValueConfig{
-		Bucket: NodesBucket, Description: "fieldvideo nodes and their load",
-		TTL: missedBeats * c.Heartbeat, Storage: jetstream.MemoryStorage, Replicas: c.Replicas, History: 1,
-	}); err == nil {
-		cl.leases, err = bucket(ctx, cl.js, jetstream.KeyValueConfig{
-			Bucket: LeasesBucket, Description: "fieldvideo leases: which node pulls which camera",
-			TTL: c.LeaseTTL, Storage: jetstream.MemoryStorage, Replicas: c.Replicas, History: 1,
-		})
-	}
-	if err == nil {
-		var st jetstream.KeyValueStatus
-		if st, err = cl.leases.Status(ctx); err == nil {
-			cl.leaseTTL = st.TTL()
-		}
-	}
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("cluster: the NATS servers' JetStream (is it enabled? -js): %w", err)
-	}
-	if cl.leaseTTL != c.LeaseTTL {
-		log.Warn("the cluster's leases keep the TTL they were created with, not this node's lease_ttl",
-			"lease_ttl", c.LeaseTTL, "cluster_lease_ttl", cl.leaseTTL)
-	}
 	bctx, cancel := context.WithCancel(context.Background())
 	cl.cancel = cancel
-	if err := cl.beat(ctx); err != nil {
-		cancel()
-		nc.Close()
-		return nil, fmt.Errorf("cluster: registering node %s: %w", name, err)
+	cl.wg.Add(1)
+	go cl.open(bctx)
+	select {
+	case <-cl.ready:
+	case <-ctx.Done():
+		log.Warn("no NATS server answers yet; working alone until one does", "nats", c.NATS)
 	}
-	cl.wg.Add(2)
-	go cl.heartbeats(bctx)
-	go cl.watch(bctx)
-	log.Info("joined the cluster", "role", p.Role, "site", c.Site, "url", c.Advertise, "nats", nc.ConnectedUrlRedacted(),
-		"lease_ttl", cl.leaseTTL)
 	return cl, nil
 }
 
-// connect dials the servers until one answers or ctx ends.
-func connect(ctx context.Context, servers []string, opts []nats.Option) (*nats.Conn, error) {
-	var last error
-	for {
-		nc, err := nats.Connect(joinURLs(servers), opts...)
+// open opens the buckets (creating them when no node has yet), registers
+// the node and starts its heartbeats and watch, trying until ctx ends.
+func (c *Cluster) open(ctx context.Context) {
+	defer c.wg.Done()
+	cfg := c.cfg
+	nodes, err := bucket(ctx, c.js, jetstream.KeyValueConfig{
+		Bucket: NodesBucket, Description: "fieldvideo nodes and their load",
+		TTL: missedBeats * cfg.Heartbeat, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
+	})
+	if err != nil {
+		return // ctx ended
+	}
+	leases, err := bucket(ctx, c.js, jetstream.KeyValueConfig{
+		Bucket: LeasesBucket, Description: "fieldvideo leases: which node pulls which camera",
+		TTL: cfg.LeaseTTL, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
+	})
+	if err != nil {
+		return
+	}
+	if st, err := leases.Status(ctx); err == nil && st.TTL() != cfg.LeaseTTL {
+		c.log.Warn("the cluster's leases keep the TTL they were created with, not this node's lease_ttl: set the same on every node",
+			"lease_ttl", cfg.LeaseTTL, "cluster_lease_ttl", st.TTL())
+	}
+	c.mu.Lock()
+	c.nodes, c.leases = nodes, leases
+	c.mu.Unlock()
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = c.beat(bctx)
+		cancel()
 		if err == nil {
-			return nc, nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("cluster: no NATS server of %v answers: %w; check cluster.nats and that the servers run", servers, last)
-		case <-time.After(250 * time.Millisecond):
+			break
 		}
 	}
+	if ctx.Err() != nil {
+		return
+	}
+	close(c.ready)
+	c.wg.Add(2)
+	go c.heartbeats(ctx)
+	go c.watch(ctx)
+	c.log.Info("joined the cluster", "role", c.role, "site", cfg.Site, "url", cfg.Advertise, "nats", c.nc.ConnectedUrlRedacted(),
+		"lease_ttl", c.leaseTTL)
+}
+
+// kv returns the buckets, nil until the node has joined.
+func (c *Cluster) kv() (nodes, leases jetstream.KeyValue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes, c.leases
 }
 
 func joinURLs(s []string) string {
@@ -345,7 +360,9 @@ func (c *Cluster) Close() {
 		c.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = c.nodes.Delete(ctx, c.name)
+		if nodes, _ := c.kv(); nodes != nil {
+			_ = nodes.Delete(ctx, c.name)
+		}
 		_ = c.nc.Drain()
 	})
 }
@@ -386,7 +403,11 @@ func (c *Cluster) beat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.nodes.Put(ctx, c.name, b); err != nil {
+	nodes, _ := c.kv()
+	if nodes == nil {
+		return errNotJoined
+	}
+	if _, err := nodes.Put(ctx, c.name, b); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -400,7 +421,8 @@ func (c *Cluster) beat(ctx context.Context) error {
 func (c *Cluster) watch(ctx context.Context) {
 	defer c.wg.Done()
 	for ctx.Err() == nil {
-		w, err := c.nodes.WatchAll(ctx)
+		nodes, _ := c.kv()
+		w, err := nodes.WatchAll(ctx)
 		if err == nil {
 			c.follow(ctx, w)
 			_ = w.Stop()

@@ -131,8 +131,9 @@ type Node struct {
 	once   sync.Once
 }
 
-// joinTimeout bounds the wait for the cluster's NATS servers at the start.
-const joinTimeout = 15 * time.Second
+// joinTimeout bounds the wait for the cluster's NATS servers at the start;
+// without them the node starts alone and joins when they answer.
+const joinTimeout = 5 * time.Second
 
 // Start opens what the shared settings describe and starts its background
 // work (recording uploads, retention passes, reloading the revocation list);

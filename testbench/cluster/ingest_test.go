@@ -5,11 +5,14 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +26,41 @@ const secret = "cluster-secret-cluster-secret-cluster-secret"
 // leaseTTL is the cluster's lease TTL in these tests: the time another
 // ingest takes to take over a camera whose ingest died.
 const leaseTTL = 2 * time.Second
+
+// The binaries, built once for all the tests of the package.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binaries builds cmd/ingest and cmd/sfu (once) and returns their directory.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "fieldvideo-cluster-bin-"); buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/ingest", "./cmd/sfu")
+		cmd.Dir = testkit.RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
 
 type bench struct {
 	t    *testing.T
@@ -41,14 +79,9 @@ func newBench(t *testing.T) *bench { return newBenchOn(t, false) }
 // servers (testkit.StartNATSSites) instead of one.
 func newBenchOn(t *testing.T, sites bool) *bench {
 	t.Helper()
-	b := &bench{t: t, root: testkit.RepoRoot(t), bin: t.TempDir()}
+	b := &bench{t: t, root: testkit.RepoRoot(t), bin: binaries(t)}
 	if !sites {
 		b.nats = testkit.StartNATS(t)
-	}
-	cmd := exec.Command("go", "build", "-o", b.bin+"/", "./cmd/ingest", "./cmd/sfu")
-	cmd.Dir = b.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	c := auth.Claims{Role: auth.RoleOperator}
 	c.Subject = "cluster-test"
