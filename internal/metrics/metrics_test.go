@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,18 @@ func TestHistogram(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(100, func() { h.Observe(time.Millisecond) }); allocs != 0 {
 		t.Errorf("Observe allocates %v", allocs)
+	}
+}
+
+func TestProcessCPU(t *testing.T) {
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) { // spend some CPU
+	}
+	user, system, err := ProcessCPU(os.Getpid())
+	if err != nil || user+system <= 0 {
+		t.Fatalf("ProcessCPU(self) = %s, %s, %v; want some CPU time", user, system, err)
+	}
+	if _, _, err := ProcessCPU(-1); err == nil {
+		t.Error("ProcessCPU(-1): want an error")
 	}
 }

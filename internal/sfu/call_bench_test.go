@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/pion/rtp"
 
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/metrics"
 	rooms "fieldvideo/internal/session"
 )
 
@@ -69,14 +69,11 @@ func startSFUProcess(b *testing.B) (string, int) {
 
 // cpuTime returns the user+system CPU time of a process.
 func cpuTime(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	user, system, err := metrics.ProcessCPU(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return user + system
 }
 
 // BenchmarkCallRoom6x6 runs a room of six participants, each publishing a

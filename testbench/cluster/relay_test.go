@@ -4,10 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"fieldvideo/internal/metrics"
 	tsync "fieldvideo/internal/sync"
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/whip"
@@ -90,14 +88,11 @@ func (av *ageViewer) quantiles() (p50, p99 float64, n int) {
 
 // cpuOf returns the CPU time the process has used.
 func cpuOf(t *testing.T, pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	user, system, err := metrics.ProcessCPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return user + system
 }
 
 // TestRelayOverhead measures what a relay between two SFU nodes costs: the

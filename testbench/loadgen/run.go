@@ -23,6 +23,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/metrics"
 	"fieldvideo/internal/stream"
 	"fieldvideo/internal/whip"
 	"fieldvideo/testbench/synth"
@@ -151,15 +152,8 @@ func procRSS(pid int) int64 {
 
 // procCPU returns process pid's CPU time from /proc.
 func procCPU(pid int) (cpuTime, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return cpuTime{}, err
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseUint(f[11], 10, 64)
-	stime, _ := strconv.ParseUint(f[12], 10, 64)
-	const clkTck = 100
-	return cpuTime{user: time.Duration(utime) * time.Second / clkTck, kernel: time.Duration(stime) * time.Second / clkTck}, nil
+	user, system, err := metrics.ProcessCPU(pid)
+	return cpuTime{user: user, kernel: system}, err
 }
 
 // scrape is what the load generator reads from the SFU's metrics.
