@@ -90,6 +90,18 @@ func remote(cl *cluster.Cluster) func() map[string]string {
 	}
 }
 
+// publishes tells whether the SFU node called node publishes source itself.
+func publishes(cl *cluster.Cluster) func(string, string) bool {
+	return func(node, source string) bool {
+		for _, n := range cl.Nodes() {
+			if n.Name == node {
+				return slices.Contains(n.Load.Published, source)
+			}
+		}
+		return false
+	}
+}
+
 // relayToken returns the token this node's relays view other nodes'
 // sources with (the cluster shares auth.secret), minted anew before it
 // expires.

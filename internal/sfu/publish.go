@@ -113,14 +113,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		pc.Close()
 		return nil, "", whip.Errorf(http.StatusConflict, "source %q was published by someone else meanwhile", name)
 	}
-	if src == nil {
-		src = &source{name: name, viewers: map[*viewer]struct{}{}}
-		s.sources[name] = src
-	}
-	s.feed(src, p.tracks)
-	p.src = src
-	src.pub.Store(p)
-	src.since = time.Now()
+	src = s.attach(src, name, p)
 	s.sessions[ss.id] = ss
 	st := src.stream
 	s.mu.Unlock()

@@ -245,6 +245,12 @@ func (s *Server) relayOnce(r *sourceRelay, node, base string) error {
 			ss.close("replaced by a publisher here")
 			return errors.New("a publisher took the source here")
 		}
+		// the origin lost its publisher and another node has the source now
+		// (its ingest died and another published it elsewhere): follow it
+		if remote := s.p.Remote(); remote[r.name] != "" && remote[r.name] != node && !s.p.Publishes(node, r.name) {
+			ss.close("the source moved to " + remote[r.name])
+			return fmt.Errorf("the source moved to %s", remote[r.name])
+		}
 		if s.viewersOf(r.name) > 0 {
 			watched = time.Now()
 		} else if time.Since(watched) > relayIdle {
@@ -293,6 +299,12 @@ func (s *Server) attachRelay(name string, p *publisher) (*source, error) {
 	if src != nil && src.live() {
 		return nil, fmt.Errorf("source %q is published here", name)
 	}
+	return s.attach(src, name, p), nil
+}
+
+// attach makes p the publisher of the source called name (src, or a new
+// one when nil) and returns the source. Called with s.mu held.
+func (s *Server) attach(src *source, name string, p *publisher) *source {
 	if src == nil {
 		src = &source{name: name, viewers: map[*viewer]struct{}{}}
 		s.sources[name] = src
@@ -301,7 +313,7 @@ func (s *Server) attachRelay(name string, p *publisher) (*source, error) {
 	p.src = src
 	src.pub.Store(p)
 	src.since = time.Now()
-	return src, nil
+	return src
 }
 
 // feed gives src a stream of tracks: a new one, or its own restarted (its

@@ -66,8 +66,10 @@ type Params struct {
 	RoomClosed func(room string)
 	// Remote, when set, names the sources published on the other SFU
 	// nodes (source → node): GET /v1/sources lists them too, live, with
-	// the node they would be relayed from.
+	// the node they would be relayed from. Publishes tells whether a node
+	// publishes a source. Both are set with Locate.
 	Remote     func() map[string]string
+	Publishes  func(node, source string) bool
 	RelayToken func() (string, error)
 }
 
@@ -140,9 +142,9 @@ func New(p Params) (*Server, error) {
 		return nil, err
 	}
 	if p.Locate != nil {
-		if p.RelayToken == nil {
+		if p.RelayToken == nil || p.Remote == nil || p.Publishes == nil {
 			s.mux.Close()
-			return nil, errors.New("sfu: Locate needs RelayToken")
+			return nil, errors.New("sfu: Locate needs RelayToken, Remote and Publishes")
 		}
 		if s.relayAPI, err = whip.NewAPI(whip.APIParams{Loopback: p.Conf.WebRTC.Loopback, LoopbackOnly: isLoopback(udp.LocalAddr())}); err != nil {
 			s.mux.Close()

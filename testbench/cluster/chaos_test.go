@@ -31,6 +31,9 @@ type chaosViewer struct {
 	last   atomic.Int64 // unix ns of the last video packet
 	mu     sync.Mutex
 	down   time.Duration // time without video beyond the allowance
+	worst  time.Duration // the longest gap
+	node   string        // the node viewed through now
+	views  int           // WHEP sessions opened
 }
 
 // gapAllowance is a gap in video a viewer does not notice (a GOP-cache start,
@@ -65,6 +68,9 @@ func (v *chaosViewer) run(ctx context.Context, b *bench, nodes func() []*sfuNode
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
+		v.mu.Lock()
+		v.node, v.views = s.name, v.views+1
+		v.mu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-w.Failed():
@@ -81,6 +87,7 @@ func (v *chaosViewer) tick() {
 	if gap := time.Duration(now - prev); gap > gapAllowance {
 		v.mu.Lock()
 		v.down += gap - gapAllowance
+		v.worst = max(v.worst, gap)
 		v.mu.Unlock()
 	}
 }
@@ -190,10 +197,15 @@ func TestChaos(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+	time.Sleep(*chaosEvery) // the last kill gets its time to recover, as every other did
 	total := time.Since(start)
 	var down time.Duration
-	for _, v := range viewers {
-		down += v.downtime()
+	for i, v := range viewers {
+		d := v.downtime()
+		down += d
+		v.mu.Lock()
+		t.Logf("viewer %d of %s: %s without video, longest gap %s, %d sessions, now through %s", i, v.source, d.Round(time.Millisecond), v.worst.Round(time.Millisecond), v.views, v.node)
+		v.mu.Unlock()
 	}
 	cancel()
 	wg.Wait()

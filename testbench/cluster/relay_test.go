@@ -107,20 +107,7 @@ func TestRelayOverhead(t *testing.T) {
 	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})
 	s1, s2 := b.startSFU("sfu-1"), b.startSFU("sfu-2")
 	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
-	var origin, other *sfuNode
-	testkit.WaitFor(t, 20*time.Second, "cam1 published", func() bool {
-		for _, s := range []*sfuNode{s1, s2} {
-			if relay, live := b.sourceOn(s, "cam1"); live && relay == "" {
-				origin = s
-				return true
-			}
-		}
-		return false
-	})
-	other = s1
-	if origin == s1 {
-		other = s2
-	}
+	origin, other := b.publisher("cam1", s1, s2)
 	// the other node idle, then relaying to one viewer
 	c0 := cpuOf(t, other.Pid())
 	time.Sleep(*relayFor)

@@ -224,6 +224,27 @@ func (b *bench) sourceOn(s *sfuNode, source string) (relay string, live bool) {
 	return "", false
 }
 
+// publisher waits until one of nodes publishes source itself (not relayed)
+// and returns it, with one of the others.
+func (b *bench) publisher(source string, nodes ...*sfuNode) (origin, other *sfuNode) {
+	b.t.Helper()
+	testkit.WaitFor(b.t, 20*time.Second, source+" published to an SFU", func() bool {
+		for _, s := range nodes {
+			if relay, live := b.sourceOn(s, source); live && relay == "" {
+				origin = s
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range nodes {
+		if s != origin {
+			return origin, s
+		}
+	}
+	return origin, nil
+}
+
 // TestViewerOnAnotherNodeFollowsTheSource: a viewer on one SFU node watches a
 // camera published on another through a relay (one copy per node, however
 // many viewers); when the node the camera is published on dies, the camera
@@ -233,23 +254,7 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})
 	sfus := []*sfuNode{b.startSFU("sfu-1"), b.startSFU("sfu-2"), b.startSFU("sfu-3")}
 	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
-	var origin *sfuNode
-	testkit.WaitFor(t, 20*time.Second, "cam1 published to an SFU", func() bool {
-		for _, s := range sfus {
-			if relay, live := b.sourceOn(s, "cam1"); live && relay == "" {
-				origin = s
-				return true
-			}
-		}
-		return false
-	})
-	var other *sfuNode
-	for _, s := range sfus {
-		if s != origin {
-			other = s
-			break
-		}
-	}
+	origin, other := b.publisher("cam1", sfus...)
 	testkit.WaitFor(t, 10*time.Second, other.name+" hearing that "+origin.name+" publishes cam1", func() bool {
 		var st struct {
 			Nodes []struct {

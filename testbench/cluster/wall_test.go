@@ -19,20 +19,7 @@ func TestWallOnAnotherNodeRecovers(t *testing.T) {
 	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{Stream: testkit.LiveStream(t, context.Background(), "pattern", false)})
 	s1, s2 := b.startSFU("sfu-1"), b.startSFU("sfu-2")
 	b.startIngest("ingest-a", fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1")))
-	var origin, wall *sfuNode
-	testkit.WaitFor(t, 20*time.Second, "cam1 published to an SFU", func() bool {
-		for _, s := range []*sfuNode{s1, s2} {
-			if relay, live := b.sourceOn(s, "cam1"); live && relay == "" {
-				origin = s
-				return true
-			}
-		}
-		return false
-	})
-	wall = s1
-	if origin == s1 {
-		wall = s2
-	}
+	origin, wall := b.publisher("cam1", s1, s2)
 	testkit.WaitFor(t, 10*time.Second, wall.name+" listing cam1 (published on "+origin.name+")", func() bool {
 		relay, live := b.sourceOn(wall, "cam1")
 		return live && relay == origin.name
