@@ -94,6 +94,54 @@ func (s *Server) withRemote(list []SourceInfo, c *auth.Claims) []SourceInfo {
 	return list
 }
 
+// keepRelayed relays, every half second, each source here that has viewers
+// but no publisher, or one whose connection is down (ICE disconnected, not
+// yet failed), when another node publishes it: its publisher (an ingest)
+// died and another published it elsewhere, and the viewers here stay
+// attached to the source, asking nothing new.
+func (s *Server) keepRelayed(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		var remote map[string]string
+		s.mu.Lock()
+		var orphans []string
+		var stale []*publisher
+		for name, src := range s.sources {
+			if len(src.viewers) == 0 || s.relays[name] != nil {
+				continue
+			}
+			p := src.pub.Load()
+			switch {
+			case p == nil:
+				orphans = append(orphans, name)
+			case p.relay == "" && p.ss.pc.ConnectionState() == webrtc.PeerConnectionStateDisconnected:
+				if remote == nil {
+					remote = s.p.Remote()
+				}
+				if remote[name] != "" {
+					stale = append(stale, p)
+					orphans = append(orphans, name)
+				}
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range stale {
+			p.ss.close("its publisher is out of reach and another node publishes the source")
+		}
+		for _, name := range orphans {
+			go s.awaitRelay(ctx, name)
+		}
+	}
+}
+
 // runRelay keeps the source relayed while anyone watches it here.
 func (s *Server) runRelay(r *sourceRelay) {
 	defer close(r.done)

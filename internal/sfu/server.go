@@ -201,6 +201,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go s.measure(ctx)
 	go s.calls.Run(ctx)
+	if s.p.Locate != nil {
+		go s.keepRelayed(ctx)
+	}
 	s.log.Info("listening", "http", s.HTTPAddr(), "ice_udp", s.UDPAddr())
 	select {
 	case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,8 @@ type chaosViewer struct {
 	worst  time.Duration // the longest gap
 	node   string        // the node viewed through now
 	views  int           // WHEP sessions opened
+	gaps   []string      // the long gaps: when, how long, through which node
+	start  time.Time
 }
 
 // gapAllowance is a gap in video a viewer does not notice (a GOP-cache start,
@@ -88,6 +91,9 @@ func (v *chaosViewer) tick() {
 		v.mu.Lock()
 		v.down += gap - gapAllowance
 		v.worst = max(v.worst, gap)
+		if gap > 5*time.Second && !v.start.IsZero() {
+			v.gaps = append(v.gaps, fmt.Sprintf("%s+%s via %s", time.Unix(0, prev).Sub(v.start).Round(100*time.Millisecond), gap.Round(100*time.Millisecond), v.node))
+		}
 		v.mu.Unlock()
 	}
 }
@@ -121,13 +127,16 @@ func TestChaos(t *testing.T) {
 	list += "]"
 
 	var mu sync.Mutex
+	var all []*testkit.Process // every process started, for their logs
 	sfus := map[string]*sfuNode{}
 	ingests := map[string]*ingest{}
 	for _, n := range []string{"sfu-1", "sfu-2", "sfu-3"} {
 		sfus[n] = b.startSFU(n)
+		all = append(all, sfus[n].Process)
 	}
 	for _, n := range []string{"ingest-a", "ingest-b"} {
 		ingests[n] = b.startIngest(n, list)
+		all = append(all, ingests[n].Process)
 	}
 	live := func() []*sfuNode {
 		mu.Lock()
@@ -166,12 +175,12 @@ func TestChaos(t *testing.T) {
 		}
 		return true
 	})
+	start := time.Now()
 	for _, v := range viewers {
 		v.mu.Lock()
-		v.down = 0 // the run counts from here
+		v.down, v.start = 0, start // the run counts from here
 		v.mu.Unlock()
 	}
-	start := time.Now()
 	kills := 0
 	for time.Since(start) < *chaosFor {
 		time.Sleep(*chaosEvery)
@@ -187,13 +196,15 @@ func TestChaos(t *testing.T) {
 		}
 		mu.Unlock()
 		kills++
-		t.Logf("%s: killed %s", time.Since(start).Round(time.Second), name)
+		t.Logf("%s: killed %s", time.Since(start).Round(100*time.Millisecond), name)
 		time.Sleep(3 * time.Second)
 		mu.Lock()
 		if _, ok := sfus[name]; ok {
 			sfus[name] = b.startSFU(name)
+			all = append(all, sfus[name].Process)
 		} else {
 			ingests[name] = b.startIngest(name, list)
+			all = append(all, ingests[name].Process)
 		}
 		mu.Unlock()
 	}
@@ -204,7 +215,7 @@ func TestChaos(t *testing.T) {
 		d := v.downtime()
 		down += d
 		v.mu.Lock()
-		t.Logf("viewer %d of %s: %s without video, longest gap %s, %d sessions, now through %s", i, v.source, d.Round(time.Millisecond), v.worst.Round(time.Millisecond), v.views, v.node)
+		t.Logf("viewer %d of %s: %s without video, longest gap %s, %d sessions, now through %s; gaps over 5 s: %v", i, v.source, d.Round(time.Millisecond), v.worst.Round(time.Millisecond), v.views, v.node, v.gaps)
 		v.mu.Unlock()
 	}
 	cancel()
@@ -213,6 +224,15 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: %s, %d nodes killed, %d viewers: availability %.4f%% (viewer-visible downtime %s in all, %s per kill per viewer)",
 		total.Round(time.Second), kills, len(viewers), 100*avail, down.Round(time.Millisecond),
 		(down / time.Duration(max(1, kills*len(viewers)))).Round(time.Millisecond))
+	if avail < 0.9 || testing.Verbose() {
+		for _, p := range all {
+			for _, line := range strings.Split(p.Output(), "\n") {
+				if strings.Contains(line, "relay") || strings.Contains(line, "publishing") || strings.Contains(line, "lease") || strings.Contains(line, "camera") {
+					t.Log(line)
+				}
+			}
+		}
+	}
 	if avail < 0.9 {
 		t.Errorf("availability %.2f%%: the viewers were without video for %s of %s", 100*avail, down, total*time.Duration(len(viewers)))
 	}

@@ -341,3 +341,61 @@ func TestPartitionedSFUStopsTakingWorkAndRejoins(t *testing.T) {
 		return b.api(http.MethodGet, cut.url+"/healthz", nil, &health) == http.StatusOK && lists(other, cut.name)
 	})
 }
+
+// TestViewerFollowsItsSourceToAnotherNode: a viewer watches a camera on the
+// node it is published on; the ingest pulling it dies and the other ingest
+// publishes it to another node (this one drains). The viewer, still attached
+// to the source here, gets the video again through a relay, asking nothing.
+func TestViewerFollowsItsSourceToAnotherNode(t *testing.T) {
+	b := newBench(t)
+	cam := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{})
+	s1, s2 := b.startSFU("sfu-1"), b.startSFU("sfu-2")
+	drain := func(s *sfuNode, on bool) {
+		var st struct{ Draining bool }
+		if code := b.api(http.MethodPost, s.url+"/v1/cluster", map[string]bool{"draining": on}, &st); code != http.StatusOK || st.Draining != on {
+			t.Fatalf("drain %s %v: %d", s.name, on, code)
+		}
+	}
+	drain(s2, true)
+	list := fmt.Sprintf("[{name: cam1, url: %q, transport: tcp}]", cam.URL("cam1"))
+	inA := b.startIngest("ingest-a", list)
+	testkit.WaitFor(t, 20*time.Second, "cam1 published to sfu-1", func() bool {
+		relay, live := b.sourceOn(s1, "cam1")
+		return live && relay == ""
+	})
+	inB := b.startIngest("ingest-b", list)
+	testkit.WaitFor(t, 20*time.Second, "ingest-b standing by", func() bool { return b.states(inB)["cam1"].State == "standby" })
+	_, got := b.watch(s1, "cam1")
+	testkit.WaitFor(t, 10*time.Second, "the viewer on sfu-1 receiving cam1", func() bool { return got.Load() > 20 })
+
+	drain(s2, false)
+	drain(s1, true)
+	testkit.WaitFor(t, 10*time.Second, "ingest-b seeing sfu-1 draining", func() bool {
+		var st struct {
+			Nodes []struct {
+				Name     string `json:"name"`
+				Draining bool   `json:"draining"`
+			} `json:"nodes"`
+		}
+		b.api(http.MethodGet, inB.api+"/v1/cluster", nil, &st)
+		return slices.ContainsFunc(st.Nodes, func(n struct {
+			Name     string `json:"name"`
+			Draining bool   `json:"draining"`
+		}) bool {
+			return n.Name == "sfu-1" && n.Draining
+		})
+	})
+	_ = inA.Signal(syscall.SIGKILL)
+	<-inA.Done()
+	killed := time.Now()
+	before := got.Load()
+	testkit.WaitFor(t, 20*time.Second, "cam1 published to sfu-2 by ingest-b", func() bool {
+		relay, live := b.sourceOn(s2, "cam1")
+		return live && relay == ""
+	})
+	testkit.WaitFor(t, 20*time.Second, "the viewer on sfu-1 receiving cam1 again", func() bool { return got.Load() > before+20 })
+	if relay, _ := b.sourceOn(s1, "cam1"); relay != "sfu-2" {
+		t.Errorf("cam1 on sfu-1 is relayed from %q; want sfu-2", relay)
+	}
+	t.Logf("ingest killed, its camera published to another node → the viewer attached here has video again after %s", time.Since(killed).Round(time.Millisecond))
+}
