@@ -339,14 +339,26 @@ func (s *Server) relayPublisher(pc *webrtc.PeerConnection, answer string) (*publ
 }
 
 // attachRelay makes p the source's publisher, unless someone publishes it
-// here.
+// here: a publisher whose connection is down (its ingest died; ICE has not
+// failed yet) gives way.
 func (s *Server) attachRelay(name string, p *publisher) (*source, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	src := s.sources[name]
 	if src != nil && src.live() {
-		return nil, fmt.Errorf("source %q is published here", name)
+		old := src.pub.Load()
+		s.mu.Unlock()
+		if old.relay != "" || old.ss.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+			return nil, fmt.Errorf("source %q is published here", name)
+		}
+		old.ss.close("its publisher is out of reach and another node publishes the source")
+		s.mu.Lock()
+		src = s.sources[name]
+		if src != nil && src.live() {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("source %q was published here meanwhile", name)
+		}
 	}
+	defer s.mu.Unlock()
 	return s.attach(src, name, p), nil
 }
 
