@@ -156,6 +156,9 @@ func (s *Server) runRelay(r *sourceRelay) {
 	watched := time.Now()
 	lost := ""
 	for {
+		if s.publishedHere(r.name) {
+			return // a publisher here took the source: no relay needed
+		}
 		if node, base := s.p.Locate(r.name, lost); base != "" {
 			start := time.Now()
 			err := s.relayOnce(r, node, base)
@@ -180,6 +183,19 @@ func (s *Server) runRelay(r *sourceRelay) {
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// publishedHere tells whether a publisher (not a relay) feeds the source
+// called name here.
+func (s *Server) publishedHere(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.sources[name]
+	if src == nil {
+		return false
+	}
+	p := src.pub.Load()
+	return p != nil && p.relay == ""
 }
 
 // viewersOf counts the viewers of the source called name here.
