@@ -117,40 +117,53 @@ func (b *bench) startIngestVia(name, cameras, natsURL string) *ingest {
 	b.t.Helper()
 	dir := b.t.TempDir()
 	api := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b.t))
-	env := []string{
-		"FV_INGEST_AUTH_SECRET=" + secret,
-		"FV_INGEST_AUTH_REVOCATIONS_FILE=" + filepath.Join(dir, "revocations.json"),
-		"FV_INGEST_AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
-		"FV_INGEST_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(dir, "audit.key"),
-		"FV_INGEST_LOG_FORMAT=json",
-		"FV_INGEST_RECORD_ENABLED=false",
+	p := b.startNode("ingest", name, natsURL, api,
 		"FV_INGEST_RECONNECT_MIN=100ms",
 		"FV_INGEST_RECONNECT_MAX=1s",
 		"FV_INGEST_RTSP_ADDRESS=127.0.0.1:0",
 		`FV_INGEST_RTSP_UDP_RTP_ADDRESS=""`,
 		`FV_INGEST_RTSP_UDP_RTCP_ADDRESS=""`,
-		"FV_INGEST_API_ADDRESS=" + api,
+		"FV_INGEST_API_ADDRESS="+api,
 		`FV_INGEST_UPLINK_URL=""`,
-		"FV_INGEST_CAMERAS=" + cameras,
-		"FV_INGEST_CAMERAS_FILE=" + filepath.Join(dir, "cameras.json"),
-		"FV_INGEST_CLUSTER_NATS=[" + natsURL + "]",
-		"FV_INGEST_CLUSTER_NODE=" + name,
-		"FV_INGEST_CLUSTER_ADVERTISE=http://" + api,
-		"FV_INGEST_CLUSTER_HEARTBEAT=250ms",
-		"FV_INGEST_CLUSTER_LEASE_TTL=" + leaseTTL.String(),
+		"FV_INGEST_CAMERAS="+cameras,
+		"FV_INGEST_CAMERAS_FILE="+filepath.Join(dir, "cameras.json"),
+	)
+	return &ingest{Process: p, name: name, api: "http://" + api}
+}
+
+// startNode runs bin/<binary> (ingest or sfu) named name in the cluster at
+// natsURL, its HTTP API at addr, with the settings every node of these
+// tests has (shared secret, own audit files, no recording, JSON logs, fast
+// heartbeats) and own, and waits until it listens.
+func (b *bench) startNode(binary, name, natsURL, addr string, own ...string) *testkit.Process {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	pre := "FV_" + strings.ToUpper(binary) + "_"
+	env := []string{
+		pre + "AUTH_SECRET=" + secret,
+		pre + "AUTH_REVOCATIONS_FILE=" + filepath.Join(dir, "revocations.json"),
+		pre + "AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
+		pre + "AUDIT_SIGNING_KEY_FILE=" + filepath.Join(dir, "audit.key"),
+		pre + "LOG_FORMAT=json",
+		pre + "RECORD_ENABLED=false",
+		pre + "CLUSTER_NATS=[" + natsURL + "]",
+		pre + "CLUSTER_NODE=" + name,
+		pre + "CLUSTER_ADVERTISE=http://" + addr,
+		pre + "CLUSTER_HEARTBEAT=250ms",
+		pre + "CLUSTER_LEASE_TTL=" + leaseTTL.String(),
 	}
 	if b.replicas != 0 {
-		env = append(env, fmt.Sprintf("FV_INGEST_CLUSTER_REPLICAS=%d", b.replicas))
+		env = append(env, fmt.Sprintf("%sCLUSTER_REPLICAS=%d", pre, b.replicas))
 	}
-	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, "ingest"), "-config", filepath.Join(b.root, "configs", "ingest.yml"))
-	in := &ingest{Process: p, name: name, api: "http://" + api}
+	env = append(env, own...)
+	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, binary), "-config", filepath.Join(b.root, "configs", binary+".yml"))
 	testkit.WaitFor(b.t, 20*time.Second, name+" to listen", func() bool {
 		if p.Exited() {
 			b.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
 		}
 		return strings.Contains(p.Output(), `"msg":"listening"`)
 	})
-	return in
+	return p
 }
 
 type sourceState struct {

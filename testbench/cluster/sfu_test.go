@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -37,35 +36,9 @@ func (b *bench) startSFU(name string) *sfuNode {
 // startSFUVia is startSFU reaching NATS at natsURL (through a Link).
 func (b *bench) startSFUVia(name, natsURL string) *sfuNode {
 	b.t.Helper()
-	dir := b.t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b.t))
-	env := []string{
-		"FV_SFU_AUTH_SECRET=" + secret,
-		"FV_SFU_AUTH_REVOCATIONS_FILE=" + filepath.Join(dir, "revocations.json"),
-		"FV_SFU_AUDIT_FILE=" + filepath.Join(dir, "audit.log"),
-		"FV_SFU_AUDIT_SIGNING_KEY_FILE=" + filepath.Join(dir, "audit.key"),
-		"FV_SFU_LOG_FORMAT=json",
-		"FV_SFU_RECORD_ENABLED=false",
-		"FV_SFU_HTTP_ADDRESS=" + addr,
-		"FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
-		"FV_SFU_CLUSTER_NATS=[" + natsURL + "]",
-		"FV_SFU_CLUSTER_NODE=" + name,
-		"FV_SFU_CLUSTER_ADVERTISE=http://" + addr,
-		"FV_SFU_CLUSTER_HEARTBEAT=250ms",
-		"FV_SFU_CLUSTER_LEASE_TTL=" + leaseTTL.String(),
-	}
-	if b.replicas != 0 {
-		env = append(env, fmt.Sprintf("FV_SFU_CLUSTER_REPLICAS=%d", b.replicas))
-	}
-	p := testkit.StartEnv(b.t, context.Background(), env, filepath.Join(b.bin, "sfu"), "-config", filepath.Join(b.root, "configs", "sfu.yml"))
-	s := &sfuNode{Process: p, name: name, url: "http://" + addr}
-	testkit.WaitFor(b.t, 20*time.Second, name+" to listen", func() bool {
-		if p.Exited() {
-			b.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
-		}
-		return strings.Contains(p.Output(), `"msg":"listening"`)
-	})
-	return s
+	p := b.startNode("sfu", name, natsURL, addr, "FV_SFU_HTTP_ADDRESS="+addr, "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0")
+	return &sfuNode{Process: p, name: name, url: "http://" + addr}
 }
 
 // api calls the node's API with the operator token; it returns the status
