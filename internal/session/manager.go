@@ -40,9 +40,12 @@ type FieldDirectory interface {
 
 // Params configures a Manager.
 type Params struct {
-	Conf     conf.Calls
-	Stream   conf.Stream
-	API      *API
+	Conf   conf.Calls
+	Stream conf.Stream
+	API    *API
+	// Media, when set, is the shared media socket API's mux uses: each unit a
+	// subscriber is sent goes out in one send (whip.BatchConn).
+	Media    *whip.BatchConn
 	Verifier *auth.Verifier
 	Audit    *audit.Log
 	Log      *slog.Logger

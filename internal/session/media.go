@@ -291,6 +291,9 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 			return err
 		}
 		p.subPC, p.bwe = pc, bwe
+		if p.m.p.Media != nil {
+			p.batch = whip.NewBatch(p.m.p.Media, pc)
+		}
 		go whip.SendReports(pc, p.done, func(dst []whip.Reporter) []whip.Reporter {
 			if r := p.reporters.Load(); r != nil {
 				dst = append(dst, *r...)
@@ -299,7 +302,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 		})
 	}
 	dt := newDowntrack(pub, codec)
-	dt.pinned = pinned
+	dt.pinned, dt.Batch = pinned, p.batch
 	dt.CountResendsIn(&p.m.resend)
 	tr, err := p.addDowntrack(dt)
 	if err == nil {

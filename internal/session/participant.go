@@ -51,6 +51,7 @@ type participant struct {
 	newSections bool
 	pubPC       *webrtc.PeerConnection
 	subPC       *webrtc.PeerConnection
+	batch       *whip.Batch // the subscribe connection's sends; nil without Params.Media
 	bwe         cc.BandwidthEstimator
 	twcc        bool               // the subscriber sends transport-wide feedback
 	pending     map[string]pubMeta // mid → what the offer said it sends

@@ -36,7 +36,7 @@ func (s *Server) startCalls() error {
 		}
 	}
 	rp := rooms.Params{
-		Conf: c.Calls, Stream: c.Stream, API: api, Verifier: s.p.Verifier, Audit: s.p.Audit, Log: s.p.Log,
+		Conf: c.Calls, Stream: c.Stream, API: api, Media: s.media, Verifier: s.p.Verifier, Audit: s.p.Audit, Log: s.p.Log,
 		Fields: fieldDirectory{s}, ICEServers: s.callICEServers, AllowOrigin: c.HTTP.AllowOrigin,
 		Place: s.p.PlaceRoom, Closed: s.p.RoomClosed,
 	}

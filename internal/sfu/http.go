@@ -286,6 +286,15 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	m := metrics.NewWriter(w)
 	m.Family("fv_sessions", "gauge", "WHIP and WHEP sessions open.")
 	m.Sample("fv_sessions", float64(sessions))
+	bs := s.media.Stats()
+	m.Family("fv_media_datagrams_total", "counter", "Datagrams sent on the shared media socket.")
+	m.Sample("fv_media_datagrams_total", float64(bs.Datagrams))
+	m.Family("fv_media_sends_total", "counter", "Send calls that carried them: a unit's packets to one peer go out in one segmented send.")
+	m.Sample("fv_media_sends_total", float64(bs.Sends))
+	m.Family("fv_media_send_errors_total", "counter", "Datagrams the kernel refused to send.")
+	m.Sample("fv_media_send_errors_total", float64(bs.Errors))
+	m.Family("fv_media_segmentation", "gauge", "1 while sends use UDP segmentation offload (0: one by one; the kernel or route refused it).")
+	m.Sample("fv_media_segmentation", metrics.Bool(bs.Segmentation))
 	families := []struct {
 		name, typ, help string
 		val             func(SourceInfo) float64

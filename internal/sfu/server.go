@@ -75,13 +75,17 @@ type Params struct {
 
 // Server is the SFU.
 type Server struct {
-	p    Params
-	log  *slog.Logger
-	api  *webrtc.API
-	udp  net.PacketConn
-	mux  ice.UDPMux
-	ln   net.Listener
-	http *http.Server
+	p   Params
+	log *slog.Logger
+	api *webrtc.API
+	// viewAPI makes WHEP viewers' peer connections, which only send
+	viewAPI *webrtc.API
+	udp     net.PacketConn
+	mux     ice.UDPMux
+	// media is the shared media socket the mux reads and writes (udp)
+	media *whip.BatchConn
+	ln    net.Listener
+	http  *http.Server
 
 	calls *rooms.Manager
 	turn  *turnServer // nil when off
@@ -132,11 +136,17 @@ func New(p Params) (*Server, error) {
 		s.log.Warn("the media socket's buffers are smaller than asked: packets are dropped when the server pauses; raise net.core.rmem_max and net.core.wmem_max",
 			"receive_bytes", r, "send_bytes", w, "asked", whip.SocketBuffer)
 	}
-	s.mux = webrtc.NewICEUDPMux(nil, udp)
-	s.api, err = whip.NewAPI(whip.APIParams{
+	s.media = whip.NewBatchConn(udp.(*net.UDPConn))
+	s.mux = webrtc.NewICEUDPMux(nil, s.media)
+	ap := whip.APIParams{
 		UDPMux: s.mux, Loopback: p.Conf.WebRTC.Loopback, AdvertiseIPs: p.Conf.WebRTC.AdvertiseIPs,
 		LoopbackOnly: isLoopback(udp.LocalAddr()),
-	})
+	}
+	s.api, err = whip.NewAPI(ap)
+	if err == nil {
+		ap.SendOnly = true
+		s.viewAPI, err = whip.NewAPI(ap)
+	}
 	if err != nil {
 		s.mux.Close()
 		return nil, err

@@ -57,6 +57,12 @@ func TestPublishAndView(t *testing.T) {
 	v := h.view("cam1", h.token(auth.RoleWall, nil, []string{"*"}), &rec)
 	h.waitFor("video and audio", func() bool { n, a := rec.counts(); return n > 200 && a > 20 })
 	checkContinuous(t, rec.packets())
+	// each frame's packets went out together (and arrived whole and in order above)
+	if st := h.srv.media.Stats(); st.Segmentation && st.Sends >= st.Datagrams*3/4 {
+		t.Errorf("media socket: %d datagrams in %d sends; a frame's packets should go in one", st.Datagrams, st.Sends)
+	} else {
+		t.Logf("media socket: %+v", st)
+	}
 	rec.mu.Lock()
 	ttff := rec.first.Sub(start)
 	rec.mu.Unlock()
@@ -202,7 +208,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	want := map[string]bool{`fv_source_clock_trust{source="cam1",track="video0",trust="refclk"} 1`: false, `fv_source_up{source="cam1"} 1`: false, `fv_source_viewers{source="cam1"} 1`: false, "fv_viewer_dropped_units_total{": false, `fv_source_packets_total{source="cam1"}`: false}
+	want := map[string]bool{`fv_source_clock_trust{source="cam1",track="video0",trust="refclk"} 1`: false, `fv_source_up{source="cam1"} 1`: false, `fv_source_viewers{source="cam1"} 1`: false, "fv_viewer_dropped_units_total{": false, `fv_source_packets_total{source="cam1"}`: false, "fv_media_sends_total ": false}
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		for k := range want {

@@ -55,13 +55,14 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 	st := src.stream
 	s.mu.Unlock()
 
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.viewAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", err
 	}
 	ss := s.newSession("whep", name, c, r, pc)
 	ev.Session = ss.id
 	v := &viewer{ss: ss, src: src}
+	batch := whip.NewBatch(s.media, pc)
 
 	// Give each offered media section the next source track of its kind
 	// whose codec the viewer can decode.
@@ -81,7 +82,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 				continue
 			}
 			lt := whip.NewLocalTrack(fmt.Sprintf("%s%d", t.Kind, i), name, i, t, codec)
-			lt.Latency = s.forward
+			lt.Latency, lt.Batch = s.forward, batch
 			tr, err := pc.AddTransceiverFromTrack(lt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 			if err == nil {
 				err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec})

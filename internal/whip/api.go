@@ -18,8 +18,12 @@ import (
 	tsync "fieldvideo/internal/sync"
 )
 
-// ReceiveMTU is the largest datagram a peer connection reads.
-const ReceiveMTU = 8192
+// ReceiveMTU is the largest datagram a peer connection reads; sendOnlyReceiveMTU
+// that of one that only sends (see APIParams.SendOnly).
+const (
+	ReceiveMTU         = 8192
+	sendOnlyReceiveMTU = 1500
+)
 
 // SRTPReplayWindow is how far behind the newest packet received a packet may arrive and
 // still be taken: as far back as a sender's history answers NACKs. A smaller window
@@ -53,6 +57,10 @@ type APIParams struct {
 	// DisconnectedTimeout and FailedTimeout tune how fast a dead peer is
 	// noticed; zero keeps 3 s and 8 s.
 	DisconnectedTimeout, FailedTimeout time.Duration
+	// SendOnly leaves out what only receiving needs (NACK generation and receiver
+	// reports, each a goroutine and a timer per peer connection, and read buffers
+	// for large media datagrams): for WHEP viewers.
+	SendOnly bool
 }
 
 // NewAPI returns a WebRTC API with our codecs, NACK generation, RTCP
@@ -76,19 +84,26 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	// NACKs are generated for what is received; those received for what
 	// is sent are answered by LocalTrack.ServeRTCP from its history.
 	ir := &interceptor.Registry{}
-	gen, err := NACKGenerator()
-	if err != nil {
-		return nil, err
-	}
-	ir.Add(gen)
-	// Everything sent through this API goes out on LocalTracks, whose sender reports
-	// SendReports sends (on the common time baseline).
-	if err := RTCPReports(ir, true); err != nil {
-		return nil, err
+	if !p.SendOnly {
+		gen, err := NACKGenerator()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(gen)
+		// Everything sent through this API goes out on LocalTracks, whose sender reports
+		// SendReports sends (on the common time baseline).
+		if err := RTCPReports(ir, true); err != nil {
+			return nil, err
+		}
 	}
 
 	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
 		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout})
+	if p.SendOnly {
+		// only RTCP, STUN and DTLS come back: no read buffer need be larger
+		// than an Ethernet frame (each peer connection holds several)
+		se.SetReceiveMTU(sendOnlyReceiveMTU)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

@@ -35,18 +35,23 @@ const (
 )
 
 // sentRef is one sent packet: which packet of which unit, the sequence number
-// and timestamp it went out with, and when it was sent and last sent again.
+// and timestamp it went out with, and when it was sent and last sent again (in
+// milliseconds of the Unix clock, modulo 2³²: only differences of seconds are
+// taken). 32 bytes: a viewer's history is a thousand of them.
 type sentRef struct {
 	u       *unit.Unit
-	pkt     uint16
-	seq     uint16
 	ts      uint32
-	size    int32
-	at      int64 // unix ns
-	resent  int64 // unix ns; 0 never
+	at      uint32 // ms
+	resent  uint32 // ms; meaningful once tries > 0
+	seq     uint16
+	pkt     uint16
+	size    uint16
 	tries   uint8 // times sent again
 	present bool
 }
+
+// millis is t (unix ns) in the milliseconds sentRef keeps.
+func millis(ns int64) uint32 { return uint32(ns / int64(time.Millisecond)) }
 
 // ResendCounters count what tracks did with the packets NACKs asked for; safe for
 // concurrent use. A History counts its own, and also into Also when set (every call
@@ -93,8 +98,8 @@ func (s ResendStats) Add(o ResendStats) ResendStats {
 // viewers (LocalTrack) and call subscribers keep one each. The zero value is ready.
 type History struct {
 	mu     sync.Mutex
-	ring   [historySize]sentRef
-	credit int64 // bytes sent, less resendShare × bytes resent, at most resendShare × resendDepth
+	ring   *[historySize]sentRef // allocated at the first packet: exactly 32 KiB
+	credit int64                 // bytes sent, less resendShare × bytes resent, at most resendShare × resendDepth
 	primed bool
 
 	rtt atomic.Int64 // ns; 0 not measured yet
@@ -112,8 +117,11 @@ type History struct {
 func (h *History) Remember(u *unit.Unit, pkt int, hdr *rtp.Header, at int64) {
 	size := int64(len(u.Packets[pkt].Payload))
 	h.mu.Lock()
+	if h.ring == nil {
+		h.ring = new([historySize]sentRef)
+	}
 	h.ring[hdr.SequenceNumber%historySize] = sentRef{u: u, pkt: uint16(pkt), seq: hdr.SequenceNumber, ts: hdr.Timestamp,
-		size: int32(size), at: at, present: true}
+		size: uint16(min(size, 1<<16-1)), at: millis(at), present: true}
 	if !h.primed {
 		h.credit, h.primed = resendShare*resendDepth, true
 	}
@@ -128,16 +136,21 @@ func (h *History) take(seq uint16, now int64) (sentRef, bool) {
 	if rtt == 0 {
 		rtt = int64(defaultRTT)
 	}
-	rtt = max(rtt, int64(minRTT))
+	rtt = max(rtt, int64(minRTT)) / int64(time.Millisecond)
+	ms := millis(now)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.ring == nil {
+		h.count(gone, 1)
+		return sentRef{}, false
+	}
 	r := &h.ring[seq%historySize]
 	switch {
 	case !r.present || r.seq != seq:
 		h.count(gone, 1)
-	case now-r.at > int64(resendMaxAge):
+	case ms-r.at > uint32(resendMaxAge/time.Millisecond):
 		h.count(tooOld, 1)
-	case r.resent != 0 && now-r.resent < rtt:
+	case r.tries > 0 && int64(ms-r.resent) < rtt:
 		h.count(repeat, 1)
 	case r.tries >= resendTries:
 		h.count(tries, 1)
@@ -145,7 +158,7 @@ func (h *History) take(seq uint16, now int64) (sentRef, bool) {
 		h.count(overBudget, 1)
 	default:
 		h.credit -= resendShare * int64(r.size)
-		r.resent = now
+		r.resent = ms
 		r.tries++
 		return *r, true
 	}

@@ -43,6 +43,9 @@ type LocalTrack struct {
 	replayStart, replayBase time.Time
 	replayScale             float64
 
+	// Batch, when set, gathers each unit's packets into one send (see BatchConn).
+	Batch *Batch
+
 	// Latency, when set, observes for each live unit the time from its
 	// first packet's arrival to its last packet's write.
 	Latency *metrics.Histogram
@@ -135,6 +138,8 @@ func (t *LocalTrack) Write(d stream.Delivery) error {
 	}
 	t.out.Unit(b.stamp, u)
 	at := time.Now().UnixNano()
+	held := t.Batch.Hold()
+	defer t.Batch.Release(held)
 	for i, p := range u.Packets {
 		hdr := t.out.Rewrite(&t.rw, p)
 		if t.hist != nil {
