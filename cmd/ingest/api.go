@@ -35,6 +35,7 @@ func (a *api) handler() http.Handler {
 	a.ingest.CameraRoutes(mux, a.node.Verifier)
 	mux.HandleFunc("GET /metrics", a.metrics)
 	a.node.Routes(mux, "")
+	a.node.ProfileRoutes(mux)
 	audited := a.node.Audited(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
@@ -17,6 +18,30 @@ import (
 // actor, fail-closed (audit.HTTP).
 func (n *Node) Audited(h http.Handler) http.Handler {
 	return audit.HTTP(n.Audit, n.Verifier.Identify, h)
+}
+
+// ProfileRoutes serves the Go profiler (CPU profile, execution trace, heap and the
+// rest) to operators under /debug/pprof/.
+func (n *Node) ProfileRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /debug/pprof/", n.operatorOnly(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", n.operatorOnly(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", n.operatorOnly(http.HandlerFunc(pprof.Trace)))
+}
+
+// operatorOnly lets through requests whose token may operate the system.
+func (n *Node) operatorOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := n.Verifier.Verify(auth.FromRequest(r))
+		if err != nil {
+			whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+			return
+		}
+		if !c.CanOperate() {
+			whip.WriteError(w, whip.Errorf(http.StatusForbidden, "%s needs an operator or commander token; %s has role %s", r.URL.Path, c.Who(), c.Role))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Routes adds the APIs every process serves to mux: the revocation list,

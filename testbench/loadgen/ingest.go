@@ -20,6 +20,7 @@ import (
 type ingestProcess struct {
 	cmd  *exec.Cmd
 	rtsp string // host:port
+	api  string // http://host:port
 }
 
 func startIngest(ctx context.Context, bin string, sfu *sfuProcess) (*ingestProcess, error) {
@@ -37,7 +38,7 @@ func startIngest(ctx context.Context, bin string, sfu *sfuProcess) (*ingestProce
 	if err != nil {
 		return nil, err
 	}
-	return &ingestProcess{cmd: cmd, rtsp: addrs.RTSP}, nil
+	return &ingestProcess{cmd: cmd, rtsp: addrs.RTSP, api: "http://" + addrs.API}, nil
 }
 
 // cpu returns the process's CPU time from /proc.

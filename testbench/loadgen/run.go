@@ -35,12 +35,13 @@ type params struct {
 	cameras, viewers, fps, gop int
 	packets                    int
 	duration                   time.Duration
-	cpuProfile                 string
+	cpuProfile, memProfile     string
 }
 
 type result struct {
 	window                 time.Duration
 	serverCPU              cpuTime
+	ingestCPU              cpuTime // ingest's share of serverCPU
 	sendFloor              time.Duration
 	loadCPU                time.Duration     // the load generator's own CPU time
 	sentPackets            uint64            // by the SFU to viewers, in the window
@@ -83,7 +84,7 @@ func startSFU(ctx context.Context, bin string) (*sfuProcess, error) {
 }
 
 // listening is what a server's "listening" log line says.
-type listening struct{ Msg, HTTP, RTSP string }
+type listening struct{ Msg, HTTP, RTSP, API string }
 
 // startServer starts one of our binaries with no config file and settings env, and
 // returns once its JSON log says where it listens.
@@ -228,10 +229,16 @@ func forwardQuantile(a, b scrape, q float64) string {
 	return "n/a"
 }
 
-// profile saves the SFU's CPU profile over d to path.
-func (s *sfuProcess) profile(ctx context.Context, path string, d time.Duration) error {
+// profile saves the CPU profile over d of the server at base (the SFU, or ingest
+// sharing its secret) to path.
+func profile(ctx context.Context, base string, s *sfuProcess, path string, d time.Duration) error {
+	return fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())), s, path)
+}
+
+// fetch saves what an operator GETs at url to path.
+func fetch(ctx context.Context, url string, s *sfuProcess, path string) error {
 	c := &whip.Client{Token: s.token(auth.RoleOperator, nil, nil)}
-	body, err := c.Get(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.base, int(d.Seconds())))
+	body, err := c.Get(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -433,14 +440,19 @@ func run(ctx context.Context, p params) (*result, error) {
 			return nil, fmt.Errorf("CPU burner: %w", err)
 		}
 	}
-	cpu0, _ := r.serverCPUNow(sfu, in)
+	cpu0, in0, _ := r.serverCPUNow(sfu, in)
 	self0 := selfCPU()
 	start := time.Now()
 	made0 := madePackets(cams)
 	setMeasuring(stats, true)
-	profiled := make(chan error, 1)
+	profiled := make(chan error, 2)
 	if p.cpuProfile != "" {
-		go func() { profiled <- sfu.profile(ctx, p.cpuProfile, p.duration) }()
+		go func() { profiled <- profile(ctx, sfu.base, sfu, p.cpuProfile, p.duration) }()
+	} else {
+		profiled <- nil
+	}
+	if p.cpuProfile != "" && in != nil {
+		go func() { profiled <- profile(ctx, in.api, sfu, p.cpuProfile+".ingest", p.duration) }()
 	} else {
 		profiled <- nil
 	}
@@ -453,16 +465,27 @@ func run(ctx context.Context, p params) (*result, error) {
 	r.made = (madePackets(cams) - made0) * uint64(p.viewers)
 	r.window = time.Since(start)
 	r.rssAfter = procRSS(sfu.cmd.Process.Pid)
+	if p.memProfile != "" {
+		if err := fetch(ctx, sfu.base+"/debug/pprof/heap", sfu, p.memProfile); err != nil {
+			return nil, fmt.Errorf("heap profile: %w", err)
+		}
+		if err := fetch(ctx, sfu.base+"/debug/pprof/goroutine?debug=1", sfu, p.memProfile+".goroutines"); err != nil {
+			return nil, fmt.Errorf("goroutines: %w", err)
+		}
+	}
 	r.loadCPU = selfCPU() - self0
-	cpu1, _ := r.serverCPUNow(sfu, in)
+	cpu1, in1, _ := r.serverCPUNow(sfu, in)
 	scrape1, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := <-profiled; err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+	for range 2 {
+		if err := <-profiled; err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
 	}
 	r.serverCPU = cpuTime{user: cpu1.user - cpu0.user, kernel: cpu1.kernel - cpu0.kernel}
+	r.ingestCPU = cpuTime{user: in1.user - in0.user, kernel: in1.kernel - in0.kernel}
 	r.sentPackets = scrape1.sent - scrape0.sent
 	r.resent, r.refused = scrape1.resent-scrape0.resent, map[string]uint64{}
 	for k, v := range scrape1.refused {
@@ -497,14 +520,15 @@ func madePackets(cams []*stream.Stream) uint64 {
 	return n
 }
 
-// serverCPUNow returns the server's CPU time so far: the SFU's, and ingest's when it runs.
-func (r *result) serverCPUNow(sfu *sfuProcess, in *ingestProcess) (cpuTime, error) {
+// serverCPUNow returns the server's CPU time so far: the SFU's, and ingest's when it
+// runs; and ingest's alone.
+func (r *result) serverCPUNow(sfu *sfuProcess, in *ingestProcess) (total, ingest cpuTime, err error) {
 	c, err := sfu.cpu()
 	if err != nil || in == nil {
-		return c, err
+		return c, cpuTime{}, err
 	}
 	i, err := in.cpu()
-	return cpuTime{user: c.user + i.user, kernel: c.kernel + i.kernel}, err
+	return cpuTime{user: c.user + i.user, kernel: c.kernel + i.kernel}, i, err
 }
 
 func waitLive(ctx context.Context, s *sfuProcess, name string) error {
@@ -556,6 +580,10 @@ func (r *result) print(w io.Writer, p params) {
 	fmt.Fprintf(w, "retransmitted on NACKs:           %d (%.2f%% of packets out); refused: %v\n", r.resent, 100*float64(r.resent)/float64(max(r.sentPackets, 1)), r.refused)
 	fmt.Fprintf(w, "server CPU:                       %.3f CPU-s/s (user space %.3f, kernel %.3f)\n",
 		r.serverCPU.total().Seconds()/secs, r.serverCPU.user.Seconds()/secs, r.serverCPU.kernel.Seconds()/secs)
+	if p.ingestBin != "" {
+		fmt.Fprintf(w, "  of which ingest:                %.3f CPU-s/s (user space %.3f, kernel %.3f)\n",
+			r.ingestCPU.total().Seconds()/secs, r.ingestCPU.user.Seconds()/secs, r.ingestCPU.kernel.Seconds()/secs)
+	}
 	if r.serverCPU.total() > 0 {
 		fmt.Fprintf(w, "packets per server CPU-second:    %.0f\n", float64(r.sentPackets)/r.serverCPU.total().Seconds())
 	}
