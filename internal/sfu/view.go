@@ -154,6 +154,9 @@ func (v *viewer) start(st *stream.Stream, want []int) {
 		QueueSize: v.ss.s.p.Conf.Stream.QueueSize,
 		MaxLag:    stream.LiveLag,
 		Tracks:    want,
+		// live units go out on the publisher's goroutine while the viewer keeps
+		// up: its sends are UDP writes that do not wait for the viewer
+		Inline: true,
 		OnUnit: func(d stream.Delivery) {
 			if lt := v.tracks[d.Unit.Track]; lt != nil {
 				_ = lt.Write(d)

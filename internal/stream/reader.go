@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,8 +45,15 @@ type ReaderParams struct {
 	// for the next keyframe (requested upstream). Players use it; the recorder does
 	// not (a late unit is still evidence). Zero delivers everything queued.
 	MaxLag time.Duration
-	// OnUnit is called on the reader's own goroutine for every delivery.
+	// OnUnit is called on the reader's own goroutine for every delivery; for an
+	// Inline reader, on the writer's while the reader keeps up.
 	OnUnit func(Delivery)
+	// Inline lets the writer's goroutine deliver a live unit itself when the reader
+	// has nothing queued and is not busy delivering: no hand-off to the reader's
+	// goroutine, which still takes the replay and whatever queues behind a slow
+	// delivery (see Stream.Write). OnUnit must then never block for long (a
+	// player's UDP send), and must not call the stream but for RequestKeyframe.
+	Inline bool
 	// OnEnd is called once, on the reader's goroutine, when the reader ends.
 	OnEnd func(error)
 }
@@ -64,8 +72,13 @@ type Reader struct {
 	stop   chan struct{}
 	done   chan struct{}
 
-	// shedding is the reader goroutine's: per track, queued units are dropped until
-	// a keyframe after one waited longer than MaxLag.
+	// deliver is held while a unit is delivered, by the reader's goroutine or,
+	// inline, the writer's; pending counts the units queued and not yet delivered.
+	deliver sync.Mutex
+	pending atomic.Int32
+
+	// shedding is the delivering goroutine's (under deliver): per track, queued
+	// units are dropped until a keyframe after one waited longer than MaxLag.
 	shedding []bool
 
 	delivered, dropped, late atomic.Uint64
@@ -136,26 +149,19 @@ func (r *Reader) resize(n int) {
 // push queues a unit without blocking; called under the stream's lock. It
 // reports whether a keyframe should be requested upstream.
 func (r *Reader) push(u *unit.Unit, video bool, rtpTime uint64, flags Flags) (needKeyframe bool) {
-	if r.ended || !r.wants(u.Track) {
-		return false
+	d, ok, needKeyframe := r.admit(u, video, rtpTime, flags)
+	if !ok {
+		return needKeyframe
 	}
-	st := &r.state[u.Track]
-	if video && st.waitKey {
-		if !u.Keyframe {
-			r.dropped.Add(1)
-			return false
-		}
-		st.waitKey = false
-	}
-	if st.discont {
-		flags |= FlagDiscont
-	}
+	r.pending.Add(1)
 	select {
-	case r.ch <- Delivery{Unit: u, Flags: flags, RTPTime: rtpTime}:
-		st.discont = false
+	case r.ch <- d:
+		r.state[u.Track].discont = false
 		return false
 	default:
+		r.pending.Add(-1)
 		r.dropped.Add(1)
+		st := &r.state[u.Track]
 		st.discont = true
 		if video {
 			st.waitKey = true
@@ -163,6 +169,53 @@ func (r *Reader) push(u *unit.Unit, video bool, rtpTime uint64, flags Flags) (ne
 		}
 		return false
 	}
+}
+
+// admit decides whether the reader takes u and how it is flagged; called under the
+// stream's lock.
+func (r *Reader) admit(u *unit.Unit, video bool, rtpTime uint64, flags Flags) (d Delivery, ok, needKeyframe bool) {
+	if r.ended || !r.wants(u.Track) {
+		return Delivery{}, false, false
+	}
+	st := &r.state[u.Track]
+	if video && st.waitKey {
+		if !u.Keyframe {
+			r.dropped.Add(1)
+			return Delivery{}, false, false
+		}
+		st.waitKey = false
+	}
+	if st.discont {
+		flags |= FlagDiscont
+	}
+	return Delivery{Unit: u, Flags: flags, RTPTime: rtpTime}, true, false
+}
+
+// takeInline reports whether the writer delivers u to r itself, and if so holds
+// r.deliver and returns the delivery; called under the stream's lock. The writer
+// calls r.deliverHeld(d) once the stream's lock is released. When it reports
+// false, dropped says whether u was dropped (video waiting for a keyframe) or is
+// to be pushed.
+func (r *Reader) takeInline(u *unit.Unit, video bool) (d Delivery, inline, dropped bool) {
+	if !r.p.Inline || r.pending.Load() != 0 || r.ended || !r.wants(u.Track) || !r.deliver.TryLock() {
+		return Delivery{}, false, false
+	}
+	d, ok, _ := r.admit(u, video, u.RTPTime, 0)
+	if !ok {
+		r.deliver.Unlock()
+		return Delivery{}, false, true
+	}
+	r.state[u.Track].discont = false
+	return d, true, false
+}
+
+// deliverHeld delivers d with r.deliver held, and releases it.
+func (r *Reader) deliverHeld(d Delivery) {
+	if r.p.MaxLag <= 0 || !r.shed(&d) {
+		r.delivered.Add(1)
+		r.p.OnUnit(d)
+	}
+	r.deliver.Unlock()
 }
 
 // end stops the reader; called under the stream's lock.
@@ -179,16 +232,16 @@ func (r *Reader) run() {
 	for {
 		select {
 		case <-r.stop:
+			r.deliver.Lock() // an inline delivery under way ends first
 			if r.p.OnEnd != nil {
 				r.p.OnEnd(r.endErr)
 			}
+			r.deliver.Unlock()
 			return
 		case d := <-r.ch:
-			if r.p.MaxLag > 0 && r.shed(&d) {
-				continue
-			}
-			r.delivered.Add(1)
-			r.p.OnUnit(d)
+			r.deliver.Lock()
+			r.pending.Add(-1)
+			r.deliverHeld(d)
 		}
 	}
 }

@@ -66,6 +66,10 @@ type Stats struct {
 type Stream struct {
 	p Params
 
+	// wmu serializes writers; direct is Write's, under it.
+	wmu    sync.Mutex
+	direct []inlineDelivery
+
 	mu      sync.Mutex
 	tracks  []unit.Track
 	epoch   uint32
@@ -167,13 +171,34 @@ func (s *Stream) Restart(tracks []unit.Track) {
 	}
 }
 
-// Write publishes a unit to every reader. It never blocks. The unit must not
-// be modified afterwards.
+// Write publishes a unit to every reader. It never blocks on a reader: it queues
+// the unit for each, except Inline readers that keep up, to which it delivers the
+// unit itself once the stream's lock is released. The unit must not be modified
+// afterwards.
 func (s *Stream) Write(u *unit.Unit) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	direct := s.write(u)
+	for i := range direct {
+		direct[i].r.deliverHeld(direct[i].d)
+		direct[i] = inlineDelivery{} // nothing kept alive by the scratch list
+	}
+	s.direct = direct[:0]
+}
+
+// inlineDelivery is a unit the writer delivers to a reader itself.
+type inlineDelivery struct {
+	r *Reader
+	d Delivery
+}
+
+// write does Write's work under the stream's lock and returns the inline deliveries.
+func (s *Stream) write(u *unit.Unit) []inlineDelivery {
+	direct := s.direct[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || u.Track < 0 || u.Track >= len(s.tracks) {
-		return
+		return direct
 	}
 	u.Epoch = s.epoch
 	s.units.Add(1)
@@ -188,10 +213,17 @@ func (s *Stream) Write(u *unit.Unit) {
 		s.cache(u)
 	}
 	for _, r := range s.readers {
+		if d, inline, dropped := r.takeInline(u, video); inline {
+			direct = append(direct, inlineDelivery{r: r, d: d})
+			continue
+		} else if dropped {
+			continue
+		}
 		if r.push(u, video, u.RTPTime, 0) {
 			s.requestKeyframeLocked(u.Track)
 		}
 	}
+	return direct
 }
 
 func (s *Stream) cache(u *unit.Unit) {
