@@ -1,6 +1,7 @@
 package whip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,8 +22,11 @@ type ViewerParams struct {
 	// NoAudio asks for video only.
 	NoAudio bool
 	// OnPacket receives every RTP packet, from one goroutine per track. The
-	// packet is owned by the callee.
+	// packet is owned by the callee, unless Borrow is set.
 	OnPacket func(kind webrtc.RTPCodecType, codec string, p *rtp.Packet, at time.Time)
+	// Borrow lends OnPacket the packet only for the call: it is read into the
+	// same memory each time, so that reading allocates nothing.
+	Borrow bool
 	// OnRTCP, when set, receives the RTCP packets the SFU sends about each track
 	// (sender reports), from one goroutine per track.
 	OnRTCP func(kind webrtc.RTPCodecType, pkts []rtcp.Packet)
@@ -138,14 +142,30 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		}
 	}()
 	codec := CodecName(t.Codec().MimeType)
+	// pion's ReadRTP allocates a buffer of the receive MTU per packet; read into
+	// one, and keep only what arrived
+	buf := make([]byte, ReceiveMTU)
+	var lent rtp.Packet
 	for {
-		p, _, err := t.ReadRTP()
+		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
-		if v.p.OnPacket != nil {
-			v.p.OnPacket(t.Kind(), codec, p, time.Now())
+		if v.p.OnPacket == nil {
+			continue
 		}
+		p := &lent
+		if !v.p.Borrow {
+			p = &rtp.Packet{}
+		}
+		b := buf[:n]
+		if !v.p.Borrow {
+			b = bytes.Clone(b)
+		}
+		if p.Unmarshal(b) != nil {
+			continue
+		}
+		v.p.OnPacket(t.Kind(), codec, p, time.Now())
 	}
 }
 

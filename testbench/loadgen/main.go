@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 )
 
@@ -34,6 +35,7 @@ func main() {
 	flag.DurationVar(&p.duration, "duration", 20*time.Second, "measurement window")
 	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write the SFU's CPU profile over the window to this file (and ingest's, when it runs, to this file + .ingest)")
 	flag.StringVar(&p.memProfile, "memprofile", "", "write the SFU's heap profile at the end of the window to this file (and its goroutines to this file + .goroutines)")
+	selfProfile := flag.String("selfprofile", "", "write the load generator's own heap profile at the end to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -43,4 +45,10 @@ func main() {
 		os.Exit(1)
 	}
 	r.print(os.Stdout, p)
+	if *selfProfile != "" {
+		if f, err := os.Create(*selfProfile); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 }

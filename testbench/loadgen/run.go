@@ -402,7 +402,7 @@ func run(ctx context.Context, p params) (*result, error) {
 			vctx, vcancel := context.WithTimeout(ctx, 10*time.Second)
 			v, err := whip.View(vctx, whip.ViewerParams{
 				Endpoint: whip.Endpoint(sfu.base, fmt.Sprintf("load%d", i+1), "whep"),
-				Client:   &whip.Client{Token: tok}, API: api, NoAudio: true, OnPacket: vs.on,
+				Client:   &whip.Client{Token: tok}, API: api, NoAudio: true, OnPacket: vs.on, Borrow: true,
 			})
 			vcancel()
 			if err != nil {
