@@ -33,8 +33,8 @@ type batch struct {
 	sizes []int
 }
 
-// Limits of one segmented send: the kernel takes at most 64 segments (UDP_MAX_SEGMENTS
-// before Linux 6.9) and one IP datagram's worth of bytes.
+// Limits of one segmented send: older kernels take at most 64 segments
+// (UDP_MAX_SEGMENTS; newer ones 128), and all of them one IP datagram's worth of bytes.
 const (
 	maxSegments  = 64
 	maxBatchSize = 60 << 10
@@ -221,7 +221,8 @@ type Batch struct {
 	dst  atomic.Pointer[netip.AddrPort]
 }
 
-// NewBatch returns the Batch of pc, whose media go out on conn.
+// NewBatch returns the Batch of pc, whose media go out on conn. It takes pc's
+// ICE transport's OnSelectedCandidatePairChange.
 func NewBatch(conn *BatchConn, pc *webrtc.PeerConnection) *Batch {
 	b := &Batch{conn: conn}
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
