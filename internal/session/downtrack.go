@@ -76,6 +76,9 @@ func (dt *downtrack) video() bool { return dt.Kind() == webrtc.RTPCodecTypeVideo
 func (dt *downtrack) start(name string, queue int, onEnd func(error)) error {
 	r, err := dt.pub.stream.AddReader(stream.ReaderParams{
 		Name: name, QueueSize: queue, MaxLag: stream.LiveLag, Tracks: dt.pub.layers, OnUnit: dt.onUnit, OnEnd: onEnd,
+		// onUnit only chooses the layer and sends: the publisher's goroutine may
+		// deliver while the subscriber keeps up
+		Inline: true,
 	})
 	if err != nil {
 		return err
@@ -100,8 +103,8 @@ func (dt *downtrack) setTarget(l int) {
 	}
 }
 
-// onUnit forwards one delivery; it runs on the reader's goroutine and does
-// not allocate.
+// onUnit forwards one delivery; it runs on the reader's goroutine or, inline, the
+// publisher's, and does not allocate.
 func (dt *downtrack) onUnit(d stream.Delivery) {
 	u := d.Unit
 	if u.Track < 0 || u.Track >= len(dt.layerOf) {
