@@ -29,20 +29,7 @@ func (n *Node) ProfileRoutes(mux *http.ServeMux) {
 }
 
 // operatorOnly lets through requests whose token may operate the system.
-func (n *Node) operatorOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := n.Verifier.Verify(auth.FromRequest(r))
-		if err != nil {
-			whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
-			return
-		}
-		if !c.CanOperate() {
-			whip.WriteError(w, whip.Errorf(http.StatusForbidden, "%s needs an operator or commander token; %s has role %s", r.URL.Path, c.Who(), c.Role))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
+func (n *Node) operatorOnly(h http.Handler) http.Handler { return whip.OperatorOnly(n.Verifier, h) }
 
 // Routes adds the APIs every process serves to mux: the revocation list,
 // evidence holds, and the recording state.

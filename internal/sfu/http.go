@@ -229,20 +229,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // operatorOnly lets through requests whose token may operate the system.
-func (s *Server) operatorOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.p.Verifier.Verify(auth.FromRequest(r))
-		if err != nil {
-			whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
-			return
-		}
-		if !c.CanOperate() {
-			whip.WriteError(w, whip.Errorf(http.StatusForbidden, "%s needs an operator or commander token; %s has role %s", r.URL.Path, c.Who(), c.Role))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
+func (s *Server) operatorOnly(h http.Handler) http.Handler { return whip.OperatorOnly(s.p.Verifier, h) }
 
 // handleMetrics serves Prometheus metrics to operators.
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pion/sdp/v3"
+
+	"fieldvideo/internal/auth"
 )
 
 // Media types of WHIP/WHEP bodies.
@@ -177,4 +179,20 @@ func SetCORS(w http.ResponseWriter, origin string) {
 	h.Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST, PATCH, DELETE")
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
 	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch")
+}
+
+// OperatorOnly lets through requests whose token (verified by v) may operate the system.
+func OperatorOnly(v *auth.Verifier, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := v.Verify(auth.FromRequest(r))
+		if err != nil {
+			WriteError(w, Errorf(http.StatusUnauthorized, "%v", err))
+			return
+		}
+		if !c.CanOperate() {
+			WriteError(w, Errorf(http.StatusForbidden, "%s needs an operator or commander token; %s has role %s", r.URL.Path, c.Who(), c.Role))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
