@@ -35,8 +35,14 @@ func main() {
 	flag.DurationVar(&p.duration, "duration", 20*time.Second, "measurement window")
 	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write the SFU's CPU profile over the window to this file (and ingest's, when it runs, to this file + .ingest)")
 	flag.StringVar(&p.memProfile, "memprofile", "", "write the SFU's heap profile at the end of the window to this file (and its goroutines to this file + .goroutines)")
-	selfProfile := flag.String("selfprofile", "", "write the load generator's own heap profile at the end to this file")
+	selfProfile := flag.String("selfprofile", "", "write the load generator's own CPU profile to this file, and its heap at the end to this file + .heap")
 	flag.Parse()
+	if *selfProfile != "" {
+		if f, err := os.Create(*selfProfile); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer f.Close()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	r, err := run(ctx, p)
@@ -46,7 +52,8 @@ func main() {
 	}
 	r.print(os.Stdout, p)
 	if *selfProfile != "" {
-		if f, err := os.Create(*selfProfile); err == nil {
+		pprof.StopCPUProfile()
+		if f, err := os.Create(*selfProfile + ".heap"); err == nil {
 			_ = pprof.WriteHeapProfile(f)
 			f.Close()
 		}
