@@ -1,8 +1,10 @@
 // Package stream is the fan-out hub: one writer (a source) and any number of
-// readers (viewers, the recorder, uplinks). The writer never blocks; each
-// reader has its own bounded queue and goroutine. A reader that falls behind
-// drops video until the next keyframe and asks upstream for one. The hub keeps
-// the current group of pictures so that a new reader starts at once.
+// readers (viewers, the recorder, uplinks). The writer never waits for a reader:
+// each reader has its own bounded queue and goroutine, and an Inline reader (a
+// player whose sends do not wait) that keeps up is delivered by the writer
+// itself. A reader that falls behind drops video until the next keyframe and
+// asks upstream for one. The hub keeps the current group of pictures so that a
+// new reader starts at once.
 //
 // This is the only place that decides what to drop.
 package stream

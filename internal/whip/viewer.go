@@ -154,13 +154,9 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		if v.p.OnPacket == nil {
 			continue
 		}
-		p := &lent
+		p, b := &lent, buf[:n]
 		if !v.p.Borrow {
-			p = &rtp.Packet{}
-		}
-		b := buf[:n]
-		if !v.p.Borrow {
-			b = bytes.Clone(b)
+			p, b = &rtp.Packet{}, bytes.Clone(b)
 		}
 		if p.Unmarshal(b) != nil {
 			continue
