@@ -16,7 +16,7 @@ import (
 func (s *Server) startCalls() error {
 	c := s.p.Conf
 	api, err := rooms.NewAPI(rooms.APIParams{
-		UDPMux: s.mux, Loopback: c.WebRTC.Loopback, LoopbackOnly: isLoopback(s.udp.LocalAddr()),
+		UDPMux: s.mux, Loopback: c.WebRTC.Loopback, LoopbackOnly: isLoopback(s.media.LocalAddr()),
 		AdvertiseIPs: c.WebRTC.AdvertiseIPs, StartBitrate: c.Calls.StartBitrate,
 		MinBitrate: c.Calls.MinBitrate, MaxBitrate: c.Calls.MaxBitrate, Server: true,
 	})
@@ -30,7 +30,7 @@ func (s *Server) startCalls() error {
 				return err
 			}
 		}
-		media := sfuMedia{Addr: s.udp.LocalAddr(), AdvertiseIPs: c.WebRTC.AdvertiseIPs}
+		media := sfuMedia{Addr: s.media.LocalAddr(), AdvertiseIPs: c.WebRTC.AdvertiseIPs}
 		if s.turn, err = newTURN(c.Calls.TURN, media, secret, s.log); err != nil {
 			return err
 		}

@@ -80,9 +80,8 @@ type Server struct {
 	api *webrtc.API
 	// viewAPI makes WHEP viewers' peer connections, which only send
 	viewAPI *webrtc.API
-	udp     net.PacketConn
 	mux     ice.UDPMux
-	// media is the shared media socket the mux reads and writes (udp)
+	// media is the shared media socket the mux reads and writes
 	media *whip.BatchConn
 	ln    net.Listener
 	http  *http.Server
@@ -131,7 +130,6 @@ func New(p Params) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtc.udp_address %s: %w", p.Conf.WebRTC.UDPAddress, err)
 	}
-	s.udp = udp
 	if r, w := whip.SizeSocketBuffers(udp); r < whip.SocketBuffer || w < whip.SocketBuffer {
 		s.log.Warn("the media socket's buffers are smaller than asked: packets are dropped when the server pauses; raise net.core.rmem_max and net.core.wmem_max",
 			"receive_bytes", r, "send_bytes", w, "asked", whip.SocketBuffer)
@@ -195,7 +193,7 @@ func isLoopback(a net.Addr) bool {
 func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
 
 // UDPAddr returns the address of the shared ICE UDP port.
-func (s *Server) UDPAddr() string { return s.udp.LocalAddr().String() }
+func (s *Server) UDPAddr() string { return s.media.LocalAddr().String() }
 
 // Run serves until ctx is done or Close is called.
 func (s *Server) Run(ctx context.Context) error {
