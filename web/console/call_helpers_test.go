@@ -148,14 +148,18 @@ func (p *callPage) waitFor(what, expr string, timeout time.Duration) json.RawMes
 }
 
 // waitPlaying waits until the page plays at least frames new frames of the video of source
-// (a room track id), and fails the test with the page's state when it does not.
-func (p *callPage) waitPlaying(source string, frames int, timeout time.Duration) testkit.PlayedTile {
+// (a room track id), and fails the test with the page's state when it does not, and the
+// video statistics of this page and of senders (the pages sending source).
+func (p *callPage) waitPlaying(source string, frames int, timeout time.Duration, senders ...*callPage) testkit.PlayedTile {
 	p.t.Helper()
 	raw, err := p.Try("waitPlaying", timeout, map[string]any{"source": source, "frames": frames})
 	if err != nil {
 		p.LogConsole()
 		var state any
 		p.Eval(pageStateExpr, &state)
+		for _, q := range append([]*callPage{p}, senders...) {
+			q.logVideoStats()
+		}
 		p.t.Fatalf("%s: %s does not play: %v\npage state: %+v", p.name, source, err, state)
 	}
 	var played testkit.PlayedTile
@@ -164,6 +168,34 @@ func (p *callPage) waitPlaying(source string, frames int, timeout time.Duration)
 	}
 	return played
 }
+
+// logVideoStats writes the page's WebRTC video statistics to the test log: what its
+// encoders made and sent, what its decoders got, lost, asked again for and froze on.
+func (p *callPage) logVideoStats() {
+	p.t.Helper()
+	raw, err := p.Try("eval", 10*time.Second, map[string]any{"expr": videoStatsExpr})
+	if err != nil {
+		p.t.Logf("%s: no video statistics: %v", p.name, err)
+		return
+	}
+	p.t.Logf("%s: video statistics: %s", p.name, raw)
+}
+
+const videoStatsExpr = `(async () => {
+	const out = [];
+	for (const [pc, side] of [['publish', window.fieldvideoCall?.publisher], ['subscribe', window.fieldvideoCall?.subscriber]]) {
+		if (!side?.pc) continue;
+		(await side.pc.getStats()).forEach((s) => {
+			if (s.kind !== 'video' || (s.type !== 'outbound-rtp' && s.type !== 'inbound-rtp')) return;
+			out.push({ pc, type: s.type, mid: s.mid, rid: s.rid, width: s.frameWidth, fps: s.framesPerSecond,
+				encoded: s.framesEncoded, sent: s.framesSent, limited: s.qualityLimitationReason,
+				received: s.framesReceived, decoded: s.framesDecoded, dropped: s.framesDropped,
+				packets: s.packetsSent ?? s.packetsReceived, lost: s.packetsLost, nacks: s.nackCount,
+				plis: s.pliCount, freezes: s.freezeCount });
+		});
+	}
+	return out;
+})()`
 
 // pageStateExpr sums up the page for a failure message.
 const pageStateExpr = `(() => ({

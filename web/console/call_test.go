@@ -128,7 +128,7 @@ func TestCallTwoBrowsers(t *testing.T) {
 	// away when sharing stops.
 	{
 		alice.click("#screen")
-		played := bob.waitPlaying("alice/screen", 10, 40*time.Second)
+		played := bob.waitPlaying("alice/screen", 10, 40*time.Second, alice)
 		if played.Width == 0 {
 			t.Errorf("bob sees alice's screen at %dx%d", played.Width, played.Height)
 		}
