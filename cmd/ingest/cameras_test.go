@@ -275,3 +275,20 @@ func TestCamerasAPI(t *testing.T) {
 		}
 	}
 }
+
+// The Go profiler is for operators only, as on the SFU.
+func TestProfilerIsOperatorOnly(t *testing.T) {
+	e := startAPI(t, filepath.Join(t.TempDir(), "cameras.json"), 2)
+	for _, tc := range []struct {
+		who, token string
+		status     int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"wall", e.token(auth.RoleWall, "eoc-wall", "gate"), http.StatusForbidden},
+		{"operator", e.token(auth.RoleOperator, "op-anna"), http.StatusOK},
+	} {
+		if status, body := e.do("GET", "/debug/pprof/", tc.token, "", ""); status != tc.status {
+			t.Errorf("%s: %d %.80s, want %d", tc.who, status, body, tc.status)
+		}
+	}
+}
