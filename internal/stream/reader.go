@@ -40,9 +40,11 @@ type ReaderParams struct {
 	QueueSize int
 	// Tracks lists the track indices the reader wants; nil means all.
 	Tracks []int
-	// MaxLag, when positive, bounds a live unit's wait: one that arrived longer ago
-	// when its turn comes is dropped instead of delivered late, and video then waits
-	// for the next keyframe (requested upstream). Players use it; the recorder does
+	// MaxLag, when positive, bounds a live unit's wait: one written to the stream
+	// longer ago when its turn comes is dropped instead of delivered late, and video
+	// then waits for the next keyframe (requested upstream). The wait counts from the
+	// write, not the first packet's arrival: a keyframe paced out over a slow uplink
+	// may take longer than MaxLag to arrive whole, and is still the one to show. Players use it; the recorder does
 	// not (a late unit is still evidence). Zero delivers everything queued.
 	MaxLag time.Duration
 	// OnUnit is called on the reader's own goroutine for every delivery; for an
@@ -246,8 +248,8 @@ func (r *Reader) run() {
 	}
 }
 
-// shed reports whether d is dropped for waiting too long: a live unit older than
-// MaxLag, or one queued behind it before the track's next keyframe.
+// shed reports whether d is dropped for waiting too long: a live unit written more
+// than MaxLag ago, or one queued behind it before the track's next keyframe.
 func (r *Reader) shed(d *Delivery) bool {
 	t := d.Unit.Track
 	if t >= len(r.shedding) {
@@ -260,7 +262,7 @@ func (r *Reader) shed(d *Delivery) bool {
 		r.dropped.Add(1)
 		return true
 	}
-	if a := d.Unit.Arrival; !a.IsZero() && r.s.p.Now().Sub(a) > r.p.MaxLag {
+	if w := d.Unit.Written; w != 0 && r.s.p.Now().UnixNano()-w > int64(r.p.MaxLag) {
 		r.dropped.Add(1)
 		r.late.Add(1)
 		r.shedding[t] = r.s.shed(r, t)

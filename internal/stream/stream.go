@@ -202,7 +202,7 @@ func (s *Stream) write(u *unit.Unit) []inlineDelivery {
 	if s.closed || u.Track < 0 || u.Track >= len(s.tracks) {
 		return direct
 	}
-	u.Epoch = s.epoch
+	u.Epoch, u.Written = s.epoch, s.p.Now().UnixNano()
 	s.units.Add(1)
 	s.packets.Add(uint64(len(u.Packets)))
 	s.bytes.Add(uint64(u.Bytes()))
@@ -210,7 +210,7 @@ func (s *Stream) write(u *unit.Unit) []inlineDelivery {
 	if video {
 		if u.Keyframe {
 			s.keyframes.Add(1)
-			s.lastKey[u.Track] = s.p.Now().UnixNano()
+			s.lastKey[u.Track] = u.Written
 		}
 		s.cache(u)
 	}

@@ -342,3 +342,28 @@ func TestLateUnitsAreShed(t *testing.T) {
 		t.Error("no keyframe was requested after the late frame")
 	}
 }
+
+// A keyframe whose packets took longer than MaxLag to arrive (paced out over a slow
+// uplink) has not waited for the reader: it is delivered, and so is what follows.
+func TestSlowArrivingKeyframeIsNotShed(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks, GOPCacheUnits: -1})
+	defer s.Close()
+	var c collector
+	for _, inline := range []bool{false, true} {
+		r, err := s.AddReader(ReaderParams{QueueSize: 16, MaxLag: 500 * time.Millisecond, Inline: inline, OnUnit: c.on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+	}
+	key := frame(0, 0, true, 100)
+	key.Arrival = time.Now().Add(-2 * time.Second) // its first packet came 2 s ago
+	s.Write(key)
+	s.Write(frame(100, 3000, false, 1))
+	waitFor(t, "both readers to get both units", func() bool { return c.n() == 4 })
+	for _, d := range c.all() {
+		if d.Flags != 0 {
+			t.Fatalf("unit %d delivered with flags %b", d.Unit.Seq, d.Flags)
+		}
+	}
+}

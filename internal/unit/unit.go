@@ -94,6 +94,10 @@ type Unit struct {
 	// when a source's publisher reconnects, so readers can re-anchor their
 	// sequence numbers and timestamps. Set by the stream on Write.
 	Epoch uint32
+	// Written is when the stream took the unit whole (Unix ns), which may be well
+	// after Arrival for a large keyframe paced out over a slow uplink; how long a
+	// reader has kept it waiting counts from here. Set by the stream on Write.
+	Written int64
 }
 
 // Bytes returns the payload size of the unit.
