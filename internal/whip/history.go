@@ -50,7 +50,7 @@ type sentRef struct {
 	present bool
 }
 
-// millis is t (unix ns) in the milliseconds sentRef keeps.
+// millis is the Unix time ns in the milliseconds sentRef keeps.
 func millis(ns int64) uint32 { return uint32(ns / int64(time.Millisecond)) }
 
 // ResendCounters count what tracks did with the packets NACKs asked for; safe for
