@@ -187,10 +187,11 @@ func TestWallSynced(t *testing.T) {
 	}
 	// both tiles measure their latency from the capture times the SFU sends; a tile's
 	// player may start far behind on a busy machine and catch up, so this waits for them
-	// to settle about 250 ms apart.
-	raw := p.WaitFor("both tiles measured, cam1 150-400 ms behind cam2", `(() => { const s = `+syncStateExpr+`;
+	// to settle about 250 ms apart, and for the header, which the page recomputes on its
+	// own tick, to have caught up with the tiles.
+	raw := p.WaitFor("both tiles measured, cam1 150-400 ms behind cam2, and the header naming cam1", `(() => { const s = `+syncStateExpr+`;
 		const d = Number(s.latency.cam1) - Number(s.latency.cam2);
-		return s.skew !== '' && Number(s.skew) > 150 && s.latency.cam1 !== '' && s.latency.cam2 !== '' && d >= 150 && d <= 400 && s; })()`, 30*time.Second)
+		return s.skew !== '' && Number(s.skew) > 150 && s.latency.cam1 !== '' && s.latency.cam2 !== '' && d >= 150 && d <= 400 && s.status.includes('cam1') && s; })()`, 30*time.Second)
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
