@@ -141,6 +141,7 @@ func TestReviewPlaysCamerasInSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	shown := map[string]time.Time{}
+	var slackSum time.Duration
 	for i, src := range []string{"cam1", "cam3"} {
 		a := at2.Sources[i]
 		if !a.Present || a.TimeTrust != "sender-reports" {
@@ -159,6 +160,7 @@ func TestReviewPlaysCamerasInSync(t *testing.T) {
 		// frame after it (or at it), give or take the alignment error.
 		d := shown[src].Sub(at)
 		slack := time.Duration((errMS + 2) * float64(time.Millisecond))
+		slackSum += slack
 		if d < -slack || d > 40*time.Millisecond+slack {
 			t.Errorf("%s: asked %s, the first frame shown was captured at %s (%s off; alignment error %.1f ms)",
 				src, at.Format(time.RFC3339Nano), shown[src].Format(time.RFC3339Nano), d, errMS)
@@ -175,7 +177,11 @@ func TestReviewPlaysCamerasInSync(t *testing.T) {
 			t.Fatalf("ffprobe %s: %v %s %s", src, err, out, stderr.String())
 		}
 	}
-	if d := shown["cam1"].Sub(shown["cam3"]).Abs(); d > 40*time.Millisecond {
-		t.Errorf("the two cameras' first frames were captured %s apart", d)
+	// Each camera shows its first frame at or after the instant, so the two
+	// are captured less than one frame apart, give or take each camera's
+	// alignment error: one can be placed a little late and the other a
+	// little early.
+	if d := shown["cam1"].Sub(shown["cam3"]).Abs(); d > 40*time.Millisecond+slackSum {
+		t.Errorf("the two cameras' first frames were captured %s apart (more than one frame and both alignment errors, %s)", d, slackSum)
 	}
 }
