@@ -28,6 +28,9 @@ type Revocation struct {
 	At      time.Time `json:"at"`
 	By      string    `json:"by"`
 	Reason  string    `json:"reason,omitempty"`
+	// Expires, when set, is when the revoked token expires: once it is well
+	// past, no one can use the token and the entry is dropped.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 func (rv Revocation) String() string {
@@ -167,7 +170,7 @@ func (r *Revocations) Add(rv Revocation) (Revocation, error) {
 	}
 	if r.path == "" {
 		r.mu.Lock()
-		r.set(append(slices.Clone(r.list), rv))
+		r.set(append(r.unexpired(r.list, rv.At), rv))
 		r.mu.Unlock()
 		r.changed()
 		return rv, nil
@@ -181,7 +184,7 @@ func (r *Revocations) Add(rv Revocation) (Revocation, error) {
 	if err != nil {
 		return rv, err
 	}
-	list = append(list, rv)
+	list = append(r.unexpired(list, rv.At), rv)
 	b, err := json.MarshalIndent(revocationFile{Revocations: list}, "", "  ")
 	if err != nil {
 		return rv, err
@@ -199,6 +202,18 @@ func (r *Revocations) Add(rv Revocation) (Revocation, error) {
 	r.mu.Unlock()
 	r.changed()
 	return rv, nil
+}
+
+// unexpired returns the entries of list still needed at now: those of tokens
+// that expired well before it are left out.
+func (r *Revocations) unexpired(list []Revocation, now time.Time) []Revocation {
+	out := make([]Revocation, 0, len(list)+1)
+	for _, rv := range list {
+		if rv.Expires.IsZero() || now.Before(rv.Expires.Add(expiredEntryGrace)) {
+			out = append(out, rv)
+		}
+	}
+	return out
 }
 
 // List returns every revocation, oldest first.

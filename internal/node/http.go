@@ -31,12 +31,13 @@ func (n *Node) ProfileRoutes(mux *http.ServeMux) {
 // operatorOnly lets through requests whose token may operate the system.
 func (n *Node) operatorOnly(h http.Handler) http.Handler { return whip.OperatorOnly(n.Verifier, h) }
 
-// Routes adds the APIs every process serves to mux: the revocation list,
-// evidence holds, and the recording state.
+// Routes adds the APIs every process serves to mux: the revocation list and
+// signing out, evidence holds, and the recording state.
 func (n *Node) Routes(mux *http.ServeMux, allowOrigin string) {
 	rev := auth.RevocationsHandler(n.Verifier)
 	mux.Handle("GET /v1/revocations", rev)
 	mux.Handle("POST /v1/revocations", rev)
+	mux.Handle("POST /v1/signout", auth.SignOutHandler(n.Verifier))
 	mux.HandleFunc("GET /v1/recording", func(w http.ResponseWriter, r *http.Request) { n.serveRecording(w, r, allowOrigin) })
 	if n.Retention != nil {
 		holds := n.Retention.Handler()

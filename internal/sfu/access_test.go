@@ -162,6 +162,26 @@ func TestSessionsLiveByTheirToken(t *testing.T) {
 		t.Fatalf("revocation list %+v", rl.List())
 	}
 
+	// Signing out ends that token's session at once; the same subject's other token
+	// (another tab) keeps its session.
+	tab, other := h.mintFor("eoc-4", auth.RoleWall, nil, []string{"cam1"}, time.Hour), h.mintFor("eoc-4", auth.RoleWall, nil, []string{"cam1"}, time.Hour)
+	h.view("cam1", tab, &received{})
+	h.view("cam1", other, &received{})
+	if n := h.sessionsOf("whep", "cam1"); n != 2 {
+		t.Fatalf("%d sessions, want 2", n)
+	}
+	if code, resp, _ := h.postJSON("/v1/signout", tab, ""); code != http.StatusOK || !strings.Contains(resp, "signed out") {
+		t.Fatalf("sign out: %d %q", code, resp)
+	}
+	testkit.WaitFor(t, time.Second, "the signed-out tab's session to end", func() bool { return h.sessionsOf("whep", "cam1") == 1 })
+	if code, _, _ := h.post("/cam1/whep", tab, validOffer(t, h)); code != http.StatusUnauthorized {
+		t.Fatalf("a signed-out token opening a session: %d", code)
+	}
+	h.view("cam1", other, &received{})
+	if n := h.sessionsOf("whep", "cam1"); n != 2 {
+		t.Fatalf("the other tab's token: %d sessions, want 2", n)
+	}
+
 	// Refreshed by a PATCH with a newer token of the same owner.
 	first := h.mintFor("wall-2", auth.RoleWall, nil, []string{"cam1"}, 2*time.Second)
 	v := h.view("cam1", first, &received{})

@@ -58,6 +58,7 @@ func startSFUWith(t *testing.T, set func(*conf.SFU)) *harness {
 		rev := auth.RevocationsHandler(v)
 		mux.Handle("GET /v1/revocations", rev)
 		mux.Handle("POST /v1/revocations", rev)
+		mux.Handle("POST /v1/signout", auth.SignOutHandler(v))
 	}
 	srv, err := New(Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Routes: routes})
 	if err != nil {

@@ -152,6 +152,20 @@ func (o *OIDCProvider) RevokeRefreshTokens() {
 	clear(o.st.refresh)
 }
 
+// RefreshTokens counts the refresh tokens of subject the provider would still honour: its
+// sessions with the console.
+func (o *OIDCProvider) RefreshTokens(subject string) int {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	n := 0
+	for _, rt := range o.st.refresh {
+		if rt.subject == subject {
+			n++
+		}
+	}
+	return n
+}
+
 func randomID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)

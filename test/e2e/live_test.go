@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,4 +147,39 @@ func TestFFmpegPushReachesWHEPViewer(t *testing.T) {
 	if audioName != "opus" {
 		t.Errorf("audio codec %q, want opus", audioName)
 	}
+
+	// The wall signs out: its token is refused from then on and its session ends.
+	req, err := http.NewRequest(http.MethodPost, sfu+"/v1/signout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+wall)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("sign out: %s", res.Status)
+	}
+	if _, err := (&whip.Client{Token: wall}).Get(context.Background(), sfu+"/v1/sources"); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("the signed-out token listing sources: %v, want refused as revoked", err)
+	}
+	op := token(t, auth.RoleOperator, nil, nil)
+	testkit.WaitFor(t, 5*time.Second, "the signed-out wall's session to end", func() bool {
+		body, err := (&whip.Client{Token: op}).Get(context.Background(), sfu+"/v1/sources")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Sources []struct {
+				Name    string
+				Viewers int
+			}
+		}
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Sources) == 1 && list.Sources[0].Name == "field1" && list.Sources[0].Viewers == 0
+	})
 }

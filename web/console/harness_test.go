@@ -39,6 +39,8 @@ type wallSFU struct {
 	recDir string
 	// routes, when set, adds routes to the SFU's (the playback API).
 	routes func(*http.ServeMux)
+	// revocations is the servers' revocation list, kept across restarts.
+	revocations *auth.Revocations
 
 	mu     sync.Mutex
 	srv    *sfu.Server
@@ -54,7 +56,11 @@ func startSFU(t *testing.T) *wallSFU {
 // startSFUWithRoutes starts an SFU that also serves the routes routes adds.
 func startSFUWithRoutes(t *testing.T, routes func(*http.ServeMux)) *wallSFU {
 	t.Helper()
-	h := &wallSFU{t: t, auditDir: t.TempDir(), routes: routes}
+	rl, err := auth.OpenRevocations("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &wallSFU{t: t, auditDir: t.TempDir(), routes: routes, revocations: rl}
 	h.serve("127.0.0.1:0")
 	h.httpAddr = h.server().HTTPAddr()
 	h.base = "http://" + h.httpAddr
@@ -73,6 +79,14 @@ func (h *wallSFU) serve(addr string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	v.UseRevocations(h.revocations)
+	// the routes every process serves (node.Routes) that the console uses
+	routes := func(mux *http.ServeMux) {
+		mux.Handle("POST /v1/signout", auth.SignOutHandler(v))
+		if h.routes != nil {
+			h.routes(mux)
+		}
+	}
 	h.mu.Lock()
 	h.serves++
 	auditFile := filepath.Join(h.auditDir, fmt.Sprintf("audit-%d.log", h.serves))
@@ -81,7 +95,7 @@ func (h *wallSFU) serve(addr string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{h.t}), Console: console.FS(), Routes: h.routes})
+	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{h.t}), Console: console.FS(), Routes: routes})
 	if err != nil {
 		al.Close()
 		h.t.Fatalf("start the SFU on %s: %v", addr, err)

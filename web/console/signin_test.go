@@ -39,12 +39,18 @@ func startSSOSFU(t *testing.T, op *testkit.OIDCProvider) *wallSFU {
 	if err := v.UseOIDC(auth.OIDCParams{Issuer: op.Issuer, Audience: ssoAudience, JWKSURL: op.JWKSURL()}); err != nil {
 		t.Fatal(err)
 	}
+	rl, err := auth.OpenRevocations("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.UseRevocations(rl)
 	auditFile := filepath.Join(h.auditDir, "audit-1.log")
 	al, err := audit.Open(audit.Params{File: auditFile, KeyFile: auditFile + ".key"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Console: console.FS()})
+	srv, err := sfu.New(sfu.Params{Conf: c, Verifier: v, Audit: al, Log: c.Log.NewLogger(testWriter{t}), Console: console.FS(),
+		Routes: func(mux *http.ServeMux) { mux.Handle("POST /v1/signout", auth.SignOutHandler(v)) }})
 	if err != nil {
 		al.Close()
 		t.Fatal(err)
@@ -175,6 +181,58 @@ func TestSignIn(t *testing.T) {
 		}
 	})
 	op.SetAccessTokenTTL(5 * time.Minute)
+
+	t.Run("sign out ends the token, its video and the provider's session", func(t *testing.T) {
+		p := testkit.PooledPage(t)
+		ssoLogin(t, p, h, "wall-1", "wall-pass")
+		pageWait(t, p, "the wall", `['/', '/index.html'].includes(location.pathname) && document.readyState === 'complete'`, 20*time.Second)
+		p.WaitPlaying("cam1", 5, 30*time.Second)
+		h.waitViewers("cam1", 1, 10*time.Second)
+		var tok string
+		p.Eval(`sessionStorage.getItem('fieldvideo.token') ?? ''`, &tok)
+		if op.RefreshTokens("wall-1") == 0 {
+			t.Fatal("signed in without a refresh token at the provider")
+		}
+		p.Do("click", 10*time.Second, map[string]any{"selector": "#sign-out"})
+		raw := pageWait(t, p, "the sign-in page saying signed out", `location.pathname === '/signin.html' &&
+			document.getElementById('signed-in')?.dataset.signedOut === 'revoked' && document.getElementById('signed-in').textContent`, 20*time.Second)
+		if !strings.Contains(string(raw), "Signed out") {
+			t.Errorf("the sign-in page says %s, want signed out", raw)
+		}
+		var stored string
+		p.Eval(storedTokensExpr, &stored)
+		if stored != "[null,null,null]" {
+			t.Errorf("after signing out sessionStorage holds %s, want nothing", stored)
+		}
+		var hidden bool
+		p.Eval(`document.getElementById('sign-out').hidden`, &hidden)
+		if !hidden {
+			t.Error("the sign-out button shows on the sign-in page with no token kept")
+		}
+		req, _ := http.NewRequest(http.MethodGet, h.base+"/v1/sources", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the signed-out token listing sources: %s, want 401", res.Status)
+		}
+		h.waitViewers("cam1", 0, 10*time.Second)
+		if n := op.RefreshTokens("wall-1"); n != 0 {
+			t.Errorf("the provider still honours %d refresh tokens of wall-1 after the sign-out", n)
+		}
+		signOuts := 0
+		for _, e := range h.auditEvents() {
+			if e.Actor == "wall-1" && e.Action == "sign-out" && e.Result == "ok" {
+				signOuts++
+			}
+		}
+		if signOuts != 1 {
+			t.Errorf("audit: %d sign-outs by wall-1, want 1", signOuts)
+		}
+	})
 
 	t.Run("wrong password", func(t *testing.T) {
 		p := testkit.PooledPage(t)

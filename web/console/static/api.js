@@ -70,6 +70,22 @@ export function saveToken(token, storage = window.sessionStorage) {
   } catch {
     // storage disabled or full: the token still works for this page load.
   }
+  tokenChanged(storage);
+}
+
+// storedToken returns the token this tab keeps ('' for none).
+export function storedToken(storage = window.sessionStorage) {
+  try {
+    return storage.getItem(STORAGE_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+// tokenChanged tells the page (a 'tokenchange' event on window) that the tab's stored token
+// changed: the navigation shows or hides its sign-out button.
+function tokenChanged(storage) {
+  if (typeof window !== 'undefined' && storage === window.sessionStorage) window.dispatchEvent(new Event('tokenchange'));
 }
 
 // forgetToken removes the stored token, after the server refused it, and the single sign-on
@@ -81,6 +97,66 @@ export function forgetToken(storage = window.sessionStorage) {
   } catch {
     // nothing stored.
   }
+  tokenChanged(storage);
+}
+
+// signOut ends this tab's sign-in: the server revokes the stored token, which ends the live
+// sessions opened with it, and the tab forgets it and its single sign-on. It returns {why,
+// endSession}: why is '' when the server revoked the token (or had already refused it), else
+// why it could not (the tab forgets the token either way); endSession, when not '', is the
+// provider's page that ends its own session, for the caller to go to.
+export async function signOut(storage = window.sessionStorage) {
+  const token = storedToken(storage);
+  let why = '';
+  if (token) {
+    try {
+      const res = await request('/v1/signout', { method: 'POST', headers: authHeaders(token) });
+      if (!res.ok && res.status !== 401) why = await reasonOf(res);
+    } catch (err) {
+      why = err?.message ?? `${err}`;
+    }
+  }
+  const sso = readSSO();
+  forgetToken(storage);
+  try {
+    storage.setItem(SIGNED_OUT_KEY, why || 'ok');
+  } catch {
+    // storage disabled: the sign-in page cannot say it.
+  }
+  return { why, endSession: endSessionURL(sso) };
+}
+
+const SIGNED_OUT_KEY = 'fieldvideo.signedout';
+
+// takeSignedOut returns what the last signOut of this tab left for the sign-in page to say
+// ('ok', or why the server did not revoke the token; '' when the tab did not sign out), once.
+export function takeSignedOut(storage = window.sessionStorage) {
+  try {
+    const v = storage.getItem(SIGNED_OUT_KEY) ?? '';
+    storage.removeItem(SIGNED_OUT_KEY);
+    return v;
+  } catch {
+    return '';
+  }
+}
+
+// endSessionURL returns where to end the single sign-on's session at the provider (OpenID
+// RP-initiated logout), coming back to the sign-in page; '' when the provider has no such
+// endpoint or the token was pasted. Without it, the provider's session would sign the next
+// person at this browser in again with one click.
+function endSessionURL(sso) {
+  if (!sso?.endSessionEndpoint) return '';
+  let u;
+  try {
+    u = new URL(sso.endSessionEndpoint);
+  } catch {
+    return '';
+  }
+  if (u.protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) return '';
+  if (sso.idToken) u.searchParams.set('id_token_hint', sso.idToken);
+  if (sso.clientID) u.searchParams.set('client_id', sso.clientID);
+  u.searchParams.set('post_logout_redirect_uri', new URL('signin.html', window.location.href).href);
+  return u.href;
 }
 
 // authHeaders returns the headers that carry token. When token is one this page's single
@@ -207,14 +283,6 @@ function readSSO() {
     return v && typeof v.refreshToken === 'string' && typeof v.tokenEndpoint === 'string' ? v : null;
   } catch {
     return null;
-  }
-}
-
-function storedToken() {
-  try {
-    return window.sessionStorage.getItem(STORAGE_KEY) ?? '';
-  } catch {
-    return '';
   }
 }
 

@@ -1,7 +1,7 @@
 // The navigation between the console's pages and the language switch, the same on every page:
 // each page has <nav id="nav"> in its header and calls mountNav with its own name.
 
-import { signInURL } from './api.js';
+import { signInURL, signOut, storedToken } from './api.js';
 import { LANGS, lang, register, setLang, t, translate } from './i18n.js';
 
 export const PAGES = [
@@ -24,6 +24,8 @@ register({
     'nav.cameras': 'Cameras',
     'nav.language': 'Language',
     'nav.sso': 'Sign in with single sign-on',
+    'nav.signout': 'Sign out',
+    'nav.signout.title': 'End this sign-in: the server refuses its token from now on and ends its live video',
   },
   'zh-TW': {
     'nav.label': '頁面',
@@ -35,6 +37,8 @@ register({
     'nav.cameras': '攝影機',
     'nav.language': '語言',
     'nav.sso': '使用單一登入',
+    'nav.signout': '登出',
+    'nav.signout.title': '結束此次登入：伺服器自此拒絕其權杖，並結束其即時影像',
   },
 });
 
@@ -70,7 +74,23 @@ export function mountNav(page, nav = document.getElementById('nav')) {
     }
     select.value = lang();
     select.addEventListener('change', () => setLang(select.value));
-    nav.replaceChildren(list, select);
+    const out = document.createElement('button');
+    out.type = 'button';
+    out.id = 'sign-out';
+    out.className = 'nav-signout';
+    out.setAttribute('data-i18n', 'nav.signout');
+    out.setAttribute('data-i18n-attr', 'title:nav.signout.title');
+    const shown = () => {
+      out.hidden = !storedToken();
+    };
+    shown();
+    window.addEventListener('tokenchange', shown);
+    out.addEventListener('click', async () => {
+      out.disabled = true;
+      const { endSession } = await signOut();
+      window.location.assign(endSession || 'signin.html');
+    });
+    nav.replaceChildren(list, select, out);
   }
   // sign-in links come back to this page as it is now (its room, incident, sources…).
   for (const a of document.querySelectorAll('a.sso-link')) a.href = signInURL();

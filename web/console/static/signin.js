@@ -13,7 +13,7 @@
 // checked with this server (GET /v1/sources) before the page goes on, so that a token the
 // server refuses (no role, another audience, expired) is explained here.
 
-import { APIError, authHeaders, reasonOf, refreshHere, request, safeReturn, saveSignIn, saveToken, signedIn, jwtClaims } from './api.js';
+import { APIError, authHeaders, reasonOf, refreshHere, request, safeReturn, saveSignIn, saveToken, signedIn, jwtClaims, takeSignedOut } from './api.js';
 import { register, t } from './i18n.js';
 import { mountNav, pageTitle } from './nav.js';
 
@@ -59,6 +59,8 @@ register({
     'signin.paste.submit': 'Use this token',
     'signin.paste.empty': 'Paste a token first: the field is empty.',
     'signin.paste.refused': 'The server refused this token: {reason}. Paste a valid token.',
+    'signin.signedOut': 'Signed out: the server refuses that token from now on.',
+    'signin.signedOut.local': 'Signed out of this tab, but the server did not revoke the token: {reason}. Anyone holding a copy can use it until it expires; ask an operator to revoke it.',
   },
   'zh-TW': {
     'signin.title': '登入',
@@ -101,6 +103,8 @@ register({
     'signin.paste.submit': '使用此權杖',
     'signin.paste.empty': '請先貼上權杖：欄位是空的。',
     'signin.paste.refused': '伺服器拒絕了這個權杖：{reason}。請貼上有效的權杖。',
+    'signin.signedOut': '已登出：伺服器自此拒絕該權杖。',
+    'signin.signedOut.local': '已在此分頁登出，但伺服器未撤銷該權杖：{reason}。持有副本者在權杖到期前仍可使用；請聯絡操作員撤銷。',
   },
 });
 
@@ -190,6 +194,16 @@ class SignIn {
       this.paste().catch((err) => this.showPasteError(err?.message ?? `${err}`));
     });
     window.addEventListener('langchange', () => this.renderButton());
+    const out = takeSignedOut();
+    if (out) {
+      const say = () => {
+        $('signed-in').textContent = out === 'ok' ? t('signin.signedOut') : t('signin.signedOut.local', { reason: out });
+      };
+      say();
+      window.addEventListener('langchange', say);
+      $('signed-in').hidden = false;
+      $('signed-in').dataset.signedOut = out === 'ok' ? 'revoked' : 'local';
+    }
     const params = new URLSearchParams(window.location.search);
     if (params.has('code') || params.has('error') || params.has('state')) {
       // the provider's answer: take it out of the address at once (the code is single-use,
