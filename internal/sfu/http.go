@@ -60,7 +60,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /{source}/whep", s.handleOffer("view", "whep", s.view))
 	mux.HandleFunc("PATCH /{source}/whep/{id}", s.handlePatch("whep"))
 	mux.HandleFunc("DELETE /{source}/whep/{id}", s.handleDelete("whep"))
-	for _, p := range []string{"/{source}/whip", "/{source}/whep", "/{source}/whip/{id}", "/{source}/whep/{id}", "/v1/sources"} {
+	for _, p := range []string{"/{source}/whip", "/{source}/whep", "/{source}/whip/{id}", "/{source}/whep/{id}", "/v1/sources", "/v1/sources/{source}/position"} {
 		mux.HandleFunc("OPTIONS "+p, s.handleOptions)
 	}
 	mux.HandleFunc("GET /v1/sources", s.handleSources)

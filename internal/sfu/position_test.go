@@ -154,6 +154,30 @@ func TestPositionAccess(t *testing.T) {
 	}
 }
 
+// A phone's page served from another origin (http.allow_origin) may set its
+// position: the browser's preflight for the PUT is answered with it allowed.
+func TestPositionFromAnotherOrigin(t *testing.T) {
+	const origin = "https://responders.example.org"
+	h := startSFUWith(t, func(c *conf.SFU) { c.HTTP.AllowOrigin = origin })
+	req, err := http.NewRequest(http.MethodOptions, h.base+"/v1/sources/phone-7/position", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", http.MethodPut)
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	methods := res.Header.Get("Access-Control-Allow-Methods")
+	if res.StatusCode/100 != 2 || res.Header.Get("Access-Control-Allow-Origin") != origin || !strings.Contains(methods, "PUT") ||
+		!strings.Contains(strings.ToLower(res.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Fatalf("preflight: %s, allow origin %q, methods %q, headers %q", res.Status, res.Header.Get("Access-Control-Allow-Origin"), methods, res.Header.Get("Access-Control-Allow-Headers"))
+	}
+}
+
 func TestParsePositionUpdate(t *testing.T) {
 	now := time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC)
 	for _, tc := range []struct{ body, want string }{
