@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -90,6 +91,35 @@ func remote(cl *cluster.Cluster) func() map[string]string {
 	}
 }
 
+// remoteTags returns the tags the other SFU nodes hold, merged by source:
+// the node that publishes a source is heard first.
+func remoteTags(cl *cluster.Cluster) func() map[string]sfu.SourceTags {
+	return func() map[string]sfu.SourceTags {
+		held := map[string][]sfu.SourceTags{}
+		for _, n := range cl.Nodes() {
+			if n.Role != "sfu" || n.Name == cl.Name() {
+				continue
+			}
+			for name, raw := range n.Load.Tags {
+				var t sfu.SourceTags
+				if json.Unmarshal(raw, &t) != nil {
+					continue
+				}
+				if slices.Contains(n.Load.Published, name) {
+					held[name] = append([]sfu.SourceTags{t}, held[name]...)
+				} else {
+					held[name] = append(held[name], t)
+				}
+			}
+		}
+		out := make(map[string]sfu.SourceTags, len(held))
+		for name, ts := range held {
+			out[name] = sfu.MergeTags(ts...)
+		}
+		return out
+	}
+}
+
 // publishes tells whether the SFU node called node publishes source itself.
 func publishes(cl *cluster.Cluster) func(string, string) bool {
 	return func(node, source string) bool {
@@ -143,6 +173,14 @@ func loadOf(srv *sfu.Server, maxSources int) func() cluster.Load {
 				if in.Relay == "" {
 					l.Published = append(l.Published, in.Name)
 				}
+			}
+		}
+		for name, t := range srv.LocalTags() {
+			if b, err := json.Marshal(t); err == nil {
+				if l.Tags == nil {
+					l.Tags = map[string]json.RawMessage{}
+				}
+				l.Tags[name] = b
 			}
 		}
 		l.Rooms = len(srv.Rooms())

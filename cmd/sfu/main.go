@@ -46,6 +46,7 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 	if n.Cluster != nil {
 		p.Locate = locate(n.Cluster)
 		p.Remote = remote(n.Cluster)
+		p.RemoteTags = remoteTags(n.Cluster)
 		p.Publishes = publishes(n.Cluster)
 		p.PlaceRoom = placeRoom(n.Cluster)
 		p.RoomClosed = n.Cluster.Unclaim

@@ -55,6 +55,9 @@ type Load struct {
 	// Published names the sources published to the node itself (an SFU),
 	// which the other nodes relay from it.
 	Published []string `json:"published,omitempty"`
+	// Tags are what the node holds of sources' tags (an SFU's sfu.SourceTags,
+	// by source), for the others to list them with.
+	Tags map[string]json.RawMessage `json:"tags,omitempty"`
 }
 
 // Node is a node as the others see it.

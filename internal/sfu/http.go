@@ -186,20 +186,26 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request) {
 		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
 		return
 	}
+	remote := s.remoteTags()
 	s.mu.Lock()
 	list := make([]SourceInfo, 0, len(s.sources))
 	for name, src := range s.sources {
 		if c.CanView(name) || c.CanOperate() {
 			in := src.info()
-			if in.Incident == "" {
-				// what the source did not say: the incident this server records under.
-				in.Incident = s.p.Conf.Record.Incident
+			if rt, ok := remote[name]; ok {
+				addTags(&in, rt)
 			}
 			list = append(list, in)
 		}
 	}
 	s.mu.Unlock()
-	list = s.withRemote(list, c)
+	list = s.withRemote(list, c, remote)
+	for i := range list {
+		if list[i].Incident == "" {
+			// what the source did not say: the incident this server records under.
+			list[i].Incident = s.p.Conf.Record.Incident
+		}
+	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"sources": list})

@@ -39,7 +39,8 @@ type Position struct {
 
 // sourceTags are what a source carries besides its media; guarded by
 // Server.mu. The reporter and its role are noted whenever the source is
-// listed or tagged while live, so they stay once it is offline.
+// listed or tagged while live from its publisher (a relay's are the node's,
+// not the source's), so they stay once it is offline.
 type sourceTags struct {
 	reporter string
 	role     auth.Role
@@ -52,7 +53,7 @@ type sourceTags struct {
 // fill copies the tags into in; p is the source's publisher (nil when
 // offline).
 func (t *sourceTags) fill(in *SourceInfo, p *publisher) {
-	if p != nil && p.ss != nil {
+	if p != nil && p.ss != nil && p.relay == "" {
 		t.reporter, t.role = p.who, auth.Role(p.ss.role)
 	}
 	in.Reporter, in.Incident, in.Note = t.reporter, t.incident, t.note
@@ -286,8 +287,15 @@ func (s *Server) handlePosition(w http.ResponseWriter, r *http.Request) {
 		whip.WriteError(w, whip.Errorf(http.StatusBadRequest, "position of %s: %v", name, err))
 		return
 	}
+	elsewhere := s.p.Remote != nil && s.p.Remote()[name] != ""
 	s.mu.Lock()
 	src := s.sources[name]
+	if src == nil && elsewhere {
+		// published on another node of the cluster: the tags are kept here
+		// and shared with the others (LocalTags).
+		src = &source{name: name, viewers: map[*viewer]struct{}{}}
+		s.sources[name] = src
+	}
 	if src == nil {
 		s.mu.Unlock()
 		whip.WriteError(w, whip.Errorf(http.StatusNotFound, "source %q has not been published here; publish it by WHIP first, then set its position", name))

@@ -318,3 +318,17 @@ func TestMapSettings(t *testing.T) {
 		})
 	}
 }
+
+// Merged tags take the newest position and each other tag from the first
+// node that has it.
+func TestMergeTags(t *testing.T) {
+	now := time.Now()
+	older, newer := &Position{Lat: 1, At: now.Add(-time.Second)}, &Position{Lat: 2, At: now}
+	m := MergeTags(SourceTags{Reporter: "phone-7", Position: older}, SourceTags{Reporter: "relay@x", Note: "gate", Position: newer}, SourceTags{Kind: "report", Position: older})
+	if m.Reporter != "phone-7" || m.Note != "gate" || m.Kind != "report" || m.Position != newer {
+		t.Fatalf("merged %+v (position %+v)", m, m.Position)
+	}
+	if !MergeTags().empty() {
+		t.Fatal("nothing merged is not empty")
+	}
+}

@@ -73,8 +73,9 @@ func (s *Server) awaitRelay(ctx context.Context, name string) bool {
 }
 
 // withRemote adds to list the sources c may view that other nodes publish
-// and that are not live here: a viewer gets them relayed.
-func (s *Server) withRemote(list []SourceInfo, c *auth.Claims) []SourceInfo {
+// and that are not live here, with the tags the other nodes hold of them: a
+// viewer gets them relayed.
+func (s *Server) withRemote(list []SourceInfo, c *auth.Claims, tags map[string]SourceTags) []SourceInfo {
 	if s.p.Remote == nil {
 		return list
 	}
@@ -88,8 +89,15 @@ func (s *Server) withRemote(list []SourceInfo, c *auth.Claims) []SourceInfo {
 		if here[name] || !(c.CanView(name) || c.CanOperate()) {
 			continue
 		}
-		list = slices.DeleteFunc(list, func(in SourceInfo) bool { return in.Name == name })
-		list = append(list, SourceInfo{Name: name, State: "live", Relay: node, Incident: s.p.Conf.Record.Incident, Tracks: []TrackInfo{}})
+		in := SourceInfo{Name: name, State: "live", Relay: node, Tracks: []TrackInfo{}}
+		if i := slices.IndexFunc(list, func(in SourceInfo) bool { return in.Name == name }); i >= 0 {
+			// offline here: what it said here still counts (the other nodes' tags are in it).
+			old := list[i]
+			in.Reporter, in.Kind, in.Incident, in.Note, in.Position = old.Reporter, old.Kind, old.Incident, old.Note, old.Position
+			list = slices.Delete(list, i, i+1)
+		}
+		addTags(&in, tags[name])
+		list = append(list, in)
 	}
 	return list
 }

@@ -71,6 +71,10 @@ type Params struct {
 	Remote     func() map[string]string
 	Publishes  func(node, source string) bool
 	RelayToken func() (string, error)
+	// RemoteTags, when set, returns the tags the other nodes hold (their
+	// LocalTags, merged by source): GET /v1/sources lists a source with
+	// them where this node's own are missing or older.
+	RemoteTags func() map[string]SourceTags
 }
 
 // Server is the SFU.

@@ -55,6 +55,9 @@ func (b *bench) api(method, url string, body any, out any) int {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, method, url, rd)
 	req.Header.Set("Authorization", "Bearer "+b.tok)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0
@@ -245,6 +248,20 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 		}
 		return false
 	})
+	// Its tags reach the other node: the position sent to the node that
+	// publishes it, its reporter (ingest, not a relay); then a newer position
+	// sent to the other node (a phone's update through a balancer) reaches
+	// the publishing node.
+	at := time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)
+	if code := b.api(http.MethodPut, origin.url+"/v1/sources/cam1/position", map[string]any{"lat": 25.033, "lon": 121.565, "at": at.Format(time.RFC3339Nano), "note": "north gate"}, nil); code/100 != 2 {
+		t.Fatalf("PUT cam1's position on %s: %d", origin.name, code)
+	}
+	b.waitTags(other, "cam1", 25.033, "north gate")
+	if code := b.api(http.MethodPut, other.url+"/v1/sources/cam1/position", map[string]any{"lat": 25.034, "lon": 121.566, "at": at.Add(time.Second).Format(time.RFC3339Nano)}, nil); code/100 != 2 {
+		t.Fatalf("PUT cam1's position on %s: %d", other.name, code)
+	}
+	b.waitTags(origin, "cam1", 25.034, "north gate")
+
 	// Two viewers on the other node: one relay between the nodes.
 	_, got := b.watch(other, "cam1")
 	_, got2 := b.watch(other, "cam1")
@@ -254,6 +271,7 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 	if relay, live := b.sourceOn(other, "cam1"); !live || relay != origin.name {
 		t.Errorf("cam1 on %s: relay %q live %v; want relayed from %s", other.name, relay, live, origin.name)
 	}
+	b.waitTags(other, "cam1", 25.034, "north gate")
 	var srcs struct {
 		Sources []struct {
 			Name    string `json:"name"`
@@ -276,6 +294,38 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 		return got.Load() > before+20
 	})
 	t.Logf("node with the camera killed → a viewer on another node has video again after %s", time.Since(killed).Round(time.Millisecond))
+}
+
+// waitTags waits until s lists source at latitude lat with note, reported by
+// its publisher (not a relay of another node).
+func (b *bench) waitTags(s *sfuNode, source string, lat float64, note string) {
+	b.t.Helper()
+	var last string
+	defer func() {
+		if b.t.Failed() {
+			b.t.Logf("%s last listed %s as %s", s.name, source, last)
+		}
+	}()
+	testkit.WaitFor(b.t, 10*time.Second, fmt.Sprintf("%s listing %s at latitude %g with note %q", s.name, source, lat, note), func() bool {
+		var body struct {
+			Sources []struct {
+				Name     string `json:"name"`
+				Reporter string `json:"reporter"`
+				Note     string `json:"note"`
+				Position *struct {
+					Lat float64 `json:"lat"`
+				} `json:"position"`
+			} `json:"sources"`
+		}
+		b.api(http.MethodGet, s.url+"/v1/sources", nil, &body)
+		for _, in := range body.Sources {
+			if in.Name == source {
+				last = fmt.Sprintf("%+v", in)
+				return in.Position != nil && in.Position.Lat == lat && in.Note == note && in.Reporter != "" && !strings.HasPrefix(in.Reporter, "relay@")
+			}
+		}
+		return false
+	})
 }
 
 // TestPartitionedSFUStopsTakingWorkAndRejoins cuts an SFU node off NATS: its
