@@ -18,13 +18,21 @@ type SourceTags struct {
 
 func (t SourceTags) empty() bool { return t == SourceTags{} }
 
-// LocalTags returns, by source, the tags set on this node: by a publisher
-// here (not a relay) and by position updates sent here.
+// LocalTags returns, by source, the tags set on this node (by a publisher
+// here, not a relay, and by position updates sent here) of the sources the
+// other nodes list: those live here or published on another node.
 func (s *Server) LocalTags() map[string]SourceTags {
+	var elsewhere map[string]string
+	if s.p.Remote != nil {
+		elsewhere = s.p.Remote()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]SourceTags{}
 	for name, src := range s.sources {
+		if !src.live() && elsewhere[name] == "" {
+			continue
+		}
 		var in SourceInfo
 		src.tags.fill(&in, src.pub.Load())
 		if t := (SourceTags{Reporter: in.Reporter, Kind: in.Kind, Incident: in.Incident, Note: in.Note, Position: in.Position}); !t.empty() {
