@@ -1,5 +1,7 @@
 package sfu
 
+import "cmp"
+
 // In a cluster each node shares the tags it holds (a source's reporter and
 // kind from its publisher here, a position sent here) in its heartbeats, and
 // lists the others' beside its own: a phone's position reaches every node's
@@ -48,22 +50,15 @@ func (s *Server) LocalTags() map[string]SourceTags {
 func MergeTags(held ...SourceTags) SourceTags {
 	var m SourceTags
 	for _, t := range held {
-		m.Reporter = firstSet(m.Reporter, t.Reporter)
-		m.Kind = firstSet(m.Kind, t.Kind)
-		m.Incident = firstSet(m.Incident, t.Incident)
-		m.Note = firstSet(m.Note, t.Note)
+		m.Reporter = cmp.Or(m.Reporter, t.Reporter)
+		m.Kind = cmp.Or(m.Kind, t.Kind)
+		m.Incident = cmp.Or(m.Incident, t.Incident)
+		m.Note = cmp.Or(m.Note, t.Note)
 		if t.Position != nil && (m.Position == nil || t.Position.At.After(m.Position.At)) {
 			m.Position = t.Position
 		}
 	}
 	return m
-}
-
-func firstSet(have, other string) string {
-	if have != "" {
-		return have
-	}
-	return other
 }
 
 // remoteTags returns the tags the other nodes hold, by source.
