@@ -60,6 +60,7 @@ type Revocations struct {
 	ids      map[string]Revocation
 	stamp    fileStamp
 	notify   []func()
+	added    []func(Revocation)
 }
 
 type fileStamp struct {
@@ -160,7 +161,8 @@ func readRevocations(path string) ([]Revocation, fileStamp, error) {
 }
 
 // Add revokes a subject or a token id and persists the list before it
-// returns; bound sessions it covers are ended.
+// returns; bound sessions it covers are ended, and the functions given to
+// OnAdd are told (a cluster shares it with the other nodes).
 func (r *Revocations) Add(rv Revocation) (Revocation, error) {
 	if (rv.Subject == "") == (rv.TokenID == "") {
 		return rv, errors.New("revoke either a subject or a token id")
@@ -168,40 +170,99 @@ func (r *Revocations) Add(rv Revocation) (Revocation, error) {
 	if rv.At.IsZero() {
 		rv.At = r.now().UTC()
 	}
+	rv, _, err := r.add(rv)
+	if err != nil {
+		return rv, err
+	}
+	r.mu.RLock()
+	fns := slices.Clone(r.added)
+	r.mu.RUnlock()
+	for _, fn := range fns {
+		fn(rv)
+	}
+	return rv, nil
+}
+
+// OnAdd makes Add call fn with each revocation it made.
+func (r *Revocations) OnAdd(fn func(Revocation)) {
+	r.mu.Lock()
+	r.added = append(r.added, fn)
+	r.mu.Unlock()
+}
+
+// Merge takes a revocation made elsewhere (another node of a cluster), as
+// Add does but without telling OnAdd's functions. It reports whether the
+// revocation was new here: one already in the list, covered by a later
+// revocation of its subject, or of a token expired long ago, is not added.
+func (r *Revocations) Merge(rv Revocation) (bool, error) {
+	if (rv.Subject == "") == (rv.TokenID == "") || rv.At.IsZero() {
+		return false, fmt.Errorf("a revocation names a subject or a token id, and when: %+v", rv)
+	}
+	if !rv.Expires.IsZero() && !r.now().Before(rv.Expires.Add(expiredEntryGrace)) {
+		return false, nil
+	}
+	_, added, err := r.add(rv)
+	return added, err
+}
+
+// covers reports whether list already holds rv (or a later revocation of
+// its subject).
+func covers(list []Revocation, rv Revocation) bool {
+	for _, have := range list {
+		if rv.TokenID != "" && have.TokenID == rv.TokenID {
+			return true
+		}
+		if rv.Subject != "" && have.Subject == rv.Subject && !have.At.Before(rv.At) {
+			return true
+		}
+	}
+	return false
+}
+
+// add adds rv to the list, unless it is there already (added false), and
+// persists it.
+func (r *Revocations) add(rv Revocation) (_ Revocation, added bool, _ error) {
 	if r.path == "" {
 		r.mu.Lock()
+		if covers(r.list, rv) {
+			r.mu.Unlock()
+			return rv, false, nil
+		}
 		r.set(append(r.unexpired(r.list, rv.At), rv))
 		r.mu.Unlock()
 		r.changed()
-		return rv, nil
+		return rv, true, nil
 	}
 	unlock, err := lockFile(r.path + ".lock")
 	if err != nil {
-		return rv, err
+		return rv, false, err
 	}
 	defer unlock()
 	list, _, err := readRevocations(r.path)
 	if err != nil {
-		return rv, err
+		return rv, false, err
+	}
+	if covers(list, rv) {
+		return rv, false, nil
 	}
 	list = append(r.unexpired(list, rv.At), rv)
 	b, err := json.MarshalIndent(revocationFile{Revocations: list}, "", "  ")
 	if err != nil {
-		return rv, err
+		return rv, false, err
 	}
 	if err := store.WriteFileAtomic(r.path, append(b, '\n'), 0o600); err != nil {
-		return rv, fmt.Errorf("save revocation list %s: %w", r.path, err)
+		return rv, false, fmt.Errorf("save revocation list %s: %w", r.path, err)
 	}
 	fi, err := os.Stat(r.path)
 	if err != nil {
-		return rv, fmt.Errorf("revocation list %s: %w", r.path, err)
+		return rv, false, fmt.Errorf("revocation list %s: %w", r.path, err)
 	}
 	r.mu.Lock()
 	r.set(list)
 	r.stamp = stampOf(fi)
 	r.mu.Unlock()
 	r.changed()
-	return rv, nil
+	return rv, true, nil
 }
 
 // unexpired returns the entries of list still needed at now: those of tokens

@@ -119,3 +119,48 @@ func TestExpiredTokenRevocationsAreDropped(t *testing.T) {
 		}
 	}
 }
+
+// A revocation merged from another node applies here without being handed
+// back to the cluster (OnAdd), once: again, or covered by a later revocation
+// of its subject, or of a token long expired, it is not added.
+func TestMergeFromAnotherNode(t *testing.T) {
+	rl, err := OpenRevocations(filepath.Join(t.TempDir(), "revocations.json"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := NewVerifier(testSecret, nil)
+	v.UseRevocations(rl)
+	var shared []Revocation
+	rl.OnAdd(func(rv Revocation) { shared = append(shared, rv) })
+	now := time.Now()
+	phone, _ := mintFor(t, "phone-7", time.Hour, now.Add(-time.Minute))
+
+	later := Revocation{Subject: "phone-7", At: now.UTC(), By: "op@sfu-2"}
+	for i, c := range []struct {
+		rv   Revocation
+		want bool
+	}{
+		{later, true},
+		{later, false},
+		{Revocation{Subject: "phone-7", At: now.Add(-time.Hour).UTC(), By: "op@sfu-3"}, false},
+		{Revocation{TokenID: "t1", At: now.UTC(), Expires: now.Add(-2 * time.Hour)}, false},
+		{Revocation{TokenID: "t2", At: now.UTC(), Expires: now.Add(time.Hour)}, true},
+	} {
+		added, err := rl.Merge(c.rv)
+		if err != nil || added != c.want {
+			t.Errorf("merge %d (%s): added %v, %v; want %v", i, c.rv, added, err, c.want)
+		}
+	}
+	if _, err := rl.Merge(Revocation{Subject: "x"}); err == nil {
+		t.Error("a revocation without its time was merged")
+	}
+	if _, err := v.Verify(phone); !errors.Is(err, ErrRevoked) {
+		t.Errorf("phone-7 after the merged revocation: %v", err)
+	}
+	if len(shared) != 0 {
+		t.Errorf("merged revocations were handed back: %+v", shared)
+	}
+	if _, err := rl.Add(Revocation{TokenID: "t3", By: "me"}); err != nil || len(shared) != 1 || shared[0].TokenID != "t3" {
+		t.Errorf("a revocation made here: %v, shared %+v", err, shared)
+	}
+}

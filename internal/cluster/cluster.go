@@ -106,6 +106,7 @@ type Cluster struct {
 	claims   map[string]*claim
 	ready    chan struct{} // closed once the node has joined
 
+	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -173,7 +174,7 @@ func Join(ctx context.Context, p Params) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	bctx, cancel := context.WithCancel(context.Background())
-	cl.cancel = cancel
+	cl.ctx, cl.cancel = bctx, cancel
 	cl.wg.Add(1)
 	go cl.open(bctx)
 	select {

@@ -204,6 +204,8 @@ func Start(ctx context.Context, name string, sh conf.Shared) (n *Node, err error
 			}
 			return nil, err
 		}
+		// a revocation or sign-out on any node holds on every node
+		n.Cluster.ShareRevocations(rl)
 	}
 
 	// The background work outlives the serving context: at a stop, uploads

@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fieldvideo/internal/auth"
+)
+
+// RevocationsBucket holds the revocations (an operator's, a sign-out) that
+// every node of the cluster applies, one key per subject or token. It is
+// kept on disk by the NATS servers: a node that joins later, or after they
+// restarted, still learns them.
+const RevocationsBucket = "fieldvideo_revocations"
+
+// ShareRevocations keeps rl in step with the other nodes: what rl.Add
+// revokes here is put in the revocations bucket, and what the others put
+// there (before this node joined too) is merged into rl, ending the
+// sessions it covers. While NATS does not answer, revocations made here
+// wait and are put once it does; each node's own list works alone meanwhile.
+func (c *Cluster) ShareRevocations(rl *auth.Revocations) {
+	out := &outbox{wake: make(chan struct{}, 1)}
+	rl.OnAdd(out.push)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-c.ready:
+		case <-c.ctx.Done():
+			return
+		}
+		kv, err := bucket(c.ctx, c.js, jetstream.KeyValueConfig{
+			Bucket: RevocationsBucket, Description: "fieldvideo revocations every node applies",
+			Storage: jetstream.FileStorage, Replicas: c.cfg.Replicas, History: 1,
+		})
+		if err != nil {
+			return // closed
+		}
+		// what this node revoked on its own (alone, or before clustering) goes to the others too
+		for _, rv := range rl.List() {
+			out.push(rv)
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.putRevocations(kv, out)
+		}()
+		for c.ctx.Err() == nil {
+			if w, err := kv.WatchAll(c.ctx); err == nil {
+				c.mergeRevocations(w, rl)
+				_ = w.Stop()
+			}
+			select {
+			case <-c.ctx.Done():
+			case <-time.After(c.cfg.Heartbeat):
+			}
+		}
+	}()
+}
+
+// outbox holds the revocations waiting to be put.
+type outbox struct {
+	mu   sync.Mutex
+	list []auth.Revocation
+	wake chan struct{}
+}
+
+func (o *outbox) push(rv auth.Revocation) {
+	o.mu.Lock()
+	o.list = append(o.list, rv)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) take() []auth.Revocation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l := o.list
+	o.list = nil
+	return l
+}
+
+// putRevocations puts what out holds, trying again every heartbeat until
+// NATS takes it.
+func (c *Cluster) putRevocations(kv jetstream.KeyValue, out *outbox) {
+	var pending []auth.Revocation
+	for {
+		pending = append(pending, out.take()...)
+		for len(pending) > 0 {
+			b, err := json.Marshal(pending[0])
+			if err == nil {
+				ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+				_, err = kv.Put(ctx, revocationKey(pending[0]), b)
+				cancel()
+			}
+			if err != nil {
+				c.log.Warn("cannot share a revocation with the cluster yet; trying again", "revocation", pending[0].String(), "error", err)
+				break
+			}
+			pending = pending[1:]
+		}
+		var retry <-chan time.Time
+		if len(pending) > 0 {
+			retry = time.After(c.cfg.Heartbeat)
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-out.wake:
+		case <-retry:
+		}
+	}
+}
+
+// mergeRevocations merges into rl what the watch w reports, until it ends.
+func (c *Cluster) mergeRevocations(w jetstream.KeyWatcher, rl *auth.Revocations) {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var rv auth.Revocation
+			if err := json.Unmarshal(e.Value(), &rv); err != nil {
+				c.log.Warn("a revocation in the cluster cannot be read", "key", e.Key(), "error", err)
+				continue
+			}
+			if added, err := rl.Merge(rv); err != nil {
+				c.log.Error("cannot apply a revocation made on another node", "revocation", rv.String(), "error", err)
+			} else if added {
+				c.log.Info("revocation from another node applied", "revocation", rv.String())
+			}
+		}
+	}
+}
+
+// revocationKey is rv's key in the bucket: one per subject (a later
+// revocation replaces an earlier one) or token.
+func revocationKey(rv auth.Revocation) string {
+	kind, name := "subject", rv.Subject
+	if rv.TokenID != "" {
+		kind, name = "token", rv.TokenID
+	}
+	h := sha256.Sum256([]byte(name))
+	return kind + "." + hex.EncodeToString(h[:16])
+}
