@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"context"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/testkit"
 )
@@ -307,4 +309,22 @@ func TestClaimHasOneHomeAndMovesWhenItDies(t *testing.T) {
 		return node == "" && err == nil
 	})
 	t.Logf("a room of a cut-off node claimed by another after %s (TTL %s)", took.Round(time.Millisecond), testTTL)
+}
+
+// Two revocations of one subject have two keys (a node sharing the older
+// one again must not replace the newer); a token has one.
+func TestRevocationKeys(t *testing.T) {
+	at := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
+	older := revocationKey(auth.Revocation{Subject: "phone 7/ü", At: at})
+	newer := revocationKey(auth.Revocation{Subject: "phone 7/ü", At: at.Add(time.Second)})
+	tok := revocationKey(auth.Revocation{TokenID: "a b", At: at})
+	if older == newer || tok != revocationKey(auth.Revocation{TokenID: "a b", At: at.Add(time.Hour)}) {
+		t.Fatalf("keys %q %q %q", older, newer, tok)
+	}
+	valid := regexp.MustCompile(`^[-/_=.a-zA-Z0-9]+$`)
+	for _, k := range []string{older, newer, tok} {
+		if !valid.MatchString(k) {
+			t.Errorf("key %q is not a valid NATS key", k)
+		}
+	}
 }

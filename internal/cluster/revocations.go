@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 )
 
 // RevocationsBucket holds the revocations (an operator's, a sign-out) that
-// every node of the cluster applies, one key per subject or token. It is
+// every node of the cluster applies (revocationKey). It is
 // kept on disk by the NATS servers: a node that joins later, or after they
 // restarted, still learns them.
 const RevocationsBucket = "fieldvideo_revocations"
@@ -148,13 +149,14 @@ func (c *Cluster) mergeRevocations(w jetstream.KeyWatcher, rl *auth.Revocations)
 	}
 }
 
-// revocationKey is rv's key in the bucket: one per subject (a later
-// revocation replaces an earlier one) or token.
+// revocationKey is rv's key in the bucket: one per token, and one per
+// revocation of a subject (its time in the key), so that a node sharing an
+// old revocation of a subject never overwrites a newer one.
 func revocationKey(rv auth.Revocation) string {
-	kind, name := "subject", rv.Subject
 	if rv.TokenID != "" {
-		kind, name = "token", rv.TokenID
+		h := sha256.Sum256([]byte(rv.TokenID))
+		return "token." + hex.EncodeToString(h[:16])
 	}
-	h := sha256.Sum256([]byte(name))
-	return kind + "." + hex.EncodeToString(h[:16])
+	h := sha256.Sum256([]byte(rv.Subject))
+	return "subject." + hex.EncodeToString(h[:16]) + "." + strconv.FormatInt(rv.At.UnixNano(), 10)
 }
