@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-func post(t *testing.T, method, url, token string) (int, string) {
+func call(t *testing.T, method, url, token string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
@@ -46,13 +46,13 @@ func TestSignOutRevokesThatTokenOnly(t *testing.T) {
 	now := time.Now()
 	tab, tabClaims := mintFor(t, "commander", time.Hour, now)
 	phone, _ := mintFor(t, "commander", time.Hour, now)
-	if code, body := post(t, http.MethodGet, srv.URL, tab); code != http.StatusMethodNotAllowed {
+	if code, body := call(t, http.MethodGet, srv.URL, tab); code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET: %d %s", code, body)
 	}
-	if code, body := post(t, http.MethodPost, srv.URL, ""); code != http.StatusUnauthorized {
+	if code, body := call(t, http.MethodPost, srv.URL, ""); code != http.StatusUnauthorized {
 		t.Fatalf("no token: %d %s", code, body)
 	}
-	code, body := post(t, http.MethodPost, srv.URL, tab)
+	code, body := call(t, http.MethodPost, srv.URL, tab)
 	if code != http.StatusOK {
 		t.Fatalf("sign out: %d %s", code, body)
 	}
@@ -69,7 +69,7 @@ func TestSignOutRevokesThatTokenOnly(t *testing.T) {
 	if _, err := v.Verify(phone); err != nil {
 		t.Fatalf("the subject's other token: %v", err)
 	}
-	if code, body := post(t, http.MethodPost, srv.URL, tab); code != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
+	if code, body := call(t, http.MethodPost, srv.URL, tab); code != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
 		t.Fatalf("signing out again: %d %s", code, body)
 	}
 	reloaded, err := OpenRevocations(path, nil)
@@ -84,7 +84,7 @@ func TestSignOutRevokesThatTokenOnly(t *testing.T) {
 	bare, _ := NewVerifier(testSecret, nil)
 	srv2 := httptest.NewServer(SignOutHandler(bare))
 	t.Cleanup(srv2.Close)
-	if code, body := post(t, http.MethodPost, srv2.URL, phone); code != http.StatusNotImplemented || !strings.Contains(body, "revocations_file") {
+	if code, body := call(t, http.MethodPost, srv2.URL, phone); code != http.StatusNotImplemented || !strings.Contains(body, "revocations_file") {
 		t.Fatalf("without a revocation list: %d %s", code, body)
 	}
 }
