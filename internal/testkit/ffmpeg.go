@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -27,49 +26,6 @@ func RequireBinary(t testing.TB, path string) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("%s is not installed (%v); run `make test`, which installs the test peers with scripts/deps.sh test", path, err)
 	}
-}
-
-// FreePort returns a TCP port that was free on 127.0.0.1 when called. Prefer
-// binding to 127.0.0.1:0 and reading the port back; use this only for a peer
-// that must be told its port in advance.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free TCP port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// FreeUDPPortPair returns an even UDP port and the next one, both free on
-// 127.0.0.1 when called (an RTP/RTCP pair).
-func FreeUDPPortPair(t testing.TB) (rtp, rtcp int) {
-	t.Helper()
-	for range 100 {
-		a, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("find a free UDP port: %v", err)
-		}
-		p := a.LocalAddr().(*net.UDPAddr).Port
-		a.Close()
-		if p%2 != 0 || p+1 > 65535 {
-			continue
-		}
-		c1, err1 := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
-		c2, err2 := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p+1))
-		if c1 != nil {
-			c1.Close()
-		}
-		if c2 != nil {
-			c2.Close()
-		}
-		if err1 == nil && err2 == nil {
-			return p, p + 1
-		}
-	}
-	t.Fatalf("no free pair of UDP ports found on 127.0.0.1")
-	return 0, 0
 }
 
 // WaitFor polls cond until it holds, and fails the test when timeout passes
