@@ -13,6 +13,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 
 	tsync "fieldvideo/internal/sync"
@@ -61,6 +62,9 @@ type APIParams struct {
 	// reports, each a goroutine and a timer per peer connection, and read buffers
 	// for large media datagrams): for WHEP viewers.
 	SendOnly bool
+	// Net, when set, is the network the peer connections listen on (the
+	// load generator's notes when each datagram reached the kernel).
+	Net transport.Net
 }
 
 // NewAPI returns a WebRTC API with our codecs, NACK generation, RTCP
@@ -98,7 +102,7 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	}
 
 	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
-		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout})
+		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout, Net: p.Net})
 	if p.SendOnly {
 		// only RTCP, STUN and DTLS come back: no read buffer need be larger
 		// than an Ethernet frame (each peer connection holds several)
@@ -134,6 +138,7 @@ type ICEParams struct {
 	Loopback, LoopbackOnly             bool
 	AdvertiseIPs                       []string
 	DisconnectedTimeout, FailedTimeout time.Duration // zero: 3 s and 8 s
+	Net                                transport.Net // nil: the host's
 }
 
 // SettingEngine returns the settings every peer connection of this system
@@ -150,6 +155,9 @@ func SettingEngine(p ICEParams) webrtc.SettingEngine {
 	}
 	if p.UDPMux != nil {
 		se.SetICEUDPMux(p.UDPMux)
+	}
+	if p.Net != nil {
+		se.SetNet(p.Net)
 	}
 	if len(p.AdvertiseIPs) > 0 {
 		se.SetNAT1To1IPs(p.AdvertiseIPs, webrtc.ICECandidateTypeHost)

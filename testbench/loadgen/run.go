@@ -51,6 +51,7 @@ type result struct {
 	unique, expected       uint64            // distinct packets received, and the span of sequence numbers
 	made                   uint64            // packets the cameras made in the window, times their viewers
 	latency                *histogram
+	wire                   *histogram // up to the viewers' sockets
 	forward50, forward99   string
 	ttff                   []time.Duration
 	answer, connect        []time.Duration // WHEP answer received, ICE and DTLS up; from the viewer's start
@@ -263,6 +264,9 @@ type viewerStats struct {
 	received  uint64
 	lost      uint64 // gaps in arrival order, repaired or not
 	latency   histogram
+	// up to the viewer's socket: when the kernel received each packet
+	book *arrivals
+	wire histogram
 
 	// What arrived in the window, repairs included: a bit per sequence number, the
 	// number of distinct packets and the first and newest (unwrapped).
@@ -320,6 +324,9 @@ func (v *viewerStats) on(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, at t
 	v.mark(p.SequenceNumber)
 	if sent, ok := synth.Stamp(p.Payload); ok {
 		v.latency.add(at.Sub(sent))
+		if in, ok := v.book.when(p.SSRC, p.SequenceNumber); ok {
+			v.wire.add(in.Sub(sent))
+		}
 	}
 }
 
@@ -398,11 +405,15 @@ func run(ctx context.Context, p params) (*result, error) {
 	var stats []*viewerStats
 	for i := 0; i < p.cameras; i++ {
 		for j := 0; j < p.viewers; j++ {
-			vs := &viewerStats{started: time.Now()}
+			vs := &viewerStats{started: time.Now(), book: &arrivals{}}
+			vapi, err := stampedAPI(vs.book)
+			if err != nil {
+				return nil, err
+			}
 			vctx, vcancel := context.WithTimeout(ctx, 10*time.Second)
 			v, err := whip.View(vctx, whip.ViewerParams{
 				Endpoint: whip.Endpoint(sfu.base, fmt.Sprintf("load%d", i+1), "whep"),
-				Client:   &whip.Client{Token: tok}, API: api, NoAudio: true, OnPacket: vs.on, Borrow: true,
+				Client:   &whip.Client{Token: tok}, API: vapi, NoAudio: true, OnPacket: vs.on, Borrow: true,
 			})
 			vcancel()
 			if err != nil {
@@ -430,7 +441,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}, sendFloor: floor, rssBefore: rssBefore}
+	r := &result{viewersWant: len(stats), viewersUp: countUp(stats), latency: &histogram{}, wire: &histogram{}, sendFloor: floor, rssBefore: rssBefore}
 	scrape0, err := sfu.scrape(ctx)
 	if err != nil {
 		return nil, err
@@ -499,6 +510,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		r.unique += vs.unique
 		r.expected += vs.expected()
 		r.latency.merge(&vs.latency)
+		r.wire.merge(&vs.wire)
 		if vs.first > 0 {
 			r.ttff = append(r.ttff, vs.first)
 		}
@@ -613,6 +625,8 @@ func (r *result) print(w io.Writer, p params) {
 	fmt.Fprintf(w, "added latency in the SFU:         p50 %s  p99 %s  (first packet in → last packet out, per frame)\n", r.forward50, r.forward99)
 	fmt.Fprintf(w, "latency camera → viewer:          p50 %s  p99 %s  (over %d packets, as the viewers saw it)\n",
 		r.latency.quantile(0.50), r.latency.quantile(0.99), r.latency.n)
+	fmt.Fprintf(w, "latency camera → viewer's socket:  p50 %s  p99 %s  (kernel arrival: what the servers and loopback add, without the load generator's own reading)\n",
+		r.wire.quantile(0.50), r.wire.quantile(0.99))
 	fmt.Fprintf(w, "joining (from the viewer's start): WHEP answer p50 %s p95 %s; connected p50 %s p95 %s\n",
 		quantile(r.answer, 0.50), quantile(r.answer, 0.95), quantile(r.connect, 0.50), quantile(r.connect, 0.95))
 	fmt.Fprintf(w, "time to first frame:              p50 %s  p95 %s\n", quantile(r.ttff, 0.50), quantile(r.ttff, 0.95))
