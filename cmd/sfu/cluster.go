@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -25,6 +26,9 @@ import (
 // — this one, unless it drains or another is clearly less loaded.
 func placeRoom(cl *cluster.Cluster) func(string) (string, error) {
 	return func(room string) (string, error) {
+		if !cl.Connected() {
+			return "", errors.New("this node is cut off from the cluster")
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if home, err := cl.HomeOf(ctx, room); err == nil && home == "" {
@@ -37,6 +41,71 @@ func placeRoom(cl *cluster.Cluster) func(string) (string, error) {
 			return "", err
 		}
 		return roomURL(node, base, room)
+	}
+}
+
+// rehomer settles the home of call rooms held here without a claim: this
+// node lost the claim without giving it up (it was cut off from the
+// cluster, and another node may have become the room's home meanwhile), or
+// a room was opened here while the cluster could not be asked. The call goes
+// on here meanwhile; once the cluster answers, this node claims the room, or,
+// when another node is its home now, moves the participants there, so that a
+// partition never leaves one call split in two after it healed.
+type rehomer struct {
+	ctx context.Context
+	cl  *cluster.Cluster
+	srv func() *sfu.Server
+
+	mu       sync.Mutex
+	watching map[string]bool
+}
+
+func newRehomer(ctx context.Context, cl *cluster.Cluster, srv func() *sfu.Server) *rehomer {
+	return &rehomer{ctx: ctx, cl: cl, srv: srv, watching: map[string]bool{}}
+}
+
+// watch settles room's home, once the cluster answers.
+func (h *rehomer) watch(room string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.watching[room] {
+		return
+	}
+	h.watching[room] = true
+	go func() {
+		h.settle(room)
+		h.mu.Lock()
+		delete(h.watching, room)
+		h.mu.Unlock()
+	}()
+}
+
+func (h *rehomer) settle(room string) {
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		srv := h.srv()
+		if srv == nil || !srv.HostsRoom(room) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+		node, base, err := h.cl.Claim(ctx, room)
+		cancel()
+		switch {
+		case err != nil:
+			continue // the cluster cannot be asked yet: the call goes on here
+		case node == "":
+			return // its home is here
+		}
+		u, err := roomURL(node, base, room)
+		if err != nil {
+			continue
+		}
+		srv.MoveRoom(room, u, "the call moved to its home on node "+node+" (the cluster was split); joining it there")
+		return
 	}
 }
 

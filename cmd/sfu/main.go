@@ -43,7 +43,11 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 		Routes: func(mux *http.ServeMux) { n.Routes(mux, c.HTTP.AllowOrigin) },
 		Health: n.ServeHealth,
 	}
+	var srv *sfu.Server
 	if n.Cluster != nil {
+		rh := newRehomer(ctx, n.Cluster, func() *sfu.Server { return srv })
+		n.Cluster.OnClaimLost(rh.watch)
+		p.RoomUnplaced = rh.watch
 		p.Locate = locate(n.Cluster)
 		p.Remote = remote(n.Cluster)
 		p.RemoteTags = remoteTags(n.Cluster)
@@ -52,7 +56,7 @@ func serve(ctx context.Context, n *node.Node, c conf.SFU) error {
 		p.RoomClosed = n.Cluster.Unclaim
 		p.RelayToken = relayToken(n)
 	}
-	srv, err := sfu.New(p)
+	srv, err = sfu.New(p)
 	if err != nil {
 		ln.Close()
 		return err

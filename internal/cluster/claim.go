@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -82,9 +83,32 @@ func (c *Cluster) keep(key string, rev uint64) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer close(cl.done)
 		c.hold(ctx, key, rev, func(ctx context.Context) { <-ctx.Done() })
+		close(cl.done)
+		if ctx.Err() != nil {
+			return // given up: Unclaim or Close
+		}
+		c.mu.Lock()
+		if c.claims[key] == cl {
+			delete(c.claims, key)
+		}
+		lost := c.lost
+		c.mu.Unlock()
+		c.log.Warn("no longer the home of a claimed name: out of reach of the cluster, or another node holds it", "name", strings.TrimPrefix(key, "claim."))
+		if lost != nil {
+			lost(strings.TrimPrefix(key, "claim."))
+		}
 	}()
+}
+
+// OnClaimLost has fn told the name of each claim this node loses without
+// giving it up: it could not renew it in time (cut off from the NATS
+// servers), or another node holds it now. What lived here under the name
+// goes on until the caller decides (Claim again, or move to the new home).
+func (c *Cluster) OnClaimLost(fn func(name string)) {
+	c.mu.Lock()
+	c.lost = fn
+	c.mu.Unlock()
 }
 
 // HomeOf returns the node that claimed name, or "" when none has.

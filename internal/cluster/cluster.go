@@ -104,7 +104,8 @@ type Cluster struct {
 	seen     map[string]seenNode
 	cpu      cpuMeter
 	claims   map[string]*claim
-	ready    chan struct{} // closed once the node has joined
+	lost     func(name string) // told when a claim is lost (OnClaimLost)
+	ready    chan struct{}     // closed once the node has joined
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc

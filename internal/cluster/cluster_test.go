@@ -283,6 +283,18 @@ func TestClaimHasOneHomeAndMovesWhenItDies(t *testing.T) {
 	link := testkit.NewLink(t, srv.URL[len("nats://"):])
 	a, b := join(t, "a", "nats://"+link.Addr()), join(t, "b", srv.URL)
 	waitFor(t, "each node sees the other", 5*time.Second, func() bool { return len(a.Nodes()) == 2 && len(b.Nodes()) == 2 })
+	var lostMu sync.Mutex
+	var lost []string
+	a.OnClaimLost(func(name string) {
+		lostMu.Lock()
+		lost = append(lost, name)
+		lostMu.Unlock()
+	})
+	lostNames := func() []string {
+		lostMu.Lock()
+		defer lostMu.Unlock()
+		return append([]string(nil), lost...)
+	}
 	ctx := context.Background()
 	if node, _, err := a.Claim(ctx, "room-1"); node != "" || err != nil {
 		t.Fatalf("a claims room-1: %q, %v; want a its home", node, err)
@@ -309,6 +321,18 @@ func TestClaimHasOneHomeAndMovesWhenItDies(t *testing.T) {
 		return node == "" && err == nil
 	})
 	t.Logf("a room of a cut-off node claimed by another after %s (TTL %s)", took.Round(time.Millisecond), testTTL)
+	// a learnt it lost room-2 (it could not renew the claim), and only that:
+	// giving room-1 up was no loss.
+	waitFor(t, "a told it lost room-2", 5*time.Second, func() bool { return len(lostNames()) > 0 })
+	if got := lostNames(); len(got) != 1 || got[0] != "room-2" {
+		t.Errorf("a was told it lost %v; want [room-2]", got)
+	}
+	// healed: a asking again is sent to b, the room's home now.
+	link.Mend()
+	waitFor(t, "a sent to b for room-2 once healed", 15*time.Second, func() bool {
+		node, url, err := a.Claim(ctx, "room-2")
+		return node == "b" && url != "" && err == nil
+	})
 }
 
 // Two revocations of one subject have two keys (a node sharing the older

@@ -63,10 +63,13 @@ type Params struct {
 	// Place, when set (a cluster), says where a room lives before a
 	// participant joins it: "" here (the node now hosts it), or the room's
 	// WebSocket URL on the node that does (the participant is sent there
-	// with CodeElsewhere); an error refuses the join. Closed is told when
-	// a room here has ended.
-	Place  func(room string) (string, error)
-	Closed func(room string)
+	// with CodeElsewhere); an error (the cluster cannot be asked) has the
+	// room open here all the same, and Unplaced told, so that the caller
+	// settles its home once the cluster answers (claims it, or Move). Closed
+	// is told when a room here has ended.
+	Place    func(room string) (string, error)
+	Closed   func(room string)
+	Unplaced func(room string)
 }
 
 // Manager owns the rooms: one goroutine maps names to room actors, creating
@@ -219,6 +222,38 @@ func (m *Manager) Rooms() []RoomInfo {
 	return out
 }
 
+// Hosts tells whether a room called name is open here.
+func (m *Manager) Hosts(name string) bool {
+	return m.find(name) != nil
+}
+
+func (m *Manager) find(name string) *Room {
+	for _, r := range m.rooms() {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// Move ends every participant of the room called name here with a moved
+// message naming url, the room's WebSocket on the node that is its home now
+// (after a partition, another node became it): their clients join there.
+// It returns how many participants were told.
+func (m *Manager) Move(name, url, reason string) int {
+	r := m.find(name)
+	if r == nil {
+		return 0
+	}
+	reply := make(chan int, 1)
+	if !call(r, r.chMove, moveReq{url: url, reason: reason, reply: reply}) {
+		return 0
+	}
+	n := <-reply
+	m.log.Warn("room moved to its home on another node", "room", name, "url", url, "participants", n)
+	return n
+}
+
 // Resends returns what the rooms' subscriptions did with their subscribers' NACKs, so far.
 func (m *Manager) Resends() whip.ResendStats { return m.resend.Stats() }
 
@@ -287,8 +322,13 @@ func (m *Manager) handshake(c *conn, name string) {
 		url, err := m.p.Place(name)
 		switch {
 		case err != nil:
-			refuse(j.ID, errorf(CodeInternal, "room %q: %v; join again in a moment", name, err))
-			return
+			// the cluster cannot say where the room lives (this node is cut
+			// off): the call is held here, as the edge never waits for the
+			// cluster, and settled once it answers
+			m.log.Warn("room held here without the cluster's word", "room", name, "error", err)
+			if m.p.Unplaced != nil {
+				m.p.Unplaced(name)
+			}
 		case url != "":
 			e := errorf(CodeElsewhere, "room %q lives on another node; join it at %s", name, url)
 			e.URL = url

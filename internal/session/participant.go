@@ -37,7 +37,7 @@ type participant struct {
 	events  chan any
 	media   chan any
 	attach  chan attachReq
-	kicked  chan string
+	kicked  chan ending
 	done    chan struct{}
 
 	// reporters are the subscriptions, for the sender reports' goroutine; set by the
@@ -114,7 +114,7 @@ func newParticipant(m *Manager, room *Room, c *auth.Claims, j *Join, sc *conn) *
 	p := &participant{
 		m: m, room: room, id: id, name: name, session: newID(), remote: sc.remote, claims: c,
 		in: make(chan inbound, 16), connEnd: make(chan *conn, 1), events: make(chan any, 1024),
-		media: make(chan any, 256), attach: make(chan attachReq, 1), kicked: make(chan string, 1),
+		media: make(chan any, 256), attach: make(chan attachReq, 1), kicked: make(chan ending, 1),
 		done: make(chan struct{}), c: sc, autoSub: j.AutoSubscribe, newSections: j.NewSections,
 		pending: map[string]pubMeta{}, ups: map[string]*uptrack{}, downs: map[string]*downtrack{},
 	}
@@ -136,10 +136,26 @@ func (p *participant) deliver(msg any) {
 	}
 }
 
+// ending is why a participant is removed, and where its room went when it
+// moved to another node (the client joins there).
+type ending struct {
+	reason string
+	moved  string // the room's WebSocket URL on its new home
+}
+
 // kick ends the participant with a reason; it never blocks.
 func (p *participant) kick(reason string) {
 	select {
-	case p.kicked <- reason:
+	case p.kicked <- ending{reason: reason}:
+	default:
+	}
+}
+
+// move ends the participant because its room now lives at url (another
+// node): it is told so instead of bye, and joins there.
+func (p *participant) move(url, reason string) {
+	select {
+	case p.kicked <- ending{reason: reason, moved: url}:
 	default:
 	}
 }
@@ -267,8 +283,8 @@ func (p *participant) run(joinID int64, rep joinReply) {
 			p.onEvent(msg)
 		case ev := <-p.media:
 			p.onMedia(ev)
-		case reason := <-p.kicked:
-			p.end(reason)
+		case e := <-p.kicked:
+			p.finish(e)
 			return
 		case now := <-tick.C:
 			p.allocate(now)
@@ -439,7 +455,10 @@ func (p *participant) onMedia(ev any) {
 // end removes the participant: it leaves the room (its tracks are
 // unpublished, which ends their subscribers' readers), its subscriptions
 // stop, its connections close.
-func (p *participant) end(reason string) {
+func (p *participant) end(reason string) { p.finish(ending{reason: reason}) }
+
+func (p *participant) finish(e ending) {
+	reason := e.reason
 	close(p.done)
 	reply := make(chan struct{})
 	if call(p.room, p.room.chLeave, leaveReq{p: p, reason: reason, reply: reply}) {
@@ -456,9 +475,13 @@ func (p *participant) end(reason string) {
 			_ = pc.Close()
 		}
 	}
-	p.c.send(Bye{Header: Header{Type: TypeBye}, Reason: reason})
+	if e.moved != "" {
+		p.c.send(Moved{Header: Header{Type: TypeMoved}, URL: e.moved, Reason: reason})
+	} else {
+		p.c.send(Bye{Header: Header{Type: TypeBye}, Reason: reason})
+	}
 	p.c.close()
-	p.log.Info("left", "reason", reason)
+	p.log.Info("left", "reason", reason, "moved_to", e.moved)
 }
 
 // newPC creates one of the participant's peer connections.

@@ -42,6 +42,7 @@ const (
 	TypePong             = "pong"
 	TypeRenewed          = "renewed"
 	TypeBye              = "bye"
+	TypeMoved            = "moved"
 )
 
 // Peer connection names: the one the client offers to publish on, and the
@@ -460,6 +461,15 @@ type ErrorMessage struct {
 // Bye is the last message before the server closes the WebSocket.
 type Bye struct {
 	Header
+	Reason string `json:"reason"`
+}
+
+// Moved is the last message before the server closes the WebSocket when
+// the room has moved to another node of the cluster (its home there, after
+// a partition healed): the client joins again at URL, as a new participant.
+type Moved struct {
+	Header
+	URL    string `json:"url"`
 	Reason string `json:"reason"`
 }
 

@@ -35,6 +35,7 @@ type Room struct {
 	chInfo     chan chan RoomInfo
 	chStopIdle chan chan bool
 	chShutdown chan chan struct{}
+	chMove     chan moveReq
 	done       chan struct{}
 
 	// Owned by the room goroutine.
@@ -77,6 +78,11 @@ type resumeReq struct {
 type resumeReply struct {
 	p   *participant
 	err error
+}
+
+type moveReq struct {
+	url, reason string
+	reply       chan int // participants told
 }
 
 type leaveReq struct {
@@ -125,7 +131,7 @@ func newRoom(name string, m *Manager) *Room {
 		chJoin: make(chan joinReq), chResume: make(chan resumeReq), chLeave: make(chan leaveReq),
 		chPublish: make(chan publishReq), chUnpub: make(chan unpublishReq), chSub: make(chan subscribeReq),
 		chUnsub: make(chan unsubscribeReq, 64), chMute: make(chan muteReq), chInfo: make(chan chan RoomInfo),
-		chStopIdle: make(chan chan bool), chShutdown: make(chan chan struct{}), done: make(chan struct{}),
+		chStopIdle: make(chan chan bool), chShutdown: make(chan chan struct{}), chMove: make(chan moveReq), done: make(chan struct{}),
 		participants: map[string]*participant{}, tracks: map[string]*publication{},
 		field: map[string]*publication{}, subs: map[string]map[string]bool{},
 	}
@@ -178,6 +184,11 @@ func (r *Room) run() {
 				close(r.done)
 				return
 			}
+		case req := <-r.chMove:
+			for _, p := range r.participants {
+				p.move(req.url, req.reason)
+			}
+			req.reply <- len(r.participants)
 		case reply := <-r.chShutdown:
 			for _, p := range r.participants {
 				p.kick("the server is shutting down")

@@ -38,7 +38,7 @@ func (s *Server) startCalls() error {
 	rp := rooms.Params{
 		Conf: c.Calls, Stream: c.Stream, API: api, Media: s.media, Verifier: s.p.Verifier, Audit: s.p.Audit, Log: s.p.Log,
 		Fields: fieldDirectory{s}, ICEServers: s.callICEServers, AllowOrigin: c.HTTP.AllowOrigin,
-		Place: s.p.PlaceRoom, Closed: s.p.RoomClosed,
+		Place: s.p.PlaceRoom, Closed: s.p.RoomClosed, Unplaced: s.p.RoomUnplaced,
 	}
 	if s.p.Recorder != nil {
 		rp.Recorder = s.p.Recorder
@@ -115,3 +115,10 @@ func (d fieldDirectory) FieldSources() []rooms.FieldSource {
 	}
 	return out
 }
+
+// HostsRoom tells whether the call room called name is open here.
+func (s *Server) HostsRoom(name string) bool { return s.calls.Hosts(name) }
+
+// MoveRoom sends the participants of the room called name here to url,
+// its WebSocket on the node that is its home now; it returns how many.
+func (s *Server) MoveRoom(name, url, reason string) int { return s.calls.Move(name, url, reason) }

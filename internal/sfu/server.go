@@ -64,6 +64,9 @@ type Params struct {
 	// one home node (session.Params.Place and Closed).
 	PlaceRoom  func(room string) (string, error)
 	RoomClosed func(room string)
+	// RoomUnplaced is told of a room joined here although PlaceRoom failed
+	// (the cluster could not be asked): the caller settles its home later.
+	RoomUnplaced func(room string)
 	// Remote, when set, names the sources published on the other SFU
 	// nodes (source → node): GET /v1/sources lists them too, live, with
 	// the node they would be relayed from. Publishes tells whether a node

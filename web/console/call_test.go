@@ -214,6 +214,22 @@ func TestCallTwoBrowsers(t *testing.T) {
 		alice.waitPlaying("bob/camera", 10, 60*time.Second)
 	}
 
+	// The room moves to another node (a split cluster healed, and the other side is its
+	// home): each page is told so instead of bye, joins again through its own node (here
+	// the same one, which holds the room anew) and the two meet again.
+	{
+		joins := countAudit(h, "alice", "join") + countAudit(h, "bob", "join")
+		if n := h.server().MoveRoom(callRoom, "ws://"+h.httpAddr+"/v1/rooms/"+callRoom+"/ws", "the call moved to its home on node sfu-2"); n != 2 {
+			t.Fatalf("moved %d participants, want 2", n)
+		}
+		for _, p := range []*callPage{alice, bob} {
+			p.waitFor(p.name+" back in the call after the move", `document.body.dataset.call === 'in-call'`, 30*time.Second)
+		}
+		testkit.WaitFor(t, 10*time.Second, "both joined again", func() bool { return countAudit(h, "alice", "join")+countAudit(h, "bob", "join") == joins+2 })
+		bob.waitPlaying("alice/camera", 10, 60*time.Second)
+		alice.waitPlaying("bob/camera", 10, 60*time.Second)
+	}
+
 	// Leaving removes the tile.
 	{
 		bob.click("#leave")

@@ -195,6 +195,12 @@ export class Signalling extends EventTarget {
       this.byeReason = msg.reason || said('call.sig.bye');
       return; // the close that follows reports it.
     }
+    if (msg.type === 'moved') {
+      // the room lives on another node now (a split cluster healed): the close that follows
+      // is reported as lost, and the reconnection joins the room at its home.
+      this.movedReason = msg.reason || said('call.sig.moved');
+      return;
+    }
     this.emit('message', msg);
   }
 
@@ -220,7 +226,7 @@ export class Signalling extends EventTarget {
     this.pending.clear();
     if (this.leaving) return;
     if (this.byeReason) this.emit('bye', { reason: this.byeReason });
-    else this.emit('lost', { reason });
+    else this.emit('lost', { reason: this.movedReason || reason });
   }
 
   // drop abandons the socket without a goodbye, as a broken network would; the server keeps
