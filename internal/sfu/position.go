@@ -48,7 +48,12 @@ type sourceTags struct {
 	incident string
 	note     string
 	pos      *Position
+	labelled labelTimes
 }
+
+// labelTimes are when a source's kind, incident and note were set by an
+// update (zero: never; a kind derived from the publisher's role has none).
+type labelTimes struct{ kind, incident, note time.Time }
 
 // fill copies the tags into in; p is the source's publisher (nil when
 // offline).
@@ -57,7 +62,7 @@ func (t *sourceTags) fill(in *SourceInfo, p *publisher) {
 		t.reporter, t.role = p.who, auth.Role(p.ss.role)
 	}
 	in.Reporter, in.Incident, in.Note = t.reporter, t.incident, t.note
-	in.Kind = t.kind
+	in.Kind, in.labelled = t.kind, t.labelled
 	if in.Kind == "" {
 		switch t.role {
 		case "":
@@ -80,13 +85,13 @@ func (t *sourceTags) apply(u positionUpdate) {
 		t.pos = u.pos
 	}
 	if u.kind != nil {
-		t.kind = *u.kind
+		t.kind, t.labelled.kind = *u.kind, u.at
 	}
 	if u.incident != nil {
-		t.incident = *u.incident
+		t.incident, t.labelled.incident = *u.incident, u.at
 	}
 	if u.note != nil {
-		t.note = *u.note
+		t.note, t.labelled.note = *u.note, u.at
 	}
 }
 
@@ -108,6 +113,7 @@ var positionKind = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 type positionUpdate struct {
 	pos                  *Position
 	kind, incident, note *string
+	at                   time.Time // when it was received
 }
 
 // positionBody is the JSON of a position update.
@@ -126,7 +132,7 @@ type positionBody struct {
 // "accuracy_m"?, "heading"?, "at"?} (at defaults to now), and/or "kind",
 // "incident" and "note". Errors name the field and the range it must be in.
 func parsePositionUpdate(b []byte, now time.Time) (positionUpdate, error) {
-	var u positionUpdate
+	u := positionUpdate{at: now.UTC()}
 	if len(b) > maxPositionBody {
 		return u, fmt.Errorf("the body is %d bytes; a position update is at most %d", len(b), maxPositionBody)
 	}

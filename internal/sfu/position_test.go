@@ -331,4 +331,18 @@ func TestMergeTags(t *testing.T) {
 	if !MergeTags().empty() {
 		t.Fatal("nothing merged is not empty")
 	}
+
+	// Labels set by updates: the latest wins whichever node holds it, even
+	// when it cleared the label; one never set by an update only fills a gap.
+	publisher := SourceTags{Reporter: "phone-7", Kind: "report", Note: "smoke", NoteAt: now.Add(-time.Minute), Incident: "flood-7", IncidentAt: now.Add(-time.Minute)}
+	edited := SourceTags{Note: "smoke, 3rd floor", NoteAt: now, Incident: "", IncidentAt: now, Kind: "vehicle", KindAt: now}
+	for _, order := range [][]SourceTags{{publisher, edited}, {edited, publisher}} {
+		m := MergeTags(order...)
+		if m.Note != "smoke, 3rd floor" || m.Incident != "" || m.Kind != "vehicle" || m.Reporter != "phone-7" || !m.NoteAt.Equal(now) {
+			t.Errorf("merged %+v; want the later edit's note, its cleared incident and its kind, and the publisher's reporter", m)
+		}
+	}
+	if m := MergeTags(SourceTags{Kind: "camera"}, SourceTags{Note: "north gate", NoteAt: now}); m.Kind != "camera" || m.Note != "north gate" {
+		t.Errorf("merged %+v; want the derived kind kept and the note added", m)
+	}
 }

@@ -93,7 +93,7 @@ func (s *Server) withRemote(list []SourceInfo, c *auth.Claims, tags map[string]S
 		if i := slices.IndexFunc(list, func(in SourceInfo) bool { return in.Name == name }); i >= 0 {
 			// offline here: what it said here still counts (the other nodes' tags are in it).
 			old := list[i]
-			in.Reporter, in.Kind, in.Incident, in.Note, in.Position = old.Reporter, old.Kind, old.Incident, old.Note, old.Position
+			in.Reporter, in.Kind, in.Incident, in.Note, in.Position, in.labelled = old.Reporter, old.Kind, old.Incident, old.Note, old.Position, old.labelled
 			list = slices.Delete(list, i, i+1)
 		}
 		addTags(&in, tags[name])

@@ -80,6 +80,9 @@ type SourceInfo struct {
 	Note     string `json:"note,omitempty"`
 	// Position is where the source last said it is, kept while offline.
 	Position *Position `json:"position,omitempty"`
+	// labelled is when Kind, Incident and Note were set, to merge them
+	// with other nodes' (newest wins).
+	labelled labelTimes
 	// Clock is the alignment of the first video track (else the first
 	// track) onto the common time baseline.
 	Clock *tsync.ClockInfo `json:"clock,omitempty"`

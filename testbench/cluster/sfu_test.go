@@ -261,6 +261,13 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 		t.Fatalf("PUT cam1's position on %s: %d", other.name, code)
 	}
 	b.waitTags(origin, "cam1", 25.034, "north gate")
+	// an operator behind the balancer edits the note on the other node: the
+	// later edit shows on both, over the note the publisher's node holds.
+	if code := b.api(http.MethodPut, other.url+"/v1/sources/cam1/position", map[string]any{"note": "north gate, ladder truck"}, nil); code/100 != 2 {
+		t.Fatalf("PUT cam1's note on %s: %d", other.name, code)
+	}
+	b.waitTags(origin, "cam1", 25.034, "north gate, ladder truck")
+	b.waitTags(other, "cam1", 25.034, "north gate, ladder truck")
 
 	// Two viewers on the other node: one relay between the nodes.
 	_, got := b.watch(other, "cam1")
@@ -271,7 +278,7 @@ func TestViewerOnAnotherNodeFollowsTheSource(t *testing.T) {
 	if relay, live := b.sourceOn(other, "cam1"); !live || relay != origin.name {
 		t.Errorf("cam1 on %s: relay %q live %v; want relayed from %s", other.name, relay, live, origin.name)
 	}
-	b.waitTags(other, "cam1", 25.034, "north gate")
+	b.waitTags(other, "cam1", 25.034, "north gate, ladder truck")
 	var srcs struct {
 		Sources []struct {
 			Name    string `json:"name"`
