@@ -33,6 +33,12 @@ type Revocation struct {
 	Expires time.Time `json:"expires,omitzero"`
 }
 
+// Moot tells whether the entry is no longer needed at now: it revokes one
+// token, which expired well before now (no clock skew lets it in again).
+func (rv Revocation) Moot(now time.Time) bool {
+	return !rv.Expires.IsZero() && !now.Before(rv.Expires.Add(expiredEntryGrace))
+}
+
 func (rv Revocation) String() string {
 	what := "subject " + rv.Subject
 	if rv.TokenID != "" {
@@ -198,7 +204,7 @@ func (r *Revocations) Merge(rv Revocation) (bool, error) {
 	if (rv.Subject == "") == (rv.TokenID == "") || rv.At.IsZero() {
 		return false, fmt.Errorf("a revocation names a subject or a token id, and when: %+v", rv)
 	}
-	if !rv.Expires.IsZero() && !r.now().Before(rv.Expires.Add(expiredEntryGrace)) {
+	if rv.Moot(r.now()) {
 		return false, nil
 	}
 	_, added, err := r.add(rv)
@@ -270,7 +276,7 @@ func (r *Revocations) add(rv Revocation) (_ Revocation, added bool, _ error) {
 func (r *Revocations) unexpired(list []Revocation, now time.Time) []Revocation {
 	out := make([]Revocation, 0, len(list)+1)
 	for _, rv := range list {
-		if rv.Expires.IsZero() || now.Before(rv.Expires.Add(expiredEntryGrace)) {
+		if !rv.Moot(now) {
 			out = append(out, rv)
 		}
 	}

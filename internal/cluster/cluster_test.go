@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
@@ -350,5 +353,43 @@ func TestRevocationKeys(t *testing.T) {
 		if !valid.MatchString(k) {
 			t.Errorf("key %q is not a valid NATS key", k)
 		}
+	}
+}
+
+// The sweep removes revocations of tokens expired well before now, and
+// leaves those still needed and those of subjects.
+func TestPruneRevocations(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	c := join(t, "a", srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := bucket(ctx, c.js, jetstream.KeyValueConfig{Bucket: RevocationsBucket, Storage: jetstream.MemoryStorage, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	entries := map[string]auth.Revocation{
+		"long expired": {TokenID: "t1", At: now.Add(-3 * time.Hour), Expires: now.Add(-2 * time.Hour)},
+		"just expired": {TokenID: "t2", At: now.Add(-time.Hour), Expires: now.Add(-time.Minute)},
+		"valid":        {TokenID: "t3", At: now, Expires: now.Add(time.Hour)},
+		"subject":      {Subject: "phone-7", At: now.Add(-48 * time.Hour)},
+	}
+	for _, rv := range entries {
+		b, _ := json.Marshal(rv)
+		if _, err := kv.Put(ctx, revocationKey(rv), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.pruneRevocations(ctx, kv, now); n != 1 {
+		t.Errorf("removed %d revocations, want 1", n)
+	}
+	for what, rv := range entries {
+		_, err := kv.Get(ctx, revocationKey(rv))
+		if gone := err != nil; gone != (what == "long expired") {
+			t.Errorf("%s: gone %v (%v)", what, gone, err)
+		}
+	}
+	if n := c.pruneRevocations(ctx, kv, now); n != 0 {
+		t.Errorf("a second sweep removed %d", n)
 	}
 }

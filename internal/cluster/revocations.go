@@ -47,10 +47,21 @@ func (c *Cluster) ShareRevocations(rl *auth.Revocations) {
 		for _, rv := range rl.List() {
 			out.push(rv)
 		}
-		c.wg.Add(1)
+		c.wg.Add(2)
 		go func() {
 			defer c.wg.Done()
 			c.putRevocations(kv, out)
+		}()
+		go func() {
+			defer c.wg.Done()
+			for {
+				select {
+				case <-c.ctx.Done():
+					return
+				case <-time.After(revocationSweep):
+				}
+				c.pruneRevocations(c.ctx, kv, time.Now())
+			}
 		}()
 		for c.ctx.Err() == nil {
 			if w, err := kv.WatchAll(c.ctx); err == nil {
@@ -147,6 +158,42 @@ func (c *Cluster) mergeRevocations(w jetstream.KeyWatcher, rl *auth.Revocations)
 			}
 		}
 	}
+}
+
+// revocationSweep is how often a node removes from the bucket the
+// revocations of tokens long expired.
+const revocationSweep = time.Hour
+
+// pruneRevocations removes the revocations of single tokens that expired
+// well before now (auth.Revocation.Moot), so that sign-outs do not pile up
+// in the bucket over a long incident; every node does it, which is
+// harmless. Revocations of subjects stay. It returns how many it removed.
+func (c *Cluster) pruneRevocations(ctx context.Context, kv jetstream.KeyValue, now time.Time) int {
+	lister, err := kv.ListKeysFiltered(ctx, "token.>")
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = lister.Stop() }()
+	n := 0
+	for key := range lister.Keys() {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		var rv auth.Revocation
+		if json.Unmarshal(e.Value(), &rv) != nil || !rv.Moot(now) {
+			continue
+		}
+		if kv.Purge(ctx, key, jetstream.LastRevision(e.Revision())) == nil {
+			n++
+		}
+	}
+	if n > 0 {
+		// the purge markers of the last sweep go too
+		_ = kv.PurgeDeletes(ctx)
+		c.log.Info("expired token revocations removed from the cluster", "count", n)
+	}
+	return n
 }
 
 // revocationKey is rv's key in the bucket: one per token, and one per
