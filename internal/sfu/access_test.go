@@ -15,6 +15,7 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/testkit"
 	"fieldvideo/internal/whip"
 	"fieldvideo/testbench/synth"
@@ -327,4 +328,44 @@ func TestFullAuditDiskRefusesAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.view("cam1", tok, &received{})
+}
+
+// A publisher that falls silent (its ingest died on another host: no
+// DELETE, nothing more on its link) is taken over by another publisher of
+// the source once its connection is disconnected, without waiting for it to
+// fail; while it is connected, another is refused.
+func TestSilentPublisherIsTakenOver(t *testing.T) {
+	h := startSFU(t)
+	link := testkit.NewShim(t, h.srv.UDPAddr())
+	a := h.mintFor("ingest@site-a", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
+	h.publishWith("cam1", synth.Params{}, func(p *whip.PublisherParams) {
+		p.Client = &whip.Client{Token: a}
+		p.LocalSDP, p.RemoteSDP = link.ClientSDP, rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr())
+	})
+	b := h.mintFor("ingest@site-b", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
+	if code, body, _ := h.post("/cam1/whip", b, validPublishOffer(t, h)); code != http.StatusConflict {
+		t.Fatalf("another publisher while the first is connected: %d %q; want 409", code, body)
+	}
+
+	link.HoldUp(time.Minute) // site A's link goes dead
+	cut := time.Now()
+	var code int
+	var body string
+	h.waitFor("site B taking cam1 over", func() bool {
+		code, body, _ = h.post("/cam1/whip", b, validPublishOffer(t, h))
+		return code != http.StatusConflict
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("site B's publish after site A fell silent: %d %q", code, body)
+	}
+	t.Logf("a silent publisher taken over %s after its link went dead", time.Since(cut).Round(100*time.Millisecond))
+	var reasons []string
+	for _, e := range h.auditLines() {
+		if e.Action == "unpublish" && e.Actor == "ingest@site-a" {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	if len(reasons) != 1 || !strings.Contains(reasons[0], "fell silent") || !strings.Contains(reasons[0], "ingest@site-b") {
+		t.Errorf("site A's session ended with %q; want one end, taken over by site B after falling silent", reasons)
+	}
 }

@@ -43,6 +43,19 @@ func (p *publisher) sameOwner(c *auth.Claims) bool {
 	return p.ss.tokenID != "" && c.ID == p.ss.tokenID
 }
 
+// silent tells whether the publisher's peer stopped answering: its ICE
+// connection is disconnected (nothing heard from it for the disconnected
+// timeout, 3 s) or failed. Another publisher may then take the source over
+// (a camera's other ingest after this one died on another host), rather
+// than wait until the session fails.
+func (p *publisher) silent() bool {
+	switch p.ss.pc.ICEConnectionState() {
+	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
+		return true
+	}
+	return false
+}
+
 // publish answers a WHIP offer: POST /{source}/whip.
 func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*session, string, error) {
 	c, err := s.authorize(r, "whip", name)
@@ -64,7 +77,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		return nil, "", err
 	}
 	s.mu.Lock()
-	if src := s.sources[name]; src != nil && src.live() && src.pub.Load().relay == "" && !src.pub.Load().sameOwner(c) {
+	if src := s.sources[name]; src != nil && src.live() && src.pub.Load().relay == "" && !src.pub.Load().sameOwner(c) && !src.pub.Load().silent() {
 		since, who := src.since, src.pub.Load().who
 		s.mu.Unlock()
 		return nil, "", whip.Errorf(http.StatusConflict, "source %q is already being published by %s (since %s); it must DELETE its session first (a new session of the same publisher replaces its old one)", name, who, since.Format(time.RFC3339))
@@ -86,7 +99,8 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 
 	// A publisher that comes back (ingest restarted, a phone reconnected)
 	// replaces its own stale session at once, as it does a relay of the
-	// source from another node; anyone else waits for it to end.
+	// source from another node; anyone else waits for it to end, or to fall
+	// silent.
 	for {
 		s.mu.Lock()
 		src := s.sources[name]
@@ -100,11 +114,15 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 			old.ss.close("the source is published here now")
 			continue
 		}
-		if !old.sameOwner(c) {
+		switch {
+		case old.sameOwner(c):
+			old.ss.close("replaced by a new session of the same publisher")
+		case old.silent():
+			old.ss.close("its publisher fell silent; taken over by " + c.Who())
+		default:
 			pc.Close()
 			return nil, "", whip.Errorf(http.StatusConflict, "source %q was published by %s meanwhile", name, old.who)
 		}
-		old.ss.close("replaced by a new session of the same publisher")
 	}
 	s.mu.Lock()
 	src := s.sources[name]
