@@ -98,6 +98,9 @@ func (h *rehomer) settle(room string) {
 		case err != nil:
 			continue // the cluster cannot be asked yet: the call goes on here
 		case node == "":
+			if !srv.HostsRoom(room) {
+				h.cl.Unclaim(room) // it ended meanwhile
+			}
 			return // its home is here
 		}
 		u, err := roomURL(node, base, room)

@@ -95,8 +95,8 @@ func (s *Server) remoteTags() map[string]SourceTags {
 	return s.p.RemoteTags()
 }
 
-// addTags fills in what in lacks from rt, and takes rt's position when it
-// is newer.
+// addTags merges rt into in (MergeTags, in first): what in lacks, rt's
+// position when newer, and the labels rt's node set later.
 func addTags(in *SourceInfo, rt SourceTags) {
 	m := MergeTags(tagsOf(*in), rt)
 	in.Reporter, in.Kind, in.Incident, in.Note = m.Reporter, m.Kind, m.Incident, m.Note
