@@ -2,11 +2,13 @@ package sfu
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,42 +332,86 @@ func TestFullAuditDiskRefusesAccess(t *testing.T) {
 	h.view("cam1", tok, &received{})
 }
 
-// A publisher that falls silent (its ingest died on another host: no
-// DELETE, nothing more on its link) is taken over by another publisher of
-// the source once its connection is disconnected, without waiting for it to
+// A publisher that falls silent is taken over by another publisher of the
+// source once its connection is disconnected, without waiting for it to
 // fail; while it is connected, another is refused.
 func TestSilentPublisherIsTakenOver(t *testing.T) {
+	// site A's ingest dies: nothing more on its media link, no DELETE, no new offer.
+	t.Run("dead", func(t *testing.T) {
+		h, link, cutHTTP := startSiteA(t)
+		link.HoldUp(time.Minute)
+		cutHTTP()
+		cut := time.Now()
+		takeOver(t, h)
+		t.Logf("a dead publisher taken over %s after its link went dead", time.Since(cut).Round(100*time.Millisecond))
+		var reasons []string
+		for _, e := range h.auditLines() {
+			if e.Action == "unpublish" && e.Actor == "ingest@site-a" {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		if len(reasons) != 1 || !strings.Contains(reasons[0], "fell silent") || !strings.Contains(reasons[0], "ingest@site-b") {
+			t.Errorf("site A's session ended with %q; want one end, taken over by site B after falling silent", reasons)
+		}
+	})
+	// site A's media cannot get through but its offers still do: it asks again and
+	// again, and its sessions that never connect do not hold the source either.
+	t.Run("unreachable but asking", func(t *testing.T) {
+		h, link, _ := startSiteA(t)
+		link.HoldUp(time.Minute)
+		takeOver(t, h)
+		took := len(h.auditLines())
+		testkit.WaitFor(t, 30*time.Second, "site A asking again after site B took over", func() bool {
+			for _, e := range h.auditLines()[took:] {
+				if e.Actor == "ingest@site-a" && e.Action == "publish" {
+					return true
+				}
+			}
+			return false
+		})
+		if in := h.listed("cam1"); in.Publisher != "ingest@site-b" {
+			t.Errorf("cam1 is published by %q after site A asked again; want site B kept it", in.Publisher)
+		}
+	})
+}
+
+// startSiteA has site A's ingest publish cam1 through a shim (its media
+// link) and an HTTP client cutHTTP ends, and checks that another publisher
+// is refused meanwhile.
+func startSiteA(t *testing.T) (*harness, *testkit.Shim, func()) {
 	h := startSFU(t)
 	link := testkit.NewShim(t, h.srv.UDPAddr())
+	var dead atomic.Bool
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if dead.Load() {
+			return nil, errors.New("site A is gone")
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
 	a := h.mintFor("ingest@site-a", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
 	h.publishWith("cam1", synth.Params{}, func(p *whip.PublisherParams) {
-		p.Client = &whip.Client{Token: a}
+		p.Client = &whip.Client{Token: a, HTTP: hc}
 		p.LocalSDP, p.RemoteSDP = link.ClientSDP, rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr())
 	})
-	b := h.mintFor("ingest@site-b", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
-	if code, body, _ := h.post("/cam1/whip", b, validPublishOffer(t, h)); code != http.StatusConflict {
+	if code, body, _ := h.post("/cam1/whip", siteB(h), validPublishOffer(t, h)); code != http.StatusConflict {
 		t.Fatalf("another publisher while the first is connected: %d %q; want 409", code, body)
 	}
-
-	link.HoldUp(time.Minute) // site A's link goes dead
-	cut := time.Now()
-	var code int
-	var body string
-	h.waitFor("site B taking cam1 over", func() bool {
-		code, body, _ = h.post("/cam1/whip", b, validPublishOffer(t, h))
-		return code != http.StatusConflict
-	})
-	if code != http.StatusCreated {
-		t.Fatalf("site B's publish after site A fell silent: %d %q", code, body)
-	}
-	t.Logf("a silent publisher taken over %s after its link went dead", time.Since(cut).Round(100*time.Millisecond))
-	var reasons []string
-	for _, e := range h.auditLines() {
-		if e.Action == "unpublish" && e.Actor == "ingest@site-a" {
-			reasons = append(reasons, e.Reason)
-		}
-	}
-	if len(reasons) != 1 || !strings.Contains(reasons[0], "fell silent") || !strings.Contains(reasons[0], "ingest@site-b") {
-		t.Errorf("site A's session ended with %q; want one end, taken over by site B after falling silent", reasons)
-	}
+	return h, link, func() { dead.Store(true) }
 }
+
+func siteB(h *harness) string {
+	return h.mintFor("ingest@site-b", auth.RoleCamera, []string{"cam1"}, nil, time.Hour)
+}
+
+// takeOver starts site B's ingest publishing cam1 (retrying while
+// refused) and waits until it is cam1's publisher.
+func takeOver(t *testing.T, h *harness) {
+	t.Helper()
+	b := siteB(h)
+	h.publishWith("cam1", synth.Params{}, func(p *whip.PublisherParams) { p.Client = &whip.Client{Token: b} })
+	testkit.WaitFor(t, 30*time.Second, "site B taking cam1 over", func() bool { return h.listed("cam1").Publisher == "ingest@site-b" })
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -43,17 +43,28 @@ func (p *publisher) sameOwner(c *auth.Claims) bool {
 	return p.ss.tokenID != "" && c.ID == p.ss.tokenID
 }
 
+// silentAfter is how long a publisher may go unheard before another may
+// take its source: ICE's disconnected timeout.
+const silentAfter = 3 * time.Second
+
 // silent tells whether the publisher's peer stopped answering: its ICE
-// connection is disconnected (nothing heard from it for the disconnected
-// timeout, 3 s) or failed. Another publisher may then take the source over
-// (a camera's other ingest after this one died on another host), rather
-// than wait until the session fails.
+// connection is disconnected (nothing heard from it for silentAfter) or
+// failed, or it has not connected within silentAfter (a publisher whose
+// media cannot get through, asking again and again, must not hold the
+// source). Another publisher may then take the source over (a camera's
+// other ingest after this one died on another host), rather than wait
+// until the session fails.
 func (p *publisher) silent() bool {
 	switch p.ss.pc.ICEConnectionState() {
 	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
 		return true
 	}
-	return false
+	select {
+	case <-p.ss.connected:
+		return false
+	default:
+		return time.Since(p.ss.created) >= silentAfter
+	}
 }
 
 // publish answers a WHIP offer: POST /{source}/whip.

@@ -38,6 +38,7 @@ type session struct {
 	onClose   func()
 	connOnce  sync.Once
 	connected chan struct{} // closed once the peer connection is up
+	created   time.Time
 
 	mu       sync.Mutex
 	bound    *auth.Claims // the token the session lives by
@@ -50,7 +51,7 @@ type session struct {
 func (s *Server) newSession(kind, source string, c *auth.Claims, r *http.Request, pc *webrtc.PeerConnection) *session {
 	id := newID()
 	return &session{id: id, kind: kind, source: source, who: c.Who(), role: string(c.Role), remote: r.RemoteAddr,
-		etag: `"` + id[:16] + `"`, pc: pc, s: s, owner: c.Subject, tokenID: c.ID, bound: c, connected: make(chan struct{})}
+		etag: `"` + id[:16] + `"`, pc: pc, s: s, owner: c.Subject, tokenID: c.ID, bound: c, connected: make(chan struct{}), created: time.Now()}
 }
 
 func (ss *session) location() string { return "/" + ss.source + "/" + ss.kind + "/" + ss.id }
