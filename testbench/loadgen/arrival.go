@@ -123,17 +123,17 @@ func (c *stampConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 }
 
 // kernelTime returns the SCM_TIMESTAMPNS time in oob, in Unix nanoseconds,
-// or 0. A control message is a header (length as a native word, level and
-// type as int32) and its data, aligned to a native word.
+// or 0 (always on 32-bit systems, whose layout this does not read). A
+// control message is a header (length as a 64-bit word, level and type as
+// int32) and its data (two 64-bit words: seconds, nanoseconds), aligned to
+// 8 bytes.
 func kernelTime(oob []byte) int64 {
 	const word = syscall.SizeofCmsghdr - 8
+	if word != 8 {
+		return 0
+	}
 	for len(oob) >= syscall.SizeofCmsghdr {
-		var l int
-		if word == 8 {
-			l = int(binary.NativeEndian.Uint64(oob))
-		} else {
-			l = int(binary.NativeEndian.Uint32(oob))
-		}
+		l := int(binary.NativeEndian.Uint64(oob))
 		level := int32(binary.NativeEndian.Uint32(oob[word:]))
 		typ := int32(binary.NativeEndian.Uint32(oob[word+4:]))
 		if l < syscall.SizeofCmsghdr || l > len(oob) {
