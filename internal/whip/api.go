@@ -43,6 +43,11 @@ const (
 	nackWindow   = 2048
 )
 
+// DefaultKeepalive is how often a connected peer connection sends a STUN binding
+// request on its path (consent, RFC 7675): often enough that a peer that sends nothing
+// else is heard well within the 3 s disconnected timeout.
+const DefaultKeepalive = time.Second
+
 // APIParams configures NewAPI.
 type APIParams struct {
 	// UDPMux makes every peer connection share one UDP port; nil uses one
@@ -65,6 +70,9 @@ type APIParams struct {
 	// Net, when set, is the network the peer connections listen on (the
 	// load generator's notes when each datagram reached the kernel).
 	Net transport.Net
+	// Keepalive is how often a connected peer connection checks its path with a STUN
+	// binding request; zero means DefaultKeepalive.
+	Keepalive time.Duration
 }
 
 // NewAPI returns a WebRTC API with our codecs, NACK generation, RTCP
@@ -102,7 +110,7 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	}
 
 	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
-		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout, Net: p.Net})
+		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout, Net: p.Net, Keepalive: p.Keepalive})
 	if p.SendOnly {
 		// only RTCP, STUN and DTLS come back: no read buffer need be larger
 		// than an Ethernet frame (each peer connection holds several)
@@ -139,6 +147,7 @@ type ICEParams struct {
 	AdvertiseIPs                       []string
 	DisconnectedTimeout, FailedTimeout time.Duration // zero: 3 s and 8 s
 	Net                                transport.Net // nil: the host's
+	Keepalive                          time.Duration // zero: DefaultKeepalive
 }
 
 // SettingEngine returns the settings every peer connection of this system
@@ -169,7 +178,11 @@ func SettingEngine(p ICEParams) webrtc.SettingEngine {
 	if failed == 0 {
 		failed = 8 * time.Second
 	}
-	se.SetICETimeouts(disc, failed, time.Second)
+	keep := p.Keepalive
+	if keep == 0 {
+		keep = DefaultKeepalive
+	}
+	se.SetICETimeouts(disc, failed, keep)
 	// Take whole datagrams up to the largest a path can carry unfragmented
 	// (and more: RTSP cameras over TCP send large payloads), so that no
 	// packet is cut short and dropped.

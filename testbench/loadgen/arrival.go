@@ -158,5 +158,9 @@ func stampedAPI(book *arrivals) (*webrtc.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return whip.NewAPI(whip.APIParams{LoopbackOnly: true, Net: n})
+	return whip.NewAPI(whip.APIParams{LoopbackOnly: true, Net: n, Keepalive: browserKeepalive})
 }
+
+// browserKeepalive is how often the viewers check their path once it is up, as Chromium
+// does on a stable connection (libwebrtc's STABLE_WRITABLE_CONNECTION_PING_INTERVAL).
+const browserKeepalive = 2500 * time.Millisecond

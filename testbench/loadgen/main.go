@@ -35,6 +35,7 @@ func main() {
 	flag.DurationVar(&p.duration, "duration", 20*time.Second, "measurement window")
 	flag.StringVar(&p.cpuProfile, "cpuprofile", "", "write the SFU's CPU profile over the window to this file (and ingest's, when it runs, to this file + .ingest)")
 	flag.StringVar(&p.memProfile, "memprofile", "", "write the SFU's heap profile at the end of the window to this file (and its goroutines to this file + .goroutines)")
+	flag.StringVar(&p.trace, "trace", "", "write the SFU's execution trace over the first 5 s of the window to this file (and ingest's to this file + .ingest); read it with go tool trace")
 	selfProfile := flag.String("selfprofile", "", "write the load generator's own CPU profile to this file, and its heap at the end to this file + .heap")
 	flag.Parse()
 	if *selfProfile != "" {

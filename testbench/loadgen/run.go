@@ -30,12 +30,12 @@ import (
 )
 
 type params struct {
-	sfuBin, ingestBin          string
-	burn                       bool
-	cameras, viewers, fps, gop int
-	packets                    int
-	duration                   time.Duration
-	cpuProfile, memProfile     string
+	sfuBin, ingestBin             string
+	burn                          bool
+	cameras, viewers, fps, gop    int
+	packets                       int
+	duration                      time.Duration
+	cpuProfile, memProfile, trace string
 }
 
 type result struct {
@@ -360,7 +360,7 @@ func run(ctx context.Context, p params) (*result, error) {
 		}
 		_ = sfu.cmd.Wait()
 	}()
-	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true})
+	api, err := whip.NewAPI(whip.APIParams{LoopbackOnly: true, Keepalive: browserKeepalive})
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +456,7 @@ func run(ctx context.Context, p params) (*result, error) {
 	start := time.Now()
 	made0 := madePackets(cams)
 	setMeasuring(stats, true)
-	profiled := make(chan error, 2)
+	profiled := make(chan error, 4)
 	if p.cpuProfile != "" {
 		go func() { profiled <- profile(ctx, sfu.base, sfu, p.cpuProfile, p.duration) }()
 	} else {
@@ -466,6 +466,15 @@ func run(ctx context.Context, p params) (*result, error) {
 		go func() { profiled <- profile(ctx, in.api, sfu, p.cpuProfile+".ingest", p.duration) }()
 	} else {
 		profiled <- nil
+	}
+	traces := 0
+	if p.trace != "" {
+		traces++
+		go func() { profiled <- fetch(ctx, sfu.base+"/debug/pprof/trace?seconds=5", sfu, p.trace) }()
+		if in != nil {
+			traces++
+			go func() { profiled <- fetch(ctx, in.api+"/debug/pprof/trace?seconds=5", sfu, p.trace+".ingest") }()
+		}
 	}
 	select {
 	case <-ctx.Done():
@@ -490,9 +499,9 @@ func run(ctx context.Context, p params) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for range 2 {
+	for range 2 + traces {
 		if err := <-profiled; err != nil {
-			return nil, fmt.Errorf("cpu profile: %w", err)
+			return nil, fmt.Errorf("cpu profile or trace: %w", err)
 		}
 	}
 	r.serverCPU = cpuTime{user: cpu1.user - cpu0.user, kernel: cpu1.kernel - cpu0.kernel}
