@@ -50,7 +50,8 @@ func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 		if n.Cluster != nil {
 			loopback = loopback && loopbackURL(c.Cluster.Advertise)
 		}
-		if ups.api, err = whip.NewAPI(whip.APIParams{LoopbackOnly: loopback}); err != nil {
+		// an uplink only sends: no NACK generation or receiver reports
+		if ups.api, err = whip.NewAPI(whip.APIParams{LoopbackOnly: loopback, SendOnly: true}); err != nil {
 			return err
 		}
 		ups.client = &whip.Client{Token: c.Uplink.Token}

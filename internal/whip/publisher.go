@@ -252,6 +252,9 @@ func (p *Publisher) session(ctx context.Context, endpoint string) error {
 		QueueSize: p.p.QueueSize,
 		MaxLag:    stream.LiveLag,
 		Tracks:    wanted,
+		// live units go out on the writer's goroutine while the uplink keeps up:
+		// its sends are UDP writes that do not wait for the SFU
+		Inline: true,
 		OnUnit: func(d stream.Delivery) {
 			if lt := locals[d.Unit.Track]; lt != nil {
 				_ = lt.Write(d)
