@@ -67,6 +67,11 @@ func (a *api) sources(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		st := sourceState{SourceInfo: s}
+		if !c.CanOperate() {
+			// where a camera is and who pushes from where are the operators' to know,
+			// as in the cameras list
+			st.URL, st.Remote = "", ""
+		}
 		if u, ok := ups[s.Name]; ok {
 			st.Uplink = &u
 		}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -205,10 +207,19 @@ func TestCamerasAPI(t *testing.T) {
 		t.Fatalf("same name again: %d %s", status, body)
 	}
 
-	// a wall sees the cameras it may view, without their address.
+	// a wall sees the cameras it may view, without their address, in the cameras and in
+	// the sources; an operator sees the address without the password.
 	_, body = keep(e.do("GET", "/v1/cameras", wall, "", ""))
 	if !strings.Contains(body, `"name":"gate"`) || strings.Contains(body, "rtsp://") || strings.Contains(body, `"username"`) {
 		t.Fatalf("wall list: %s", body)
+	}
+	_, body = keep(e.do("GET", "/v1/sources", wall, "", ""))
+	if !strings.Contains(body, `"name":"gate"`) || strings.Contains(body, "rtsp://") {
+		t.Fatalf("wall's sources: %s", body)
+	}
+	_, body = keep(e.do("GET", "/v1/sources", op, "", ""))
+	if !strings.Contains(body, `"url":"rtsp://admin:***@`+cam.Addr()+`/stream"`) {
+		t.Fatalf("operator's sources: %s", body)
 	}
 
 	// edit: the listed URL sent back with another path keeps the password (the camera asks for it).
@@ -228,6 +239,21 @@ func TestCamerasAPI(t *testing.T) {
 	testkit.WaitFor(t, 20*time.Second, "the camera's session to end", func() bool { return cam.Playing() == 0 })
 	if ci = e.waitState(op, "gate", ingest.StateDisabled); ci.Reason != "disabled by op-anna" {
 		t.Fatalf("disabled camera %+v", ci)
+	}
+
+	// a secret in the address's query is hidden as the password is, and kept on edits.
+	status, body = keep(e.do("PUT", "/v1/cameras/gate", op, "application/json", `{"url":"rtsp://`+cam.Addr()+`/stream?channel=1&password=`+camPass+`"}`))
+	if status != http.StatusOK || !strings.Contains(body, `/stream?channel=1\u0026password=***`) {
+		t.Fatalf("query secret: %d %s", status, body)
+	}
+	status, body = keep(e.do("PUT", "/v1/cameras/gate", op, "application/json", `{"url":"rtsp://`+cam.Addr()+`/stream?channel=2&password=***"}`))
+	if status != http.StatusOK || !strings.Contains(body, `"changed":["url"]`) {
+		t.Fatalf("query secret kept: %d %s", status, body)
+	}
+	_, body = keep(e.do("GET", "/v1/sources", op, "", ""))
+	_, body2 := keep(e.do("GET", "/v1/cameras/gate", op, "", ""))
+	if !strings.Contains(body+body2, "password=***") {
+		t.Fatalf("sources %s, camera %s: want the query secret hidden", body, body2)
 	}
 
 	// the limit: two cameras at most.
@@ -289,6 +315,31 @@ func TestProfilerIsOperatorOnly(t *testing.T) {
 	} {
 		if status, body := e.do("GET", "/debug/pprof/", tc.token, "", ""); status != tc.status {
 			t.Errorf("%s: %d %.80s, want %d", tc.who, status, body, tc.status)
+		}
+	}
+}
+
+// TestRefusalDoesNotWaitForTheBody: a request refused for its token is answered and its
+// connection closed at once, not held open while the server waits for a body the client
+// trickles (or never sends).
+func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
+	e := startAPI(t, filepath.Join(t.TempDir(), "cameras.json"), 2)
+	for _, path := range []string{"/v1/signout", "/v1/cameras", "/v1/revocations"} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{}", path); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("%s: the connection stayed open after %q: %v", path, b, err)
+		}
+		if !bytes.HasPrefix(b, []byte("HTTP/1.1 401")) {
+			t.Fatalf("%s: %q, want 401", path, b)
 		}
 	}
 }

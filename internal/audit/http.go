@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Identify names who makes a request, from its token: the actor and role to
@@ -33,7 +34,7 @@ func HTTP(l *Log, identify Identify, h http.Handler) http.Handler {
 		ev.Actor, ev.Role = identify(r)
 		a := &annotation{ev: ev}
 		r = r.WithContext(context.WithValue(r.Context(), annotationKey{}, a))
-		bw := &heldWriter{w: w, header: http.Header{}, status: http.StatusOK, log: l, a: a}
+		bw := &heldWriter{w: w, header: http.Header{}, status: http.StatusOK, log: l, a: a, hasBody: r.ContentLength != 0}
 		h.ServeHTTP(bw, r)
 		if bw.hijacked {
 			return
@@ -83,6 +84,8 @@ type heldWriter struct {
 	// error that withheld the answer.
 	streaming bool
 	failed    error
+	// hasBody: the request came with a body, which a refusal leaves unread.
+	hasBody bool
 }
 
 func (b *heldWriter) Header() http.Header {
@@ -177,6 +180,7 @@ func (b *heldWriter) finish() bool {
 	for k, v := range b.header {
 		h[k] = v
 	}
+	b.closeIfRefused(b.status)
 	b.w.WriteHeader(b.status)
 	_, _ = b.w.Write(b.body.Bytes())
 	b.body.Reset()
@@ -192,6 +196,18 @@ func (b *heldWriter) fail(err error) {
 	h := b.w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Retry-After", "10")
+	b.closeIfRefused(http.StatusServiceUnavailable)
 	b.w.WriteHeader(http.StatusServiceUnavailable)
 	fmt.Fprintf(b.w, "access refused: %v\n", err)
+}
+
+// closeIfRefused ends the connection after a refusal of a request with a body: the
+// server would otherwise read what is left of the body (to keep the connection) until
+// the server's read timeout, and a client that trickles it, or never sends it, would
+// hold a connection per request for that long without any token.
+func (b *heldWriter) closeIfRefused(status int) {
+	if status >= 400 && b.hasBody {
+		b.w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(b.w).SetReadDeadline(time.Now())
+	}
 }

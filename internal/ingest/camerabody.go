@@ -260,6 +260,17 @@ func (p CameraPatch) resolveURL(old *conf.Camera) (string, error) {
 		}
 		pass = oldPass
 	}
+	oldQuery := ""
+	if old != nil {
+		if ou, err := url.Parse(old.URL); err == nil {
+			oldQuery = ou.RawQuery
+		}
+	}
+	q, missing, ok := restoreQuery(u.RawQuery, oldQuery)
+	if !ok {
+		return "", cameraErr(CameraInvalid, "url: %s=%s stands for the stored value, and this camera has none; type it", missing, RedactMark)
+	}
+	u.RawQuery = q
 	switch {
 	case len(user) > maxCredentialLength:
 		return "", cameraErr(CameraInvalid, "username is %d bytes; use at most %d", len(user), maxCredentialLength)
@@ -290,9 +301,15 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // sameURL reports whether two camera URLs name the same address with the
 // same credentials, however they are written.
 func sameURL(a, b string) bool {
-	ua, pa := urlCredentials(a)
-	ub, pb := urlCredentials(b)
-	return RedactURL(a) == RedactURL(b) && ua == ub && pa == pb
+	return canonicalURL(a) == canonicalURL(b)
+}
+
+func canonicalURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.String()
 }
 
 // transportOf returns a camera's transport, auto when it is not set.
@@ -303,13 +320,16 @@ func transportOf(t string) string {
 	return t
 }
 
-// RedactURL returns a camera URL with its password replaced by RedactMark:
-// rtsp://user:***@host/path. A URL that cannot be parsed is hidden whole.
+// RedactURL returns a camera URL with its password, and the values of query parameters
+// that carry secrets (password=, token=, ...), replaced by RedactMark:
+// rtsp://user:***@host/path?channel=1&password=***. A URL that cannot be parsed is
+// hidden whole.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(the URL cannot be parsed and is hidden)"
 	}
+	u.RawQuery = redactQuery(u.RawQuery)
 	if u.User == nil {
 		return u.String()
 	}

@@ -40,6 +40,10 @@ func TestCameraBody(t *testing.T) {
 		{"position cleared", `{"position":null}`, &conf.Camera{Name: "g", URL: "rtsp://h/", Position: &conf.Position{Lat: 1, Lon: 2}}, "rtsp://h/",
 			func(c conf.Camera) bool { return c.Position == nil }},
 		{"same name", `{"name":"gate"}`, &storedGate, storedGate.URL, nil},
+		{"redacted query secret keeps its value", `{"url":"rtsp://h/live?channel=2&password=***"}`,
+			&conf.Camera{Name: "q", URL: "rtsp://h/live?channel=1&password=q%26secret"}, "rtsp://h/live?channel=2&password=q%26secret", nil},
+		{"new query secret", `{"url":"rtsp://h/live?password=fresh"}`,
+			&conf.Camera{Name: "q", URL: "rtsp://h/live?password=old"}, "rtsp://h/live?password=fresh", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ParseCameraPatch([]byte(tc.body))
@@ -83,6 +87,7 @@ func TestCameraBody(t *testing.T) {
 		{"broken url", `{"name":"gate","url":"rtsp://admin:hunter2-long@h:x:y/%zz"}`, nil, "url is not an rtsp://"},
 		{"both credentials", `{"name":"gate","url":"rtsp://a:hunter2-long@h/","password":"hunter2-long"}`, nil, "username: give the credentials either"},
 		{"mark on a new camera", `{"name":"gate","url":"rtsp://admin:***@h/"}`, nil, "password: *** stands for"},
+		{"query mark on a new camera", `{"name":"gate","url":"rtsp://h/live?password=***"}`, nil, "url: password=*** stands for"},
 		{"password without user", `{"name":"gate","url":"rtsp://h/","password":"hunter2-long"}`, nil, "username is missing"},
 		{"rename", `{"name":"other"}`, &storedGate, "name: a camera cannot be renamed"},
 		{"control characters", `{"name":"gate","url":"rtsp://h/","username":"a\nb"}`, nil, "username and password must not"},
@@ -137,6 +142,8 @@ func TestRedactURL(t *testing.T) {
 		"rtsp://10.0.0.5/s":                            "rtsp://10.0.0.5/s",
 		"rtsp://a%40b:p%2Fw@h/s":                       "rtsp://a%40b:***@h/s",
 		"rtsp://admin:s3cret@h:x:y/%zz":                "(the URL cannot be parsed and is hidden)",
+		"rtsp://h/live?channel=1&user=admin&password=s3cret&Auth_Token=t0k&subtype=0": "rtsp://h/live?channel=1&user=admin&password=***&Auth_Token=***&subtype=0",
+		"rtsp://u:p@h/s?pwd=a%26b&apikey=k":                                           "rtsp://u:***@h/s?pwd=***&apikey=***",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
@@ -150,6 +157,7 @@ func TestRedactURL(t *testing.T) {
 func FuzzCameraPatch(f *testing.F) {
 	f.Add([]byte(`{"name":"gate","url":"rtsp://10.0.0.5/s","username":"admin","password":"pw"}`), true)
 	f.Add([]byte(`{"url":"rtsp://admin:***@10.0.0.6/x"}`), false)
+	f.Add([]byte(`{"name":"q","url":"rtsp://h/s?channel=1&password=pw&Token=t%26u"}`), true)
 	f.Add([]byte(`{"position":{"lat":1e309,"lon":0}}`), false)
 	f.Add([]byte(`{"name":"a","url":"rtsp://[::1]:554/s","position":null,"label":"\u0000"}`), true)
 	f.Fuzz(func(t *testing.T, body []byte, isNew bool) {
@@ -184,6 +192,13 @@ func FuzzCameraPatch(f *testing.F) {
 		}
 		if pw, ok := u.User.Password(); ok && pw != RedactMark {
 			t.Fatalf("redacted URL %q shows a password", RedactURL(c.URL))
+		}
+		for k, vs := range u.Query() {
+			for _, v := range vs {
+				if secretParam(k) && v != "" && v != RedactMark {
+					t.Fatalf("redacted URL %q shows %s", RedactURL(c.URL), k)
+				}
+			}
 		}
 	})
 }

@@ -524,10 +524,11 @@ func changedFields(a, b conf.Camera) []string {
 	var out []string
 	ua, pa := urlCredentials(a.URL)
 	ub, pb := urlCredentials(b.URL)
-	if RedactURL(a.URL) != RedactURL(b.URL) || ua != ub {
+	addressChanged := RedactURL(a.URL) != RedactURL(b.URL) || ua != ub
+	if addressChanged {
 		out = append(out, "url")
 	}
-	if pa != pb {
+	if pa != pb || (!addressChanged && !sameURL(a.URL, b.URL)) {
 		out = append(out, "password")
 	}
 	if transportOf(a.Transport) != transportOf(b.Transport) {

@@ -114,7 +114,7 @@ func TestPullCamera(t *testing.T) {
 					t.Fatalf("the camera password leaked: %s", text)
 				}
 			}
-			if !strings.Contains(in.URL, "xxxxx") {
+			if !strings.Contains(in.URL, ":"+RedactMark+"@") {
 				t.Fatalf("source URL %q: want the password redacted", in.URL)
 			}
 		})

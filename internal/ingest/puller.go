@@ -52,6 +52,13 @@ func newPuller(s *Server, cam conf.Camera) (*puller, error) {
 			pl.secrets = append(pl.secrets, u.User.String()+"@", pw, url.QueryEscape(pw), url.PathEscape(pw))
 		}
 	}
+	mapSecrets(u.RawQuery, func(_, raw string) (string, bool) {
+		if v, err := url.QueryUnescape(raw); err == nil && v != raw {
+			pl.secrets = append(pl.secrets, v)
+		}
+		pl.secrets = append(pl.secrets, raw)
+		return raw, true
+	})
 	pl.log = s.log.With("source", cam.Name, "url", pl.redacted)
 	return pl, nil
 }
@@ -63,7 +70,9 @@ func (pl *puller) redact(msg string) string {
 		if i > 0 && len(sec) < 4 {
 			continue
 		}
-		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+		if sec != "" {
+			msg = strings.ReplaceAll(msg, sec, RedactMark)
+		}
 	}
 	return msg
 }

@@ -336,5 +336,6 @@ func (s *Server) playerLeft(o *rtspOut) {
 	}
 }
 
-// redactURL returns u with its password hidden, for logs and the API.
-func redactURL(u *url.URL) string { return u.Redacted() }
+// redactURL returns u with its password and the secrets in its query hidden, for
+// logs and the API (RedactURL).
+func redactURL(u *url.URL) string { return RedactURL(u.String()) }
