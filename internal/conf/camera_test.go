@@ -47,3 +47,25 @@ func TestCameraSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Names of the form of a call's recorded track are the calls' own.
+func TestCallTrackName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"incident-1.commander.camera":  true,
+		"r.anna.lee.microphone":        true,
+		"room.p.screen_audio":          true,
+		"north.camera":                 false, // one dot: no participant
+		"incident-1.commander.camera2": false,
+		"cam1":                         false,
+		".camera":                      false,
+		"site.gate.thermal":            false,
+	} {
+		if got := CallTrackName(name); got != want {
+			t.Errorf("CallTrackName(%q) = %v, want %v", name, got, want)
+		}
+		err := Camera{Name: name, URL: "rtsp://h/s"}.Check()
+		if want && (err == nil || !strings.Contains(err.Error(), "call's recording")) {
+			t.Errorf("camera %q: %v, want refused as a call's recording name", name, err)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -104,6 +106,9 @@ func (c Camera) Check() error {
 	if !SourceName.MatchString(c.Name) {
 		return fmt.Errorf("name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Name)
 	}
+	if CallTrackName(c.Name) {
+		return fmt.Errorf("name %q has the form of a call's recording (<room>.<participant>.%s); choose a name that does not end so", c.Name, strings.Join(CallTracks, "|"))
+	}
 	if len(c.URL) > MaxCameraURL {
 		return fmt.Errorf("url is %d bytes; use at most %d", len(c.URL), MaxCameraURL)
 	}
@@ -154,6 +159,31 @@ type Uplink struct {
 // SourceName is the pattern source names follow: they appear in URLs and
 // object keys.
 var SourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// CallTracks are the last parts of the names a call's recordings take:
+// <room>.<participant>.<track>.
+var CallTracks = []string{"camera", "microphone", "screen", "screen_audio"}
+
+// CallTrackName tells whether name has the form of a call participant's recorded track,
+// <room>.<participant>.<camera|microphone|screen|screen_audio>. Such names are the
+// calls' own: no camera, push or WHIP publisher may take one, or its recording would
+// mix with (and play back as) a participant's.
+func CallTrackName(name string) bool {
+	i := strings.LastIndexByte(name, '.')
+	return i > 0 && strings.Contains(name[:i], ".") && slices.Contains(CallTracks, name[i+1:])
+}
+
+// CheckPublishedName reports what is wrong with name as the name of a source that is
+// not a call's: its characters, or the form of a call's recording.
+func CheckPublishedName(name string) error {
+	if !SourceName.MatchString(name) {
+		return fmt.Errorf("source name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	if CallTrackName(name) {
+		return fmt.Errorf("source name %q has the form of a call's recording (<room>.<participant>.%s); choose a name that does not end so", name, strings.Join(CallTracks, "|"))
+	}
+	return nil
+}
 
 // DefaultIngest returns the built-in defaults; configs/ingest.yml equals them.
 func DefaultIngest() Ingest {

@@ -149,6 +149,10 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		r := h.deny(cs, actionPublish, name, nil, base.StatusBadRequest, invalidName(name), false)
 		return r.res, r.err
 	}
+	if err := conf.CheckPublishedName(name); err != nil {
+		r := h.deny(cs, actionPublish, name, nil, base.StatusBadRequest, err.Error(), false)
+		return r.res, r.err
+	}
 	claims, ref := h.authorize(ctx.Conn, ctx.Request, ctx.Query, actionPublish, name)
 	if ref != nil {
 		return ref.res, ref.err

@@ -127,6 +127,7 @@ func TestPushRefused(t *testing.T) {
 		{"view-only token", "vo", mint(t, testSecret, auth.Claims{View: []string{"*"}}), "403", "does not allow to publish"},
 		{"grant for another source", "ga", mint(t, testSecret, auth.Claims{Publish: []string{"other"}}), "403", "does not allow to publish"},
 		{"invalid name", "-bad", mint(t, testSecret, auth.Claims{Publish: []string{"*"}}), "400", "not a valid source name"},
+		{"a call's recording name", "room.alice.microphone", mint(t, testSecret, auth.Claims{Publish: []string{"*"}}), "400", "form of a call's recording"},
 		{"pulled camera name", "cam1", mint(t, testSecret, auth.Claims{Publish: []string{"*"}}), "405", "pulled camera"},
 	}
 	for _, tc := range cases {

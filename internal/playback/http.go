@@ -7,12 +7,14 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/conf"
 	"fieldvideo/internal/whip"
 )
 
@@ -362,7 +364,7 @@ func (h *handler) participant(r *http.Request, p string) error {
 			continue
 		}
 		for _, s := range is.Sources {
-			if strings.HasPrefix(s.Source, p+".") && !strings.Contains(strings.TrimPrefix(s.Source, p+"."), ".") {
+			if track, ok := strings.CutPrefix(s.Source, p+"."); ok && slices.Contains(conf.CallTracks, track) {
 				v.Add("source", s.Source)
 				n++
 			}

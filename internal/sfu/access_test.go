@@ -87,8 +87,8 @@ func TestSessionOwnership(t *testing.T) {
 	v := h.view("cam1", alice, &received{})
 	url := v.Resource().URL
 	for _, tok := range []string{bob, ""} {
-		if code, body, _ := h.do(http.MethodDelete, url, tok); code == http.StatusOK || !strings.Contains(body, "alice") && tok != "" {
-			t.Fatalf("DELETE of alice's session with another token: %d %q", code, body)
+		if code, body, _ := h.do(http.MethodDelete, url, tok); code == http.StatusOK || strings.Contains(body, "alice") {
+			t.Fatalf("DELETE of alice's session with another token: %d %q; want refused without naming its owner", code, body)
 		}
 		if code, _, _ := h.do(http.MethodPatch, url, tok); code == http.StatusNoContent {
 			t.Fatal("PATCH of alice's session with another token succeeded")
@@ -373,6 +373,38 @@ func TestSilentPublisherIsTakenOver(t *testing.T) {
 			t.Errorf("cam1 is published by %q after site A asked again; want site B kept it", in.Publisher)
 		}
 	})
+}
+
+// A person's source is theirs alone: when a responder's phone falls silent, another
+// responder whose grant matches the name is still refused; the phone coming back is not.
+func TestSilentPersonalSourceIsKept(t *testing.T) {
+	h := startSFU(t)
+	link := testkit.NewShim(t, h.srv.UDPAddr())
+	const name = "report-alice-1"
+	alice := h.mintFor("alice", auth.RoleResponder, []string{"report-*"}, nil, time.Hour)
+	h.publishWith(name, synth.Params{}, func(p *whip.PublisherParams) {
+		p.Client = &whip.Client{Token: alice}
+		p.LocalSDP, p.RemoteSDP = link.ClientSDP, rooms.RewriteCandidates(h.srv.UDPAddr(), link.Addr())
+	})
+	link.HoldUp(time.Minute)
+	testkit.WaitFor(t, 20*time.Second, "alice's publisher to fall silent", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		src := h.srv.sources[name]
+		return src != nil && src.live() && src.pub.Load().silent()
+	})
+	mallory := h.mintFor("mallory", auth.RoleResponder, []string{"report-*"}, nil, time.Hour)
+	if code, body, _ := h.post("/"+name+"/whip", mallory, validPublishOffer(t, h)); code != http.StatusConflict || !strings.Contains(body, "alice") {
+		t.Fatalf("another responder offering for alice's silent report: %d %q; want 409 naming alice", code, body)
+	}
+	ingest := h.mintFor("ingest@site-a", auth.RoleCamera, []string{"*"}, nil, time.Hour)
+	if code, body, _ := h.post("/"+name+"/whip", ingest, validPublishOffer(t, h)); code != http.StatusConflict {
+		t.Fatalf("an ingest offering for alice's silent report: %d %q; want 409", code, body)
+	}
+	again := h.mintFor("alice", auth.RoleResponder, []string{"report-*"}, nil, time.Hour)
+	if code, body, _ := h.post("/"+name+"/whip", again, validPublishOffer(t, h)); code != http.StatusCreated {
+		t.Fatalf("alice coming back: %d %q; want 201", code, body)
+	}
 }
 
 // startSiteA has site A's ingest publish cam1 through a shim (its media

@@ -51,9 +51,9 @@ const silentAfter = 3 * time.Second
 // connection is disconnected (nothing heard from it for silentAfter) or
 // failed, or it has not connected within silentAfter (a publisher whose
 // media cannot get through, asking again and again, must not hold the
-// source). Another publisher may then take the source over (a camera's
-// other ingest after this one died on another host), rather than wait
-// until the session fails.
+// source). Another camera publisher may then take the source over (a
+// camera's other ingest after this one died on another host), rather than
+// wait until the session fails (yieldsTo).
 func (p *publisher) silent() bool {
 	switch p.ss.pc.ICEConnectionState() {
 	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
@@ -67,6 +67,15 @@ func (p *publisher) silent() bool {
 	}
 }
 
+// yieldsTo tells whether another publisher, with token c, may take the source over
+// from this one: only when this one fell silent, and both publish for a site rather
+// than a person (camera tokens: a camera's ingests on two hosts, encoders). A
+// responder's report or a commander's camera is theirs alone: another with a grant
+// matching its name waits until its session ends.
+func (p *publisher) yieldsTo(c *auth.Claims) bool {
+	return p.ss.role == string(auth.RoleCamera) && c.Role == auth.RoleCamera && p.silent()
+}
+
 // publish answers a WHIP offer: POST /{source}/whip.
 func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*session, string, error) {
 	c, err := s.authorize(r, "whip", name)
@@ -76,8 +85,8 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 	if err != nil {
 		return nil, "", err
 	}
-	if !conf.SourceName.MatchString(name) {
-		return nil, "", whip.Errorf(http.StatusBadRequest, "source name %q: use 1-64 letters, digits, '.', '_' or '-'", name)
+	if err := conf.CheckPublishedName(name); err != nil {
+		return nil, "", whip.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	body, err := whip.ReadBody(r, whip.ContentTypeSDP)
 	if err != nil {
@@ -88,7 +97,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		return nil, "", err
 	}
 	s.mu.Lock()
-	if src := s.sources[name]; src != nil && src.live() && src.pub.Load().relay == "" && !src.pub.Load().sameOwner(c) && !src.pub.Load().silent() {
+	if src := s.sources[name]; src != nil && src.live() && src.pub.Load().relay == "" && !src.pub.Load().sameOwner(c) && !src.pub.Load().yieldsTo(c) {
 		since, who := src.since, src.pub.Load().who
 		s.mu.Unlock()
 		return nil, "", whip.Errorf(http.StatusConflict, "source %q is already being published by %s (since %s); it must DELETE its session first (a new session of the same publisher replaces its old one)", name, who, since.Format(time.RFC3339))
@@ -128,7 +137,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		switch {
 		case old.sameOwner(c):
 			old.ss.close("replaced by a new session of the same publisher")
-		case old.silent():
+		case old.yieldsTo(c):
 			old.ss.close("its publisher fell silent; taken over by " + c.Who())
 		default:
 			pc.Close()

@@ -117,6 +117,7 @@ func TestAccessAndBadInput(t *testing.T) {
 		{"wrong content type", "/cam1/whep", viewer, "text/plain", offer, 415, "application/sdp"},
 		{"second publisher", "/cam1/whip", h.token(auth.RoleCamera, []string{"*"}, nil), whip.ContentTypeSDP, offer, 409, "already being published"},
 		{"bad name", "/a%20b/whip", h.token(auth.RoleCamera, []string{"*"}, nil), whip.ContentTypeSDP, offer, 400, "source name"},
+		{"a call's recording name", "/incident-1.commander.camera/whip", h.token(auth.RoleCamera, []string{"*"}, nil), whip.ContentTypeSDP, offer, 400, "form of a call's recording"},
 		{"wrong codec", "/cam1/whep", viewer, whip.ContentTypeSDP, strings.ReplaceAll(offer, "H264", "H261"), 406, "can be sent"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
