@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // DefaultPublicKeyFile is where verify looks for the public key by default:
@@ -85,6 +86,9 @@ func signedText(rep Report) string {
 	at := fmt.Sprintf("line %d", rep.LastSigned.Line)
 	if len(rep.Files) > 1 {
 		at = rep.LastSigned.File + " " + at
+	}
+	if !rep.LastSignedAt.IsZero() {
+		at += " at " + rep.LastSignedAt.UTC().Format(time.RFC3339)
 	}
 	return fmt.Sprintf("last signed seq %d (%s), %d line(s) after it unsigned", rep.LastSigned.Seq, at, rep.Unsigned)
 }

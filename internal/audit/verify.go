@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // Report is the result of verifying an audit trail.
@@ -28,6 +29,9 @@ type Report struct {
 	Checkpoints       int
 	SignaturesChecked bool
 	LastSigned        Position // the last such checkpoint; zero when none
+	// LastSignedAt is when the last checkpoint was written. What was written after it
+	// and cut off cannot be told from the file; a clean stop ends the file with one.
+	LastSignedAt time.Time
 	// Unsigned counts the chained lines after LastSigned: chained but not
 	// yet signed.
 	Unsigned int
@@ -117,6 +121,7 @@ type rec struct {
 	seq        uint64
 	prev       [32]byte
 	kind       string
+	time       time.Time
 	sig        sigState
 	keyID      string
 	tornBytes  int
@@ -175,7 +180,7 @@ func (v *verifier) read(r io.Reader, file int) error {
 		} else if p, perr := parseLine(keep); perr != nil {
 			rc.bad = perr.Error()
 		} else {
-			rc.ok, rc.seq, rc.prev, rc.kind = true, p.seq, p.prev, p.Kind
+			rc.ok, rc.seq, rc.prev, rc.kind, rc.time = true, p.seq, p.prev, p.Kind, p.Time
 			rc.sig, rc.keyID = checkSig(keep, p, v.pub), p.Key
 			rc.tornBytes, rc.tornHash, rc.lost, rc.reason = p.TornBytes, p.TornSHA256, p.Lost, p.Reason
 		}
@@ -277,7 +282,7 @@ func (v *verifier) accept(j int) *Problem {
 				"pass -key with the public key of the server that wrote this log; otherwise the log was rewritten", r.keyID, keyID(v.pub)))
 		}
 		v.rep.Checkpoints++
-		v.rep.LastSigned = v.pos(j)
+		v.rep.LastSigned, v.rep.LastSignedAt = v.pos(j), r.time
 		v.rep.Unsigned = 0
 	case kindRestart:
 		v.rep.Restarts++

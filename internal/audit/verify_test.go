@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sampleLog returns the lines of a log: start, 10 events, checkpoint (line
@@ -200,7 +202,13 @@ func TestCommand(t *testing.T) {
 	if err := Command([]string{"verify", "-key", pubFile, path}, &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "OK: 1 file(s), 6 lines, seq 1-6, 1 checkpoint(s), last signed seq 6 (line 6), 0 line(s) after it unsigned\n"
+	var sealed struct {
+		Time time.Time `json:"time"`
+	}
+	if lines := readLines(t, path); json.Unmarshal(lines[len(lines)-1], &sealed) != nil || sealed.Time.IsZero() {
+		t.Fatalf("the last line %q has no time", lines[len(lines)-1])
+	}
+	want := "OK: 1 file(s), 6 lines, seq 1-6, 1 checkpoint(s), last signed seq 6 (line 6 at " + sealed.Time.UTC().Format(time.RFC3339) + "), 0 line(s) after it unsigned\n"
 	if out.String() != want {
 		t.Fatalf("output %q\nwant   %q", out.String(), want)
 	}
