@@ -223,7 +223,8 @@ func (v *Verifier) Identify(r *http.Request) (actor, role string) {
 // (browser WebSockets, media elements).
 func FromRequest(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		// the scheme is case-insensitive (RFC 9110, 11.1)
+		if scheme, t, ok := strings.Cut(strings.TrimSpace(h), " "); ok && strings.EqualFold(scheme, "Bearer") {
 			return strings.TrimSpace(t)
 		}
 		return ""

@@ -141,9 +141,17 @@ func TestFromRequest(t *testing.T) {
 	if FromRequest(r) != "h" {
 		t.Error("header token")
 	}
+	r.Header.Set("Authorization", "bearer  h2")
+	if FromRequest(r) != "h2" {
+		t.Error("header token with the scheme in lower case")
+	}
 	r.Header.Set("Authorization", "Basic abc")
 	if FromRequest(r) != "" {
 		t.Error("basic taken as bearer")
+	}
+	r.Header.Set("Authorization", "Bearerh")
+	if FromRequest(r) != "" {
+		t.Error("no space after the scheme taken as bearer")
 	}
 }
 

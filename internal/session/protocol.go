@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The signalling protocol: JSON text messages over one WebSocket, each an
@@ -289,7 +291,22 @@ func (m *Join) validate() error {
 	if len(m.Resume) > maxIDLen || len(m.Name) > maxIDLen {
 		return fmt.Errorf("resume and name must be at most %d bytes", maxIDLen)
 	}
+	if !utf8.ValidString(m.Name) || strings.ContainsFunc(m.Name, hiddenRune) {
+		return errors.New("name must be text without control characters or text-direction marks (what the others read must be what was typed)")
+	}
 	return nil
+}
+
+// hiddenRune tells the characters a display name may not hold: controls (line breaks,
+// escapes, NUL), and the marks that reorder or hide the text around them.
+func hiddenRune(r rune) bool {
+	switch {
+	case unicode.IsControl(r):
+		return true
+	case r >= 0x200b && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
+		return true
+	}
+	return false
 }
 
 func (m *Offer) validate() error {

@@ -13,6 +13,10 @@ func TestParseRequest(t *testing.T) {
 	}{
 		{"join", `{"type":"join","id":1,"token":"abc","auto_subscribe":true}`, ""},
 		{"join without token", `{"type":"join"}`, "token is empty"},
+		{"join with a name", `{"type":"join","token":"abc","name":"Anna Lee (EOC) 李安娜"}`, ""},
+		{"name with a line break", `{"type":"join","token":"abc","name":"Anna\nCommander"}`, "control characters"},
+		{"name reversed", `{"type":"join","token":"abc","name":"Anna \u202egnp.exe"}`, "text-direction"},
+		{"name with NUL", `{"type":"join","token":"abc","name":"A\u0000"}`, "control characters"},
 		{"offer", `{"type":"offer","id":2,"pc":"publish","sdp":"v=0\r\n","tracks":[{"mid":"0","source":"camera"}]}`, ""},
 		{"offer on subscribe", `{"type":"offer","pc":"subscribe","sdp":"v=0"}`, "clients offer on the publish connection only"},
 		{"offer bad source", `{"type":"offer","pc":"publish","sdp":"v=0","tracks":[{"mid":"0","source":"radio"}]}`, "track source"},

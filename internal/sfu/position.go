@@ -368,8 +368,8 @@ func (s *Server) handleMapPage(w http.ResponseWriter, r *http.Request) {
 		b = bytes.Replace(b, []byte(mapImageSources), []byte(mapImageSources+" "+origin), 1)
 	}
 	h := w.Header()
+	pageHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(b)
 }

@@ -239,7 +239,7 @@ func (s *Server) owned(r *http.Request, kind string) (*session, *auth.Claims, er
 		return nil, c, err
 	}
 	if !ss.ownedBy(c) {
-		return nil, c, whip.Errorf(http.StatusForbidden, "%s session %s belongs to %s; only its owner or an operator may change or end it", kind, ss.id, ss.who)
+		return nil, c, whip.Errorf(http.StatusForbidden, "%s session %s belongs to another subject than %s; only its owner or an operator may change or end it", kind, ss.id, c.Who())
 	}
 	if !c.CanOperate() {
 		if _, err := s.authorize(r, kind, ss.source); err != nil {

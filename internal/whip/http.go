@@ -65,6 +65,9 @@ func ReadBody(r *http.Request, contentType string) ([]byte, error) {
 	return b, nil
 }
 
+// MaxMediaSections is the most media sections (m-lines) an offer may have.
+const MaxMediaSections = 16
+
 // ParseOffer validates an SDP offer and returns it parsed. Errors are *Error
 // with status 400 naming what is wrong.
 func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
@@ -74,6 +77,9 @@ func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
 	}
 	if len(s.MediaDescriptions) == 0 {
 		return nil, Errorf(http.StatusBadRequest, "SDP offer has no media sections")
+	}
+	if len(s.MediaDescriptions) > MaxMediaSections {
+		return nil, Errorf(http.StatusBadRequest, "SDP offer has %d media sections; a source or a player has at most %d (audio and video)", len(s.MediaDescriptions), MaxMediaSections)
 	}
 	for i, m := range s.MediaDescriptions {
 		switch m.MediaName.Media {

@@ -77,6 +77,10 @@ func TestParseOfferAndCodecs(t *testing.T) {
 			t.Errorf("accepted %q", bad)
 		}
 	}
+	many := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" + strings.Repeat("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", MaxMediaSections+1)
+	if _, err := ParseOffer([]byte(many)); err == nil || !strings.Contains(err.Error(), "media sections") {
+		t.Errorf("an offer of %d media sections: %v", MaxMediaSections+1, err)
+	}
 }
 
 func TestReadBody(t *testing.T) {

@@ -34,6 +34,14 @@ const RESTART_GAP_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
 
+// displayName is a typed name as the server takes it: without controls or the marks that
+// reorder or hide text, at most 256 bytes.
+function displayName(raw) {
+  let name = raw.replace(/[\p{Cc}\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu, '').trim();
+  while (new TextEncoder().encode(name).length > 256) name = name.slice(0, -1);
+  return name;
+}
+
 class Call {
   constructor() {
     this.token = '';
@@ -111,7 +119,7 @@ class Call {
       this.sig?.request({ type: 'renew', token }, 'renewed').catch((err) => console.warn(`call: renew: ${err?.message ?? err}`));
     });
     this.room = (params.get('room') ?? '').trim();
-    this.name = (params.get('name') ?? '').trim();
+    this.name = displayName(params.get('name') ?? '');
     if (this.token && this.room) this.start();
     else this.showForm(said(this.token ? 'call.join.need-room' : 'call.join.need-both'));
   }
@@ -183,7 +191,7 @@ class Call {
     }
     this.token = token;
     this.room = room;
-    this.name = $('name-input').value.trim();
+    this.name = displayName($('name-input').value);
     saveToken(token);
     const url = new URL(window.location.href);
     url.searchParams.set('room', room);
