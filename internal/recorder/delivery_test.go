@@ -427,3 +427,34 @@ func TestRecoverTornSpool(t *testing.T) {
 		t.Fatalf("%d segments delivered, %d closed before the crash, %d recovered", len(segs), len(closed), recovered)
 	}
 }
+
+// A source paused for a full spool is not recorded at all: its recovery point counts
+// from the pause, even when everything written before is at both sites.
+func TestPausedSourceCountsInTheRecoveryPoint(t *testing.T) {
+	t.Parallel()
+	r := startRecorder(t, Params{Primary: newFS(t, "primary"), Offsite: newFS(t, "offsite"), SegmentDuration: time.Second,
+		PartDuration: 250 * time.Millisecond})
+	stop, err := r.Record("mic4", synthSource(t, "mic4", 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	testkit.WaitFor(t, 20*time.Second, "a segment at both sites", func() bool {
+		s := r.Stats()
+		return s.Stores[0].Uploaded > 0 && s.Stores[1].Uploaded > 0
+	})
+	r.mu.Lock()
+	st := r.stats["mic4"]
+	r.mu.Unlock()
+	pausedAt := time.Now().Add(-time.Minute)
+	st.pausedSince.Store(pausedAt.UnixNano())
+	st.paused.Store(true)
+	s := r.Stats()
+	if len(s.Sources) != 1 || !s.Sources[0].Paused || s.Sources[0].RPO < time.Minute || s.RPO < time.Minute {
+		t.Fatalf("paused a minute ago: %+v, RPO %s; want at least a minute", s.Sources, s.RPO)
+	}
+	st.paused.Store(false)
+	if s := r.Stats(); s.RPO >= time.Minute {
+		t.Fatalf("RPO %s once recording again; want the pause forgotten", s.RPO)
+	}
+}

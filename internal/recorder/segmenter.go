@@ -132,6 +132,9 @@ type segTrack struct {
 // setPaused records whether recording of the source is paused because the
 // spool is full.
 func (s *segmenter) setPaused(v bool) {
+	if v && !s.paused {
+		s.st.pausedSince.Store(s.cfg.now().UnixNano())
+	}
 	s.paused = v
 	s.st.paused.Store(v)
 }
@@ -139,6 +142,7 @@ func (s *segmenter) setPaused(v bool) {
 // sourceStats are counters of one recorded source.
 type sourceStats struct {
 	paused                     atomic.Bool
+	pausedSince                atomic.Int64 // unix ns: when the pause began
 	units, mediaBytes, samples atomic.Uint64
 	waitKey, late, decodeErr   atomic.Uint64
 	fullDrops, segments, parts atomic.Uint64

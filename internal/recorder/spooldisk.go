@@ -119,7 +119,10 @@ func makeReserve(p string) error {
 func (s *spool) roomAtOpen() {
 	if free := s.freeBytes(); free >= 0 && free < spoolHeadroom {
 		if err := os.Remove(s.reservePath()); err == nil {
-			s.log.Warn("the spool disk is full at start; its reserve was given up so that the spool can be recovered", "dir", s.dir, "free_bytes", free)
+			s.mu.Lock()
+			s.reserveGone = s.now()
+			s.mu.Unlock()
+			s.log.Error("ALARM: the spool disk is full at start; its reserve was given up so that the spool can be recovered", "dir", s.dir, "free_bytes", free)
 		}
 	}
 }

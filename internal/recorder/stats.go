@@ -13,7 +13,8 @@ type Stats struct {
 	At time.Time
 	// RPO is the recovery point: At minus the capture start of the oldest
 	// segment (of any source) not yet confirmed off-site, the segment being
-	// written included; zero when everything recorded is off-site.
+	// written included, or of the pause of a source not recorded while the
+	// spool is full; zero when everything recorded is off-site.
 	RPO     time.Duration
 	Sources []SourceStats
 	Stores  []StoreStats // primary, then off-site
@@ -141,10 +142,16 @@ func (r *Recorder) Stats() Stats {
 	}
 	for n := range names {
 		ss := SourceStats{Name: n, Recording: r.recs[n] != nil}
+		start, ok := oldest[n]
 		if st := r.stats[n]; st != nil && st.paused.Load() {
 			ss.Recording, ss.Paused = false, true
+			// what comes while paused is not recorded at all: it is lost from the
+			// pause on, as if written and never confirmed
+			if since := st.pausedSince.Load(); since != 0 && (!ok || since < start) {
+				start, ok = since, true
+			}
 		}
-		if start, ok := oldest[n]; ok {
+		if ok {
 			ss.Oldest = time.Unix(0, start)
 			ss.RPO = max(now.Sub(ss.Oldest), 0)
 			s.RPO = max(s.RPO, ss.RPO)
@@ -197,7 +204,7 @@ func (r *Recorder) WriteMetrics(m *metrics.Writer) {
 		m.Family(name, "gauge", help)
 		m.Sample(name, v)
 	}
-	gauge("fv_recorder_rpo_seconds", "Recovery point: age of the oldest recorded media not yet confirmed off-site (the segment being written counts from its start).", s.RPO.Seconds())
+	gauge("fv_recorder_rpo_seconds", "Recovery point: age of the oldest recorded media not yet confirmed off-site (the segment being written counts from its start; a source paused for a full spool from the pause).", s.RPO.Seconds())
 	gauge("fv_recorder_spool_bytes", "Bytes in the local spool (segments, manifests, journal).", float64(s.SpoolBytes))
 	gauge("fv_recorder_spool_max_bytes", "Limit of the local spool.", float64(s.MaxSpoolBytes))
 	gauge("fv_recorder_spool_segments", "Segments in the local spool.", float64(s.SpoolSegments))

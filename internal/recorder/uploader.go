@@ -43,19 +43,107 @@ type uploader struct {
 	lastLog        time.Time
 	lastConflict   string
 	lastConflictAt time.Time
+	// inflight holds when each worker's upload under way began; lastOK is when the
+	// store last took an upload or answered a check. A store that takes nothing for
+	// stallAfter while an upload waits is down (hung), before the upload times out.
+	inflight map[int]time.Time
+	lastOK   time.Time
+	stalled  bool         // logged as such
+	moved    atomic.Int64 // unix ns: when an upload's body was last read (sent on)
 
 	uploaded, uploadedBytes, failed, corrupt, conflicts atomic.Uint64
 }
 
+// stallAfter is how long a store may take nothing while an upload waits before it is
+// reported down: a site that stopped answering (a link into a black hole) is an alarm
+// within seconds, not when the upload's timeout ends.
+const stallAfter = 10 * time.Second
+
 func (u *uploader) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for range u.workers {
-		wg.Go(func() { u.worker(ctx) })
+	for i := range u.workers {
+		wg.Go(func() { u.worker(ctx, i) })
 	}
+	wg.Go(func() { u.watchStall(ctx) })
 	wg.Wait()
 }
 
-func (u *uploader) worker(ctx context.Context) {
+// watchStall logs a store that stopped answering, once per stall.
+func (u *uploader) watchStall(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u.mu.Lock()
+		since, stalled := u.stallLocked(time.Now())
+		if stalled && !u.stalled {
+			b := u.sp.backlog()[u.slot]
+			u.log.Error("ALARM: the store has not answered an upload for "+stallAfter.String()+"; segments wait in the spool",
+				"store", u.st.Name(), "waiting_since", since, "backlog_segments", b.Segments)
+		}
+		u.stalled = stalled
+		u.mu.Unlock()
+	}
+}
+
+// stallLocked reports whether an upload has waited stallAfter with nothing taken by
+// the store meanwhile, and since when the oldest waits; u.mu is held.
+func (u *uploader) stallLocked(now time.Time) (time.Time, bool) {
+	var oldest time.Time
+	for _, at := range u.inflight {
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	last := u.lastOK
+	if moved := time.Unix(0, u.moved.Load()); moved.After(last) {
+		last = moved
+	}
+	if oldest.IsZero() || now.Sub(oldest) < stallAfter || now.Sub(last) < stallAfter {
+		return oldest, false
+	}
+	if last.After(oldest) {
+		return last, true
+	}
+	return oldest, true
+}
+
+// movingReader notes in moved when its reader is read: an upload whose body is being
+// sent over a slow link is not a store that stopped answering.
+type movingReader struct {
+	r     io.Reader
+	moved *atomic.Int64
+}
+
+func (m movingReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if n > 0 {
+		m.moved.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// begin and end bracket worker w's upload.
+func (u *uploader) begin(w int) {
+	u.mu.Lock()
+	if u.inflight == nil {
+		u.inflight = map[int]time.Time{}
+	}
+	u.inflight[w] = time.Now()
+	u.mu.Unlock()
+}
+
+func (u *uploader) end(w int) {
+	u.mu.Lock()
+	delete(u.inflight, w)
+	u.mu.Unlock()
+}
+
+func (u *uploader) worker(ctx context.Context, w int) {
 	for ctx.Err() == nil {
 		if wait := u.backoffLeft(); wait > 0 {
 			// A long backoff is cut short when the store answers again:
@@ -86,7 +174,9 @@ func (u *uploader) worker(ctx context.Context) {
 			}
 			continue
 		}
+		u.begin(w)
 		err := u.upload(ctx, g)
+		u.end(w)
 		if errors.Is(err, store.ErrExists) {
 			u.conflict(g, err)
 			continue
@@ -132,7 +222,7 @@ func (u *uploader) upload(ctx context.Context, g *spoolSeg) error {
 	if err != nil {
 		return err
 	}
-	err = u.st.Put(ctx, g.key, f, g.size, g.sha)
+	err = u.st.Put(ctx, g.key, movingReader{r: f, moved: &u.moved}, g.size, g.sha)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("put %s: %w", g.key, err)
@@ -296,13 +386,14 @@ func (u *uploader) succeed(g *spoolSeg) {
 		b := u.sp.backlog()[u.slot]
 		u.log.Info("store reachable again; catching up", "after_failures", u.failures, "backlog_segments", b.Segments)
 	}
-	u.failures, u.nextTry = 0, time.Time{}
+	u.failures, u.nextTry, u.lastOK = 0, time.Time{}, time.Now()
 }
 
 // StoreStats describe uploads to one store.
 type StoreStats struct {
 	Role, Name string
-	// Up is false while uploads fail (since the last success).
+	// Up is false while uploads fail (since the last success), or while an upload has
+	// waited stallAfter (10 s) for a store that took nothing meanwhile.
 	Up                  bool
 	ConsecutiveFailures int
 	LastError           string
@@ -327,10 +418,17 @@ type StoreStats struct {
 func (u *uploader) stats(b Backlog) StoreStats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return StoreStats{Role: storeRoles[u.slot], Name: u.st.Name(), Up: u.failures == 0, ConsecutiveFailures: u.failures,
+	st := StoreStats{Role: storeRoles[u.slot], Name: u.st.Name(), Up: u.failures == 0, ConsecutiveFailures: u.failures,
 		LastError: u.lastErr, LastErrorAt: u.lastErrAt, Backlog: b, DownSince: u.downSince,
 		Uploaded: u.uploaded.Load(), UploadedBytes: u.uploadedBytes.Load(), Failures: u.failed.Load(), Corrupt: u.corrupt.Load(),
 		Conflicts: u.conflicts.Load(), LastConflict: u.lastConflict, LastConflictAt: u.lastConflictAt}
+	now := time.Now()
+	if since, stalled := u.stallLocked(now); st.Up && stalled {
+		st.Up, st.DownSince = false, since
+		st.LastError = fmt.Sprintf("no answer to an upload for %s (the site or the path to it hangs)", now.Sub(since).Round(time.Second))
+		st.LastErrorAt = now
+	}
+	return st
 }
 
 // sleep waits for d or until ctx ends.
