@@ -151,3 +151,23 @@ console.log(JSON.stringify({ runs, labels }));
 		t.Errorf("formatBitrate labels = %q, want %q", res.Labels, want)
 	}
 }
+
+// TestDisplayName: the call page sends a typed name as the server takes it.
+func TestDisplayName(t *testing.T) {
+	const script = `
+import { displayName } from './call-strings.js';
+const names = ['  Anna Lee  ', 'Anna\nCommander', 'Anna \u202egnp.exe', 'A\u0000B', '李安娜 (EOC)', 'x'.repeat(300), '界'.repeat(100)];
+console.log(JSON.stringify(names.map(displayName)));
+`
+	var got []string
+	runModule(t, script, &got)
+	want := []string{"Anna Lee", "AnnaCommander", "Anna gnp.exe", "AB", "李安娜 (EOC)", strings.Repeat("x", 256), strings.Repeat("界", 85)}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("name %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}

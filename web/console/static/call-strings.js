@@ -229,3 +229,11 @@ export function roleName(role) {
   const name = t(key);
   return name === key ? role : name;
 }
+
+// displayName is a typed name as the server takes it: without controls or the marks that
+// reorder or hide text, at most 256 bytes.
+export function displayName(raw) {
+  let name = raw.replace(/[\p{Cc}\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu, '').trim();
+  while (new TextEncoder().encode(name).length > 256) name = name.slice(0, -1);
+  return name;
+}

@@ -19,7 +19,7 @@ import { forgetToken, onTokenChange, saveToken, takeToken } from './api.js';
 import { Backoff } from './whep.js';
 import { CallError, Signalling, why } from './call-signal.js';
 import { Publisher, Subscriber, localMedia, screenItems } from './call-media.js';
-import { roleName, said } from './call-strings.js';
+import { displayName, roleName, said } from './call-strings.js';
 import { Sound, Tile, el, fieldName, layerLabel, setText } from './call-tiles.js';
 import { StallWatch } from './call-watch.js';
 
@@ -33,14 +33,6 @@ const DISCONNECTED_GRACE_MS = 4000;
 const RESTART_GAP_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
-
-// displayName is a typed name as the server takes it: without controls or the marks that
-// reorder or hide text, at most 256 bytes.
-function displayName(raw) {
-  let name = raw.replace(/[\p{Cc}\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu, '').trim();
-  while (new TextEncoder().encode(name).length > 256) name = name.slice(0, -1);
-  return name;
-}
 
 class Call {
   constructor() {
