@@ -234,7 +234,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	return nil
 }
 
-// watchIdle closes the segments of sources that stopped sending.
+// watchIdle runs once a second: it closes the segments of sources that stopped
+// sending, tends the spool, and notes the stores that stopped answering.
 func (r *Recorder) watchIdle(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -255,6 +256,9 @@ func (r *Recorder) watchIdle(ctx context.Context) {
 			rc.seg.checkIdle(now)
 		}
 		r.sp.tend()
+		for _, u := range r.ups {
+			u.checkStall()
+		}
 	}
 }
 

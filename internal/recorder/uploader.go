@@ -64,30 +64,21 @@ func (u *uploader) run(ctx context.Context) {
 	for i := range u.workers {
 		wg.Go(func() { u.worker(ctx, i) })
 	}
-	wg.Go(func() { u.watchStall(ctx) })
 	wg.Wait()
 }
 
-// watchStall logs a store that stopped answering, once per stall.
-func (u *uploader) watchStall(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		u.mu.Lock()
-		since, stalled := u.stallLocked(time.Now())
-		if stalled && !u.stalled {
-			b := u.sp.backlog()[u.slot]
-			u.log.Error("ALARM: the store has not answered an upload for "+stallAfter.String()+"; segments wait in the spool",
-				"store", u.st.Name(), "waiting_since", since, "backlog_segments", b.Segments)
-		}
-		u.stalled = stalled
-		u.mu.Unlock()
+// checkStall logs a store that stopped answering, once per stall; the recorder calls
+// it every second.
+func (u *uploader) checkStall() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	since, stalled := u.stallLocked(time.Now())
+	if stalled && !u.stalled {
+		b := u.sp.backlog()[u.slot]
+		u.log.Error("ALARM: the store has not answered an upload for "+stallAfter.String()+"; segments wait in the spool",
+			"store", u.st.Name(), "waiting_since", since, "backlog_segments", b.Segments)
 	}
+	u.stalled = stalled
 }
 
 // stallLocked reports whether an upload has waited stallAfter with nothing taken by
