@@ -22,8 +22,7 @@ func secretParam(name string) bool {
 // redactQuery returns the raw query q with the value of every secret parameter
 // replaced by RedactMark, the rest as written.
 func redactQuery(q string) string {
-	out, _ := mapSecrets(q, func(string, string) (string, bool) { return RedactMark, true })
-	return out
+	return mapSecrets(q, func(string, string) string { return RedactMark })
 }
 
 // restoreQuery returns the raw query q with every secret parameter whose value is
@@ -31,35 +30,34 @@ func redactQuery(q string) string {
 // parameter old has no value for.
 func restoreQuery(q, old string) (string, string, bool) {
 	stored := map[string]string{}
-	mapSecrets(old, func(name, raw string) (string, bool) {
+	mapSecrets(old, func(name, raw string) string {
 		if _, ok := stored[name]; !ok {
 			stored[name] = raw
 		}
-		return raw, true
+		return raw
 	})
 	missing := ""
-	out, _ := mapSecrets(q, func(name, raw string) (string, bool) {
+	out := mapSecrets(q, func(name, raw string) string {
 		if v, err := url.QueryUnescape(raw); err != nil || v != RedactMark {
-			return raw, true
+			return raw
 		}
 		if s, ok := stored[name]; ok {
-			return s, true
+			return s
 		}
 		if missing == "" {
 			missing = name
 		}
-		return raw, false
+		return raw
 	})
 	return out, missing, missing == ""
 }
 
 // mapSecrets calls f with the name and raw value of each secret parameter of the raw
 // query q, in order, and puts the raw value f returns in its place.
-func mapSecrets(q string, f func(name, raw string) (string, bool)) (string, bool) {
+func mapSecrets(q string, f func(name, raw string) string) string {
 	if q == "" {
-		return q, true
+		return q
 	}
-	ok := true
 	parts := strings.Split(q, "&")
 	for i, p := range parts {
 		k, v, has := strings.Cut(p, "=")
@@ -70,9 +68,7 @@ func mapSecrets(q string, f func(name, raw string) (string, bool)) (string, bool
 		if !has || !secretParam(name) {
 			continue
 		}
-		nv, good := f(name, v)
-		ok = ok && good
-		parts[i] = k + "=" + nv
+		parts[i] = k + "=" + f(name, v)
 	}
-	return strings.Join(parts, "&"), ok
+	return strings.Join(parts, "&")
 }
