@@ -17,7 +17,7 @@ func Command(args []string, secret []byte, out io.Writer) error {
 	fs.SetOutput(out)
 	role := fs.String("role", string(RoleWall), "role: commander, operator, responder, camera, wall or reviewer")
 	sub := fs.String("sub", "", "subject: who holds the token (shown in the audit log)")
-	pub := fs.String("publish", "", "comma-separated sources (or patterns like cam-*) the holder may publish")
+	pub := fs.String("publish", "", "comma-separated sources (or patterns like cam-*; {sub} stands for the subject) the holder may publish")
 	view := fs.String("view", "", "comma-separated sources (or patterns like *) the holder may view")
 	room := fs.String("room", "", "call room (or pattern) the holder may join")
 	roomPub := fs.Bool("room-publish", false, "may publish camera, microphone and screen in the room")

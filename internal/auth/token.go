@@ -38,7 +38,10 @@ type Claims struct {
 	jwt.RegisteredClaims
 	Role Role `json:"role"`
 	// Publish and View list the sources the holder may publish or view; each
-	// entry is a name or a shell pattern such as "*" or "cam-*".
+	// entry is a name or a shell pattern such as "*" or "cam-*". An entry
+	// holding SubjectPlaceholder stands for the holder's own subject: with
+	// "report-{sub}-*" each responder publishes only reports under their own
+	// name.
 	Publish []string `json:"pub,omitempty"`
 	View    []string `json:"view,omitempty"`
 	// Room is the call room the holder may join: a name or a pattern. What
@@ -58,10 +61,10 @@ type Claims struct {
 func (c *Claims) CanJoin(room string) bool { return c.Room != "" && matchAny([]string{c.Room}, room) }
 
 // CanPublish reports whether the claims allow publishing source.
-func (c *Claims) CanPublish(source string) bool { return matchAny(c.Publish, source) }
+func (c *Claims) CanPublish(source string) bool { return c.matchGrant(c.Publish, source) }
 
 // CanView reports whether the claims allow viewing source.
-func (c *Claims) CanView(source string) bool { return matchAny(c.View, source) }
+func (c *Claims) CanView(source string) bool { return c.matchGrant(c.View, source) }
 
 // CanOperate reports whether the claims allow reading metrics and the state
 // of the whole system.
@@ -79,6 +82,24 @@ func (c *Claims) Who() string {
 		return "anonymous"
 	}
 	return c.RegisteredClaims.Subject
+}
+
+// matchGrant is matchAny over patterns with SubjectPlaceholder replaced by
+// the holder's SubjectName. An entry with the placeholder grants nothing to
+// a token without a subject.
+func (c *Claims) matchGrant(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if strings.Contains(p, SubjectPlaceholder) {
+			if c.Subject == "" {
+				continue
+			}
+			p = strings.ReplaceAll(p, SubjectPlaceholder, SubjectName(c.Subject))
+		}
+		if matchAny([]string{p}, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func matchAny(patterns []string, name string) bool {

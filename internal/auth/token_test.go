@@ -186,3 +186,50 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// A {sub} grant lets each holder publish or view only under their own
+// subject as SubjectName writes it; a token without a subject gets nothing
+// from it, and a subject made of pattern characters is matched literally.
+func TestSubjectGrant(t *testing.T) {
+	for _, c := range []struct {
+		sub, source string
+		publish     bool
+	}{
+		{"alice", "report-alice-20261206-120000", true},
+		{"alice", "report-bob-20261206-120000", false},
+		{"bob", "report-alice-20261206-120000", false},
+		{"Alice.Smith@Example.org", "report-alice.smith-example.org-1", true},
+		{"José Núñez", "report-jose-nunez-1", true},
+		{"", "report--1", false},
+		{"", "report-alice-1", false},
+		{"*", "report-anything-1", false},
+		{"a*", "report-a-1", true},
+		{"a*", "report-ab-1", false},
+		{"[!x]", "report-a-1", false},
+	} {
+		cl := Claims{Role: RoleResponder, Publish: []string{"report-{sub}-*"}, View: []string{"{sub}"}}
+		cl.Subject = c.sub
+		if got := cl.CanPublish(c.source); got != c.publish {
+			t.Errorf("subject %q: CanPublish(%q) = %v, want %v", c.sub, c.source, got, c.publish)
+		}
+		if c.sub != "" && !cl.CanView(SubjectName(c.sub)) {
+			t.Errorf("subject %q: cannot view %q", c.sub, SubjectName(c.sub))
+		}
+	}
+	for sub, want := range map[string]string{
+		"alice":                                 "alice",
+		"Alice.Smith@Example.org":               "alice.smith-example.org",
+		"  --Ünïcödé  Name__ ":                  "unicode-name",
+		"a-very-long-subject-name-that-goes-on": "a-very-long-subject-name",
+		"abcdefghijklmnopqrstuvw-xyz":           "abcdefghijklmnopqrstuvw",
+	} {
+		if got := SubjectName(sub); got != want {
+			t.Errorf("SubjectName(%q) = %q, want %q", sub, got, want)
+		}
+	}
+	for _, sub := range []string{"李安娜", "*", "[?]"} {
+		if got := SubjectName(sub); len(got) < 2 || got[0] != 'r' || strings.ContainsAny(got, "*?[\\") || got == SubjectName(sub+"x") {
+			t.Errorf("SubjectName(%q) = %q, want r and a hash of it", sub, got)
+		}
+	}
+}

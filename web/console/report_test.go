@@ -40,10 +40,10 @@ func artifactPath(t *testing.T, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// responderToken mints the token of a responder who reports under report-* names.
+// responderToken mints the token of a responder who reports under their own report-{sub}-* names.
 func (h *wallSFU) responderToken(who string) string {
 	h.t.Helper()
-	c := auth.Claims{Role: auth.RoleResponder, Publish: []string{"report-*"}, View: []string{"report-*"}}
+	c := auth.Claims{Role: auth.RoleResponder, Publish: []string{"report-{sub}-*"}, View: []string{"report-*"}}
 	c.RegisteredClaims = jwt.RegisteredClaims{Subject: who}
 	return h.token(c)
 }
@@ -68,6 +68,48 @@ func (h *wallSFU) listedSource(token, source string) (sfu.SourceInfo, bool) {
 		}
 	}
 	return sfu.SourceInfo{}, false
+}
+
+// TestReportSourceName: the report page names a report as the SFU's grants read it: its slug
+// of a subject is auth.SubjectName, and a report-{sub}-* grant gives report-<subject>-<time>.
+func TestReportSourceName(t *testing.T) {
+	subjects := []string{"alice", "Alice.Smith@Example.org", "  --Ünïcödé  Name__ ", "李安娜", "*", "a-very-long-subject-name-that-goes-on", "Ǆemal İnan"}
+	b, _ := json.Marshal(subjects)
+	script := `
+import { slug, sourceName } from './report-name.js';
+const subjects = ` + string(b) + `;
+const at = new Date(Date.UTC(2026, 11, 6, 9, 5, 7));
+console.log(JSON.stringify({
+  slugs: subjects.map(slug),
+  names: subjects.map((sub) => sourceName({ sub, name: 'Shown Name', pub: ['report-{sub}-*'] }, at)),
+  legacy: sourceName({ sub: 'alice', pub: ['report-*'] }, at),
+  nosub: sourceName({ pub: ['report-{sub}-*'] }, at),
+}));
+`
+	var got struct {
+		Slugs, Names  []string
+		Legacy, NoSub string
+	}
+	runModule(t, script, &got)
+	if len(got.Slugs) != len(subjects) || len(got.Names) != len(subjects) {
+		t.Fatalf("got %+v", got)
+	}
+	for i, sub := range subjects {
+		c := auth.Claims{Role: auth.RoleResponder, Publish: []string{"report-{sub}-*"}}
+		c.Subject = sub
+		if want := auth.SubjectName(sub); got.Slugs[i] != want {
+			t.Errorf("the page writes subject %q as %q, the SFU as %q", sub, got.Slugs[i], want)
+		}
+		if want := "report-" + auth.SubjectName(sub) + "-20261206-090507"; got.Names[i] != want || !c.CanPublish(got.Names[i]) {
+			t.Errorf("subject %q with report-{sub}-*: the page publishes %q (allowed %v), want %q", sub, got.Names[i], c.CanPublish(got.Names[i]), want)
+		}
+	}
+	if got.Legacy != "report-alice-20261206-090507" {
+		t.Errorf("with report-*: %q, want report-alice-20261206-090507", got.Legacy)
+	}
+	if got.NoSub != "report-reporter-20261206-090507" {
+		t.Errorf("no subject: %q, want the plain report name (which the SFU will refuse)", got.NoSub)
+	}
 }
 
 // box is an element's place on the page, and whether its text shows whole.

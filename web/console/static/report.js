@@ -20,6 +20,7 @@ import { authHeaders, forgetToken, reasonOf, request, saveToken, takeToken } fro
 import { gathered, publishCodecs } from './call-media.js';
 import { register, t } from './i18n.js';
 import { mountNav, pageTitle } from './nav.js';
+import { reporterName, sourceName } from './report-name.js';
 import { Backoff } from './whep.js';
 
 // At most one position update every POSITION_MIN_MS; a fix that moved less than POSITION_MOVE_M
@@ -34,8 +35,6 @@ const DISCONNECTED_MS = 3000;
 const CONNECT_MS = 15000;
 const OFFER_TIMEOUT_MS = 15000;
 const TICK_MS = 1000;
-// SOURCE_NAME is the SFU's rule for source names.
-const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const VIDEO = { facingMode: 'environment', width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30, max: 30 } };
 const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
@@ -152,73 +151,6 @@ function claimsOf(token) {
   } catch {
     return {};
   }
-}
-
-// reporterName is the name a token's holder reports under.
-function reporterName(claims) {
-  for (const k of ['name', 'preferred_username', 'sub']) {
-    if (typeof claims[k] === 'string' && claims[k].trim()) return claims[k].trim();
-  }
-  return '';
-}
-
-// globMatch tells whether name matches a shell pattern as the SFU reads Publish entries.
-function globMatch(pattern, name) {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) return false;
-      let cls = pattern.slice(i + 1, end);
-      if (cls.startsWith('!') || cls.startsWith('^')) cls = `^${cls.slice(1)}`;
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else if (c === '\\' && i + 1 < pattern.length) {
-      re += pattern[++i].replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  }
-  try {
-    return new RegExp(`^${re}$`).test(name);
-  } catch {
-    return false;
-  }
-}
-
-// slug turns a reporter's name into letters, digits and '-' (a short hash of it when nothing of
-// it is left, as for a name in Chinese characters).
-function slug(who) {
-  const s = String(who).normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
-    .replace(/[^a-z0-9._-]+/g, '-').replace(/^[-._]+|[-._]+$/g, '').replace(/-{2,}/g, '-');
-  if (s) return s.slice(0, 24).replace(/[-._]+$/, '');
-  let h = 2166136261;
-  for (const ch of String(who)) h = Math.imul(h ^ ch.codePointAt(0), 16777619) >>> 0;
-  return `r${h.toString(36)}`;
-}
-
-function stamp(d) {
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
-}
-
-// sourceName makes the name a report is published under: report-<reporter>-<UTC time>, or the
-// first form of it that one of the token's Publish patterns allows.
-function sourceName(claims, date = new Date()) {
-  const tail = `${slug(reporterName(claims) || 'reporter')}-${stamp(date)}`;
-  const pub = Array.isArray(claims.pub) ? claims.pub.filter((p) => typeof p === 'string') : [];
-  const candidates = [`report-${tail}`, tail];
-  for (const p of pub) {
-    const star = p.indexOf('*');
-    if (star === p.length - 1 && !/[?[\\]/.test(p)) {
-      const prefix = p.slice(0, -1);
-      candidates.push(`${prefix}${prefix && /[A-Za-z0-9]$/.test(prefix) ? '-' : ''}${tail}`);
-    }
-  }
-  for (const p of pub) if (!/[*?[\\]/.test(p)) candidates.push(p);
-  const valid = candidates.map((c) => c.slice(0, 64)).filter((c) => SOURCE_NAME.test(c));
-  return valid.find((c) => pub.some((p) => globMatch(p, c))) ?? valid[0];
 }
 
 // distanceM is the distance in metres between two positions (haversine).
