@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +219,76 @@ func TestReconcilerRepairsBothSites(t *testing.T) {
 	if rpo := r.Stats().RPO; rpo < time.Since(ms[k].CaptureStart)-time.Second {
 		t.Fatalf("RPO %s does not count the segment missing off-site (captured %s ago)", rpo, time.Since(ms[k].CaptureStart))
 	}
+}
+
+// listLagStore is a site whose listing is older than the uploads it takes
+// while listing: List reads the site, runs during (once), then reports what
+// it read. holdPuts refuses uploads until during lets them in.
+type listLagStore struct {
+	store.Store
+	holdPuts atomic.Bool
+	during   atomic.Pointer[func()]
+}
+
+func (s *listLagStore) Put(ctx context.Context, key string, r io.Reader, size int64, sum string) error {
+	if s.holdPuts.Load() {
+		return errDown
+	}
+	return s.Store.Put(ctx, key, r, size, sum)
+}
+
+func (s *listLagStore) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
+	var read []store.Info
+	if err := s.Store.List(ctx, prefix, func(in store.Info) error {
+		read = append(read, in)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if f := s.during.Swap(nil); f != nil {
+		(*f)()
+	}
+	for _, in := range read {
+		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Segments that reach the off-site store and leave the spool while a
+// reconcile pass lists the sites are neither copied again nor counted as
+// repaired: the spool is read before the listings.
+func TestReconcilerSkipsSegmentsDeliveredWhileListing(t *testing.T) {
+	t.Parallel()
+	a := newFS(t, "primary")
+	b := &listLagStore{Store: newFS(t, "offsite")}
+	b.holdPuts.Store(true)
+	r := startRecorder(t, Params{Primary: a, Offsite: b, SegmentDuration: time.Second, PartDuration: 250 * time.Millisecond,
+		ReconcileInterval: time.Hour})
+	st := synthSource(t, "mic5", 200)
+	stop, err := r.Record("mic5", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "3 segments waiting for the off-site store", func() bool {
+		return r.Stats().Stores[1].Backlog.Segments >= 3 && r.Stats().Stores[0].Uploaded >= 3
+	})
+	stop()
+	deliver := func() {
+		b.holdPuts.Store(false)
+		waitDelivered(t, r, 20*time.Second)
+	}
+	b.during.Store(&deliver)
+	r.rec.grace = 0
+	r.rec.pass(context.Background(), true)
+	if b.during.Load() != nil {
+		t.Fatal("the pass did not list the off-site store")
+	}
+	if s := r.Stats().Reconcile; s.RepairedOffsite != 0 || s.RepairedPrimary != 0 || s.Failures != 0 || s.PendingOffsite != 0 {
+		t.Fatalf("segments the uploader delivered during the listing: reconcile stats %+v, want nothing repaired, failed or pending", s)
+	}
+	checkSites(t, a, b, "inc-1", "mic5")
 }
 
 func TestSpoolFullStopsRecordingWithoutLosingData(t *testing.T) {

@@ -87,6 +87,10 @@ func (r *reconciler) pass(ctx context.Context, full bool) {
 		if ctx.Err() != nil {
 			return
 		}
+		// What the spool holds is taken before the listings: a segment
+		// confirmed and evicted while they run is then in a listing or
+		// in this snapshot, never missing from both.
+		spooled := r.sp.keys()
 		var lists [2]map[string]store.Info
 		var err error
 		for i, st := range r.stores {
@@ -99,7 +103,7 @@ func (r *reconciler) pass(ctx context.Context, full bool) {
 			failed = true
 			continue
 		}
-		r.compare(ctx, lists, full && p == prefixes[0])
+		r.compare(ctx, lists, spooled, full && p == prefixes[0])
 	}
 	r.mu.Lock()
 	r.runs++
@@ -146,10 +150,10 @@ func (r *reconciler) list(ctx context.Context, st store.Store, prefix string) (m
 	return m, err
 }
 
-// compare repairs the differences between two listings of one prefix.
-// rebuild says the listings cover everything, so the pending off-site
+// compare repairs the differences between two listings of one prefix;
+// spooled holds the keys the spool had before they were taken. rebuild says the listings cover everything, so the pending off-site
 // repairs are recomputed from them.
-func (r *reconciler) compare(ctx context.Context, lists [2]map[string]store.Info, rebuild bool) {
+func (r *reconciler) compare(ctx context.Context, lists [2]map[string]store.Info, spooled map[string]bool, rebuild bool) {
 	keys := make([]string, 0, len(lists[0])+len(lists[1]))
 	seen := map[string]bool{}
 	for _, l := range lists {
@@ -175,7 +179,6 @@ func (r *reconciler) compare(ctx context.Context, lists [2]map[string]store.Info
 		r.pending = map[string]int64{}
 		r.mu.Unlock()
 	}
-	spooled := r.sp.keys()
 	now := r.now()
 	for _, key := range keys {
 		if ctx.Err() != nil {
