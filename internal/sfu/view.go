@@ -85,7 +85,12 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 			lt.Latency, lt.Batch = s.forward, batch
 			tr, err := pc.AddTransceiverFromTrack(lt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 			if err == nil {
-				err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec})
+				// Answer with the viewer's own payload type for the codec:
+				// players number codecs as they like, and media under a
+				// number the offer did not name is dropped.
+				pref := codec
+				pref.PayloadType = 0
+				err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{pref})
 			}
 			if err != nil {
 				pc.Close()
