@@ -14,6 +14,27 @@ import (
 // LoadSecret returns secret when set; otherwise it reads file, creating it
 // with a new random key (mode 0600) when it does not exist yet.
 func LoadSecret(secret, file string) ([]byte, error) {
+	b, err := ReadSecret(secret, file)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("create auth secret: %w", err)
+	}
+	if err := os.WriteFile(file, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("create auth secret: %w", err)
+	}
+	return ReadSecret("", file)
+}
+
+// ReadSecret is LoadSecret without creating a missing file: minting a token
+// with a new secret nobody serves with would only give a token every server
+// refuses. The error for a missing file wraps fs.ErrNotExist.
+func ReadSecret(secret, file string) ([]byte, error) {
 	if secret != "" {
 		if len(secret) < MinSecretLen {
 			return nil, fmt.Errorf("auth secret is %d bytes; use at least %d", len(secret), MinSecretLen)
@@ -22,18 +43,11 @@ func LoadSecret(secret, file string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			return nil, fmt.Errorf("create auth secret: %w", err)
-		}
-		b = []byte(hex.EncodeToString(key) + "\n")
-		if err := os.WriteFile(file, b, 0o600); err != nil {
-			return nil, fmt.Errorf("create auth secret: %w", err)
-		}
-	} else if err != nil {
+		abs, _ := filepath.Abs(file)
+		return nil, fmt.Errorf("no auth secret at %s: a server creates it when it first starts; run this in the directory the server runs in, "+
+			"or give the server's -config (auth.secret_file), or start the server once: %w", abs, fs.ErrNotExist)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read auth secret: %w", err)
 	}
 	s := strings.TrimSpace(string(b))

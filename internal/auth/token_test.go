@@ -3,7 +3,9 @@ package auth
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +159,14 @@ func TestFromRequest(t *testing.T) {
 
 func TestLoadSecretCreatesFile(t *testing.T) {
 	f := t.TempDir() + "/k/auth.key"
+	// minting reads the secret and never makes one: a token signed with a
+	// secret no server has is refused everywhere
+	if _, err := ReadSecret("", f); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "start the server once") {
+		t.Fatalf("ReadSecret of a missing file: %v", err)
+	}
+	if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ReadSecret created %s", f)
+	}
 	a, err := LoadSecret("", f)
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +174,9 @@ func TestLoadSecretCreatesFile(t *testing.T) {
 	b, err := LoadSecret("", f)
 	if err != nil || !bytes.Equal(a, b) {
 		t.Fatalf("second load: %v", err)
+	}
+	if c, err := ReadSecret("", f); err != nil || !bytes.Equal(a, c) {
+		t.Fatalf("ReadSecret after the server made it: %v", err)
 	}
 	if _, err := LoadSecret("short", ""); err == nil {
 		t.Fatal("short secret accepted")

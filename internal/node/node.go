@@ -83,7 +83,7 @@ func Main[C Config](p Params[C], args []string) error {
 	case "export":
 		return playback.Command(fs.Args()[1:], os.Stdout)
 	case "token":
-		secret, err := auth.LoadSecret(sh.Auth.Secret, sh.Auth.SecretFile)
+		secret, err := auth.ReadSecret(sh.Auth.Secret, sh.Auth.SecretFile)
 		if err != nil {
 			return err
 		}
