@@ -134,6 +134,13 @@ func statusMessage(code base.StatusCode, reason string) string {
 // keep at most 127 bytes of user:password.
 const tokenQueryKey = "token"
 
+// A refused Basic password of cutPasswordMin up to clientAuthMax bytes was
+// most likely a token cut by such a client (this system's tokens are longer).
+const (
+	cutPasswordMin = 96
+	clientAuthMax  = 128
+)
+
 // requestQuery is the query of a request URL without what clients append
 // to it: a trailing slash, or a control path ("/trackID=0", FFmpeg style).
 func requestQuery(u *base.URL) string {
@@ -215,7 +222,12 @@ func (h *rtspHandler) authorize(c *gortsplib.ServerConn, req *base.Request, quer
 	if err != nil {
 		// A refused query token must not be answered with a challenge,
 		// which would make the client retry the same token.
-		return nil, h.deny(cs, action, source, nil, base.StatusUnauthorized, err.Error(), how == "basic")
+		why := err.Error()
+		if how == "basic" && len(tok) >= cutPasswordMin && len(tok) < clientAuthMax {
+			why += "; the password looks cut short: ffmpeg and ffprobe send at most 127 bytes of user:password, " +
+				"so put the token in the URL as ?token=TOKEN instead"
+		}
+		return nil, h.deny(cs, action, source, nil, base.StatusUnauthorized, why, how == "basic")
 	}
 	if !grants(claims, action, source) {
 		return nil, h.deny(cs, action, source, claims, base.StatusForbidden,

@@ -152,6 +152,10 @@ func TestRTSPRequestsAudited(t *testing.T) {
 	if _, err := play(t, env.url(view+"x", "cam")); err == nil {
 		t.Fatal("a forged token could play")
 	}
+	// ffprobe cuts user:password at 127 bytes: the refusal says so and what to do
+	if _, err := testkit.Probe(t.Context(), env.basicURL(view, "cam"), "tcp"); err == nil || !strings.Contains(err.Error(), "?token=") {
+		t.Errorf("ffprobe with the token as a password: %v; want a refusal that points to ?token=", err)
+	}
 	p.c.Close()
 	<-p.ended
 	ff.Stop()
