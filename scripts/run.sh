@@ -34,7 +34,8 @@ wait_port 8889 sfu
 FV_INGEST_CAMERAS="$cameras" start ingest bin/ingest -config configs/ingest.yml
 wait_port 9997 ingest
 encoder_token=$(bin/ingest token -role camera -publish field1 -sub field-encoder-1 -ttl 24h)
-start field1 bin/democam -push "rtsp://encoder:${encoder_token}@127.0.0.1:8554/field1"
+# the token goes by the environment: other users can read a process's arguments.
+DEMOCAM_PUSH_PASSWORD=$encoder_token start field1 bin/democam -push "rtsp://encoder@127.0.0.1:8554/field1"
 
 wall_token=$(bin/sfu token -role wall -view '*' -sub eoc-wall -ttl 12h)
 operator_token=$(bin/sfu token -role operator -view '*' -sub operator -ttl 12h)

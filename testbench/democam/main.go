@@ -17,6 +17,7 @@
 //
 //	democam [-listen 127.0.0.1:8555] [-cameras 4]
 //	democam -push rtsp://tok:TOKEN@127.0.0.1:8554/field1 [-transport tcp]
+//	DEMOCAM_PUSH_PASSWORD=TOKEN democam -push rtsp://tok@127.0.0.1:8554/field1
 //	democam -cameras 3 -sei -clock 2:offset=1.7s,drift=90ppm -clock 3:offset=-2.3s,drift=-60ppm,sr=false
 //	democam -profile skewed
 //	democam -push URL -offset 1.5s -drift 80ppm -sr=false -jitter 5ms -sei
@@ -31,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -99,6 +101,23 @@ func (c *clockFlags) models(n int) ([]ClockModel, error) {
 	return out, nil
 }
 
+// pushPasswordEnv names the variable that holds the push URL's password.
+const pushPasswordEnv = "DEMOCAM_PUSH_PASSWORD"
+
+// withPassword sets the password of raw, a URL with a user and no password,
+// to pw; any other URL, or an empty pw, leaves raw as it is.
+func withPassword(raw, pw string) string {
+	u, err := url.Parse(raw)
+	if pw == "" || err != nil || u.User == nil {
+		return raw
+	}
+	if _, set := u.User.Password(); set {
+		return raw
+	}
+	u.User = url.UserPassword(u.User.Username(), pw)
+	return u.String()
+}
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "democam:", err)
@@ -112,7 +131,8 @@ func run(args []string) error {
 	cameras := fs.Int("cameras", 4, "number of camera paths to serve: /cam1 … /camN (serve mode)")
 	udpRTP := fs.String("udp-rtp", "", "also offer UDP transport with RTP on this address, such as :8000 (serve mode; needs -udp-rtcp)")
 	udpRTCP := fs.String("udp-rtcp", "", "UDP address for RTCP, such as :8001 (serve mode; needs -udp-rtp)")
-	push := fs.String("push", "", "publish one camera to this RTSP URL instead of serving (push mode), such as rtsp://tok:TOKEN@127.0.0.1:8554/field1")
+	push := fs.String("push", "", "publish one camera to this RTSP URL instead of serving (push mode), such as rtsp://tok:TOKEN@127.0.0.1:8554/field1; "+
+		"a URL with a user and no password takes the password from $"+pushPasswordEnv+", which other users cannot read in the process list")
 	transport := fs.String("transport", "tcp", "transport for push mode: tcp or udp")
 	debug := fs.Bool("debug", false, "log at debug level")
 	var clocks clockFlags
@@ -149,7 +169,7 @@ func run(args []string) error {
 		if err := clocks.base.Validate(); err != nil {
 			return err
 		}
-		p, err := NewPusher(PusherParams{URL: *push, Transport: *transport, Clock: clocks.base, Logger: logger})
+		p, err := NewPusher(PusherParams{URL: withPassword(*push, os.Getenv(pushPasswordEnv)), Transport: *transport, Clock: clocks.base, Logger: logger})
 		if err != nil {
 			return err
 		}

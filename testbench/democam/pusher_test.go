@@ -196,3 +196,19 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("redactURL = %q", got)
 	}
 }
+
+// The push password can come from the environment, so the token is not in
+// the process list; a URL that carries its own password keeps it.
+func TestPushPasswordFromEnvironment(t *testing.T) {
+	for _, c := range []struct{ raw, pw, want string }{
+		{"rtsp://encoder@127.0.0.1:8554/field1", "tok.en-1", "rtsp://encoder:tok.en-1@127.0.0.1:8554/field1"},
+		{"rtsp://encoder:own@127.0.0.1:8554/field1", "tok", "rtsp://encoder:own@127.0.0.1:8554/field1"},
+		{"rtsp://127.0.0.1:8554/field1", "tok", "rtsp://127.0.0.1:8554/field1"},
+		{"rtsp://encoder@127.0.0.1:8554/field1", "", "rtsp://encoder@127.0.0.1:8554/field1"},
+		{"rtsp://encoder@127.0.0.1:8554/field1", "a/b?c", "rtsp://encoder:a%2Fb%3Fc@127.0.0.1:8554/field1"},
+	} {
+		if got := withPassword(c.raw, c.pw); got != c.want {
+			t.Errorf("withPassword(%q, %q) = %q, want %q", c.raw, c.pw, got, c.want)
+		}
+	}
+}
