@@ -455,7 +455,7 @@ func (cs *cameraSet) remove(name, who string) error {
 		return cameraErr(CameraNotFound, "no camera named %s; GET /v1/cameras lists them", name)
 	}
 	if e.origin == OriginConfig {
-		return cameraErr(CameraConflict, "camera %s comes from cameras: in the configuration file and cannot be removed here; disable it (PUT {\"disabled\": true}), or remove it from the file and restart ingest", name)
+		return cameraErr(CameraConflict, "camera %s comes from the configuration (cameras: in the file, or FV_INGEST_CAMERAS) and cannot be removed here; disable it (PUT {\"disabled\": true}), or remove it there and restart ingest", name)
 	}
 	if err := cs.save(&cameraEntry{cam: conf.Camera{Name: name}}, true); err != nil {
 		return err

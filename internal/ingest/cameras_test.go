@@ -198,7 +198,7 @@ func TestConfigCameras(t *testing.T) {
 	if ci.Origin != OriginConfig || ci.Removable || ci.Overridden {
 		t.Fatalf("configuration camera %+v", ci)
 	}
-	if err := env.srv.RemoveCamera("mast", "op"); !isKind(err, CameraConflict) || !strings.Contains(err.Error(), "configuration file") {
+	if err := env.srv.RemoveCamera("mast", "op"); !isKind(err, CameraConflict) || !strings.Contains(err.Error(), "FV_INGEST_CAMERAS") {
 		t.Fatalf("removing a configuration camera: %v", err)
 	}
 	if _, _, err := env.srv.UpdateCamera("mast", CameraPatch{Disabled: boolp(true)}, "op"); err != nil {

@@ -57,7 +57,22 @@ type Params[C Config] struct {
 func Main[C Config](p Params[C], args []string) error {
 	fs := flag.NewFlagSet(p.Name, flag.ContinueOnError)
 	path := fs.String("config", p.DefaultConfig, "configuration file (YAML); "+p.EnvPrefix+"_* environment variables override it")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `usage: %[1]s [-config FILE] [command]
+
+commands:
+  (none)     serve
+  token      print a signed access token (%[1]s token -h)
+  audit      verify the audit log (%[1]s audit verify FILE)
+  export     verify an evidence export (%[1]s export verify FILE)
+  defaults   print the built-in configuration
+
+`, p.Name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if fs.Arg(0) == "defaults" {

@@ -35,6 +35,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -120,7 +121,7 @@ func withPassword(raw, pw string) string {
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "democam:", err)
+		fmt.Fprintln(os.Stderr, "democam:", strings.TrimPrefix(err.Error(), "democam: "))
 		os.Exit(1)
 	}
 }

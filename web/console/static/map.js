@@ -42,6 +42,7 @@ register({
     'map.list.no-position': 'no position',
     'map.kind.camera': 'camera',
     'map.kind.report': 'report',
+    'map.kind.source': 'source',
     'map.kind.other': '{kind}',
     'map.state.live': 'live',
     'map.state.offline': 'offline',
@@ -86,6 +87,7 @@ register({
     'map.list.no-position': '沒有位置',
     'map.kind.camera': '攝影機',
     'map.kind.report': '現場回報',
+    'map.kind.source': '來源',
     'map.kind.other': '{kind}',
     'map.state.live': '直播中',
     'map.state.offline': '離線',
@@ -162,7 +164,7 @@ function kindClass(kind) {
 
 function kindLabel(kind) {
   if (kind === 'camera' || kind === 'report') return t(`map.kind.${kind}`);
-  return kind ? t('map.kind.other', { kind }) : t('map.kind.report');
+  return kind ? t('map.kind.other', { kind }) : t('map.kind.source');
 }
 
 function timeLabel(ms) {
