@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -140,7 +141,7 @@ func testExport(t *testing.T, rec *recorded, srv *server) {
 		b := append([]byte(nil), orig...)
 		b[parts[3].Offset+parts[3].Size-7] ^= 1
 		return os.WriteFile(mp, b, 0o644)
-	}, "altered: cam1.mp4 at offset")
+	}, fmt.Sprintf("altered: cam1.mp4, bytes %d to %d: fragment", parts[3].Offset, parts[3].Offset+parts[3].Size-1))
 	mutate("reordered fragments", func() error {
 		a, c := parts[2], parts[3]
 		b := append([]byte(nil), orig[:a.Offset]...)

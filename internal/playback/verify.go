@@ -160,7 +160,7 @@ func verifyFile(fsys fs.FS, f ExportFile) []string {
 				p := f.Parts[pos]
 				what = fmt.Sprintf("fragment %d (capture %s) was changed", p.Seq, p.CaptureStart.Format(time.RFC3339Nano))
 			}
-			out = append(out, fmt.Sprintf("altered: %s at offset %d: %s", f.Name, off, what))
+			out = append(out, fmt.Sprintf("altered: %s, bytes %d to %d: %s", f.Name, off, end-1, what))
 		case seen[i]:
 			out = append(out, fmt.Sprintf("added: %s at offset %d: fragment %d appears again", f.Name, off, f.Parts[i].Seq))
 		default:
