@@ -70,6 +70,9 @@ func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 	sinks := &sinks{uplinks: ups, recorder: rec, log: log}
 	p := ingest.Params{RTSP: c.RTSP, Cameras: c.Cameras, CamerasFile: c.CamerasFile, Reconnect: c.Reconnect, Stream: c.Stream,
 		Verifier: n.Verifier, Audit: n.Audit, Logger: log, OnLive: sinks.live, OnOffline: sinks.offline}
+	if ups.api != nil {
+		p.OnRemoved = ups.forget // a removed camera leaves the SFU's list, and the walls
+	}
 	if n.Cluster != nil {
 		p.Leases = n.Cluster
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -132,6 +133,32 @@ func (u *uplinks) offline(name string) {
 	if l != nil {
 		l.cancel()
 		<-l.done
+	}
+}
+
+// forgetTimeout bounds asking an SFU to drop a removed camera's source.
+const forgetTimeout = 10 * time.Second
+
+// forget asks the SFU (every SFU node of a cluster) to take source name off
+// its list once the camera is removed for good; its uplink has ended by then.
+func (u *uplinks) forget(name string) {
+	var bases []string
+	if u.base != "" {
+		bases = append(bases, u.base)
+	}
+	if u.cluster != nil {
+		for _, n := range u.cluster.Nodes() {
+			if n.Role == "sfu" && n.URL != "" && !slices.Contains(bases, n.URL) {
+				bases = append(bases, n.URL)
+			}
+		}
+	}
+	for _, b := range bases {
+		ctx, cancel := context.WithTimeout(context.Background(), forgetTimeout)
+		if err := u.client.Forget(ctx, b, name); err != nil {
+			u.log.Warn("the SFU still lists a removed camera", "source", name, "sfu", b, "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -467,6 +467,9 @@ func (cs *cameraSet) remove(name, who string) error {
 	delete(cs.entries, name)
 	cs.mu.Unlock()
 	cs.s.log.Info("camera removed", "camera", name, "by", who)
+	if f := cs.s.p.OnRemoved; f != nil {
+		go f(name)
+	}
 	return nil
 }
 

@@ -76,6 +76,9 @@ type Params struct {
 	// concurrently. Either may be nil.
 	OnLive    func(name string, s *stream.Stream)
 	OnOffline func(name string)
+	// OnRemoved is called, after its last OnOffline, for a camera removed
+	// for good (RemoveCamera), on a goroutine of its own. May be nil.
+	OnRemoved func(name string)
 
 	// Leases, when set, shares the cameras with the other ingests of a
 	// cluster: a camera is pulled only while this ingest holds its lease

@@ -65,6 +65,7 @@ func (s *Server) routes() *http.ServeMux {
 	}
 	mux.HandleFunc("GET /v1/sources", s.handleSources)
 	mux.HandleFunc("PUT /v1/sources/{source}/position", s.handlePosition)
+	mux.HandleFunc("DELETE /v1/sources/{source}", s.handleForget)
 	mux.HandleFunc("GET /v1/map", s.handleMapSettings)
 	mux.HandleFunc("GET /map.html", s.handleMapPage)
 	mux.HandleFunc("GET /v1/rooms/{room}/ws", s.handleRoom)

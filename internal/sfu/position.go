@@ -373,3 +373,46 @@ func (s *Server) handleMapPage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	_, _ = w.Write(b)
 }
+
+// handleForget serves DELETE /v1/sources/{source}: an offline source leaves
+// the list with its tags and position, for a camera taken away for good (ingest
+// asks when one is removed). Its recordings stay. Viewers still waiting for it
+// are ended. The token that may publish it, or an operator or commander; a
+// live source is refused (409).
+func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) {
+	s.cors(w)
+	name := r.PathValue("source")
+	if ev := audit.Annotate(r); ev != nil {
+		ev.Action, ev.Source, ev.Via = "forget", name, "api"
+	}
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return
+	}
+	if !c.CanOperate() && !c.CanPublish(name) {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "token of %s (role %s) may not publish source %q, so may not remove it from the list; its publisher or an operator or commander may", c.Who(), c.Role, name))
+		return
+	}
+	s.mu.Lock()
+	src := s.sources[name]
+	if src == nil {
+		s.mu.Unlock()
+		whip.WriteError(w, whip.Errorf(http.StatusNotFound, "source %q is not listed here", name))
+		return
+	}
+	if p := src.pub.Load(); p != nil {
+		who := p.who
+		s.mu.Unlock()
+		whip.WriteError(w, whip.Errorf(http.StatusConflict, "source %q is live, published by %s; end its session first, then remove it", name, who))
+		return
+	}
+	delete(s.sources, name)
+	st := src.stream
+	s.mu.Unlock()
+	if st != nil {
+		st.Close() // the viewers still waiting for it end
+	}
+	s.log.Info("source removed from the list", "source", name, "by", c.Who())
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -156,6 +156,69 @@ func TestPositionAccess(t *testing.T) {
 
 // A phone's page served from another origin (http.allow_origin) may set its
 // position: the browser's preflight for the PUT is answered with it allowed.
+// A source taken away for good leaves the list: its publisher's token or an
+// operator removes it once it is offline; a live one is refused; the viewer
+// that waited for it ends; the removal is audited.
+func TestForgetSource(t *testing.T) {
+	h := startSFU(t)
+	camTok := h.token(auth.RoleCamera, []string{"cam1"}, nil)
+	_, stop := h.publish("cam1", synth.Params{FPS: 25, GOP: 25})
+	var rec received
+	h.view("cam1", h.token(auth.RoleWall, nil, []string{"*"}), &rec)
+	h.waitFor("video at the viewer", func() bool { n, _ := rec.counts(); return n > 20 })
+	forget := func(tok string) (int, string) {
+		st, body, _ := h.request(http.MethodDelete, h.base+"/v1/sources/cam1", tok, "", "")
+		return st, body
+	}
+	if st, body := forget(camTok); st != http.StatusConflict || !strings.Contains(body, "live") {
+		t.Errorf("removing a live source: %d %s, want 409", st, body)
+	}
+	stop()
+	h.waitFor("cam1 offline", func() bool { return h.state("cam1") == "offline" })
+	for _, c := range []struct {
+		tok  string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{h.token(auth.RoleWall, nil, []string{"*"}), http.StatusForbidden},
+		{h.token(auth.RoleCamera, []string{"cam2"}, nil), http.StatusForbidden},
+	} {
+		if st, body := forget(c.tok); st != c.want {
+			t.Errorf("removing with a token that may not: %d %s, want %d", st, body, c.want)
+		}
+	}
+	if st, body := forget(camTok); st != http.StatusNoContent {
+		t.Fatalf("removing an offline source with its publisher's token: %d %s", st, body)
+	}
+	for _, s := range h.srv.Sources() {
+		if s.Name == "cam1" {
+			t.Fatalf("cam1 is still listed: %+v", s)
+		}
+	}
+	h.waitFor("the waiting viewer's session ended", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		for _, ss := range h.srv.sessions {
+			if ss.kind == "whep" && ss.source == "cam1" {
+				return false
+			}
+		}
+		return true
+	})
+	if st, _ := forget(camTok); st != http.StatusNotFound {
+		t.Errorf("removing it again: %d, want 404", st)
+	}
+	found := false
+	for _, e := range h.auditLines() {
+		found = found || (e.Action == "forget" && e.Source == "cam1" && e.Result == "ok")
+	}
+	if !found {
+		t.Error("the removal is not in the audit log")
+	}
+	// published again, it is a new source
+	h.publish("cam1", synth.Params{})
+}
+
 func TestPositionFromAnotherOrigin(t *testing.T) {
 	const origin = "https://responders.example.org"
 	h := startSFUWith(t, func(c *conf.SFU) { c.HTTP.AllowOrigin = origin })

@@ -107,6 +107,17 @@ func (c *Client) Delete(ctx context.Context, r Resource) error {
 	return c.expect(req, http.StatusOK, http.StatusNoContent)
 }
 
+// Forget asks the SFU at base to take an offline source off its list
+// (DELETE /v1/sources/<source>): a camera removed for good. A source the SFU
+// does not list is not an error.
+func (c *Client) Forget(ctx context.Context, base, source string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(base, "/")+"/v1/sources/"+url.PathEscape(source), nil)
+	if err != nil {
+		return err
+	}
+	return c.expect(req, http.StatusNoContent, http.StatusNotFound)
+}
+
 func (c *Client) expect(req *http.Request, ok ...int) error {
 	res, err := c.do(req)
 	if err != nil {

@@ -100,6 +100,11 @@ func startCameraSite(t *testing.T) *cameraSite {
 		RTSP: conf.RTSP{Address: "127.0.0.1:0"}, CamerasFile: filepath.Join(dir, "cameras.json"),
 		Reconnect: conf.Reconnect{Min: 100 * time.Millisecond, Max: time.Second}, Stream: conf.DefaultIngest().Stream,
 		Verifier: v, Audit: ingestAudit, Logger: log, OnLive: live, OnOffline: offline,
+		OnRemoved: func(name string) {
+			if err := (&whip.Client{Token: upToken}).Forget(context.Background(), site.base, name); err != nil {
+				t.Errorf("the SFU kept removed camera %s: %v", name, err)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +331,26 @@ func TestCamerasPage(t *testing.T) {
 	p.Do("click", 5*time.Second, map[string]any{"selector": fmt.Sprintf(`.cam-card[data-camera=%q] .cam-confirm-yes`, name)})
 	p.WaitFor("the camera gone", card+` === null`, 15*time.Second)
 	testkit.WaitFor(t, 20*time.Second, "the camera's RTSP session to end", func() bool { return cam.Playing() == 0 })
+	// and it leaves the SFU's list, so no wall keeps an offline tile of it.
+	testkit.WaitFor(t, 10*time.Second, "the SFU to stop listing the removed camera", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, site.base+"/v1/sources", nil)
+		req.Header.Set("Authorization", "Bearer "+op)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var list struct{ Sources []sfu.SourceInfo }
+		if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&list) != nil {
+			return false
+		}
+		for _, s := range list.Sources {
+			if s.Name == name {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // camerasTextsExpr lists the page's own words in view: every shown element's own text and its
