@@ -261,18 +261,9 @@ func clip(s string) string {
 // does for a fixed camera), or an operator or commander, sets where the
 // source is and its tags. The answer is the source's tags as listed.
 func (s *Server) handlePosition(w http.ResponseWriter, r *http.Request) {
-	s.cors(w)
 	name := r.PathValue("source")
-	if ev := audit.Annotate(r); ev != nil {
-		ev.Action, ev.Source, ev.Via = "position", name, "api"
-	}
-	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
-	if err != nil {
-		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
-		return
-	}
-	if !c.CanOperate() && !c.CanPublish(name) {
-		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "token of %s (role %s) may not publish source %q, so may not set its position; its publisher or an operator or commander may", c.Who(), c.Role, name))
+	c := s.sourceChanger(w, r, "position", name, "set its position")
+	if c == nil {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -374,24 +365,36 @@ func (s *Server) handleMapPage(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
+// sourceChanger returns the claims of r's token when they may change how
+// source is listed (action, audited; what, for the refusal): a token that may
+// publish it, or an operator's or commander's. Otherwise it answers the
+// refusal and returns nil.
+func (s *Server) sourceChanger(w http.ResponseWriter, r *http.Request, action, source, what string) *auth.Claims {
+	s.cors(w)
+	if ev := audit.Annotate(r); ev != nil {
+		ev.Action, ev.Source, ev.Via = action, source, "api"
+	}
+	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
+	if err != nil {
+		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
+		return nil
+	}
+	if !c.CanOperate() && !c.CanPublish(source) {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "token of %s (role %s) may not publish source %q, so may not %s; its publisher or an operator or commander may", c.Who(), c.Role, source, what))
+		return nil
+	}
+	return c
+}
+
 // handleForget serves DELETE /v1/sources/{source}: an offline source leaves
 // the list with its tags and position, for a camera taken away for good (ingest
 // asks when one is removed). Its recordings stay. Viewers still waiting for it
 // are ended. The token that may publish it, or an operator or commander; a
 // live source is refused (409).
 func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) {
-	s.cors(w)
 	name := r.PathValue("source")
-	if ev := audit.Annotate(r); ev != nil {
-		ev.Action, ev.Source, ev.Via = "forget", name, "api"
-	}
-	c, err := s.p.Verifier.Verify(auth.FromRequest(r))
-	if err != nil {
-		whip.WriteError(w, whip.Errorf(http.StatusUnauthorized, "%v", err))
-		return
-	}
-	if !c.CanOperate() && !c.CanPublish(name) {
-		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "token of %s (role %s) may not publish source %q, so may not remove it from the list; its publisher or an operator or commander may", c.Who(), c.Role, name))
+	c := s.sourceChanger(w, r, "forget", name, "remove it from the list")
+	if c == nil {
 		return
 	}
 	s.mu.Lock()
