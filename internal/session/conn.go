@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -30,15 +31,39 @@ type conn struct {
 	// normal is set when the client closed the socket on purpose (close
 	// codes 1000 and 1001): it left, and will not resume.
 	normal bool
+	// joinBy (Unix ns) is when the join must have come; until it has, no
+	// frame or pong moves the read deadline past it. Zero once joined.
+	joinBy atomic.Int64
 }
 
 func newConn(ws *websocket.Conn, remote string) *conn {
 	ws.SetReadLimit(MaxMessageBytes)
 	c := &conn{ws: ws, remote: remote, out: make(chan []byte, outQueue), done: make(chan struct{})}
 	_ = ws.SetReadDeadline(time.Now().Add(readTimeout))
-	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(readTimeout)) })
+	ws.SetPongHandler(func(string) error { return c.extend() })
 	go c.writeLoop()
 	return c
+}
+
+// awaitJoin makes d the last moment the join may come: a socket that sends
+// frames or answers pings without joining is still closed then.
+func (c *conn) awaitJoin(d time.Time) {
+	c.joinBy.Store(d.UnixNano())
+	_ = c.ws.SetReadDeadline(d)
+}
+
+// joined lifts the join deadline: from now on any frame or pong keeps the
+// connection for readTimeout more.
+func (c *conn) joined() { c.joinBy.Store(0) }
+
+// extend moves the read deadline readTimeout ahead, but not past the join
+// deadline while there is one.
+func (c *conn) extend() error {
+	d := time.Now().Add(readTimeout)
+	if by := c.joinBy.Load(); by != 0 && d.UnixNano() > by {
+		d = time.Unix(0, by)
+	}
+	return c.ws.SetReadDeadline(d)
 }
 
 // send queues a message; it reports false when the connection is closed or
@@ -115,7 +140,7 @@ func (c *conn) read() ([]byte, error) {
 			}
 			return nil, err
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		_ = c.extend()
 		if typ == websocket.TextMessage {
 			return b, nil
 		}

@@ -288,7 +288,7 @@ func (m *Manager) handshake(c *conn, name string) {
 		c.send(Bye{Header: Header{Type: TypeBye}, Reason: msg.Reason})
 		c.close()
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(m.p.Conf.JoinTimeout))
+	c.awaitJoin(time.Now().Add(m.p.Conf.JoinTimeout))
 	b, err := c.read()
 	if err != nil {
 		refuse(0, errorf(CodeBadRequest, "no join message within %s", m.p.Conf.JoinTimeout))
@@ -318,6 +318,8 @@ func (m *Manager) handshake(c *conn, name string) {
 		refuse(j.ID, errorf(CodeForbidden, "token of %s (role %s) may not join room %q (its room grant: %s); ask for a token for this room", claims.Who(), claims.Role, name, grant))
 		return
 	}
+	c.joined()
+	_ = c.extend()
 	if m.p.Place != nil {
 		url, err := m.p.Place(name)
 		switch {

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/conf"
 	rooms "fieldvideo/internal/session"
 )
 
@@ -115,6 +116,56 @@ func TestCallTokensRefused(t *testing.T) {
 	b, _ := os.ReadFile(h.audit)
 	if !contains(string(b), `"action":"join","source":"r2","via":"room"`, `"result":"denied"`) {
 		t.Errorf("refused joins are not audited:\n%s", b)
+	}
+}
+
+// A socket that never joins is closed at the join deadline even when it
+// keeps sending frames and answering pings, so unauthenticated sockets cannot
+// hold the server's connections; a participant that joined may stay quiet.
+func TestUnjoinedSocketIsClosedAtTheJoinDeadline(t *testing.T) {
+	const joinTimeout = time.Second
+	h := startCallSFU(t, func(c *conf.SFU) { c.Calls.JoinTimeout = joinTimeout })
+	member := h.join("r1", h.callToken("quiet", auth.RoleResponder, grant{room: "r1", subscribe: true}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL("r1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	opened := time.Now()
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var end error
+	for end == nil {
+		select {
+		case end = <-closed:
+		case <-tick.C:
+			_ = ws.WriteMessage(websocket.BinaryMessage, []byte{0})
+			_ = ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
+		case <-ctx.Done():
+			t.Fatalf("a socket sending frames without joining was still open after %s (join timeout %s)", time.Since(opened).Round(time.Millisecond), joinTimeout)
+		}
+	}
+	if time.Since(opened) < joinTimeout {
+		t.Errorf("closed after %s, before the join timeout", time.Since(opened))
+	}
+	if rs := h.srv.Rooms(); len(rs) != 1 || len(rs[0].Participants) != 1 {
+		t.Errorf("the joined participant, quiet for longer than the join timeout, left: rooms %+v", rs)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if err := member.Subscribe(rctx, "nobody/camera", false); err == nil || !strings.Contains(err.Error(), "not_found") {
+		t.Errorf("the joined participant's socket does not answer: %v", err)
 	}
 }
 
