@@ -42,7 +42,7 @@ operator_token=$(bin/sfu token -role operator -view '*' -sub operator -ttl 12h)
 commander_token=$(bin/sfu token -role commander -view '*' -room incident-1 -room-publish -room-subscribe -sub commander -ttl 12h)
 operator_call_token=$(bin/sfu token -role operator -view '*' -room incident-1 -room-publish -room-subscribe -sub eoc-operator -ttl 12h)
 reviewer_token=$(bin/sfu token -role reviewer -sub reviewer -ttl 12h)
-responder_token=$(bin/sfu token -role responder -publish 'report-{sub}-*' -view 'report-*' -sub responder-1 -ttl 12h)
+responder_token=$(bin/sfu token -role responder -publish 'report-{sub}-*' -view 'report-*' -sub responder1 -ttl 12h)
 host=$(hostname -I 2>/dev/null | awk '{print $1}')
 cat <<MSG
 

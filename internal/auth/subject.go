@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,39 +13,49 @@ import (
 // subject as SubjectName writes it.
 const SubjectPlaceholder = "{sub}"
 
-// subjectNameLen is the most a subject takes of a source name.
-const subjectNameLen = 24
+// plainSubject is a subject SubjectName keeps as it is.
+var plainSubject = regexp.MustCompile(`^[a-z0-9][a-z0-9.]{0,23}$`)
+
+// subjectStemLen is how much of another subject SubjectName keeps before the
+// hash.
+const subjectStemLen = 12
 
 // SubjectName writes a token's subject the way it appears in source names
-// (the report page's report-<reporter>-<time>): accents dropped, lower case,
-// every run of other characters than a-z, 0-9, '.', '_' and '-' one '-',
-// none of '.', '_', '-' at either end, at most 24 characters. A subject with
-// nothing left (a name in Chinese characters) is 'r' and a hash of it. The
-// result never holds a pattern character, so it is matched literally.
+// (report-<subject>-<time>), one name per subject and never holding '-', so
+// that "report-{sub}-*" of one subject matches no other subject's names:
+//
+//   - a subject of up to 24 lower-case letters, digits and dots, starting
+//     with a letter or digit, as it is ("alice", "unit.7");
+//   - any other, up to 12 characters of it (accents dropped, lower case,
+//     every other run of characters a dot) and '_' and a hash of the whole
+//     subject ("Alice" is "alice_1x0b2k", "李安娜" is "_ab12cd").
+//
+// The result holds no pattern character, so it is matched literally.
 func SubjectName(sub string) string {
+	if plainSubject.MatchString(sub) {
+		return sub
+	}
 	var b strings.Builder
-	dash := false
+	dot := false
 	for _, r := range norm.NFKD.String(sub) {
 		if r >= 0x300 && r <= 0x36f {
 			continue
 		}
 		r = unicode.ToLower(r)
 		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_':
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
 			b.WriteRune(r)
-			dash = false
-		case !dash:
-			b.WriteByte('-')
-			dash = true
+			dot = false
+		case !dot:
+			b.WriteByte('.')
+			dot = true
 		}
 	}
-	s := strings.Trim(b.String(), "-._")
-	if s != "" {
-		return strings.TrimRight(s[:min(len(s), subjectNameLen)], "-._")
-	}
+	stem := strings.Trim(b.String(), ".")
+	stem = strings.TrimRight(stem[:min(len(stem), subjectStemLen)], ".")
 	h := uint32(2166136261)
 	for _, r := range sub {
 		h = (h ^ uint32(r)) * 16777619
 	}
-	return "r" + strconv.FormatUint(uint64(h), 36)
+	return stem + "_" + strconv.FormatUint(uint64(h), 36)
 }

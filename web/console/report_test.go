@@ -70,17 +70,18 @@ func (h *wallSFU) listedSource(token, source string) (sfu.SourceInfo, bool) {
 	return sfu.SourceInfo{}, false
 }
 
-// TestReportSourceName: the report page names a report as the SFU's grants read it: its slug
-// of a subject is auth.SubjectName, and a report-{sub}-* grant gives report-<subject>-<time>.
+// TestReportSourceName: the report page names a report as the SFU's grants read it: its
+// subjectName is auth.SubjectName, and a report-{sub}-* grant gives report-<subject>-<time>.
 func TestReportSourceName(t *testing.T) {
-	subjects := []string{"alice", "Alice.Smith@Example.org", "  --Ünïcödé  Name__ ", "李安娜", "*", "a-very-long-subject-name-that-goes-on", "Ǆemal İnan"}
+	subjects := []string{"alice", "unit.7", "Alice.Smith@Example.org", "  --Ünïcödé  Name__ ", "李安娜", "*", "a-very-long-subject-name-that-goes-on", "Ǆemal İnan",
+		"f81d4fae-7dec-11d0-a765-00a0c91e6bf6", "😀 x"}
 	b, _ := json.Marshal(subjects)
 	script := `
-import { slug, sourceName } from './report-name.js';
+import { subjectName, sourceName } from './report-name.js';
 const subjects = ` + string(b) + `;
 const at = new Date(Date.UTC(2026, 11, 6, 9, 5, 7));
 console.log(JSON.stringify({
-  slugs: subjects.map(slug),
+  slugs: subjects.map(subjectName),
   names: subjects.map((sub) => sourceName({ sub, name: 'Shown Name', pub: ['report-{sub}-*'] }, at)),
   legacy: sourceName({ sub: 'alice', pub: ['report-*'] }, at),
   nosub: sourceName({ pub: ['report-{sub}-*'] }, at),

@@ -1,7 +1,7 @@
 // The name a report is published under, from the reporter's token: report-<reporter>-<UTC time>,
 // or the first form of it that one of the token's Publish entries allows. An entry holding {sub}
-// stands for the token's subject written as the SFU writes it (slug): a responder granted
-// report-{sub}-* publishes report-<slug(sub)>-<UTC time>.
+// stands for the token's subject written as the SFU writes it (subjectName): a responder granted
+// report-{sub}-* publishes report-<subjectName(sub)>-<UTC time>.
 
 // SOURCE_NAME is the SFU's rule for source names.
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -41,7 +41,7 @@ export function globMatch(pattern, name) {
 }
 
 // slug turns a reporter's name into letters, digits, '.', '_' and '-' (a short hash of it when
-// nothing of it is left, as for a name in Chinese characters); the SFU's auth.SubjectName.
+// nothing of it is left, as for a name in Chinese characters).
 export function slug(who) {
   const s = String(who).normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-').replace(/^[-._]+|[-._]+$/g, '').replace(/-{2,}/g, '-');
@@ -49,6 +49,19 @@ export function slug(who) {
   let h = 2166136261;
   for (const ch of String(who)) h = Math.imul(h ^ ch.codePointAt(0), 16777619) >>> 0;
   return `r${h.toString(36)}`;
+}
+
+// subjectName writes a token's subject as the SFU's auth.SubjectName does: as it is when it is
+// up to 24 lower-case letters, digits and dots (starting with a letter or digit); otherwise up to
+// 12 characters of it, '_' and a hash of it. It never holds '-'.
+export function subjectName(sub) {
+  const s = String(sub);
+  if (/^[a-z0-9][a-z0-9.]{0,23}$/.test(s)) return s;
+  const stem = s.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+    .replace(/[^a-z0-9]+/g, '.').replace(/^\.+|\.+$/g, '').slice(0, 12).replace(/\.+$/, '');
+  let h = 2166136261;
+  for (const ch of s) h = Math.imul(h ^ ch.codePointAt(0), 16777619) >>> 0;
+  return `${stem}_${h.toString(36)}`;
 }
 
 function stamp(d) {
@@ -59,7 +72,7 @@ function stamp(d) {
 // grants returns the token's Publish entries with {sub} written out; an entry with {sub} in a
 // token without a subject grants nothing. own tells the entry names the reporter already.
 function grants(claims) {
-  const sub = typeof claims.sub === 'string' && claims.sub ? slug(claims.sub) : '';
+  const sub = typeof claims.sub === 'string' && claims.sub ? subjectName(claims.sub) : '';
   const out = [];
   for (const p of Array.isArray(claims.pub) ? claims.pub : []) {
     if (typeof p !== 'string') continue;
