@@ -165,6 +165,18 @@ func TestSessionsLiveByTheirToken(t *testing.T) {
 		t.Fatalf("revocation list %+v", rl.List())
 	}
 
+	// An operator acting on someone's session (a PATCH with a token that
+	// lives longer) does not keep it alive: revoking its owner still ends it.
+	lost := h.mintFor("phone-8", auth.RoleWall, nil, []string{"cam1"}, 10*time.Minute)
+	v8 := h.view("cam1", lost, &received{})
+	if code, body, _ := h.do(http.MethodPatch, v8.Resource().URL, op); code != http.StatusNoContent {
+		t.Fatalf("operator's PATCH: %d %q", code, body)
+	}
+	if code, resp, _ := h.postJSON("/v1/revocations", op, `{"subject":"phone-8","reason":"phone lost"}`); code != http.StatusCreated {
+		t.Fatalf("revoke phone-8: %d %q", code, resp)
+	}
+	testkit.WaitFor(t, 2*time.Second, "the session an operator PATCHed to end with its owner's revocation", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
+
 	// Signing out ends that token's session at once; the same subject's other token
 	// (another tab) keeps its session.
 	tab, other := h.mintFor("eoc-4", auth.RoleWall, nil, []string{"cam1"}, time.Hour), h.mintFor("eoc-4", auth.RoleWall, nil, []string{"cam1"}, time.Hour)

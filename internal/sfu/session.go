@@ -84,11 +84,16 @@ func (ss *session) start(slot func()) {
 	}
 }
 
-// rebind moves the session to a newer token of its owner.
+// rebind moves the session to a newer token of its owner. A token of anyone
+// else (an operator acting on it) never keeps the session alive: it stays
+// bound to its owner's, and ends when that one is revoked or expires.
 func (ss *session) rebind(c *auth.Claims) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed || ss.unbind == nil || c.ExpiresAt == nil || ss.bound.ExpiresAt == nil || !c.ExpiresAt.After(ss.bound.ExpiresAt.Time) {
+		return
+	}
+	if !ss.ownerIs(c) {
 		return
 	}
 	ss.unbind()
@@ -163,8 +168,11 @@ func (ss *session) watch() {
 
 // ownedBy reports whether c may act on the session: its owner, or an
 // operator.
-func (ss *session) ownedBy(c *auth.Claims) bool {
-	return c.CanOperate() || (ss.owner != "" && c.Subject == ss.owner) || (ss.owner == "" && ss.tokenID != "" && c.ID == ss.tokenID)
+func (ss *session) ownedBy(c *auth.Claims) bool { return c.CanOperate() || ss.ownerIs(c) }
+
+// ownerIs reports whether c is a token of the session's owner.
+func (ss *session) ownerIs(c *auth.Claims) bool {
+	return (ss.owner != "" && c.Subject == ss.owner) || (ss.owner == "" && ss.tokenID != "" && c.ID == ss.tokenID)
 }
 
 // admit takes a place for a new session among those waiting to connect, or
