@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	rooms "fieldvideo/internal/session"
@@ -31,7 +33,7 @@ func (s *Server) startCalls() error {
 			}
 		}
 		media := sfuMedia{Addr: s.media.LocalAddr(), AdvertiseIPs: c.WebRTC.AdvertiseIPs}
-		if s.turn, err = newTURN(c.Calls.TURN, media, secret, s.log); err != nil {
+		if s.turn, err = newTURN(c.Calls.TURN, media, secret, s.turnRevoked, s.log); err != nil {
 			return err
 		}
 	}
@@ -58,13 +60,29 @@ func (s *Server) callICEServers(c *auth.Claims) []rooms.ICEServer {
 		out = append(out, rooms.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 	}
 	if s.turn != nil {
-		var exp time.Time
+		var exp, iat time.Time
 		if c.ExpiresAt != nil {
 			exp = c.ExpiresAt.Time
 		}
-		out = append(out, s.turn.credentials(c.Who(), exp, time.Now()))
+		if c.IssuedAt != nil {
+			iat = c.IssuedAt.Time
+		}
+		out = append(out, s.turn.credentials(c.Subject, iat, exp, time.Now()))
 	}
 	return out
+}
+
+// turnRevoked reports whether the tokens of subject issued at issued are
+// revoked, for the TURN server's credentials.
+func (s *Server) turnRevoked(subject string, issued time.Time) bool {
+	rl := s.p.Verifier.Revocations()
+	if rl == nil {
+		return false
+	}
+	c := &auth.Claims{}
+	c.Subject, c.IssuedAt = subject, jwt.NewNumericDate(issued)
+	_, revoked := rl.Revoked(c)
+	return revoked
 }
 
 // TURNAddr returns the embedded TURN server's address, or "" when off.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ import (
 
 // turnServer is the embedded TURN server, for phones behind NAT. Clients get
 // time-limited credentials in the TURN REST API scheme: the username is
-// "<expiry unix time>:<token subject>", the password the base64 HMAC-SHA1 of
+// "<expiry unix time>:<token's issue unix time>:<token subject>" (refused
+// once that subject's tokens of that time are revoked), the password the base64 HMAC-SHA1 of
 // the username under a key derived from the auth secret, so every SFU node
 // sharing the secret accepts them and nothing needs storing.
 //
@@ -39,6 +41,9 @@ type turnServer struct {
 	urls   []string
 	ttl    time.Duration
 	policy *peerPolicy
+	// revoked reports whether the tokens of subject issued at issued are
+	// revoked; nil: none is.
+	revoked func(subject string, issued time.Time) bool
 }
 
 // turnKey derives the TURN REST key from the auth secret, so the secret that
@@ -58,7 +63,7 @@ type sfuMedia struct {
 	AdvertiseIPs []string
 }
 
-func newTURN(c conf.TURN, media sfuMedia, secret []byte, log *slog.Logger) (*turnServer, error) {
+func newTURN(c conf.TURN, media sfuMedia, secret []byte, revoked func(string, time.Time) bool, log *slog.Logger) (*turnServer, error) {
 	allowed, err := parsePeerRanges(c.AllowedPeerRanges)
 	if err != nil {
 		return nil, err
@@ -73,7 +78,7 @@ func newTURN(c conf.TURN, media sfuMedia, secret []byte, log *slog.Logger) (*tur
 		relay = local.IP
 	}
 	listenIP := local.IP.String()
-	t := &turnServer{conn: udp, key: turnKey(secret), ttl: c.CredentialTTL, urls: c.URLs}
+	t := &turnServer{conn: udp, key: turnKey(secret), ttl: c.CredentialTTL, urls: c.URLs, revoked: revoked}
 	if len(t.urls) == 0 {
 		t.urls = []string{"turn:" + net.JoinHostPort(relay.String(), strconv.Itoa(local.Port)) + "?transport=udp"}
 	}
@@ -94,7 +99,7 @@ func newTURN(c conf.TURN, media sfuMedia, secret []byte, log *slog.Logger) (*tur
 	lf.DefaultLogLevel = logging.LogLevelWarn
 	t.srv, err = turn.NewServer(turn.ServerConfig{
 		Realm:         c.Realm,
-		AuthHandler:   turn.LongTermTURNRESTAuthHandler(t.key, lf.NewLogger("turn")),
+		AuthHandler:   t.authHandler(lf.NewLogger("turn")),
 		LoggerFactory: lf,
 		EventHandler:  t.policy.eventHandler(),
 		PacketConnConfigs: []turn.PacketConnConfig{{
@@ -112,17 +117,37 @@ func newTURN(c conf.TURN, media sfuMedia, secret []byte, log *slog.Logger) (*tur
 	return t, nil
 }
 
-// credentials returns the TURN server with credentials for who, valid until
-// the earlier of the configured lifetime and notAfter (the token's expiry).
-func (t *turnServer) credentials(who string, notAfter time.Time, now time.Time) rooms.ICEServer {
+// credentials returns the TURN server with credentials for who (of a token
+// issued at issued), valid until the earlier of the configured lifetime and
+// notAfter (the token's expiry).
+func (t *turnServer) credentials(who string, issued, notAfter time.Time, now time.Time) rooms.ICEServer {
 	exp := now.Add(t.ttl)
 	if !notAfter.IsZero() && notAfter.Before(exp) {
 		exp = notAfter
 	}
-	user := strconv.FormatInt(exp.Unix(), 10) + ":" + who
+	user := strconv.FormatInt(exp.Unix(), 10) + ":" + strconv.FormatInt(issued.Unix(), 10) + ":" + who
 	m := hmac.New(sha1.New, []byte(t.key))
 	m.Write([]byte(user))
 	return rooms.ICEServer{URLs: t.urls, Username: user, Credential: base64.StdEncoding.EncodeToString(m.Sum(nil))}
+}
+
+// authHandler checks credentials as the TURN REST scheme does (the HMAC and
+// the expiry), then refuses those of a revoked token.
+func (t *turnServer) authHandler(log logging.LeveledLogger) turn.AuthHandler {
+	rest := turn.LongTermTURNRESTAuthHandler(t.key, log)
+	return func(ra *turn.RequestAttributes) (string, []byte, bool) {
+		user, key, ok := rest(ra)
+		if !ok || t.revoked == nil {
+			return user, key, ok
+		}
+		_, tail, _ := strings.Cut(ra.Username, ":")
+		issued, who, found := strings.Cut(tail, ":")
+		at, err := strconv.ParseInt(issued, 10, 64)
+		if !found || err != nil || t.revoked(who, time.Unix(at, 0)) {
+			return "", nil, false
+		}
+		return user, key, ok
+	}
 }
 
 // Addr returns the TURN server's UDP address.

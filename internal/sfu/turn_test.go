@@ -51,24 +51,32 @@ func TestCallRelayOnlyThroughEmbeddedTURN(t *testing.T) {
 // they expire, never past the token's expiry, and tied to the secret.
 func TestTURNCredentials(t *testing.T) {
 	now := time.Now()
-	ts := &turnServer{key: turnKey(testSecret), ttl: time.Hour, urls: []string{"turn:x"}}
-	handler := turn.LongTermTURNRESTAuthHandler(ts.key, nil)
+	revokedAt := now.Add(-time.Minute) // bob's tokens issued before this are revoked
+	ts := &turnServer{key: turnKey(testSecret), ttl: time.Hour, urls: []string{"turn:x"},
+		revoked: func(sub string, issued time.Time) bool { return sub == "bob" && !issued.After(revokedAt) }}
+	handler := ts.authHandler(nil)
 	check := func(s rooms.ICEServer) bool {
 		_, key, ok := handler(&turn.RequestAttributes{Username: s.Username, Realm: "fieldvideo", SrcAddr: &net.UDPAddr{}})
 		return ok && string(key) == string(turn.GenerateAuthKey(s.Username, "fieldvideo", s.Credential))
 	}
-	if s := ts.credentials("bob", now.Add(24*time.Hour), now); !check(s) {
+	if s := ts.credentials("bob", now, now.Add(24*time.Hour), now); !check(s) {
 		t.Errorf("fresh credentials refused: %+v", s)
 	}
 	tokenEnd := now.Add(10 * time.Minute)
-	if s := ts.credentials("bob", tokenEnd, now); !strings.HasPrefix(s.Username, strconv.FormatInt(tokenEnd.Unix(), 10)+":") {
+	if s := ts.credentials("bob", now, tokenEnd, now); !strings.HasPrefix(s.Username, strconv.FormatInt(tokenEnd.Unix(), 10)+":") {
 		t.Errorf("credentials outlive the token: %s", s.Username)
 	}
-	if s := ts.credentials("bob", now.Add(-time.Minute), now); check(s) {
+	if s := ts.credentials("bob", now, now.Add(-time.Minute), now); check(s) {
 		t.Errorf("expired credentials accepted: %+v", s)
 	}
+	if s := ts.credentials("bob", now.Add(-time.Hour), now.Add(time.Hour), now); check(s) {
+		t.Errorf("credentials of a revoked token accepted: %+v", s)
+	}
+	if s := ts.credentials("bob:x", now.Add(-time.Hour), now.Add(time.Hour), now); !check(s) {
+		t.Errorf("credentials of another subject refused: %+v", s)
+	}
 	other := &turnServer{key: turnKey([]byte("another-secret-another-secret-another")), ttl: time.Hour}
-	if s := other.credentials("bob", time.Time{}, now); check(s) {
+	if s := other.credentials("bob", now, time.Time{}, now); check(s) {
 		t.Error("credentials from another secret accepted")
 	}
 	if turnKey(testSecret) == string(testSecret) {
