@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -213,6 +214,45 @@ func TestSessionsLiveByTheirToken(t *testing.T) {
 	case <-ended:
 		t.Fatal("a session refreshed with a newer token ended with the old one")
 	case <-time.After(2*time.Second + auth.BindGrace + 500*time.Millisecond):
+	}
+}
+
+// One person's token cannot grow the source list without end: past
+// maxOfflinePerPerson offline sources of a responder, the oldest leave the
+// list; a camera token's sources all stay.
+func TestOfflineSourcesOfAPersonAreBounded(t *testing.T) {
+	h := startSFU(t)
+	offer := validPublishOffer(t, h)
+	flood := func(tok, prefix string, n int) {
+		for i := range n {
+			code, body, hdr := h.post(fmt.Sprintf("/%s-%02d/whip", prefix, i), tok, offer)
+			if code != http.StatusCreated {
+				t.Fatalf("publish %s-%02d: %d %q", prefix, i, code, body)
+			}
+			if code, body, _ := h.do(http.MethodDelete, h.base+hdr.Get("Location"), tok); code != http.StatusOK && code != http.StatusNoContent {
+				t.Fatalf("end %s-%02d: %d %q", prefix, i, code, body)
+			}
+		}
+	}
+	count := func(prefix string) (n int, oldest string) {
+		for _, s := range h.srv.Sources() {
+			if strings.HasPrefix(s.Name, prefix+"-") {
+				if n++; oldest == "" || s.Name < oldest {
+					oldest = s.Name
+				}
+			}
+		}
+		return n, oldest
+	}
+	const extra = 8
+	flood(h.mintFor("resp-1", auth.RoleResponder, []string{"report-*"}, nil, time.Hour), "report", maxOfflinePerPerson+extra)
+	testkit.WaitFor(t, 5*time.Second, "the responder's sources to be pruned", func() bool { n, _ := count("report"); return n == maxOfflinePerPerson })
+	if _, oldest := count("report"); oldest != fmt.Sprintf("report-%02d", extra) {
+		t.Errorf("the oldest listed report is %s; the %d oldest should have left", oldest, extra)
+	}
+	flood(h.mintFor("ingest", auth.RoleCamera, []string{"cam*"}, nil, time.Hour), "cam", maxOfflinePerPerson+extra)
+	if n, _ := count("cam"); n != maxOfflinePerPerson+extra {
+		t.Errorf("%d of %d offline camera sources listed; cameras are kept", n, maxOfflinePerPerson+extra)
 	}
 }
 

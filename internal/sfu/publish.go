@@ -11,6 +11,7 @@ import (
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	"fieldvideo/internal/stream"
 	"fieldvideo/internal/unit"
 	"fieldvideo/internal/whip"
 )
@@ -172,9 +173,18 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 			p.stopRecording()
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
+		var gone []*stream.Stream
 		if src.pub.CompareAndSwap(p, nil) {
 			src.since = time.Now()
+			src.person = ""
+			if p.relay == "" && auth.Role(p.ss.role) != auth.RoleCamera {
+				src.person = p.who
+				gone = s.pruneLocked(p.who)
+			}
+		}
+		s.mu.Unlock()
+		for _, st := range gone {
+			st.Close() // viewers still waiting for a pruned source end
 		}
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.read(t, rcv) })

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,39 @@ type source struct {
 
 	// tags are who reported the source, its kind, incident and position.
 	tags sourceTags
+	// person is the subject of its last publisher when that was a person
+	// (not a camera or a relay), for maxOfflinePerPerson.
+	person string
+}
+
+// maxOfflinePerPerson is how many offline sources one person's token keeps
+// listed (a responder's reports): past it, the oldest leave the list (their
+// recordings stay), so one token cannot grow the list without end.
+// Cameras' sources are kept whatever their number.
+const maxOfflinePerPerson = 32
+
+// pruneLocked takes the oldest offline sources of person off the list past
+// maxOfflinePerPerson, and returns their streams for the caller to close
+// once it has let go of Server.mu.
+func (s *Server) pruneLocked(person string) []*stream.Stream {
+	var mine []*source
+	for _, src := range s.sources {
+		if src.person == person && !src.live() {
+			mine = append(mine, src)
+		}
+	}
+	if len(mine) <= maxOfflinePerPerson {
+		return nil
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].since.Before(mine[j].since) })
+	var gone []*stream.Stream
+	for _, src := range mine[:len(mine)-maxOfflinePerPerson] {
+		delete(s.sources, src.name)
+		if src.stream != nil {
+			gone = append(gone, src.stream)
+		}
+	}
+	return gone
 }
 
 func (src *source) live() bool { return src.pub.Load() != nil }
