@@ -291,15 +291,15 @@ func (m *Join) validate() error {
 	if len(m.Resume) > maxIDLen || len(m.Name) > maxIDLen {
 		return fmt.Errorf("resume and name must be at most %d bytes", maxIDLen)
 	}
-	if !utf8.ValidString(m.Name) || strings.ContainsFunc(m.Name, hiddenRune) {
+	if !utf8.ValidString(m.Name) || strings.ContainsFunc(m.Name, HiddenRune) {
 		return errors.New("name must be text without control characters or text-direction marks (what the others read must be what was typed)")
 	}
 	return nil
 }
 
-// hiddenRune tells the characters a display name may not hold: controls (line breaks,
-// escapes, NUL), and the marks that reorder or hide the text around them.
-func hiddenRune(r rune) bool {
+// HiddenRune tells the characters a display name or a note may not hold: controls (line
+// breaks, escapes, NUL), and the marks that reorder or hide the text around them.
+func HiddenRune(r rune) bool {
 	switch {
 	case unicode.IsControl(r):
 		return true

@@ -13,12 +13,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
+	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/whip"
 )
 
@@ -176,8 +176,8 @@ func parsePositionUpdate(b []byte, now time.Time) (positionUpdate, error) {
 		if n := utf8.RuneCountInString(note); n > maxNoteRunes || !utf8.ValidString(note) {
 			return u, fmt.Errorf("note: use valid UTF-8 text of at most %d characters (have %d)", maxNoteRunes, n)
 		}
-		if strings.IndexFunc(note, unicode.IsControl) >= 0 {
-			return u, errors.New("note: use one line of text without control characters")
+		if strings.ContainsFunc(note, rooms.HiddenRune) {
+			return u, errors.New("note: use one line of text without control characters or marks that reorder or hide text")
 		}
 		u.note = &note
 	}
@@ -282,6 +282,10 @@ func (s *Server) handlePosition(w http.ResponseWriter, r *http.Request) {
 	u, err := parsePositionUpdate(body, time.Now())
 	if err != nil {
 		whip.WriteError(w, whip.Errorf(http.StatusBadRequest, "position of %s: %v", name, err))
+		return
+	}
+	if u.kind != nil && *u.kind == "camera" && c.Role != auth.RoleCamera && !c.CanOperate() {
+		whip.WriteError(w, whip.Errorf(http.StatusForbidden, "kind camera: only a camera's token, an operator or a commander labels a source a camera; token of %s has role %s", c.Who(), c.Role))
 		return
 	}
 	elsewhere := s.p.Remote != nil && s.p.Remote()[name] != ""

@@ -123,6 +123,10 @@ func TestPositionAccess(t *testing.T) {
 	if st, answer := h.putPosition("cam1", ingest, `{"lat":1,"lon":1,"at":"2025-01-01T00:00:00Z"}`); st != 200 || !strings.Contains(answer, `"lat":25.04`) {
 		t.Fatalf("a stale position: %d %s", st, answer)
 	}
+	// a person's token does not label a source a camera.
+	if st, answer := h.putPosition("cam1", h.mintFor("bob", auth.RoleResponder, []string{"cam*"}, nil, time.Hour), `{"kind":"camera"}`); st != 403 || !strings.Contains(answer, "labels a source a camera") {
+		t.Fatalf("a responder labelling a source a camera: %d %s", st, answer)
+	}
 
 	var ok, denied []audit.Event
 	for _, e := range h.auditLines() {
@@ -138,8 +142,8 @@ func TestPositionAccess(t *testing.T) {
 			denied = append(denied, e)
 		}
 	}
-	if len(ok) != 4 || len(denied) != 7 {
-		t.Fatalf("audited %d granted and %d refused position updates, want 4 and 7:\n%+v\n%+v", len(ok), len(denied), ok, denied)
+	if len(ok) != 4 || len(denied) != 8 {
+		t.Fatalf("audited %d granted and %d refused position updates, want 4 and 8:\n%+v\n%+v", len(ok), len(denied), ok, denied)
 	}
 	if ok[0].Actor != "ingest-1" || ok[0].Role != "camera" || ok[1].Actor != "cmd" {
 		t.Errorf("granted updates are audited as %+v", ok)
@@ -266,6 +270,9 @@ func TestParsePositionUpdate(t *testing.T) {
 		{`{"incident":"../etc"}`, `incident "../etc"`},
 		{`{"note":"` + strings.Repeat("火", 201) + `"}`, "at most 200 characters (have 201)"},
 		{`{"note":"a\u0000b"}`, "without control characters"},
+		{`{"note":"smoke \u202egnp.exe"}`, "marks that reorder or hide text"},
+		{`{"note":"a\u200bb"}`, "marks that reorder or hide text"},
+		{`{"note":"a\u2066b\u2069"}`, "marks that reorder or hide text"},
 	} {
 		if _, err := parsePositionUpdate([]byte(tc.body), now); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", tc.body, err, tc.want)
