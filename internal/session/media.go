@@ -164,7 +164,7 @@ func (p *participant) onOffer(m *Offer) error {
 			return err
 		}
 		pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.post(trackArrived{t, rcv}) })
-		p.pubPC = pc
+		p.pubPC, p.pubMade = pc, time.Now()
 	}
 	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 		return errorf(CodeBadRequest, "publish offer rejected: %v", err)
@@ -290,7 +290,7 @@ func (p *participant) subscribe(id int64, track string, pinned bool) error {
 		if err != nil {
 			return err
 		}
-		p.subPC, p.bwe = pc, bwe
+		p.subPC, p.bwe, p.subMade = pc, bwe, time.Now()
 		if p.m.p.Media != nil {
 			p.batch = whip.NewBatch(p.m.p.Media, pc)
 		}

@@ -65,10 +65,14 @@ type participant struct {
 	subFailed   bool
 	lostSince   time.Time
 	lostReason  string
-	sampledAt   time.Time
-	probeUntil  time.Time
-	nextProbe   time.Time
-	probeBase   int
+	// pubMade and subMade are when each connection was made, until it
+	// first connects (zero then): one not up within the resume window ends
+	// the participant, as a lost one does.
+	pubMade, subMade time.Time
+	sampledAt        time.Time
+	probeUntil       time.Time
+	nextProbe        time.Time
+	probeBase        int
 }
 
 type inbound struct {
@@ -292,6 +296,10 @@ func (p *participant) run(joinID int64, rep joinReply) {
 				p.end(p.lostReason + fmt.Sprintf("; not back within %s", p.m.p.Conf.ResumeWindow))
 				return
 			}
+			if why := p.neverUp(now); why != "" {
+				p.end(why)
+				return
+			}
 		}
 	}
 }
@@ -301,6 +309,22 @@ func (p *participant) setLost(reason string) {
 		p.lostSince, p.lostReason = time.Now(), reason
 		p.log.Info("connection lost; waiting for the client to resume", "reason", reason)
 	}
+}
+
+// neverUp says which media connection has not connected within the resume
+// window of being made (an offer never answered, a path that never
+// worked), or "".
+func (p *participant) neverUp(now time.Time) string {
+	w := p.m.p.Conf.ResumeWindow
+	for _, c := range []struct {
+		made time.Time
+		pc   string
+	}{{p.pubMade, PCPublish}, {p.subMade, PCSubscribe}} {
+		if !c.made.IsZero() && now.Sub(c.made) > w {
+			return fmt.Sprintf("media connection (%s) not up within %s of its offer (calls.resume_window)", c.pc, w)
+		}
+	}
+	return ""
 }
 
 // checkLost clears the lost state once signalling and media are back.
@@ -427,9 +451,16 @@ func (p *participant) onMedia(ev any) {
 		p.onTrack(ev.t, ev.rcv)
 	case pcState:
 		failed := ev.state == webrtc.PeerConnectionStateFailed
+		up := ev.state == webrtc.PeerConnectionStateConnected
 		if ev.pc == PCPublish {
 			p.pubFailed = failed
+			if up {
+				p.pubMade = time.Time{}
+			}
 		} else {
+			if up {
+				p.subMade = time.Time{}
+			}
 			p.subFailed = failed
 			if ev.state == webrtc.PeerConnectionStateConnected {
 				p.subUp = true

@@ -169,6 +169,54 @@ func TestUnjoinedSocketIsClosedAtTheJoinDeadline(t *testing.T) {
 	}
 }
 
+// A participant whose media connection never comes up (its subscribe offer
+// never answered) is ended after the resume window, as a lost one is.
+func TestCallConnectionNeverUpEnds(t *testing.T) {
+	const window = 2 * time.Second
+	h := startCallSFU(t, func(c *conf.SFU) { c.Calls.ResumeWindow = window })
+	pub := h.join("r1", h.callToken("pub", auth.RoleCommander, grant{room: "r1", publish: true, subscribe: true}), nil)
+	publishSynth(t, pub, 127)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL("r1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	tok := h.callToken("mute", auth.RoleResponder, grant{room: "r1", subscribe: true})
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"token":"`+tok+`","auto_subscribe":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	var offered, joinedAt time.Time
+	var bye string
+	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for bye == "" {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("the socket ended without a bye: %v", err)
+		}
+		var m struct{ Type, PC, Reason string }
+		_ = json.Unmarshal(b, &m)
+		switch {
+		case m.Type == rooms.TypeJoined:
+			joinedAt = time.Now()
+		case m.Type == rooms.TypeOffer && offered.IsZero():
+			offered = time.Now()
+		case m.Type == rooms.TypeBye:
+			bye = m.Reason
+		}
+	}
+	if joinedAt.IsZero() || offered.IsZero() {
+		t.Fatalf("joined at %v, offered at %v", joinedAt, offered)
+	}
+	if !strings.Contains(bye, "not up within") || time.Since(offered) < window {
+		t.Errorf("ended %s after the offer with %q; want it after the %s resume window, naming it", time.Since(offered), bye, window)
+	}
+	if rs := h.srv.Rooms(); len(rs) != 1 || len(rs[0].Participants) != 1 {
+		t.Errorf("rooms %+v; want only the publisher left", rs)
+	}
+}
+
 // Field cameras published by WHIP appear in rooms as tracks for those whose
 // token may view them, and can be pinned.
 func TestCallFieldCamera(t *testing.T) {
