@@ -28,6 +28,29 @@
 //     (the chain head). Checkpoints are written every checkpoint interval
 //     while there are unsigned lines, and on Close.
 //
+// # Requests without a valid identity
+//
+// Anyone can send requests without a valid identity (no token, or one that
+// is refused), as many as they like. HTTP cuts every string field of their
+// events to 256 bytes, and each event takes a token from two buckets: one
+// of its remote address (an IPv4 address or an IPv6 /64 prefix; 2 events a
+// second after a burst of 10) and one of all addresses (10 a second after a
+// burst of 40). Without both, the request is answered without an event of
+// its own and counted; within 10 seconds of the first request held back
+// (and on Close) the counts are written as anonymous-summary events, one
+// for each of the 8 addresses with the most and one for all the others:
+//
+//	{"seq":…,"prev":"…","time":"…","actor":"anonymous","action":"anonymous-summary","via":"http",
+//	 "remote":"203.0.113.7","result":"denied","reason":"1234 more requests without a valid identity (1234 refused) from 203.0.113.7 between … and …, last GET /v1/sources/xx (404)",
+//	 "method":"GET","path":"/v1/sources/xx","status":404,"count":1234,"refused":1234,"since":"…","until":"…"}
+//
+// count is the number of requests held back and refused how many of them
+// had a status of 400 or more (result is "denied" when any had); since and
+// until are when the first and the last came; method, path and status are
+// those of the last. The summary of all the other addresses has no remote.
+// Requests with a valid identity, and connection upgrades, always have
+// their own event, in full.
+//
 // # Verifying
 //
 // Verify walks the chain and names the first line that does not follow the
@@ -83,6 +106,21 @@ type Event struct {
 	Method string `json:"method,omitempty"`
 	Path   string `json:"path,omitempty"`
 	Status int    `json:"status,omitempty"`
+	// Count, Refused, Since and Until are set in an anonymous-summary: how
+	// many requests it counts, how many of them were refused, and when the
+	// first and the last came.
+	Count   int       `json:"count,omitempty"`
+	Refused int       `json:"refused,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	Until   time.Time `json:"until,omitzero"`
+}
+
+// clip shortens every string field to n bytes, marked as clipped.
+func (e *Event) clip(n int) {
+	for _, s := range []*string{&e.Actor, &e.Role, &e.Action, &e.Source, &e.Via, &e.Remote,
+		&e.Result, &e.Reason, &e.Session, &e.Method, &e.Path} {
+		*s = clipTo(*s, n)
+	}
 }
 
 // Params configure Open.
@@ -134,6 +172,10 @@ type Log struct {
 	endErr error         // set by run before done is closed
 
 	h health
+
+	// anon limits the events of requests without a valid identity (HTTP);
+	// nil for Discard.
+	anon *anonLimit
 
 	// s is owned by run (and by Open before run starts).
 	s sink
@@ -190,6 +232,7 @@ func Open(p Params) (*Log, error) {
 	if err := l.s.open(l); err != nil {
 		return nil, err
 	}
+	l.anon = newAnonLimit(l)
 	_ = l.commit(nil, false) // the start or restart line; a failure is an alarm
 	go l.run()
 	return l, nil
@@ -213,10 +256,7 @@ func (l *Log) Write(e Event) error {
 	if e.Result == "" {
 		e.Result = "ok"
 	}
-	for _, s := range []*string{&e.Actor, &e.Role, &e.Action, &e.Source, &e.Via, &e.Remote,
-		&e.Result, &e.Reason, &e.Session, &e.Method, &e.Path} {
-		*s = clip(*s)
-	}
+	e.clip(maxField)
 	body, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("audit log: event cannot be encoded (%w); access is refused", err)
@@ -271,12 +311,13 @@ func (l *Log) Healthy() error {
 	return l.h.last
 }
 
-// Close writes a final checkpoint and closes the file. Writes after Close
-// fail with ErrClosed.
+// Close writes the summaries of the requests held back (see HTTP), a final
+// checkpoint, and closes the file. Writes after Close fail with ErrClosed.
 func (l *Log) Close() error {
 	if l.discard {
 		return nil
 	}
+	serr := l.anon.close()
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
@@ -284,7 +325,10 @@ func (l *Log) Close() error {
 	}
 	l.mu.Unlock()
 	<-l.done
-	return l.endErr
+	if l.endErr != nil {
+		return l.endErr
+	}
+	return serr
 }
 
 // run commits the requests in groups and writes the checkpoints.

@@ -28,13 +28,21 @@ type Identify func(r *http.Request) (actor, role string)
 // reason instead (functions registered with OnFailure undo what the
 // handler set up). A WebSocket upgrade is audited when it is hijacked, and
 // refused when that fails.
+//
+// A request without a valid identity (identify names no subject and no
+// role) is one anyone can send as often as they like: every string field
+// of its event is cut to 256 bytes, and its events are rate-limited per
+// remote address and overall. A request held back is answered at once and
+// counted in an anonymous-summary event of its address (see the package
+// documentation); a connection upgrade always has its own event.
 func HTTP(l *Log, identify Identify, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ev := &Event{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Via: "http"}
 		ev.Actor, ev.Role = identify(r)
 		a := &annotation{ev: ev}
 		r = r.WithContext(context.WithValue(r.Context(), annotationKey{}, a))
-		bw := &heldWriter{w: w, header: http.Header{}, status: http.StatusOK, log: l, a: a, hasBody: r.ContentLength != 0}
+		bw := &heldWriter{w: w, header: http.Header{}, status: http.StatusOK, log: l, a: a, hasBody: r.ContentLength != 0,
+			anonymous: ev.Role == "" && (ev.Actor == "" || ev.Actor == "anonymous")}
 		h.ServeHTTP(bw, r)
 		if bw.hijacked {
 			return
@@ -86,6 +94,8 @@ type heldWriter struct {
 	failed    error
 	// hasBody: the request came with a body, which a refusal leaves unread.
 	hasBody bool
+	// anonymous: the request has no valid identity.
+	anonymous bool
 }
 
 func (b *heldWriter) Header() http.Header {
@@ -143,6 +153,9 @@ func (b *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if ev.Result == "" {
 		ev.Result = "ok"
 	}
+	if b.anonymous {
+		ev.clip(anonymousField)
+	}
 	if err := b.log.Write(ev); err != nil {
 		b.fail(err)
 		return nil, nil, err
@@ -154,8 +167,9 @@ func (b *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return hj.Hijack()
 }
 
-// finish writes the event, then sends the held answer, or 503 when the
-// event could not be written (then it returns false).
+// finish writes the event (or counts a request without a valid identity
+// for its summary), then sends the held answer, or 503 when the event could
+// not be written (then it returns false).
 func (b *heldWriter) finish() bool {
 	if b.streaming || b.failed != nil {
 		return b.failed == nil
@@ -172,10 +186,23 @@ func (b *heldWriter) finish() bool {
 		line, _, _ := strings.Cut(strings.TrimSpace(b.body.String()), "\n")
 		ev.Reason = line
 	}
+	if b.anonymous {
+		ev.clip(anonymousField)
+		if !b.log.anon.admit(&ev) {
+			b.send()
+			return true
+		}
+	}
 	if err := b.log.Write(ev); err != nil {
 		b.fail(err)
 		return false
 	}
+	b.send()
+	return true
+}
+
+// send sends the held answer.
+func (b *heldWriter) send() {
 	h := b.w.Header()
 	for k, v := range b.header {
 		h[k] = v
@@ -184,7 +211,6 @@ func (b *heldWriter) finish() bool {
 	b.w.WriteHeader(b.status)
 	_, _ = b.w.Write(b.body.Bytes())
 	b.body.Reset()
-	return true
 }
 
 // fail refuses the access whose event could not be written.

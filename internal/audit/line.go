@@ -193,12 +193,11 @@ func checkSig(b []byte, p parsed, pub ed25519.PublicKey) sigState {
 	return sigValid
 }
 
-// clip shortens s to maxField bytes (on a rune boundary).
-func clip(s string) string {
-	if len(s) <= maxField {
+// clipTo shortens s to n bytes (on a rune boundary).
+func clipTo(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	n := maxField
 	for n > 0 && s[n]&0xC0 == 0x80 {
 		n--
 	}
