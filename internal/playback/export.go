@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"time"
 
 	"fieldvideo/internal/audit"
@@ -192,8 +191,8 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request, c *auth.Claims)
 			return
 		}
 	}
-	if len(slices.Compact(slices.Sorted(slices.Values(req.Sources)))) != len(req.Sources) {
-		h.fail(w, badRequest("a source is named twice"))
+	if err := namedTwice(req.Sources); err != nil {
+		h.fail(w, err)
 		return
 	}
 	if err := h.pb.checkWindow(req.Start, req.End); err != nil {
@@ -215,6 +214,9 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request, c *auth.Claims)
 	if ev := audit.Annotate(r); ev != nil {
 		ev.Action, ev.Source = "export", joinSources(req.Sources)
 	}
+	// The export stops when the token is revoked or expires.
+	ctx, done := h.bind(r, c)
+	defer done()
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="export-%s-%s.zip"`, req.Incident, req.Start.UTC().Format("20060102T150405Z")))
 	rc := http.NewResponseController(w)
@@ -222,7 +224,11 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request, c *auth.Claims)
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	if _, err := h.ex.Export(r.Context(), w, req, c.Who()); err != nil {
+	if _, err := h.ex.Export(ctx, w, req, c.Who()); err != nil {
+		if te := tokenEnded(ctx); te != nil {
+			h.pb.log.Warn("export stopped: its token ended; the client's zip is incomplete", "reason", te)
+			panic(http.ErrAbortHandler)
+		}
 		h.pb.log.Error("export failed after it started; the client's zip is incomplete", "error", err)
 		if !errors.Is(err, context.Canceled) {
 			panic(http.ErrAbortHandler)

@@ -106,6 +106,8 @@ type server struct {
 	auditLog string
 	reviewer string
 	exporter *Exporter
+	// rev is the verifier's revocation list.
+	rev *auth.Revocations
 }
 
 func startServer(t testing.TB, sites ...store.Store) *server {
@@ -128,6 +130,11 @@ func startServer(t testing.TB, sites ...store.Store) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rev, err := auth.OpenRevocations("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.UseRevocations(rev)
 	key, err := audit.LoadKey(filepath.Join(dir, "export.key"), "export signing key", "test", testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +144,7 @@ func startServer(t testing.TB, sites ...store.Store) *server {
 	pb.Routes(mux, v, incident, "", ex)
 	ts := httptest.NewServer(audit.HTTP(al, v.Identify, mux))
 	t.Cleanup(ts.Close)
-	return &server{pb: pb, base: ts.URL, auditLog: filepath.Join(dir, "audit.log"), reviewer: mint(t, auth.Claims{Role: auth.RoleReviewer}), exporter: ex}
+	return &server{pb: pb, base: ts.URL, auditLog: filepath.Join(dir, "audit.log"), reviewer: mint(t, auth.Claims{Role: auth.RoleReviewer}), exporter: ex, rev: rev}
 }
 
 func mint(t testing.TB, c auth.Claims) string {

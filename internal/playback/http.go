@@ -1,9 +1,10 @@
 package playback
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -31,6 +32,9 @@ import (
 //
 // Every answer says which site served it (the X-Playback-Site header, and
 // "site" in JSON).
+//
+// A stream (with or without a Range header) and an export stop when the
+// token they were asked with is revoked or expires.
 func (pb *Playback) Routes(mux *http.ServeMux, v *auth.Verifier, incident, allowOrigin string, ex *Exporter) {
 	h := &handler{pb: pb, v: v, incident: incident, origin: allowOrigin, ex: ex}
 	mux.HandleFunc("GET /v1/recordings", h.guard(h.list))
@@ -78,8 +82,11 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	var pe *Error
 	switch {
 	case errors.As(err, &pe):
-		if pe.Status == http.StatusServiceUnavailable {
+		switch pe.Status {
+		case http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", "2")
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "10")
 		}
 		whip.WriteError(w, whip.Errorf(pe.Status, "%s", pe.Msg))
 	case errors.Is(err, errNoSite):
@@ -149,6 +156,9 @@ func (h *handler) parse(r *http.Request, needRange bool) (query, error) {
 			return q, err
 		}
 	}
+	if err := namedTwice(q.sources); err != nil {
+		return q, err
+	}
 	if !needRange {
 		return q, nil
 	}
@@ -170,6 +180,41 @@ func (h *handler) parse(r *http.Request, needRange bool) (query, error) {
 		return q, err
 	}
 	return q, h.pb.checkWindow(q.start, q.end)
+}
+
+// namedTwice refuses a list that names a source more than once.
+func namedTwice(sources []string) error {
+	sorted := slices.Sorted(slices.Values(sources))
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return badRequest("source %q is named twice; name each source once", sorted[i])
+		}
+	}
+	return nil
+}
+
+// bind ties a long answer to the token it was asked with: the context
+// returned ends when the token is revoked or expires, its cause a 401
+// saying so; done unbinds, once the answer is over.
+func (h *handler) bind(r *http.Request, c *auth.Claims) (ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	unbind := h.v.Bind(c, func(reason string) {
+		cancel(&Error{Status: http.StatusUnauthorized, Msg: reason})
+	})
+	return ctx, func() {
+		unbind()
+		cancel(nil)
+	}
+}
+
+// tokenEnded returns the reason the token of a bound answer ended, or nil
+// when it did not.
+func tokenEnded(ctx context.Context) error {
+	var pe *Error
+	if err := context.Cause(ctx); ctx.Err() != nil && errors.As(err, &pe) && pe.Status == http.StatusUnauthorized {
+		return err
+	}
+	return nil
 }
 
 // checkName refuses names that are not a single key segment.
@@ -261,7 +306,7 @@ func (h *handler) at(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
 	h.json(w, site, map[string]any{"incident": q.incident, "t": t, "sources": out})
 }
 
-func (h *handler) stream(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, c *auth.Claims) {
 	if p := r.URL.Query().Get("participant"); p != "" {
 		if err := h.participant(r, p); err != nil {
 			h.fail(w, err)
@@ -277,21 +322,24 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, _ *auth.Claims)
 		h.fail(w, badRequest("one stream merges at most 8 sources; got %d", len(q.sources)))
 		return
 	}
-	h.serveStream(w, r, StreamRequest{Incident: q.incident, Sources: q.sources, Start: q.start, End: q.end})
+	h.serveStream(w, r, c, StreamRequest{Incident: q.incident, Sources: q.sources, Start: q.start, End: q.end})
 }
 
 // serveStream streams a source. A client's Range request from the start
 // ("bytes=0-", what media elements send first) gets the whole stream;
-// seeking is by asking again with another start.
-func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req StreamRequest) {
+// seeking is by asking again with another start. The answer stops when the
+// token of c is revoked or expires.
+func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, c *auth.Claims, req StreamRequest) {
 	if ev := audit.Annotate(r); ev != nil {
 		ev.Source = strings.Join(req.Sources, ",")
 	}
+	ctx, done := h.bind(r, c)
+	defer done()
 	rc := http.NewResponseController(w)
 	if r.Header.Get("Range") != "" {
 		// A media element: the whole stream with its length, so that it
 		// seeks within it.
-		e, err := h.pb.rendered(r.Context(), req)
+		e, release, err := h.pb.rendered(ctx, req, c.Who())
 		if err != nil {
 			site := ""
 			if e != nil {
@@ -300,6 +348,7 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req Stream
 			h.failAt(w, site, err)
 			return
 		}
+		defer release()
 		streamHeaders(w.Header(), e.info)
 		if len(e.info.Skipped) > 0 {
 			w.Header().Set("X-Playback-Skipped", strings.Join(e.info.Skipped, "; "))
@@ -307,15 +356,22 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, req Stream
 		if e.info.Ended != "" {
 			w.Header().Set("X-Playback-Ended", e.info.Ended)
 		}
-		http.ServeContent(headerFlusher{w, rc}, r, "", time.Time{}, bytes.NewReader(e.b))
+		http.ServeContent(headerFlusher{w, rc}, r, "", time.Time{}, boundReader{ctx, io.NewSectionReader(e.data, 0, e.data.size)})
+		if err := tokenEnded(ctx); err != nil {
+			h.pb.log.Info("playback stream stopped: its token ended", "sources", req.Sources, "reason", err)
+		}
 		return
 	}
-	info, err := h.pb.Stream(r.Context(), w, req, func(info StreamInfo) {
+	info, err := h.pb.Stream(ctx, w, req, func(info StreamInfo) {
 		streamHeaders(w.Header(), info)
 		w.Header().Set("Trailer", "X-Playback-Skipped, X-Playback-Ended")
 		w.WriteHeader(http.StatusOK)
 		_ = rc.Flush()
 	})
+	if te := tokenEnded(ctx); err != nil && te != nil {
+		err = te
+		h.pb.log.Info("playback stream stopped: its token ended", "sources", req.Sources, "reason", te)
+	}
 	if err != nil && info.Start.IsZero() {
 		h.failAt(w, info.Site, err)
 		return
@@ -448,7 +504,7 @@ func (h *handler) mtxList(w http.ResponseWriter, r *http.Request, _ *auth.Claims
 }
 
 // mtxGet answers like MediaMTX's GET /get (format fmp4).
-func (h *handler) mtxGet(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+func (h *handler) mtxGet(w http.ResponseWriter, r *http.Request, c *auth.Claims) {
 	inc, src, err := h.mtxPath(r)
 	if err != nil {
 		h.fail(w, err)
@@ -477,5 +533,5 @@ func (h *handler) mtxGet(w http.ResponseWriter, r *http.Request, _ *auth.Claims)
 		h.fail(w, err)
 		return
 	}
-	h.serveStream(w, r, StreamRequest{Incident: inc, Sources: []string{src}, Start: start, End: start.Add(d)})
+	h.serveStream(w, r, c, StreamRequest{Incident: inc, Sources: []string{src}, Start: start, End: start.Add(d)})
 }

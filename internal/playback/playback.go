@@ -110,6 +110,7 @@ func New(p Params) (*Playback, error) {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
 	pb := &Playback{p: p, log: p.Log.With("component", "playback"), slots: make(chan struct{}, p.MaxStreams)}
+	pb.cache.init()
 	for _, st := range p.Sites {
 		s := &site{st: st, idx: newIndex(st, p.FullRefresh, 2*time.Hour), since: time.Now()}
 		s.healthy.Store(true)

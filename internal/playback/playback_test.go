@@ -332,6 +332,7 @@ func TestPlayback(t *testing.T) {
 			{"malformed time", srv.reviewer, "/v1/recordings/stream", url.Values{"source": {"cam1"}, "start": {"yesterday"}, "duration": {"10"}}, 400, "RFC 3339"},
 			{"no recording", srv.reviewer, "/v1/recordings/stream", url.Values{"source": {"cam1"}, "start": {ts(rec.last.Add(time.Hour))}, "duration": {"10"}}, 404, "no recording"},
 			{"slash in source", srv.reviewer, "/v1/recordings/coverage", url.Values{"source": {"../x"}, "start": {in}, "duration": {"10"}}, 400, "not a name"},
+			{"source named twice", srv.reviewer, "/v1/recordings/stream", url.Values{"source": {"cam1", "cam1"}, "start": {in}, "duration": {"10"}}, 400, `source "cam1" is named twice`},
 			{"bad mediamtx path", srv.reviewer, "/get", url.Values{"path": {"a/b/c"}, "start": {in}, "duration": {"1"}}, 400, "path"},
 		}
 		for _, c := range cases {
