@@ -164,3 +164,126 @@ func foreignView(t *testing.T, api *webrtc.API, endpoint, token string) *ptCount
 	}
 	return got
 }
+
+// TestPublishersWithOtherPayloadTypes: a WHIP publisher numbering its codecs
+// its own way (pion's defaults; Firefox's H.264 126 and Opus 109) is
+// answered in its numbers, and what it sends reaches a viewer.
+func TestPublishersWithOtherPayloadTypes(t *testing.T) {
+	h264 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 126}
+	opus := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 109}
+	for _, c := range []struct {
+		name   string
+		codecs []webrtc.RTPCodecParameters // nil: pion's defaults
+	}{
+		{"pion defaults", nil},
+		{"firefox numbering", []webrtc.RTPCodecParameters{h264, opus}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := startSFU(t)
+			me := &webrtc.MediaEngine{}
+			if c.codecs == nil {
+				if err := me.RegisterDefaultCodecs(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, cp := range c.codecs {
+				kind := webrtc.RTPCodecTypeVideo
+				if strings.HasPrefix(cp.MimeType, "audio/") {
+					kind = webrtc.RTPCodecTypeAudio
+				}
+				if err := me.RegisterCodec(cp, kind); err != nil {
+					t.Fatal(err)
+				}
+			}
+			api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(whip.SettingEngine(whip.ICEParams{LoopbackOnly: true})))
+			foreignPublish(t, api, whip.Endpoint(h.base, "cam1", "whip"), h.token(auth.RoleCamera, []string{"cam1"}, nil), h264.RTPCodecCapability, opus.RTPCodecCapability)
+			h.waitFor("cam1 live", func() bool { return h.state("cam1") == "live" })
+			var rec received
+			h.view("cam1", h.token(auth.RoleWall, nil, []string{"cam1"}), &rec)
+			testkit.WaitFor(t, 10*time.Second, "the foreign publisher's video and audio at a viewer", func() bool {
+				v, a := rec.counts()
+				return v > 100 && a > 20
+			})
+		})
+	}
+}
+
+// foreignPublish publishes synthetic H.264 and Opus by WHIP from a peer
+// connection of api (not this project's client), as another encoder would,
+// until the test ends.
+func foreignPublish(t *testing.T, api *webrtc.API, endpoint, token string, video, audio webrtc.RTPCodecCapability) {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vt, err := webrtc.NewTrackLocalStaticRTP(video, "video", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := webrtc.NewTrackLocalStaticRTP(audio, "audio", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []webrtc.TrackLocal{vt, at} {
+		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(pc.LocalDescription().SDP)))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("WHIP POST: %s: %s", res.Status, answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+		t.Fatalf("the answer is refused: %v\n%s", err, answer)
+	}
+	cam := synth.New(synth.Params{Audio: true, FPS: 25, GOP: 25})
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		<-stopped
+		pc.Close()
+	})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				for _, p := range cam.NextAudio(now).Packets {
+					_ = at.WriteRTP(p)
+				}
+				if i%2 == 0 {
+					for _, p := range cam.Next(now).Packets {
+						_ = vt.WriteRTP(p)
+					}
+				}
+			}
+		}
+	}()
+}
