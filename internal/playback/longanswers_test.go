@@ -85,17 +85,22 @@ func (g *gate) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, 
 	return g.Store.Get(ctx, key)
 }
 
+// waitRenderFreed waits until no render is left, its memory freed and no
+// segment read waiting at the gate.
+func waitRenderFreed(t *testing.T, srv *server, g *gate) {
+	t.Helper()
+	testkit.WaitFor(t, 5*time.Second, "the render to stop and free its memory", func() bool {
+		entries, held, _ := srv.renders()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return entries == 0 && held == 0 && g.waiting == 0
+	})
+}
+
 // gatedRecording records cam1 for four segments, and serves them with the
 // segment reads through a gate.
 func gatedRecording(t *testing.T) (*server, *gate, []recorderSeg) {
-	a, err := store.NewFS("primary", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.NewFS("offsite", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoSites(t)
 	st := testkit.LiveStream(t, context.Background(), "cam1", true)
 	testkit.WaitKeyframes(t, st, 1, 20*time.Second)
 	s := startSession(t, a, b)
@@ -299,12 +304,7 @@ func TestLongAnswers(t *testing.T) {
 		g.wait(t, 1)
 		leave()
 		within(t, three, 10*time.Second, "the request that left")
-		testkit.WaitFor(t, 5*time.Second, "the render to stop and free its memory", func() bool {
-			entries, held, _ := srv.renders()
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			return entries == 0 && held == 0 && g.waiting == 0
-		})
+		waitRenderFreed(t, srv, g)
 	})
 
 	t.Run("one token holder cannot take the whole budget", func(t *testing.T) {
@@ -371,12 +371,7 @@ func TestLongAnswers(t *testing.T) {
 		if a.code != http.StatusUnauthorized || !strings.Contains(string(a.body), "revoked") {
 			t.Fatalf("%d %v %q", a.code, a.err, a.body)
 		}
-		testkit.WaitFor(t, 5*time.Second, "the render to stop and free its memory", func() bool {
-			entries, held, _ := srv.renders()
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			return entries == 0 && held == 0 && g.waiting == 0
-		})
+		waitRenderFreed(t, srv, g)
 	})
 
 	t.Run("a range answer stops when its token is revoked while it is sent", func(t *testing.T) {

@@ -465,17 +465,24 @@ func putObject(ctx context.Context, s *testkit.S3Server, key string, b []byte) e
 	return err
 }
 
-// A call participant's camera and microphone are recorded as two sources;
-// played as the participant, they come as one file with both.
-func TestParticipantStream(t *testing.T) {
+// twoSites returns a primary and an off-site store, each in a directory of
+// its own.
+func twoSites(t *testing.T) (a, b *store.FS) {
+	t.Helper()
 	a, err := store.NewFS("primary", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := store.NewFS("offsite", t.TempDir())
-	if err != nil {
+	if b, err = store.NewFS("offsite", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
+	return a, b
+}
+
+// A call participant's camera and microphone are recorded as two sources;
+// played as the participant, they come as one file with both.
+func TestParticipantStream(t *testing.T) {
+	a, b := twoSites(t)
 	st := testkit.LiveStream(t, context.Background(), "alice", true)
 	testkit.WaitKeyframes(t, st, 1, 20*time.Second)
 	s := startSession(t, a, b)

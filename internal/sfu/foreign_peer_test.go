@@ -46,22 +46,7 @@ func TestViewersWithOtherPayloadTypes(t *testing.T) {
 		{"constrained baseline only", []webrtc.RTPCodecParameters{h264(127, "42001f"), opus(111)}, 127, 111},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			me := &webrtc.MediaEngine{}
-			if c.codecs == nil {
-				if err := me.RegisterDefaultCodecs(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, cp := range c.codecs {
-				kind := webrtc.RTPCodecTypeVideo
-				if strings.HasPrefix(cp.MimeType, "audio/") {
-					kind = webrtc.RTPCodecTypeAudio
-				}
-				if err := me.RegisterCodec(cp, kind); err != nil {
-					t.Fatal(err)
-				}
-			}
-			api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(whip.SettingEngine(whip.ICEParams{LoopbackOnly: true})))
+			api := foreignAPI(t, c.codecs)
 			got := foreignView(t, api, whip.Endpoint(h.base, "cam1", "whep"), tok)
 			defer func() {
 				if t.Failed() {
@@ -79,6 +64,28 @@ func TestViewersWithOtherPayloadTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// foreignAPI returns a pion API with codecs numbered as given (nil: pion's
+// defaults), on loopback only.
+func foreignAPI(t *testing.T, codecs []webrtc.RTPCodecParameters) *webrtc.API {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if codecs == nil {
+		if err := me.RegisterDefaultCodecs(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cp := range codecs {
+		kind := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(cp.MimeType, "audio/") {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if err := me.RegisterCodec(cp, kind); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(whip.SettingEngine(whip.ICEParams{LoopbackOnly: true})))
 }
 
 // ptCounts counts a foreign viewer's packets by payload type.
@@ -136,6 +143,14 @@ func foreignView(t *testing.T, api *webrtc.API, endpoint, token string) *ptCount
 			t.Fatal(err)
 		}
 	}
+	offerAnswer(t, pc, endpoint, token)
+	return got
+}
+
+// offerAnswer offers pc's media by WHIP or WHEP at endpoint with token, all
+// candidates in the offer, and sets the answer.
+func offerAnswer(t *testing.T, pc *webrtc.PeerConnection, endpoint, token string) {
+	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -157,12 +172,11 @@ func foreignView(t *testing.T, api *webrtc.API, endpoint, token string) *ptCount
 	defer res.Body.Close()
 	answer, _ := io.ReadAll(res.Body)
 	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("WHEP POST: %s: %s", res.Status, answer)
+		t.Fatalf("POST %s: %s: %s", endpoint, res.Status, answer)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
 		t.Fatalf("the answer is refused: %v\n%s", err, answer)
 	}
-	return got
 }
 
 // TestPublishersWithOtherPayloadTypes: a WHIP publisher numbering its codecs
@@ -182,22 +196,7 @@ func TestPublishersWithOtherPayloadTypes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := startSFU(t)
-			me := &webrtc.MediaEngine{}
-			if c.codecs == nil {
-				if err := me.RegisterDefaultCodecs(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, cp := range c.codecs {
-				kind := webrtc.RTPCodecTypeVideo
-				if strings.HasPrefix(cp.MimeType, "audio/") {
-					kind = webrtc.RTPCodecTypeAudio
-				}
-				if err := me.RegisterCodec(cp, kind); err != nil {
-					t.Fatal(err)
-				}
-			}
-			api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(whip.SettingEngine(whip.ICEParams{LoopbackOnly: true})))
+			api := foreignAPI(t, c.codecs)
 			foreignPublish(t, api, whip.Endpoint(h.base, "cam1", "whip"), h.token(auth.RoleCamera, []string{"cam1"}, nil), h264.RTPCodecCapability, opus.RTPCodecCapability)
 			h.waitFor("cam1 live", func() bool { return h.state("cam1") == "live" })
 			var rec received
@@ -232,32 +231,7 @@ func foreignPublish(t *testing.T, api *webrtc.API, endpoint, token string, video
 			t.Fatal(err)
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(pc.LocalDescription().SDP)))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("WHIP POST: %s: %s", res.Status, answer)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
-		t.Fatalf("the answer is refused: %v\n%s", err, answer)
-	}
+	offerAnswer(t, pc, endpoint, token)
 	cam := synth.New(synth.Params{Audio: true, FPS: 25, GOP: 25})
 	done := make(chan struct{})
 	stopped := make(chan struct{})
