@@ -13,6 +13,9 @@ import (
 type Calls struct {
 	// MaxParticipants caps the participants of one room.
 	MaxParticipants int `yaml:"max_participants"`
+	// MaxRoomsPerParticipant caps the rooms one participant (a token
+	// subject) is in at once.
+	MaxRoomsPerParticipant int `yaml:"max_rooms_per_participant"`
 	// JoinTimeout is how long a new WebSocket may take to send its join.
 	JoinTimeout time.Duration `yaml:"join_timeout"`
 	// ResumeWindow is how long a participant whose signalling or media path
@@ -58,20 +61,24 @@ type TURN struct {
 
 func defaultCalls() Calls {
 	return Calls{
-		MaxParticipants: 50,
-		JoinTimeout:     10 * time.Second,
-		ResumeWindow:    20 * time.Second,
-		StartBitrate:    800_000,
-		MinBitrate:      100_000,
-		MaxBitrate:      20_000_000,
-		Record:          true,
-		TURN:            TURN{Realm: "fieldvideo", URLs: []string{}, CredentialTTL: 12 * time.Hour, AllowedPeerRanges: []string{}},
+		MaxParticipants:        50,
+		MaxRoomsPerParticipant: 8,
+		JoinTimeout:            10 * time.Second,
+		ResumeWindow:           20 * time.Second,
+		StartBitrate:           800_000,
+		MinBitrate:             100_000,
+		MaxBitrate:             20_000_000,
+		Record:                 true,
+		TURN:                   TURN{Realm: "fieldvideo", URLs: []string{}, CredentialTTL: 12 * time.Hour, AllowedPeerRanges: []string{}},
 	}
 }
 
 func (c Calls) validate() error {
 	if c.MaxParticipants < 2 {
 		return fmt.Errorf("calls.max_participants %d: a call needs at least 2", c.MaxParticipants)
+	}
+	if c.MaxRoomsPerParticipant < 1 {
+		return fmt.Errorf("calls.max_rooms_per_participant %d: allow at least 1", c.MaxRoomsPerParticipant)
 	}
 	if c.JoinTimeout <= 0 || c.ResumeWindow <= 0 {
 		return fmt.Errorf("calls.join_timeout and calls.resume_window must be positive durations, e.g. 10s")

@@ -89,6 +89,44 @@ type Manager struct {
 	wg      sync.WaitGroup
 	// resend counts what every subscription did with its subscriber's NACKs.
 	resend whip.ResendCounters
+
+	// members counts, by participant id and room, the participants in it
+	// (a second join of one id briefly makes two), for
+	// calls.max_rooms_per_participant.
+	membersMu sync.Mutex
+	members   map[string]map[string]int
+}
+
+// enter counts a participant id into room, unless that takes it over
+// calls.max_rooms_per_participant rooms; exit counts it out.
+func (m *Manager) enter(id, room string) bool {
+	m.membersMu.Lock()
+	defer m.membersMu.Unlock()
+	rs := m.members[id]
+	if rs[room] == 0 && len(rs) >= m.p.Conf.MaxRoomsPerParticipant {
+		return false
+	}
+	if rs == nil {
+		if m.members == nil {
+			m.members = map[string]map[string]int{}
+		}
+		rs = map[string]int{}
+		m.members[id] = rs
+	}
+	rs[room]++
+	return true
+}
+
+func (m *Manager) exit(id, room string) {
+	m.membersMu.Lock()
+	defer m.membersMu.Unlock()
+	rs := m.members[id]
+	if rs[room]--; rs[room] <= 0 {
+		delete(rs, room)
+	}
+	if len(rs) == 0 {
+		delete(m.members, id)
+	}
 }
 
 type getReq struct {
@@ -338,6 +376,22 @@ func (m *Manager) handshake(c *conn, name string) {
 			return
 		}
 	}
+	// A new participant counts into the room now; it counts itself out when
+	// it ends, or here when it does not get in.
+	counted := false
+	if j.Resume == "" {
+		if !m.enter(participantID(claims), name) {
+			refuse(j.ID, errorf(CodeForbidden, "%s is in %d rooms already, the most one participant may be in (calls.max_rooms_per_participant); leave one first",
+				claims.Who(), m.p.Conf.MaxRoomsPerParticipant))
+			return
+		}
+		counted = true
+		defer func() {
+			if counted {
+				m.exit(participantID(claims), name)
+			}
+		}()
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		room, err := m.room(name)
 		if err != nil {
@@ -373,6 +427,7 @@ func (m *Manager) handshake(c *conn, name string) {
 			p.kick(err.Error())
 		}
 		m.log.Info("joined", "room", name, "participant", p.id, "role", claims.Role)
+		counted = false
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()

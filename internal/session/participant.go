@@ -491,6 +491,7 @@ func (p *participant) end(reason string) { p.finish(ending{reason: reason}) }
 func (p *participant) finish(e ending) {
 	reason := e.reason
 	close(p.done)
+	defer p.m.exit(p.id, p.room.name)
 	reply := make(chan struct{})
 	if call(p.room, p.room.chLeave, leaveReq{p: p, reason: reason, reply: reply}) {
 		<-reply

@@ -14,6 +14,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	rooms "fieldvideo/internal/session"
+	"fieldvideo/internal/testkit"
 )
 
 // rawJoin opens the room's WebSocket, sends first and returns every message
@@ -167,6 +168,35 @@ func TestUnjoinedSocketIsClosedAtTheJoinDeadline(t *testing.T) {
 	if err := member.Subscribe(rctx, "nobody/camera", false); err == nil || !strings.Contains(err.Error(), "not_found") {
 		t.Errorf("the joined participant's socket does not answer: %v", err)
 	}
+}
+
+// One token subject is in at most calls.max_rooms_per_participant rooms at
+// once; joining one of them again replaces that participant; once it has
+// left one, it may join another.
+func TestRoomsPerParticipant(t *testing.T) {
+	h := startCallSFU(t, func(c *conf.SFU) { c.Calls.MaxRoomsPerParticipant = 2 })
+	tok := h.callToken("roamer", auth.RoleOperator, grant{room: "probe-*", subscribe: true})
+	join := `{"type":"join","id":1,"token":"` + tok + `"}`
+	a := h.join("probe-a", tok, nil)
+	h.join("probe-b", tok, nil)
+	msgs := rawJoin(t, h, "probe-c", join)
+	var e rooms.ErrorMessage
+	if len(msgs) == 0 || msgs[0].Decode(&e) != nil || e.Code != rooms.CodeForbidden || !strings.Contains(e.Reason, "max_rooms_per_participant") {
+		t.Fatalf("a third room: %v (%+v); want forbidden naming calls.max_rooms_per_participant", msgs, e)
+	}
+	h.join("probe-b", tok, nil) // the same room again: it replaces the participant there
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "roamer out of probe-a", func() bool {
+		for _, r := range h.srv.Rooms() {
+			if r.Name == "probe-a" && len(r.Participants) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	h.join("probe-c", tok, nil)
 }
 
 // A participant whose media connection never comes up (its subscribe offer
