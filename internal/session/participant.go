@@ -65,6 +65,9 @@ type participant struct {
 	subFailed   bool
 	lostSince   time.Time
 	lostReason  string
+	// reqTokens is what is left of the request bucket at reqAt (allowRequest).
+	reqTokens float64
+	reqAt     time.Time
 	// pubMade and subMade are when each connection was made, until it
 	// first connects (zero then): one not up within the resume window ends
 	// the participant, as a lost one does.
@@ -339,8 +342,40 @@ func (p *participant) checkLost() {
 	}
 }
 
+// RequestRate and RequestBurst bound the requests that make the server
+// work (offers, subscriptions, mutes, ICE restarts) one participant may
+// send: past them a request is refused with CodeRateLimited, not served (nor
+// audited), so one token cannot keep a core busy or fill the audit log.
+const (
+	RequestRate  = 10
+	RequestBurst = 40
+)
+
+// allowRequest takes a token from the participant's request bucket.
+func (p *participant) allowRequest(now time.Time) bool {
+	if p.reqAt.IsZero() {
+		p.reqTokens = RequestBurst
+	} else if now.After(p.reqAt) {
+		p.reqTokens = min(RequestBurst, p.reqTokens+now.Sub(p.reqAt).Seconds()*RequestRate)
+	}
+	p.reqAt = now
+	if p.reqTokens < 1 {
+		return false
+	}
+	p.reqTokens--
+	return true
+}
+
 // handle serves one client request; false ends the participant.
 func (p *participant) handle(r Request) bool {
+	switch r.(type) {
+	case *Offer, *Subscribe, *Unsubscribe, *Mute, *RestartICE:
+		if !p.allowRequest(time.Now()) {
+			p.c.send(errorMessage(r.RequestID(), errorf(CodeRateLimited,
+				"more than %d requests a second (offers, subscriptions, mutes, ICE restarts); slow down and send it again", RequestRate)))
+			return true
+		}
+	}
 	var err error
 	switch m := r.(type) {
 	case *Join:

@@ -74,6 +74,9 @@ const (
 	CodeRoomFull     = "room_full"
 	CodeUnsupported  = "unsupported"
 	CodeInternal     = "internal"
+	// CodeRateLimited: more requests that make the server work than
+	// RequestRate a second; the request was not served.
+	CodeRateLimited = "rate_limited"
 	// CodeElsewhere: the room lives on another node of the cluster; join
 	// again at the error's url.
 	CodeElsewhere = "elsewhere"

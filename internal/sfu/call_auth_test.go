@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -197,6 +198,61 @@ func TestRoomsPerParticipant(t *testing.T) {
 		return true
 	})
 	h.join("probe-c", tok, nil)
+}
+
+// A participant flooding the server with requests that make it work is
+// refused past its request budget: those requests are neither served nor
+// audited one by one, and its other requests (pings) are still answered.
+func TestCallRequestFloodIsRefused(t *testing.T) {
+	h := startCallSFU(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL("r1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	tok := h.callToken("flood", auth.RoleResponder, grant{room: "r1", subscribe: true})
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"token":"`+tok+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		msg := fmt.Sprintf(`{"type":"subscribe","id":%d,"track":"nobody/camera"}`, 100+i)
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":9999}`)); err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for pong := false; !pong; {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %v: %v", codes, err)
+		}
+		var m struct {
+			Type, Code string
+			ID         int64
+		}
+		_ = json.Unmarshal(b, &m)
+		switch {
+		case m.Type == rooms.TypeError:
+			codes[m.Code]++
+		case m.Type == rooms.TypePong && m.ID == 9999:
+			pong = true
+		}
+	}
+	served := codes[rooms.CodeNotFound]
+	if codes[rooms.CodeRateLimited] == 0 || served < rooms.RequestBurst || served > n/2 {
+		t.Errorf("%d subscribes answered %v; want about %d served (not_found) and the rest rate_limited", n, codes, rooms.RequestBurst)
+	}
+	b, _ := os.ReadFile(h.audit)
+	if lines := strings.Count(string(b), `"actor":"flood"`); lines > served+2 {
+		t.Errorf("%d audit lines for the flooding participant, %d requests served", lines, served)
+	}
 }
 
 // A participant whose media connection never comes up (its subscribe offer
