@@ -18,9 +18,9 @@ import (
 	"fieldvideo/internal/testkit"
 )
 
-// rawJoin opens the room's WebSocket, sends first and returns every message
-// until the server closes the socket.
-func rawJoin(t *testing.T, h *callHarness, room string, first string) []rooms.Message {
+// dialRoom opens the room's WebSocket, closed when the test ends, and sends
+// first unless it is empty.
+func dialRoom(t *testing.T, h *callHarness, room, first string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -28,10 +28,21 @@ func rawJoin(t *testing.T, h *callHarness, room string, first string) []rooms.Me
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.Close()
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(first)); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { ws.Close() })
+	if first != "" {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(first)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	return ws
+}
+
+// rawJoin opens the room's WebSocket, sends first and returns every message
+// until the server closes the socket.
+func rawJoin(t *testing.T, h *callHarness, room string, first string) []rooms.Message {
+	t.Helper()
+	ws := dialRoom(t, h, room, first)
+	defer ws.Close()
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var out []rooms.Message
 	for {
@@ -130,11 +141,7 @@ func TestUnjoinedSocketIsClosedAtTheJoinDeadline(t *testing.T) {
 	member := h.join("r1", h.callToken("quiet", auth.RoleResponder, grant{room: "r1", subscribe: true}), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL("r1"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := dialRoom(t, h, "r1", "")
 	opened := time.Now()
 	closed := make(chan error, 1)
 	go func() {
@@ -205,17 +212,8 @@ func TestRoomsPerParticipant(t *testing.T) {
 // audited one by one, and its other requests (pings) are still answered.
 func TestCallRequestFloodIsRefused(t *testing.T) {
 	h := startCallSFU(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL("r1"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
 	tok := h.callToken("flood", auth.RoleResponder, grant{room: "r1", subscribe: true})
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"token":"`+tok+`"}`)); err != nil {
-		t.Fatal(err)
-	}
+	ws := dialRoom(t, h, "r1", `{"type":"join","id":1,"token":"`+tok+`"}`)
 	const n = 300
 	for i := range n {
 		msg := fmt.Sprintf(`{"type":"subscribe","id":%d,"track":"nobody/camera"}`, 100+i)
@@ -262,17 +260,8 @@ func TestCallConnectionNeverUpEnds(t *testing.T) {
 	h := startCallSFU(t, func(c *conf.SFU) { c.Calls.ResumeWindow = window })
 	pub := h.join("r1", h.callToken("pub", auth.RoleCommander, grant{room: "r1", publish: true, subscribe: true}), nil)
 	publishSynth(t, pub, 127)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, h.roomURL("r1"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
 	tok := h.callToken("mute", auth.RoleResponder, grant{room: "r1", subscribe: true})
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"token":"`+tok+`","auto_subscribe":true}`)); err != nil {
-		t.Fatal(err)
-	}
+	ws := dialRoom(t, h, "r1", `{"type":"join","id":1,"token":"`+tok+`","auto_subscribe":true}`)
 	var offered, joinedAt time.Time
 	var bye string
 	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
