@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // ActionAnonymousSummary is the action of the event that counts the
@@ -66,7 +68,7 @@ type anonLimit struct {
 
 	mu     sync.Mutex
 	closed bool
-	all    bucket
+	all    *rate.Limiter
 	addrs  map[string]*list.Element // of *anonAddr, in lru
 	lru    list.List                // front: seen most recently
 	other  held                     // of addresses forgotten or beyond anonymousSummaries
@@ -77,27 +79,8 @@ type anonLimit struct {
 type anonAddr struct {
 	key  string
 	seen time.Time
-	b    bucket
+	lim  *rate.Limiter
 	held held
-}
-
-// bucket is a token bucket.
-type bucket struct {
-	tokens float64
-	at     time.Time // of the last fill; zero: a full bucket
-}
-
-// fill adds the tokens earned since the last fill.
-func (b *bucket) fill(now time.Time, rate, burst float64) {
-	switch {
-	case b.at.IsZero():
-		b.tokens = burst
-	case now.After(b.at):
-		b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
-	default:
-		return // the clock went back: earn nothing until it passes b.at
-	}
-	b.at = now
 }
 
 // held counts held-back requests.
@@ -138,7 +121,7 @@ func (h *held) merge(o held) {
 }
 
 func newAnonLimit(l *Log) *anonLimit {
-	return &anonLimit{l: l, addrs: map[string]*list.Element{}, after: func(d time.Duration, f func()) func() bool {
+	return &anonLimit{l: l, addrs: map[string]*list.Element{}, all: rate.NewLimiter(anonymousRate, anonymousBurst), after: func(d time.Duration, f func()) func() bool {
 		return time.AfterFunc(d, f).Stop
 	}}
 }
@@ -158,11 +141,9 @@ func (r *anonLimit) admit(ev *Event) bool {
 		return true // Write refuses it, and the request with it
 	}
 	a := r.addr(key, now)
-	a.b.fill(now, anonymousAddrRate, anonymousAddrBurst)
-	r.all.fill(now, anonymousRate, anonymousBurst)
-	if a.b.tokens >= 1 && r.all.tokens >= 1 {
-		a.b.tokens--
-		r.all.tokens--
+	if a.lim.TokensAt(now) >= 1 && r.all.TokensAt(now) >= 1 {
+		a.lim.AllowN(now, 1)
+		r.all.AllowN(now, 1)
 		return true
 	}
 	a.held.add(ev, now)
@@ -189,7 +170,7 @@ func (r *anonLimit) addr(key string, now time.Time) *anonAddr {
 	if len(r.addrs) >= anonymousMaxAddrs {
 		r.forget(r.lru.Back())
 	}
-	a := &anonAddr{key: key, seen: now}
+	a := &anonAddr{key: key, seen: now, lim: rate.NewLimiter(anonymousAddrRate, anonymousAddrBurst)}
 	r.addrs[key] = r.lru.PushFront(a)
 	return a
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	ratelimit "golang.org/x/time/rate"
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/stream"
@@ -65,9 +66,8 @@ type participant struct {
 	subFailed   bool
 	lostSince   time.Time
 	lostReason  string
-	// reqTokens is what is left of the request bucket at reqAt (allowRequest).
-	reqTokens float64
-	reqAt     time.Time
+	// requests bounds the requests that make the server work (RequestRate).
+	requests *ratelimit.Limiter
 	// pubMade and subMade are when each connection was made, until it
 	// first connects (zero then): one not up within the resume window ends
 	// the participant, as a lost one does.
@@ -124,6 +124,7 @@ func newParticipant(m *Manager, room *Room, c *auth.Claims, j *Join, sc *conn) *
 		media: make(chan any, 256), attach: make(chan attachReq, 1), kicked: make(chan ending, 1),
 		done: make(chan struct{}), c: sc, autoSub: j.AutoSubscribe, newSections: j.NewSections,
 		pending: map[string]pubMeta{}, ups: map[string]*uptrack{}, downs: map[string]*downtrack{},
+		requests: ratelimit.NewLimiter(RequestRate, RequestBurst),
 	}
 	p.log = m.log.With("room", room.name, "participant", id)
 	return p
@@ -351,26 +352,11 @@ const (
 	RequestBurst = 40
 )
 
-// allowRequest takes a token from the participant's request bucket.
-func (p *participant) allowRequest(now time.Time) bool {
-	if p.reqAt.IsZero() {
-		p.reqTokens = RequestBurst
-	} else if now.After(p.reqAt) {
-		p.reqTokens = min(RequestBurst, p.reqTokens+now.Sub(p.reqAt).Seconds()*RequestRate)
-	}
-	p.reqAt = now
-	if p.reqTokens < 1 {
-		return false
-	}
-	p.reqTokens--
-	return true
-}
-
 // handle serves one client request; false ends the participant.
 func (p *participant) handle(r Request) bool {
 	switch r.(type) {
 	case *Offer, *Subscribe, *Unsubscribe, *Mute, *RestartICE:
-		if !p.allowRequest(time.Now()) {
+		if !p.requests.Allow() {
 			p.c.send(errorMessage(r.RequestID(), errorf(CodeRateLimited,
 				"more than %d requests a second (offers, subscriptions, mutes, ICE restarts); slow down and send it again", RequestRate)))
 			return true
