@@ -23,6 +23,7 @@ import (
 	"fieldvideo/internal/cluster"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/ingest"
+	"fieldvideo/internal/netlimit"
 	"fieldvideo/internal/node"
 	"fieldvideo/internal/whip"
 )
@@ -100,7 +101,8 @@ func serve(ctx context.Context, n *node.Node, c conf.Ingest) error {
 		return err
 	}
 	a := &api{ingest: in, uplinks: ups, node: n}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ConnContext: netlimit.ConnContext}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("listening", "component", "ingest", "rtsp", in.Addr(), "api", ln.Addr().String(), "uplink", c.Uplink.URL, "recording", rec != nil)
 

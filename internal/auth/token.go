@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"fieldvideo/internal/netlimit"
 )
 
 // Role says what kind of party holds a token.
@@ -237,6 +239,18 @@ func (v *Verifier) Identify(r *http.Request) (actor, role string) {
 		return "anonymous", ""
 	}
 	return c.Who(), string(c.Role)
+}
+
+// IdentifyGranting is Identify for a server's HTTP handler: a request whose
+// token is valid also grants the connection it came on its place under the
+// listener's limits (netlimit.GrantRequest), so that a flood of connections
+// that never show a token can take only each other's places.
+func (v *Verifier) IdentifyGranting(r *http.Request) (actor, role string) {
+	actor, role = v.Identify(r)
+	if role != "" {
+		netlimit.GrantRequest(r)
+	}
+	return actor, role
 }
 
 // FromRequest returns the bearer token of an HTTP request: the Authorization

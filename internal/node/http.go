@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
@@ -17,7 +18,7 @@ import (
 // Audited wraps h so that every request it serves is audited with its real
 // actor, fail-closed (audit.HTTP).
 func (n *Node) Audited(h http.Handler) http.Handler {
-	return audit.HTTP(n.Audit, n.Verifier.Identify, h)
+	return audit.HTTP(n.Audit, n.Verifier.IdentifyGranting, h)
 }
 
 // ProfileRoutes serves the Go profiler (CPU profile, execution trace, heap and the
@@ -94,15 +95,23 @@ func (n *Node) WriteMetrics(m *metrics.Writer) {
 	}
 }
 
+// RequestTimeout is how long a connection to a public port may stay
+// without showing a valid token (auth.Verifier.IdentifyGranting): it is
+// closed then, and until then the oldest such connection is closed to make
+// room for a newcomer when the port is full. Console files and health checks
+// need no token and are served meanwhile.
+const RequestTimeout = 10 * time.Second
+
 // Listen listens on a TCP address with the connection limits of a public
-// port: at most max connections, perAddr from one address, and silent
-// connections left to the server's header timeout.
+// port: at most max connections, perAddr from one address, and RequestTimeout
+// for those without a token.
 func (n *Node) Listen(what, address string, max, perAddr int) (net.Listener, error) {
 	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, address, err)
 	}
-	return netlimit.NewListener(ln, netlimit.Params{MaxConns: max, MaxConnsPerAddr: perAddr, Logger: n.Log.With("listener", what)}), nil
+	return netlimit.NewListener(ln, netlimit.Params{MaxConns: max, MaxConnsPerAddr: perAddr, RequestTimeout: RequestTimeout,
+		Logger: n.Log.With("listener", what)}), nil
 }
 
 // ServeHealth answers a load balancer's health check: 200 while the node

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"fieldvideo/internal/netlimit"
 )
 
 // Timing of the WebSocket keepalive: the server pings every pingEvery and
@@ -50,11 +52,15 @@ func newConn(ws *websocket.Conn, remote string) *conn {
 func (c *conn) awaitJoin(d time.Time) {
 	c.joinBy.Store(d.UnixNano())
 	_ = c.ws.SetReadDeadline(d)
+	netlimit.RequestBy(c.ws.NetConn(), d)
 }
 
 // joined lifts the join deadline: from now on any frame or pong keeps the
-// connection for readTimeout more.
-func (c *conn) joined() { c.joinBy.Store(0) }
+// connection for readTimeout more, and the listener counts it as granted.
+func (c *conn) joined() {
+	c.joinBy.Store(0)
+	netlimit.RequestBy(c.ws.NetConn(), time.Time{})
+}
 
 // extend moves the read deadline readTimeout ahead, but not past the join
 // deadline while there is one.

@@ -29,7 +29,7 @@ type sdpMedia = sdp.MediaDescription
 // not.
 func (s *Server) Handler() http.Handler {
 	api := s.routes()
-	audited := audit.HTTP(s.p.Audit, s.p.Verifier.Identify, api)
+	audited := audit.HTTP(s.p.Audit, s.p.Verifier.IdentifyGranting, api)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions || r.URL.Path == "/healthz" || s.static(r) {
 			api.ServeHTTP(w, r)

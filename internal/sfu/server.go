@@ -23,6 +23,7 @@ import (
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	"fieldvideo/internal/metrics"
+	"fieldvideo/internal/netlimit"
 	"fieldvideo/internal/recorder"
 	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/whip"
@@ -187,6 +188,7 @@ func New(p Params) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		ConnContext:       netlimit.ConnContext,
 	}
 	return s, nil
 }
