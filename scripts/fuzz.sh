@@ -52,31 +52,49 @@ while read -r pkg dir; do
 	done
 done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
 
+# fuzz_for fuzzes target $4 of package $1 (in directory $2) for $3, logging to $5; a run that
+# stopped at the engine's own deadline with no failing input is tried again, up to three
+# times. On a failure it prints the log and returns 1.
+fuzz_for() {
+	local pkg=$1 dir=$2 time=$3 target=$4 log=$5 attempt
+	for attempt in 1 2 3; do
+		if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$time" -fuzzminimizetime "$minimizetime" -parallel 1 "$pkg" >"$log" 2>&1; then
+			return 0
+		fi
+		if bare_deadline "$log" && [ "$attempt" -lt 3 ]; then
+			echo "fuzz: $target stopped at the fuzzing engine's deadline with no failing input (golang/go#75804); running it again"
+			continue
+		fi
+		cat "$log"
+		if grep -q '\[build failed\]' "$log"; then
+			echo "fuzz: $pkg does not build; fix the errors above and run again" >&2
+		else
+			echo "fuzz: $target failed; a failing input, if one was found, is saved under $dir/testdata/fuzz/$target" >&2
+		fi
+		return 1
+	done
+}
+
 # lane runs every lanes-th target from the n-th; it prints each one's progress, appends its
-# summary line to $work/summary.n, and on a failure prints the log and exits 1.
+# summary line to $work/summary.n, and on a failure exits 1.
 lane() {
-	local n=$1 i pkg dir target name attempt ran log=$work/log.$1
+	local n=$1 i pkg dir target name ran factor longer log=$work/log.$1
 	for ((i = n; i < ${#targets[@]}; i += lanes)); do
 		read -r pkg dir target <<<"${targets[i]}"
 		name="${pkg#"$module"/} $target"
 		echo "fuzz: $name ($fuzztime, minimising each new input for at most $minimizetime)"
-		for attempt in 1 2 3; do
-			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimizetime" -parallel 1 "$pkg" >"$log" 2>&1; then
-				break
-			fi
-			if bare_deadline "$log" && [ "$attempt" -lt 3 ]; then
-				echo "fuzz: $target stopped at the fuzzing engine's deadline with no failing input (golang/go#75804); running it again"
-				continue
-			fi
-			cat "$log"
-			if grep -q '\[build failed\]' "$log"; then
-				echo "fuzz: $pkg does not build; fix the errors above and run again" >&2
-			else
-				echo "fuzz: $target failed; a failing input, if one was found, is saved under $dir/testdata/fuzz/$target" >&2
-			fi
-			return 1
-		done
+		fuzz_for "$pkg" "$dir" "$fuzztime" "$target" "$log" || return 1
 		ran=$(executions "$log")
+		# a run that spent all its time on the baseline over its corpus (the committed
+		# seeds and what earlier runs found, kept in the Go cache) fuzzed nothing:
+		# it runs again, longer
+		for factor in 3 9; do
+			[ -z "$ran" ] && [[ $fuzztime =~ ^([0-9]+)s$ ]] || break
+			longer=$((BASH_REMATCH[1] * factor))s
+			echo "fuzz: $target spent its run on its corpus's baseline; running it again for $longer"
+			fuzz_for "$pkg" "$dir" "$longer" "$target" "$log" || return 1
+			ran=$(executions "$log")
+		done
 		echo "fuzz: $name: ${ran:-no execution count reported}" | tee -a "$work/summary.$n"
 	done
 }
