@@ -11,6 +11,7 @@ import (
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/recorder"
+	rooms "fieldvideo/internal/session"
 	"fieldvideo/internal/store"
 	"fieldvideo/internal/testkit"
 )
@@ -42,7 +43,7 @@ func TestCallIsRecorded(t *testing.T) {
 	a := h.join("ops", h.callToken("alice@eoc", auth.RoleCommander, grant{room: "ops", publish: true}), nil)
 	publishSynth(t, a, 20, "q", "h", "f")
 
-	const camera, mic = "ops.alice_eoc.camera", "ops.alice_eoc.microphone"
+	camera, mic := rooms.RecordingName("ops", "alice@eoc", "camera"), rooms.RecordingName("ops", "alice@eoc", "microphone")
 	testkit.WaitFor(t, 30*time.Second, "two segments of the camera and the microphone at both sites", func() bool {
 		return len(testkit.Segments(primaryDir, camera)) >= 2 && len(testkit.Segments(offsiteDir, camera)) >= 2 &&
 			len(testkit.Segments(primaryDir, mic)) >= 2 && len(testkit.Segments(offsiteDir, mic)) >= 2
