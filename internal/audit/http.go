@@ -141,6 +141,13 @@ func (b *heldWriter) Flush() {
 	}
 }
 
+// Unwrap returns the writer the answer goes to, for
+// http.ResponseController: a long answer sets the connection's write
+// deadline through it. Flush and Hijack are this writer's own, and the
+// controller calls them first, so an answer is still held until its event
+// is written.
+func (b *heldWriter) Unwrap() http.ResponseWriter { return b.w }
+
 // Hijack audits a connection upgrade (a WebSocket) before handing the
 // connection over; it fails when the event cannot be written.
 func (b *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {

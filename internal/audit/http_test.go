@@ -1,13 +1,16 @@
 package audit
 
 import (
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fieldvideo/internal/testkit"
 )
@@ -182,5 +185,48 @@ func TestHTTPStreamsAfterTheEvent(t *testing.T) {
 	code, body := get(t, srv.URL+"/v1/recordings/stream", "alice")
 	if code != http.StatusServiceUnavailable || strings.Contains(body, "part") || writeErr == nil {
 		t.Fatalf("with a full audit disk: %d %q, handler's write error %v", code, body, writeErr)
+	}
+}
+
+// A long answer can bound its writes through the middleware: a write
+// deadline reaches the connection, and a client that stops reading is cut
+// at it instead of holding the handler.
+func TestHTTPWriteDeadline(t *testing.T) {
+	l := openTest(t, Params{File: filepath.Join(t.TempDir(), "audit.log"), KeyFile: testKeyFile(t)})
+	defer l.Close()
+	cut := make(chan error, 1)
+	srv := auditedServer(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		chunk := make([]byte, 64<<10)
+		for {
+			if err := rc.SetWriteDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
+				cut <- err
+				return
+			}
+			if _, err := w.Write(chunk); err != nil {
+				cut <- err
+				return
+			}
+		}
+	}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(c, "GET /v1/recordings/stream HTTP/1.1\r\nHost: x\r\nX-Who: alice\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing.
+	select {
+	case err := <-cut:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the handler's write to a client that reads nothing: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a write to a client that reads nothing is still blocked after 20 s")
 	}
 }

@@ -83,8 +83,19 @@ func NewExporter(pb *Playback, key ed25519.PrivateKey, auditFn func(audit.Event)
 	return &Exporter{pb: pb, key: key, audit: auditFn}
 }
 
-// Export writes the export of req to w as a zip, made by who.
+// Export writes the export of req to w as a zip, made by who. It holds one
+// of who's stream slots while it runs.
 func (ex *Exporter) Export(ctx context.Context, w io.Writer, req ExportRequest, who string) (*ExportManifest, error) {
+	release, err := ex.pb.acquire(who)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return ex.export(ctx, w, req, who)
+}
+
+// export is Export for a caller that holds a stream slot for it.
+func (ex *Exporter) export(ctx context.Context, w io.Writer, req ExportRequest, who string) (*ExportManifest, error) {
 	pub := ex.key.Public().(ed25519.PublicKey)
 	m := &ExportManifest{Version: 1, Kind: exportKind, Incident: req.Incident, Start: req.Start.UTC(), End: req.End.UTC(),
 		Created: time.Now().UTC(), ExportedBy: who, KeyID: audit.KeyID(pub), PublicKey: hex.EncodeToString(pub)}
@@ -97,7 +108,7 @@ func (ex *Exporter) Export(ctx context.Context, w io.Writer, req ExportRequest, 
 		}
 		h := sha256.New()
 		cw := &countWriter{w: io.MultiWriter(fw, h)}
-		info, err := ex.pb.Stream(ctx, cw, StreamRequest{Incident: req.Incident, Sources: []string{src}, Start: req.Start, End: req.End, parts: true}, func(StreamInfo) {})
+		info, err := ex.pb.stream(ctx, cw, StreamRequest{Incident: req.Incident, Sources: []string{src}, Start: req.Start, End: req.End, parts: true}, func(StreamInfo) {})
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", src, err)
 		}
@@ -214,17 +225,23 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request, c *auth.Claims)
 	if ev := audit.Annotate(r); ev != nil {
 		ev.Action, ev.Source = "export", joinSources(req.Sources)
 	}
-	// The export stops when the token is revoked or expires.
+	// One stream slot for the whole export, taken before the answer starts.
+	release, err := h.pb.acquire(c.Who())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	defer release()
+	// The export stops when the token is revoked or expires, or when the
+	// client stops reading.
 	ctx, done := h.bind(r, c)
 	defer done()
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="export-%s-%s.zip"`, req.Incident, req.Start.UTC().Format("20060102T150405Z")))
-	rc := http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		return
-	}
-	if _, err := h.ex.Export(ctx, w, req, c.Who()); err != nil {
+	cw := h.clientWriter(w)
+	defer cw.end("export", "sources", req.Sources)
+	cw.WriteHeader(http.StatusOK)
+	if _, err := h.ex.export(ctx, cw, req, c.Who()); err != nil {
 		if te := tokenEnded(ctx); te != nil {
 			h.pb.log.Warn("export stopped: its token ended; the client's zip is incomplete", "reason", te)
 			panic(http.ErrAbortHandler)

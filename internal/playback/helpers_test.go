@@ -110,16 +110,17 @@ type server struct {
 	rev *auth.Revocations
 }
 
+// serverOption sets a test server's Params, or its HTTP server, before it
+// starts.
+type serverOption func(*Params, *httptest.Server)
+
 func startServer(t testing.TB, sites ...store.Store) *server {
 	t.Helper()
-	pb, err := New(Params{Sites: sites, Refresh: 200 * time.Millisecond, FullRefresh: time.Second, HealthInterval: 200 * time.Millisecond, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = pb.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	return startServerWith(t, sites)
+}
+
+func startServerWith(t testing.TB, sites []store.Store, opts ...serverOption) *server {
+	t.Helper()
 	dir := t.TempDir()
 	al, err := audit.Open(audit.Params{File: filepath.Join(dir, "audit.log")})
 	if err != nil {
@@ -135,14 +136,27 @@ func startServer(t testing.TB, sites ...store.Store) *server {
 		t.Fatal(err)
 	}
 	v.UseRevocations(rev)
+	mux := http.NewServeMux()
+	ts := httptest.NewUnstartedServer(audit.HTTP(al, v.Identify, mux))
+	p := Params{Sites: sites, Refresh: 200 * time.Millisecond, FullRefresh: time.Second, HealthInterval: 200 * time.Millisecond, Log: testLog(t)}
+	for _, o := range opts {
+		o(&p, ts)
+	}
+	pb, err := New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = pb.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	key, err := audit.LoadKey(filepath.Join(dir, "export.key"), "export signing key", "test", testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ex := NewExporter(pb, key, al.Write)
-	mux := http.NewServeMux()
 	pb.Routes(mux, v, incident, "", ex)
-	ts := httptest.NewServer(audit.HTTP(al, v.Identify, mux))
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return &server{pb: pb, base: ts.URL, auditLog: filepath.Join(dir, "audit.log"), reviewer: mint(t, auth.Claims{Role: auth.RoleReviewer}), exporter: ex, rev: rev}
 }

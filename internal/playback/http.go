@@ -34,7 +34,9 @@ import (
 // "site" in JSON).
 //
 // A stream (with or without a Range header) and an export stop when the
-// token they were asked with is revoked or expires.
+// token they were asked with is revoked or expires, and when their client
+// stops reading for the write timeout. One token holder has at most
+// MaxStreamsPerHolder streams without Range and exports at once.
 func (pb *Playback) Routes(mux *http.ServeMux, v *auth.Verifier, incident, allowOrigin string, ex *Exporter) {
 	h := &handler{pb: pb, v: v, incident: incident, origin: allowOrigin, ex: ex}
 	mux.HandleFunc("GET /v1/recordings", h.guard(h.list))
@@ -328,14 +330,14 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, c *auth.Claims)
 // serveStream streams a source. A client's Range request from the start
 // ("bytes=0-", what media elements send first) gets the whole stream;
 // seeking is by asking again with another start. The answer stops when the
-// token of c is revoked or expires.
+// token of c is revoked or expires, or when its client stops reading. A
+// stream without Range counts against the token holder's streams.
 func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, c *auth.Claims, req StreamRequest) {
 	if ev := audit.Annotate(r); ev != nil {
 		ev.Source = strings.Join(req.Sources, ",")
 	}
 	ctx, done := h.bind(r, c)
 	defer done()
-	rc := http.NewResponseController(w)
 	if r.Header.Get("Range") != "" {
 		// A media element: the whole stream with its length, so that it
 		// seeks within it.
@@ -349,6 +351,8 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, c *auth.Cl
 			return
 		}
 		defer release()
+		cw := h.clientWriter(w)
+		defer cw.end("playback range answer", "sources", req.Sources)
 		streamHeaders(w.Header(), e.info)
 		if len(e.info.Skipped) > 0 {
 			w.Header().Set("X-Playback-Skipped", strings.Join(e.info.Skipped, "; "))
@@ -356,17 +360,19 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, c *auth.Cl
 		if e.info.Ended != "" {
 			w.Header().Set("X-Playback-Ended", e.info.Ended)
 		}
-		http.ServeContent(headerFlusher{w, rc}, r, "", time.Time{}, boundReader{ctx, io.NewSectionReader(e.data, 0, e.data.size)})
+		http.ServeContent(cw, r, "", time.Time{}, boundReader{ctx, io.NewSectionReader(e.data, 0, e.data.size)})
 		if err := tokenEnded(ctx); err != nil {
 			h.pb.log.Info("playback stream stopped: its token ended", "sources", req.Sources, "reason", err)
 		}
 		return
 	}
-	info, err := h.pb.Stream(ctx, w, req, func(info StreamInfo) {
+	cw := h.clientWriter(w)
+	defer cw.end("playback stream", "sources", req.Sources)
+	req.holder = c.Who()
+	info, err := h.pb.Stream(ctx, cw, req, func(info StreamInfo) {
 		streamHeaders(w.Header(), info)
 		w.Header().Set("Trailer", "X-Playback-Skipped, X-Playback-Ended")
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
+		cw.WriteHeader(http.StatusOK)
 	})
 	if te := tokenEnded(ctx); err != nil && te != nil {
 		err = te

@@ -99,7 +99,7 @@ func waitRenderFreed(t *testing.T, srv *server, g *gate) {
 
 // gatedRecording records cam1 for four segments, and serves them with the
 // segment reads through a gate.
-func gatedRecording(t *testing.T) (*server, *gate, []recorderSeg) {
+func gatedRecording(t *testing.T, opts ...serverOption) (*server, *gate, []recorderSeg) {
 	a, b := twoSites(t)
 	st := testkit.LiveStream(t, context.Background(), "cam1", true)
 	testkit.WaitKeyframes(t, st, 1, 20*time.Second)
@@ -115,7 +115,7 @@ func gatedRecording(t *testing.T) (*server, *gate, []recorderSeg) {
 	stop()
 	s.stop(t)
 	g := &gate{Store: a, free: -1}
-	srv := startServer(t, g)
+	srv := startServerWith(t, []store.Store{g}, opts...)
 	t.Cleanup(g.release)
 	return srv, g, segsOf(t, a, "cam1")
 }
@@ -328,6 +328,37 @@ func TestLongAnswers(t *testing.T) {
 		g.release()
 		whole(t, "alice's first render", within(t, a1, 30*time.Second, "alice's first render"))
 		whole(t, "bob's render", within(t, b1, 30*time.Second, "bob's render"))
+	})
+
+	t.Run("a shared render's refusal names nobody else", func(t *testing.T) {
+		srv.settle(t)
+		defer g.release()
+		g.hold(0)
+		// carol's share is one chunk, which her render's first takes: its next
+		// is refused.
+		c := &srv.pb.cache
+		c.mu.Lock()
+		c.chunk = 64 << 10
+		c.mu.Unlock()
+		srv.bound(1, 64)
+		q, _ := window(13)
+		carol := srv.ask(long(t), tokenOf(t, "carol"), http.MethodGet, stream, q, "bytes=0-", nil)
+		g.wait(t, 1)
+		dave := srv.ask(long(t), tokenOf(t, "dave"), http.MethodGet, stream, q, "bytes=0-", nil)
+		testkit.WaitFor(t, 20*time.Second, "dave's request sharing carol's render", func() bool {
+			_, _, refs := srv.renders()
+			return refs == 2
+		})
+		g.release()
+		a := within(t, carol, 30*time.Second, "carol's render")
+		if a.code != http.StatusTooManyRequests || !strings.Contains(string(a.body), "carol already has") {
+			t.Fatalf("carol, past her share: %d %v %q", a.code, a.err, a.body)
+		}
+		d := within(t, dave, 30*time.Second, "dave's request")
+		if d.code != http.StatusServiceUnavailable || d.h.Get("Retry-After") == "" || strings.Contains(string(d.body), "carol") ||
+			!strings.Contains(string(d.body), "another token holder") || !strings.Contains(string(d.body), "without a Range header") {
+			t.Fatalf("dave, who shared carol's render: %d %v %q", d.code, d.err, d.body)
+		}
 	})
 
 	t.Run("kept streams expire with no further request", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -37,10 +38,28 @@ type Params struct {
 	// MaxRange bounds the time range of one answer (24 h).
 	MaxRange time.Duration
 	// MaxStreams bounds the streams and exports served at once (32); each
-	// holds a segment in memory.
-	MaxStreams int
-	Log        *slog.Logger
+	// holds a segment in memory. MaxStreamsPerHolder bounds the streams
+	// without Range and the exports of one token holder (4), so that one
+	// token cannot take them all; renders for Range answers are bounded by
+	// their memory instead.
+	MaxStreams, MaxStreamsPerHolder int
+	// WriteTimeout bounds every write of a long answer to its client
+	// (30 s): a client that reads nothing for that long is cut.
+	WriteTimeout time.Duration
+	Log          *slog.Logger
 }
+
+const (
+	// streamsPerHolder is the default of MaxStreamsPerHolder: a reviewer's
+	// few players and a download or two.
+	streamsPerHolder = 4
+	// clientWriteTimeout is the default of WriteTimeout: far longer than a
+	// fragment (about a second of media) takes to reach a client that plays
+	// it, even over a poor link, and short enough that a client that stopped
+	// reading gives its stream slot back soon. A player paused for longer,
+	// its buffer full, is cut too.
+	clientWriteTimeout = 30 * time.Second
+)
 
 // Playback serves recordings from the first healthy site.
 type Playback struct {
@@ -54,20 +73,61 @@ type Playback struct {
 	streams  atomic.Int64
 	skipped  atomic.Int64
 	exports  atomic.Int64
-	mu       sync.Mutex
-	// slots holds one token per stream being served.
-	slots chan struct{}
-	cache renderCache
+	// stalled counts the long answers cut because their client stopped
+	// reading.
+	stalled atomic.Int64
+	mu      sync.Mutex
+	slots   slots
+	cache   renderCache
+	// noDeadline is logged once: a long answer's connection takes no write
+	// deadline.
+	noDeadline sync.Once
 }
 
-// acquire takes a stream slot, or says how many are busy.
-func (pb *Playback) acquire() (func(), error) {
-	select {
-	case pb.slots <- struct{}{}:
-		return func() { <-pb.slots }, nil
-	default:
-		return nil, &Error{Status: 503, Msg: fmt.Sprintf("all %d playback streams are busy; try again shortly", cap(pb.slots))}
+// slots are the streams and exports being served, in all and by token
+// holder; mu guards busy and holders.
+type slots struct {
+	mu      sync.Mutex
+	busy    int
+	holders map[string]int
+}
+
+// acquire takes a stream slot for holder (none is charged when it is
+// empty: a render, charged by memory instead), or refuses it: 429 when
+// holder already has MaxStreamsPerHolder, 503 when all MaxStreams are busy.
+func (pb *Playback) acquire(holder string) (release func(), err error) {
+	s := &pb.slots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.holders[holder]; holder != "" && n >= pb.p.MaxStreamsPerHolder {
+		return nil, &Error{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf(
+			"%s already has %d recording streams or exports in progress, the most one token holder may have; close another player or download, or wait for one to finish, then retry",
+			holder, n)}
 	}
+	if s.busy >= pb.p.MaxStreams {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("all %d playback streams are busy; try again shortly", pb.p.MaxStreams)}
+	}
+	s.busy++
+	if holder != "" {
+		s.holders[holder]++
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.busy--
+		if holder != "" {
+			if s.holders[holder]--; s.holders[holder] <= 0 {
+				delete(s.holders, holder)
+			}
+		}
+	}, nil
+}
+
+// busy reports the stream slots taken.
+func (pb *Playback) busy() int {
+	pb.slots.mu.Lock()
+	defer pb.slots.mu.Unlock()
+	return pb.slots.busy
 }
 
 type site struct {
@@ -106,10 +166,16 @@ func New(p Params) (*Playback, error) {
 	if p.MaxStreams <= 0 {
 		p.MaxStreams = 32
 	}
+	if p.MaxStreamsPerHolder <= 0 {
+		p.MaxStreamsPerHolder = streamsPerHolder
+	}
+	if p.WriteTimeout <= 0 {
+		p.WriteTimeout = clientWriteTimeout
+	}
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
-	pb := &Playback{p: p, log: p.Log.With("component", "playback"), slots: make(chan struct{}, p.MaxStreams)}
+	pb := &Playback{p: p, log: p.Log.With("component", "playback"), slots: slots{holders: map[string]int{}}}
 	pb.cache.init()
 	for _, st := range p.Sites {
 		s := &site{st: st, idx: newIndex(st, p.FullRefresh, 2*time.Hour), since: time.Now()}
@@ -347,6 +413,8 @@ func (pb *Playback) WriteMetrics(m *metrics.Writer) {
 	for _, s := range pb.Sites() {
 		m.Sample("fv_playback_site_active", metrics.Bool(s.Active), "site", s.Name)
 	}
+	m.Family("fv_playback_streams_active", "gauge", "Streams and exports being served, each holding a stream slot.")
+	m.Sample("fv_playback_streams_active", float64(pb.busy()))
 	for _, c := range []struct {
 		name, help string
 		v          int64
@@ -355,6 +423,7 @@ func (pb *Playback) WriteMetrics(m *metrics.Writer) {
 		{"fv_playback_streams_total", "Recording streams served.", pb.streams.Load()},
 		{"fv_playback_segments_skipped_total", "Segments left out of streams: damaged at every site, or unreadable.", pb.skipped.Load()},
 		{"fv_playback_exports_total", "Evidence exports made.", pb.exports.Load()},
+		{"fv_playback_clients_stalled_total", "Streams, exports and range answers cut because their client stopped reading.", pb.stalled.Load()},
 	} {
 		m.Family(c.name, "counter", c.help)
 		m.Sample(c.name, float64(c.v))

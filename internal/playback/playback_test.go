@@ -344,7 +344,7 @@ func TestPlayback(t *testing.T) {
 		// Every stream slot busy: 503 with Retry-After, not a queue.
 		var held []func()
 		for {
-			rel, err := srv.pb.acquire()
+			rel, err := srv.pb.acquire("")
 			if err != nil {
 				break
 			}

@@ -2,6 +2,7 @@ package playback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,9 +123,21 @@ func (pb *Playback) rendered(ctx context.Context, req StreamRequest, owner strin
 	}
 	if e.err != nil {
 		c.release(e)
-		return e, nil, e.err
+		return e, nil, e.errFor(owner)
 	}
 	return e, func() { c.release(e) }, nil
+}
+
+// errFor is the error of e's render as told to owner. The render is charged
+// to the holder who started it, and a refusal of that holder's share names
+// them; another holder whose request shared the render is told it stopped,
+// and not whose it was.
+func (e *rendered) errFor(owner string) error {
+	var pe *Error
+	if owner == e.owner || !errors.As(e.err, &pe) || pe.Status != http.StatusTooManyRequests {
+		return e.err
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Msg: "the recording was being prepared for seeking for another token holder, whose share is full, and was stopped; retry in a few seconds, or ask without a Range header to stream it"}
 }
 
 // newLocked adds the entry of a render of key charged to owner, with its
@@ -332,16 +345,4 @@ func (r boundReader) Read(p []byte) (int, error) {
 		return 0, context.Cause(r.ctx)
 	}
 	return r.SectionReader.Read(p)
-}
-
-// headerFlusher sends the answer's head as soon as it is written, so that
-// the audit middleware writes the event and then lets the body stream.
-type headerFlusher struct {
-	http.ResponseWriter
-	rc *http.ResponseController
-}
-
-func (f headerFlusher) WriteHeader(code int) {
-	f.ResponseWriter.WriteHeader(code)
-	_ = f.rc.Flush()
 }

@@ -28,6 +28,9 @@ type StreamRequest struct {
 	End      time.Time
 	// parts asks for the fragments' list in StreamInfo (exports).
 	parts bool
+	// holder is the token holder whose stream slots it is charged to; none
+	// when empty.
+	holder string
 }
 
 // StreamInfo describes a stream: presentation time zero of the file is
@@ -83,20 +86,39 @@ const partTarget = time.Second
 // that start presentation at Start, every track (video and audio, of every
 // source) interleaved by capture time, gaps kept as gaps in time. onStart
 // is called once, just before the first byte, with what is known then;
-// an error before it means nothing was written.
+// an error before it means nothing was written. The stream holds a stream
+// slot while it runs, one of req's token holder's when it has one.
 func (pb *Playback) Stream(ctx context.Context, w io.Writer, req StreamRequest, onStart func(StreamInfo)) (StreamInfo, error) {
-	info := StreamInfo{}
-	if err := pb.checkWindow(req.Start, req.End); err != nil {
-		return info, err
+	if err := pb.checkStream(req); err != nil {
+		return StreamInfo{}, err
 	}
-	if len(req.Sources) == 0 {
-		return info, badRequest("name a source")
-	}
-	release, err := pb.acquire()
+	release, err := pb.acquire(req.holder)
 	if err != nil {
-		return info, err
+		return StreamInfo{}, err
 	}
 	defer release()
+	return pb.stream(ctx, w, req, onStart)
+}
+
+// checkStream refuses a request without a source, or whose window is
+// reversed or too long.
+func (pb *Playback) checkStream(req StreamRequest) error {
+	if err := pb.checkWindow(req.Start, req.End); err != nil {
+		return err
+	}
+	if len(req.Sources) == 0 {
+		return badRequest("name a source")
+	}
+	return nil
+}
+
+// stream is Stream for a caller that holds a stream slot: an export, one
+// slot for all its sources.
+func (pb *Playback) stream(ctx context.Context, w io.Writer, req StreamRequest, onStart func(StreamInfo)) (StreamInfo, error) {
+	info := StreamInfo{}
+	if err := pb.checkStream(req); err != nil {
+		return info, err
+	}
 	segs, name, err := pb.segmentsOf(ctx, req.Incident, req.Sources, req.Start, req.End)
 	info.Site = name
 	if err != nil {
