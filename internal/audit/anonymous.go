@@ -55,10 +55,40 @@ const (
 	anonymousAddrLen = 64
 )
 
-// anonLimit limits the events of requests without a valid identity and
-// counts those held back, for their summaries.
-type anonLimit struct {
-	l *Log
+// limitRules are the bounds of one kind of limited events: those of requests
+// without a valid identity, and the refusals of identities over their rate.
+type limitRules struct {
+	// perKey gives the events a second for the key of ev, and the burst
+	perKey func(ev *Event) (rate.Limit, int)
+	// allRate events a second for all keys together, after a burst of
+	// allBurst; zero: no such bound
+	allRate  rate.Limit
+	allBurst int
+	// summaries bounds the summaries that name their key in one interval,
+	// maxKeys the keys tracked, and idle is how long a key with nothing held
+	// back stays tracked after it was last seen
+	summaries, maxKeys int
+	idle               time.Duration
+	// key names an event's key; event makes a summary's event
+	key   func(ev *Event) string
+	event func(s summary) Event
+}
+
+// anonymousRules bound the events of requests without a valid identity,
+// per remote address.
+var anonymousRules = limitRules{
+	perKey:  func(*Event) (rate.Limit, int) { return anonymousAddrRate, anonymousAddrBurst },
+	allRate: anonymousRate, allBurst: anonymousBurst,
+	summaries: anonymousSummaries, maxKeys: anonymousMaxAddrs, idle: anonymousIdle,
+	key:   func(ev *Event) string { return addrKey(ev.Remote) },
+	event: anonymousSummary,
+}
+
+// eventLimit limits events by the rules of their kind and counts those held
+// back, for their summaries.
+type eventLimit struct {
+	l     *Log
+	rules limitRules
 	// after runs f after d, and returns a function that stops it.
 	after func(d time.Duration, f func()) (stop func() bool)
 
@@ -68,15 +98,15 @@ type anonLimit struct {
 
 	mu     sync.Mutex
 	closed bool
-	all    *rate.Limiter
-	addrs  map[string]*list.Element // of *anonAddr, in lru
+	all    *rate.Limiter            // nil: no bound of all keys together
+	keys   map[string]*list.Element // of *limitKey, in lru
 	lru    list.List                // front: seen most recently
-	other  held                     // of addresses forgotten or beyond anonymousSummaries
+	other  held                     // of keys forgotten or beyond the rules' summaries
 	stop   func() bool              // of the armed flush; nil when none is armed
 }
 
-// anonAddr is the state of one remote address.
-type anonAddr struct {
+// limitKey is the state of one key.
+type limitKey struct {
 	key  string
 	seen time.Time
 	lim  *rate.Limiter
@@ -89,8 +119,8 @@ type held struct {
 	refused      int       // of them, with a status of 400 or more
 	since, until time.Time // of the first and the last
 	// the last request
-	method, path string
-	status       int
+	method, path, actor, role string
+	status                    int
 }
 
 func (h *held) add(ev *Event, now time.Time) {
@@ -98,7 +128,7 @@ func (h *held) add(ev *Event, now time.Time) {
 		h.since = now
 	}
 	if h.n == 0 || !now.Before(h.until) {
-		h.until, h.method, h.path, h.status = now, ev.Method, ev.Path, ev.Status
+		h.until, h.method, h.path, h.actor, h.role, h.status = now, ev.Method, ev.Path, ev.Actor, ev.Role, ev.Status
 	}
 	h.n++
 	if ev.Status >= 400 {
@@ -114,36 +144,41 @@ func (h *held) merge(o held) {
 		h.since = o.since
 	}
 	if h.n == 0 || !o.until.Before(h.until) {
-		h.until, h.method, h.path, h.status = o.until, o.method, o.path, o.status
+		h.until, h.method, h.path, h.actor, h.role, h.status = o.until, o.method, o.path, o.actor, o.role, o.status
 	}
 	h.n += o.n
 	h.refused += o.refused
 }
 
-func newAnonLimit(l *Log) *anonLimit {
-	return &anonLimit{l: l, addrs: map[string]*list.Element{}, all: rate.NewLimiter(anonymousRate, anonymousBurst), after: func(d time.Duration, f func()) func() bool {
+func newEventLimit(l *Log, rules limitRules) *eventLimit {
+	r := &eventLimit{l: l, rules: rules, keys: map[string]*list.Element{}, after: func(d time.Duration, f func()) func() bool {
 		return time.AfterFunc(d, f).Stop
 	}}
+	if rules.allRate > 0 {
+		r.all = rate.NewLimiter(rules.allRate, rules.allBurst)
+	}
+	return r
 }
 
-// admit reports whether ev, the event of a request without a valid
-// identity, is written. When it is not, the request is counted for the
-// summary of its address, written within anonymousInterval.
-func (r *anonLimit) admit(ev *Event) bool {
+// admit reports whether ev is written. When it is not, it is counted for
+// the summary of its key, written within anonymousInterval.
+func (r *eventLimit) admit(ev *Event) bool {
 	if r == nil {
 		return true
 	}
 	now := r.l.now()
-	key := addrKey(ev.Remote)
+	key := r.rules.key(ev)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return true // Write refuses it, and the request with it
 	}
-	a := r.addr(key, now)
-	if a.lim.TokensAt(now) >= 1 && r.all.TokensAt(now) >= 1 {
+	a := r.key(key, ev, now)
+	if a.lim.TokensAt(now) >= 1 && (r.all == nil || r.all.TokensAt(now) >= 1) {
 		a.lim.AllowN(now, 1)
-		r.all.AllowN(now, 1)
+		if r.all != nil {
+			r.all.AllowN(now, 1)
+		}
 		return true
 	}
 	a.held.add(ev, now)
@@ -152,66 +187,67 @@ func (r *anonLimit) admit(ev *Event) bool {
 }
 
 // arm schedules a flush unless one is scheduled.
-func (r *anonLimit) arm() {
+func (r *eventLimit) arm() {
 	if r.stop == nil && !r.closed {
 		r.stop = r.after(anonymousInterval, r.flush)
 	}
 }
 
-// addr returns the state of key, tracking it when it is new.
-func (r *anonLimit) addr(key string, now time.Time) *anonAddr {
-	if e, ok := r.addrs[key]; ok {
+// key returns the state of key, tracking it when it is new (with the rate
+// of ev).
+func (r *eventLimit) key(key string, ev *Event, now time.Time) *limitKey {
+	if e, ok := r.keys[key]; ok {
 		r.lru.MoveToFront(e)
-		a := e.Value.(*anonAddr)
+		a := e.Value.(*limitKey)
 		a.seen = now
 		return a
 	}
 	r.forgetIdle(now, 2)
-	if len(r.addrs) >= anonymousMaxAddrs {
+	if len(r.keys) >= r.rules.maxKeys {
 		r.forget(r.lru.Back())
 	}
-	a := &anonAddr{key: key, seen: now, lim: rate.NewLimiter(anonymousAddrRate, anonymousAddrBurst)}
-	r.addrs[key] = r.lru.PushFront(a)
+	a := &limitKey{key: key, seen: now, lim: rate.NewLimiter(r.rules.perKey(ev))}
+	r.keys[key] = r.lru.PushFront(a)
 	return a
 }
 
-// forgetIdle forgets up to n idle addresses (all of them when n < 0), the
-// least recently seen first.
-func (r *anonLimit) forgetIdle(now time.Time, n int) {
+// forgetIdle forgets up to n idle keys (all of them when n < 0), the least
+// recently seen first.
+func (r *eventLimit) forgetIdle(now time.Time, n int) {
 	for ; n != 0; n-- {
 		e := r.lru.Back()
 		if e == nil {
 			return
 		}
-		a := e.Value.(*anonAddr)
-		if a.held.n > 0 || now.Sub(a.seen) < anonymousIdle {
+		a := e.Value.(*limitKey)
+		if a.held.n > 0 || now.Sub(a.seen) < r.rules.idle {
 			return
 		}
 		r.forget(e)
 	}
 }
 
-// forget stops tracking an address; what it held back goes to the shared
+// forget stops tracking a key; what it held back goes to the shared
 // summary.
-func (r *anonLimit) forget(e *list.Element) {
-	a := e.Value.(*anonAddr)
+func (r *eventLimit) forget(e *list.Element) {
+	a := e.Value.(*limitKey)
 	r.other.merge(a.held)
 	r.lru.Remove(e)
-	delete(r.addrs, a.key)
+	delete(r.keys, a.key)
 }
 
-// summary is what one summary event reports: key is the address, "" for
-// the shared summary.
+// summary is what one summary event reports: key is the key (an address,
+// an identity), "" for the shared summary.
 type summary struct {
 	key string
 	h   held
 }
 
-// take returns the summaries to write and forgets idle addresses.
-func (r *anonLimit) take() []summary {
+// take returns the summaries to write and forgets idle keys.
+func (r *eventLimit) take() []summary {
 	var out []summary
 	for e := r.lru.Front(); e != nil; e = e.Next() {
-		a := e.Value.(*anonAddr)
+		a := e.Value.(*limitKey)
 		if a.held.n > 0 {
 			out = append(out, summary{key: a.key, h: a.held})
 			a.held = held{}
@@ -225,11 +261,11 @@ func (r *anonLimit) take() []summary {
 	})
 	other := r.other
 	r.other = held{}
-	if len(out) > anonymousSummaries {
-		for _, s := range out[anonymousSummaries:] {
+	if len(out) > r.rules.summaries {
+		for _, s := range out[r.rules.summaries:] {
 			other.merge(s.h)
 		}
-		out = out[:anonymousSummaries]
+		out = out[:r.rules.summaries]
 	}
 	if other.n > 0 {
 		out = append(out, summary{h: other})
@@ -239,7 +275,7 @@ func (r *anonLimit) take() []summary {
 }
 
 // flush writes the summaries of the requests held back so far.
-func (r *anonLimit) flush() {
+func (r *eventLimit) flush() {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	r.mu.Lock()
@@ -251,7 +287,7 @@ func (r *anonLimit) flush() {
 
 // close writes the summaries of what was held back; after it, every
 // request gets its own event (which a closed log refuses).
-func (r *anonLimit) close() error {
+func (r *eventLimit) close() error {
 	if r == nil {
 		return nil
 	}
@@ -270,11 +306,11 @@ func (r *anonLimit) close() error {
 
 // write writes the summaries. Those that cannot be written are counted
 // again, for the next flush.
-func (r *anonLimit) write(ss []summary) error {
+func (r *eventLimit) write(ss []summary) error {
 	var errs []error
 	var failed []summary
 	for _, s := range ss {
-		if err := r.l.Write(s.event()); err != nil {
+		if err := r.l.Write(r.rules.event(s)); err != nil {
 			errs = append(errs, err)
 			failed = append(failed, s)
 		}
@@ -285,8 +321,8 @@ func (r *anonLimit) write(ss []summary) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range failed {
-		if e, ok := r.addrs[s.key]; ok {
-			e.Value.(*anonAddr).held.merge(s.h)
+		if e, ok := r.keys[s.key]; ok {
+			e.Value.(*limitKey).held.merge(s.h)
 		} else {
 			r.other.merge(s.h)
 		}
@@ -295,8 +331,9 @@ func (r *anonLimit) write(ss []summary) error {
 	return errors.Join(errs...)
 }
 
-// event is the summary event.
-func (s summary) event() Event {
+// anonymousSummary is the event of a summary of requests without a valid
+// identity.
+func anonymousSummary(s summary) Event {
 	from := s.key
 	if from == "" {
 		from = "other addresses"

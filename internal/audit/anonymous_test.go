@@ -327,7 +327,7 @@ func TestHTTPAnonymousManyAddresses(t *testing.T) {
 		serve(h, fmt.Sprintf("10.%d.%d.%d:5000", i>>16&255, i>>8&255, i&255), "/x", "")
 	}
 	l.anon.mu.Lock()
-	tracked := len(l.anon.addrs)
+	tracked := len(l.anon.keys)
 	l.anon.mu.Unlock()
 	if tracked > anonymousMaxAddrs {
 		t.Fatalf("%d addresses tracked, at most %d", tracked, anonymousMaxAddrs)
@@ -355,7 +355,7 @@ func TestHTTPAnonymousManyAddresses(t *testing.T) {
 	}
 	timers.fire(t)
 	l.anon.mu.Lock()
-	tracked = len(l.anon.addrs)
+	tracked = len(l.anon.keys)
 	l.anon.mu.Unlock()
 	if tracked != 1 {
 		t.Fatalf("%d addresses tracked after the others were idle, want 1", tracked)

@@ -51,6 +51,20 @@
 // Requests with a valid identity, and connection upgrades, always have
 // their own event, in full.
 //
+// # Limited roles
+//
+// Params.Limits bounds the requests of each identity (role and subject) of
+// the roles it names: past its burst, a request over its rate is refused
+// with 429 before it is served, and counted; within 10 seconds the counts are
+// written as rate-limited events, one for each of the 8 identities with the
+// most and one for all the others:
+//
+//	{"seq":…,"prev":"…","time":"…","actor":"phone7","role":"responder","action":"rate-limited","via":"http",
+//	 "result":"denied","reason":"1234 requests of phone7 refused over the rate of 20 a second between … and …, last GET /v1/sources",
+//	 "method":"GET","path":"/v1/sources","status":429,"count":1234,"refused":1234,"since":"…","until":"…"}
+//
+// Every request that is served has its own event.
+//
 // # Verifying
 //
 // Verify walks the chain and names the first line that does not follow the
@@ -138,6 +152,12 @@ type Params struct {
 	Log *slog.Logger
 	// Now returns the time of events and markers; nil means time.Now.
 	Now func() time.Time
+	// Limits bound the HTTP requests of each identity of a role (the roles
+	// of tokens carried in the field, which a lost device exposes): the
+	// requests over its rate are refused with 429 and counted in a
+	// rate-limited event per identity every 10 seconds, so that no such
+	// token can fill the trail's disk and lock everyone out.
+	Limits map[string]Limit
 }
 
 // ErrClosed is returned by Write after Close.
@@ -175,7 +195,9 @@ type Log struct {
 
 	// anon limits the events of requests without a valid identity (HTTP);
 	// nil for Discard.
-	anon *anonLimit
+	anon *eventLimit
+	// limited limits the requests of the identities of Params.LimitedRoles
+	limited *eventLimit
 
 	// s is owned by run (and by Open before run starts).
 	s sink
@@ -232,7 +254,10 @@ func Open(p Params) (*Log, error) {
 	if err := l.s.open(l); err != nil {
 		return nil, err
 	}
-	l.anon = newAnonLimit(l)
+	l.anon = newEventLimit(l, anonymousRules)
+	if len(p.Limits) > 0 {
+		l.limited = newEventLimit(l, limitedRules(p.Limits))
+	}
 	_ = l.commit(nil, false) // the start or restart line; a failure is an alarm
 	go l.run()
 	return l, nil
@@ -317,7 +342,7 @@ func (l *Log) Close() error {
 	if l.discard {
 		return nil
 	}
-	serr := l.anon.close()
+	serr := errors.Join(l.anon.close(), l.limited.close())
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true

@@ -39,6 +39,10 @@ func HTTP(l *Log, identify Identify, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ev := &Event{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Via: "http"}
 		ev.Actor, ev.Role = identify(r)
+		if l.overRate(ev) {
+			l.refuseOverRate(w, ev)
+			return
+		}
 		a := &annotation{ev: ev}
 		r = r.WithContext(context.WithValue(r.Context(), annotationKey{}, a))
 		bw := &heldWriter{w: w, header: http.Header{}, status: http.StatusOK, log: l, a: a, hasBody: r.ContentLength != 0,

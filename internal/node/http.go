@@ -95,6 +95,15 @@ func (n *Node) WriteMetrics(m *metrics.Writer) {
 	}
 }
 
+// FieldLimits bound the HTTP requests of each holder of a token carried in
+// the field (audit.Params.Limits): a responder's phone 20 a second after a
+// burst of 200, a camera's (an encoder's, or an ingest publishing all its
+// cameras with one token) 100 a second after a burst of 1000.
+var FieldLimits = map[string]audit.Limit{
+	string(auth.RoleResponder): {Rate: 20, Burst: 200},
+	string(auth.RoleCamera):    {Rate: 100, Burst: 1000},
+}
+
 // RequestTimeout is how long a connection to a public port may stay
 // without showing a valid token (auth.Verifier.IdentifyGranting): it is
 // closed then, and until then the oldest such connection is closed to make

@@ -172,7 +172,8 @@ func Start(ctx context.Context, name string, sh conf.Shared) (n *Node, err error
 		return nil, err
 	}
 	n.Verifier.UseRevocations(rl)
-	if n.Audit, err = audit.Open(audit.Params{File: sh.Audit.File, KeyFile: sh.Audit.KeyFile, CheckpointInterval: sh.Audit.CheckpointInterval, Log: log}); err != nil {
+	if n.Audit, err = audit.Open(audit.Params{File: sh.Audit.File, KeyFile: sh.Audit.KeyFile, CheckpointInterval: sh.Audit.CheckpointInterval, Log: log,
+		Limits: FieldLimits}); err != nil {
 		return nil, err
 	}
 	defer func() {

@@ -2,16 +2,23 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/node"
 )
 
 // TestConnectionFloodLeavesRoomForTokens fills the SFU's HTTP port with
@@ -131,4 +138,67 @@ func TestConnectionFloodLeavesRoomForTokens(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestFieldTokenFloodIsBounded floods the SFU's API with a responder's
+// token, as a lost phone could: past its burst the requests are refused with
+// 429, the audit trail grows by a summary instead of a line each, and an
+// operator is served throughout.
+func TestFieldTokenFloodIsBounded(t *testing.T) {
+	trail := filepath.Join(t.TempDir(), "audit.log")
+	env := append(commonEnv(t, "FV_SFU"), "FV_SFU_HTTP_ADDRESS=127.0.0.1:0", "FV_SFU_WEBRTC_UDP_ADDRESS=127.0.0.1:0",
+		"FV_SFU_AUDIT_FILE="+trail)
+	p := start(t, "sfu", env, "-config", "../../configs/sfu.yml")
+	base := "http://" + p.listen["http"]
+	phone := token(t, auth.RoleResponder, []string{"report-*"}, nil)
+	op := token(t, auth.RoleOperator, nil, []string{"*"})
+	get := func(tok string) int {
+		req, _ := http.NewRequest("GET", base+"/v1/sources", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const flood = 1500
+	codes := map[int]int{}
+	start := time.Now()
+	for i := range flood {
+		codes[get(phone)]++
+		if i%100 == 0 {
+			if code := get(op); code != 200 {
+				t.Fatalf("the operator during the flood: %d", code)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	limit := node.FieldLimits[string(auth.RoleResponder)]
+	if most := limit.Burst + int(limit.Rate*elapsed.Seconds()) + 1; codes[200] > most || codes[429] == 0 || codes[200]+codes[429] != flood {
+		t.Fatalf("the phone's %d requests in %s: %v; want at most %d served and the rest 429", flood, elapsed, codes, most)
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	<-p.Done()
+	b, err := os.ReadFile(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, summarised := 0, 0
+	for _, line := range strings.Split(string(b), "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) != nil || ev["actor"] != "e2e-responder" {
+			continue
+		}
+		if ev["action"] == audit.ActionRateLimited {
+			n, _ := ev["count"].(float64)
+			summarised += int(n)
+			continue
+		}
+		lines++
+	}
+	if lines != codes[200] || summarised != codes[429] {
+		t.Fatalf("the trail has %d lines of the phone and summaries of %d refusals; want %d and %d", lines, summarised, codes[200], codes[429])
+	}
 }
