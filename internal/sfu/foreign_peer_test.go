@@ -123,6 +123,12 @@ func (p *ptCounts) others(want ...webrtc.PayloadType) string {
 // sent by WHEP as any player would.
 func foreignView(t *testing.T, api *webrtc.API, endpoint, token string) *ptCounts {
 	t.Helper()
+	return foreignViewEdited(t, api, endpoint, token, nil)
+}
+
+// foreignViewEdited is foreignView with the offer passed through edit.
+func foreignViewEdited(t *testing.T, api *webrtc.API, endpoint, token string, edit func(string) string) *ptCounts {
+	t.Helper()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -143,13 +149,20 @@ func foreignView(t *testing.T, api *webrtc.API, endpoint, token string) *ptCount
 			t.Fatal(err)
 		}
 	}
-	offerAnswer(t, pc, endpoint, token)
+	offerAnswerEdited(t, pc, endpoint, token, edit)
 	return got
 }
 
 // offerAnswer offers pc's media by WHIP or WHEP at endpoint with token, all
 // candidates in the offer, and sets the answer.
 func offerAnswer(t *testing.T, pc *webrtc.PeerConnection, endpoint, token string) {
+	t.Helper()
+	offerAnswerEdited(t, pc, endpoint, token, nil)
+}
+
+// offerAnswerEdited is offerAnswer with the offer's SDP passed through edit
+// (when not nil) before it is sent.
+func offerAnswerEdited(t *testing.T, pc *webrtc.PeerConnection, endpoint, token string, edit func(string) string) {
 	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -162,7 +175,11 @@ func offerAnswer(t *testing.T, pc *webrtc.PeerConnection, endpoint, token string
 	<-gathered
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(pc.LocalDescription().SDP)))
+	sdp := pc.LocalDescription().SDP
+	if edit != nil {
+		sdp = edit(sdp)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(sdp)))
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)

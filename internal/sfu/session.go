@@ -40,11 +40,13 @@ type session struct {
 	connected chan struct{} // closed once the peer connection is up
 	created   time.Time
 
-	mu       sync.Mutex
-	bound    *auth.Claims // the token the session lives by
-	unbind   func()
-	slot     func() // gives back the session's place among those waiting to connect
-	closed   bool
+	mu     sync.Mutex
+	bound  *auth.Claims // the token the session lives by
+	unbind func()
+	slot   func() // gives back the session's place among those waiting to connect
+	closed bool
+	// trickled counts the candidates sent by PATCH
+	trickled int
 	deadline *time.Timer
 }
 
@@ -164,6 +166,18 @@ func (ss *session) watch() {
 			go ss.close("connection closed")
 		}
 	})
+}
+
+// trickle counts n candidates sent by PATCH, or reports false when they
+// would be more than whip.MaxCandidates.
+func (ss *session) trickle(n int) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.trickled+n > whip.MaxCandidates {
+		return false
+	}
+	ss.trickled += n
+	return true
 }
 
 // ownedBy reports whether c may act on the session: its owner, or an
@@ -289,6 +303,10 @@ func (s *Server) handlePatch(kind string) http.HandlerFunc {
 		}
 		if frag.UFrag != "" && !strings.Contains(remoteSDP(ss.pc), "a=ice-ufrag:"+frag.UFrag+"\r\n") {
 			whip.WriteError(w, whip.Errorf(http.StatusUnprocessableEntity, "ICE restart is not supported on this resource; DELETE it and POST a new offer"))
+			return
+		}
+		if !ss.trickle(len(frag.Candidates)) {
+			whip.WriteError(w, whip.Errorf(http.StatusBadRequest, "more than %d ICE candidates sent to this session; a peer has a few dozen at most", whip.MaxCandidates))
 			return
 		}
 		for _, c := range frag.Candidates {

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -94,6 +95,18 @@ func TestTrickleICE(t *testing.T) {
 	frag.UFrag = "other"
 	if err := c.Trickle(ctx, res, frag.Marshal([]string{"0"})); err == nil || !strings.Contains(err.Error(), "422") {
 		t.Errorf("ICE restart: %v", err)
+	}
+
+	// A session takes at most whip.MaxCandidates by trickle.
+	frag.UFrag = ufrag
+	frag.Candidates = nil
+	for i := range whip.MaxCandidates {
+		frag.Candidates = append(frag.Candidates, whip.Candidate{Mid: "0",
+			Value: fmt.Sprintf("candidate:%d 1 udp %d 127.0.0.1 %d typ host", i, 2130706431-i, 40000+i)})
+	}
+	if err := c.Trickle(ctx, res, frag.Marshal([]string{"0"})); err == nil || !strings.Contains(err.Error(), "400") ||
+		!strings.Contains(err.Error(), fmt.Sprintf("more than %d ICE candidates", whip.MaxCandidates)) {
+		t.Errorf("PATCH past %d candidates: %v", whip.MaxCandidates, err)
 	}
 }
 

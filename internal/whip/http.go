@@ -68,6 +68,11 @@ func ReadBody(r *http.Request, contentType string) ([]byte, error) {
 // MaxMediaSections is the most media sections (m-lines) an offer may have.
 const MaxMediaSections = 16
 
+// MaxCandidates is the most distinct ICE candidates an offer may carry, and
+// the most a session may be sent by trickle besides: a host with many
+// interfaces offers a few dozen.
+const MaxCandidates = 64
+
 // ParseOffer validates an SDP offer and returns it parsed. Errors are *Error
 // with status 400 naming what is wrong.
 func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
@@ -81,14 +86,33 @@ func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
 	if len(s.MediaDescriptions) > MaxMediaSections {
 		return nil, Errorf(http.StatusBadRequest, "SDP offer has %d media sections; a source or a player has at most %d (audio and video)", len(s.MediaDescriptions), MaxMediaSections)
 	}
+	cands := map[string]bool{}
 	for i, m := range s.MediaDescriptions {
 		switch m.MediaName.Media {
 		case "audio", "video":
 		default:
 			return nil, Errorf(http.StatusBadRequest, "SDP offer media section %d is %q; only audio and video are served", i, m.MediaName.Media)
 		}
+		for _, a := range m.Attributes {
+			if a.Key == "candidate" {
+				cands[candidateKey(a.Value)] = true
+			}
+		}
+	}
+	if len(cands) > MaxCandidates {
+		return nil, Errorf(http.StatusBadRequest, "SDP offer has %d ICE candidates; at most %d are taken", len(cands), MaxCandidates)
 	}
 	return &s, nil
+}
+
+// candidateKey names a candidate by its transport, address and port, which
+// a bundled offer repeats in every media section.
+func candidateKey(v string) string {
+	f := strings.Fields(v)
+	if len(f) < 6 {
+		return v
+	}
+	return strings.ToLower(f[2]) + " " + f[4] + " " + f[5]
 }
 
 // Fragment is a trickle-ICE SDP fragment (RFC 8840) as sent in WHIP/WHEP

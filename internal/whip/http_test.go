@@ -2,6 +2,7 @@ package whip
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,4 +125,27 @@ func FuzzParseOffer(f *testing.F) {
 			Offered(m)
 		}
 	})
+}
+
+// An offer may carry MaxCandidates distinct candidates, however often a
+// bundled offer repeats them in its media sections; one more is refused.
+func TestOfferCandidatesBounded(t *testing.T) {
+	offer := func(distinct, sections int) string {
+		var b strings.Builder
+		b.WriteString("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")
+		for m := range sections {
+			fmt.Fprintf(&b, "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:%d\r\na=rtpmap:96 H264/90000\r\n", m)
+			for i := range distinct {
+				fmt.Fprintf(&b, "a=candidate:%d 1 udp %d 10.0.%d.%d %d typ host\r\n", i, 2130706431-i, i/200, i%200+1, 40000+i)
+			}
+		}
+		return b.String()
+	}
+	if _, err := ParseOffer([]byte(offer(MaxCandidates, MaxMediaSections))); err != nil {
+		t.Fatalf("%d candidates repeated in %d sections: %v", MaxCandidates, MaxMediaSections, err)
+	}
+	_, err := ParseOffer([]byte(offer(MaxCandidates+1, 1)))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d ICE candidates", MaxCandidates+1)) {
+		t.Fatalf("%d candidates: %v", MaxCandidates+1, err)
+	}
 }
