@@ -53,7 +53,6 @@ type APIParams struct {
 	// Server is set for the SFU's rooms: subscriptions carry their own sender reports
 	// and capture stamps, on the common time baseline. A client API (tools, tests)
 	// leaves sender reports to pion and reads the stamps of what it receives.
-	// A server's peer connections are ICE-lite (whip.APIParams.Lite).
 	Server bool
 }
 
@@ -161,7 +160,7 @@ func NewAPI(p APIParams) (*API, error) {
 		failed = 10 * time.Second
 	}
 	se := whip.SettingEngine(whip.ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
-		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: failed, Lite: p.Server})
+		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: failed})
 	a.api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return a, nil
 }

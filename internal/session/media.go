@@ -166,7 +166,7 @@ func (p *participant) onOffer(m *Offer) error {
 		pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.post(trackArrived{t, rcv}) })
 		p.pubPC, p.pubMade = pc, time.Now()
 	}
-	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: whip.WithoutCandidates(m.SDP)}); err != nil {
 		return errorf(CodeBadRequest, "publish offer rejected: %v", err)
 	}
 	for _, tr := range p.pubPC.GetTransceivers() {

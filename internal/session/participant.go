@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -414,7 +415,9 @@ func (p *participant) onCandidate(m *Candidate) error {
 	if m.Candidate == "" {
 		return nil
 	}
-	if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: m.Candidate, SDPMid: m.SDPMid, SDPMLineIndex: m.SDPMLineIndex}); err != nil {
+	// The candidate is checked, not used: the client's own connectivity
+	// checks tell its addresses (whip.WithoutCandidates).
+	if _, err := ice.UnmarshalCandidate(m.Candidate); err != nil {
 		return errorf(CodeBadRequest, "candidate %q: %v", m.Candidate, err)
 	}
 	return nil
@@ -425,7 +428,7 @@ func (p *participant) onAnswer(m *Answer) error {
 		return errorf(CodeConflict, "no subscribe offer is waiting for an answer")
 	}
 	p.subPending = false
-	if err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+	if err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: whip.WithoutCandidates(m.SDP)}); err != nil {
 		p.subDirty = true
 		return errorf(CodeBadRequest, "subscribe answer rejected: %v", err)
 	}

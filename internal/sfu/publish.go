@@ -197,7 +197,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 // negotiatePublish answers the offer with one codec per media section, the
 // best of ours that the offer has, and returns the source's tracks.
 func (s *Server) negotiatePublish(ctx context.Context, pc *webrtc.PeerConnection, medias []*sdpMedia, offer []byte) (string, *publisher, error) {
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: whip.WithoutCandidates(string(offer))}); err != nil {
 		return "", nil, whip.Errorf(http.StatusBadRequest, "offer rejected: %v", err)
 	}
 	p := &publisher{mids: map[string]int{}}

@@ -146,7 +146,7 @@ func New(p Params) (*Server, error) {
 	s.mux = webrtc.NewICEUDPMux(nil, s.media)
 	ap := whip.APIParams{
 		UDPMux: s.mux, Loopback: p.Conf.WebRTC.Loopback, AdvertiseIPs: p.Conf.WebRTC.AdvertiseIPs,
-		LoopbackOnly: isLoopback(udp.LocalAddr()), Lite: true,
+		LoopbackOnly: isLoopback(udp.LocalAddr()),
 	}
 	s.api, err = whip.NewAPI(ap)
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
 	"fieldvideo/internal/audit"
@@ -309,16 +310,10 @@ func (s *Server) handlePatch(kind string) http.HandlerFunc {
 			whip.WriteError(w, whip.Errorf(http.StatusBadRequest, "more than %d ICE candidates sent to this session; a peer has a few dozen at most", whip.MaxCandidates))
 			return
 		}
+		// The candidates are checked and counted, not used: the peer's own
+		// connectivity checks tell its addresses (whip.WithoutCandidates).
 		for _, c := range frag.Candidates {
-			init := webrtc.ICECandidateInit{Candidate: c.Value}
-			if c.Mid != "" {
-				mid := c.Mid
-				init.SDPMid = &mid
-			} else {
-				idx := c.Index
-				init.SDPMLineIndex = &idx
-			}
-			if err := ss.pc.AddICECandidate(init); err != nil {
+			if _, err := ice.UnmarshalCandidate(c.Value); err != nil {
 				whip.WriteError(w, whip.Errorf(http.StatusBadRequest, "candidate %q: %v", c.Value, err))
 				return
 			}

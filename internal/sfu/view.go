@@ -106,7 +106,7 @@ func (s *Server) view(r *http.Request, name string, ev *audit.Event) (*session, 
 		pc.Close()
 		return nil, "", whip.Errorf(http.StatusNotAcceptable, "nothing of source %q can be sent to this player: %v", name, missing)
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(body)}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: whip.WithoutCandidates(string(body))}); err != nil {
 		pc.Close()
 		return nil, "", whip.Errorf(http.StatusBadRequest, "offer rejected: %v", err)
 	}

@@ -73,13 +73,6 @@ type APIParams struct {
 	// Keepalive is how often a connected peer connection checks its path with a STUN
 	// binding request; zero means DefaultKeepalive.
 	Keepalive time.Duration
-	// Lite makes the peer connections ICE-lite (RFC 8445, 2.5), as a server's
-	// should be: they answer the peer's connectivity checks and send none of
-	// their own, so that the candidates of an offer (any address the offerer
-	// names, as many as it likes) never make the server send anything to
-	// them. The peer, a full agent, checks the paths; the server is reached
-	// at its host candidates (or AdvertiseIPs).
-	Lite bool
 }
 
 // NewAPI returns a WebRTC API with our codecs, NACK generation, RTCP
@@ -117,8 +110,7 @@ func NewAPI(p APIParams) (*webrtc.API, error) {
 	}
 
 	se := SettingEngine(ICEParams{UDPMux: p.UDPMux, Loopback: p.Loopback, LoopbackOnly: p.LoopbackOnly,
-		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout, Net: p.Net, Keepalive: p.Keepalive,
-		Lite: p.Lite})
+		AdvertiseIPs: p.AdvertiseIPs, DisconnectedTimeout: p.DisconnectedTimeout, FailedTimeout: p.FailedTimeout, Net: p.Net, Keepalive: p.Keepalive})
 	if p.SendOnly {
 		// only RTCP, STUN and DTLS come back: no read buffer need be larger
 		// than an Ethernet frame (each peer connection holds several)
@@ -156,7 +148,6 @@ type ICEParams struct {
 	DisconnectedTimeout, FailedTimeout time.Duration // zero: 3 s and 8 s
 	Net                                transport.Net // nil: the host's
 	Keepalive                          time.Duration // zero: DefaultKeepalive
-	Lite                               bool          // ICE-lite (APIParams.Lite)
 }
 
 // SettingEngine returns the settings every peer connection of this system
@@ -192,7 +183,6 @@ func SettingEngine(p ICEParams) webrtc.SettingEngine {
 		keep = DefaultKeepalive
 	}
 	se.SetICETimeouts(disc, failed, keep)
-	se.SetLite(p.Lite)
 	// Take whole datagrams up to the largest a path can carry unfragmented
 	// (and more: RTSP cameras over TCP send large payloads), so that no
 	// packet is cut short and dropped.

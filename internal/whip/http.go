@@ -73,6 +73,11 @@ const MaxMediaSections = 16
 // interfaces offers a few dozen.
 const MaxCandidates = 64
 
+// MaxUfrag bounds an offer's ICE username fragment (RFC 8839 allows 256
+// characters; browsers send 4 to 16): it is repeated in every connectivity
+// check the server sends back.
+const MaxUfrag = 64
+
 // ParseOffer validates an SDP offer and returns it parsed. Errors are *Error
 // with status 400 naming what is wrong.
 func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
@@ -99,10 +104,50 @@ func ParseOffer(b []byte) (*sdp.SessionDescription, error) {
 			}
 		}
 	}
+	for _, a := range append(s.Attributes, mediaAttributes(s.MediaDescriptions, "ice-ufrag")...) {
+		if a.Key == "ice-ufrag" && len(a.Value) > MaxUfrag {
+			return nil, Errorf(http.StatusBadRequest, "SDP offer's ice-ufrag has %d characters; at most %d are taken", len(a.Value), MaxUfrag)
+		}
+	}
 	if len(cands) > MaxCandidates {
 		return nil, Errorf(http.StatusBadRequest, "SDP offer has %d ICE candidates; at most %d are taken", len(cands), MaxCandidates)
 	}
 	return &s, nil
+}
+
+// WithoutCandidates returns an offer or answer without its ICE candidates.
+// A server gives its peer connections none of the addresses a peer names
+// (an offer can name any, as many as it likes): it learns a peer's address
+// from the peer's own connectivity checks, authenticated with the ICE
+// password of the answer (peer-reflexive candidates, RFC 8445, 7.3.1.3),
+// and checks back only there. Nothing it does sends anything to an address
+// that did not reach it first.
+func WithoutCandidates(sdp string) string {
+	if !strings.Contains(sdp, "a=candidate:") && !strings.Contains(sdp, "a=end-of-candidates") {
+		return sdp
+	}
+	var b strings.Builder
+	b.Grow(len(sdp))
+	for line := range strings.SplitAfterSeq(sdp, "\n") {
+		if strings.HasPrefix(line, "a=candidate:") || strings.HasPrefix(line, "a=end-of-candidates") {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// mediaAttributes returns the attributes called key of every media section.
+func mediaAttributes(ms []*sdp.MediaDescription, key string) []sdp.Attribute {
+	var out []sdp.Attribute
+	for _, m := range ms {
+		for _, a := range m.Attributes {
+			if a.Key == key {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // candidateKey names a candidate by its transport, address and port, which

@@ -149,3 +149,16 @@ func TestOfferCandidatesBounded(t *testing.T) {
 		t.Fatalf("%d candidates: %v", MaxCandidates+1, err)
 	}
 }
+
+func TestOfferUfragBounded(t *testing.T) {
+	offer := func(ufrag string) string {
+		return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n" +
+			"a=mid:0\r\na=ice-ufrag:" + ufrag + "\r\na=rtpmap:96 H264/90000\r\n"
+	}
+	if _, err := ParseOffer([]byte(offer(strings.Repeat("u", MaxUfrag)))); err != nil {
+		t.Fatalf("a %d-character ufrag: %v", MaxUfrag, err)
+	}
+	if _, err := ParseOffer([]byte(offer(strings.Repeat("u", 490)))); err == nil || !strings.Contains(err.Error(), "490 characters") {
+		t.Fatalf("a 490-character ufrag: %v", err)
+	}
+}
