@@ -57,11 +57,13 @@ type WebRTC struct {
 	ICEServers []ICEServer `yaml:"ice_servers"`
 	// A WHIP or WHEP session that is not connected within ConnectTimeout of
 	// its answer is closed. At most MaxPendingSessions sessions wait to
-	// connect at once, MaxPendingPerAddress of them from one IP address;
+	// connect at once, MaxPendingPerAddress of them from one IP address (an
+	// IPv6 /64) and MaxPendingPerSubject of them with tokens of one subject;
 	// more are refused with 503 and Retry-After.
 	ConnectTimeout       time.Duration `yaml:"connect_timeout"`
 	MaxPendingSessions   int           `yaml:"max_pending_sessions"`
 	MaxPendingPerAddress int           `yaml:"max_pending_per_address"`
+	MaxPendingPerSubject int           `yaml:"max_pending_per_subject"`
 }
 
 // ICEServer is a STUN or TURN server offered to clients.
@@ -77,7 +79,7 @@ func DefaultSFU() SFU {
 		Log:  defaultLog(),
 		HTTP: HTTP{Address: ":8889", AllowOrigin: "*", MaxConnections: 4096, MaxConnectionsPerAddress: 512},
 		WebRTC: WebRTC{UDPAddress: ":8189", AdvertiseIPs: []string{}, Loopback: true, ICEServers: []ICEServer{},
-			ConnectTimeout: 15 * time.Second, MaxPendingSessions: 256, MaxPendingPerAddress: 64},
+			ConnectTimeout: 15 * time.Second, MaxPendingSessions: 256, MaxPendingPerAddress: 64, MaxPendingPerSubject: 64},
 		Auth:      defaultAuth(),
 		Audit:     defaultAudit("data/audit-sfu.log"),
 		Stream:    defaultStream(),
@@ -111,9 +113,10 @@ func (c SFU) Validate() error {
 			return fmt.Errorf("webrtc.advertise_ips: %q is not an IP address", ip)
 		}
 	}
-	if w := c.WebRTC; w.ConnectTimeout < time.Second || w.MaxPendingSessions <= 0 || w.MaxPendingPerAddress <= 0 || w.MaxPendingPerAddress > w.MaxPendingSessions {
-		return fmt.Errorf("webrtc: need connect_timeout >= 1s and 0 < max_pending_per_address <= max_pending_sessions (have %s, %d and %d)",
-			w.ConnectTimeout, w.MaxPendingPerAddress, w.MaxPendingSessions)
+	if w := c.WebRTC; w.ConnectTimeout < time.Second || w.MaxPendingSessions <= 0 || w.MaxPendingPerAddress <= 0 || w.MaxPendingPerAddress > w.MaxPendingSessions ||
+		w.MaxPendingPerSubject <= 0 || w.MaxPendingPerSubject > w.MaxPendingSessions {
+		return fmt.Errorf("webrtc: need connect_timeout >= 1s, 0 < max_pending_per_address <= max_pending_sessions and 0 < max_pending_per_subject <= max_pending_sessions (have %s, %d, %d and %d)",
+			w.ConnectTimeout, w.MaxPendingPerAddress, w.MaxPendingPerSubject, w.MaxPendingSessions)
 	}
 	if err := c.Auth.validate(); err != nil {
 		return err

@@ -294,6 +294,19 @@ func connKey(nc net.Conn) string {
 
 // remoteIP is the key of the per-address limit: the IPv4 address, or the
 // /64 prefix of an IPv6 address.
+// AddrKey names the host of a remote "host:port" address as the limits
+// count it: the IP address, or for IPv6 its /64 prefix.
+func AddrKey(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return remoteIP(&net.TCPAddr{IP: ip})
+	}
+	return host
+}
+
 func remoteIP(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {

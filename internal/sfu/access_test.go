@@ -288,6 +288,7 @@ func TestHalfOpenSessionsAreBounded(t *testing.T) {
 	h := startSFUWith(t, func(c *conf.SFU) {
 		c.WebRTC.MaxPendingPerAddress = 5
 		c.WebRTC.MaxPendingSessions = 8
+		c.WebRTC.MaxPendingPerSubject = 8
 		c.WebRTC.ConnectTimeout = 2 * time.Second
 	})
 	h.publish("cam1", synth.Params{})
@@ -312,6 +313,33 @@ func TestHalfOpenSessionsAreBounded(t *testing.T) {
 	}
 	testkit.WaitFor(t, 10*time.Second, "the half-open sessions to time out", func() bool { return h.sessionsOf("whep", "cam1") == 0 })
 	h.view("cam1", tok, &received{})
+}
+
+// One token's holder cannot take every place among the sessions waiting to
+// connect, from however many addresses: past max_pending_per_subject its
+// offers are refused, and another holder's are not.
+func TestHalfOpenSessionsPerSubject(t *testing.T) {
+	h := startSFUWith(t, func(c *conf.SFU) {
+		c.WebRTC.MaxPendingPerAddress = 8
+		c.WebRTC.MaxPendingSessions = 8
+		c.WebRTC.MaxPendingPerSubject = 3
+	})
+	h.publish("cam1", synth.Params{})
+	offer := validOffer(t, h)
+	wall := h.mintFor("wall-7", auth.RoleWall, nil, []string{"*"}, time.Hour)
+	for i := range 5 {
+		code, body, _ := h.post("/cam1/whep", wall, offer)
+		if want := map[bool]int{true: http.StatusCreated, false: http.StatusServiceUnavailable}[i < 3]; code != want {
+			t.Fatalf("half-open WHEP %d of one holder: %d %q; want %d", i+1, code, body, want)
+		}
+		if i >= 3 && !strings.Contains(body, "max_pending_per_subject") {
+			t.Fatalf("the refusal: %q", body)
+		}
+	}
+	other := h.mintFor("wall-8", auth.RoleWall, nil, []string{"*"}, time.Hour)
+	if code, body, _ := h.post("/cam1/whep", other, offer); code != http.StatusCreated {
+		t.Fatalf("another holder's WHEP: %d %q", code, body)
+	}
 }
 
 func (h *harness) postJSON(path, token, body string) (int, string, http.Header) {

@@ -125,7 +125,7 @@ func (s *Server) handleOffer(action, via string, negotiate negotiator) http.Hand
 			ev = &audit.Event{}
 		}
 		ev.Action, ev.Source, ev.Via = action, name, via
-		slot, err := s.admit(r.RemoteAddr)
+		slot, err := s.admit(r)
 		if err != nil {
 			w.Header().Set("Retry-After", "5")
 			whip.WriteError(w, err)

@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"fieldvideo/internal/audit"
 	"fieldvideo/internal/auth"
+	"fieldvideo/internal/netlimit"
 	"fieldvideo/internal/whip"
 )
 
@@ -191,12 +191,18 @@ func (ss *session) ownerIs(c *auth.Claims) bool {
 }
 
 // admit takes a place for a new session among those waiting to connect, or
-// refuses with 503 when too many wait (in all, or from the remote's
-// address). The returned function gives the place back.
-func (s *Server) admit(remote string) (func(), error) {
-	ip := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		ip = h
+// refuses with 503 when too many wait: in all, from the remote's address, or
+// with tokens of the request's subject (none is counted for a request
+// without a valid token, which its negotiation refuses). The returned
+// function gives the place back.
+func (s *Server) admit(r *http.Request) (func(), error) {
+	ip := "addr " + netlimit.AddrKey(r.RemoteAddr)
+	who := ""
+	if c, err := s.p.Verifier.Verify(auth.FromRequest(r)); err == nil {
+		who = "subject " + c.Subject
+		if c.Subject == "" {
+			who = "token " + c.ID
+		}
 	}
 	w := s.p.Conf.WebRTC
 	s.mu.Lock()
@@ -205,17 +211,27 @@ func (s *Server) admit(remote string) (func(), error) {
 	case s.pendingTotal >= w.MaxPendingSessions:
 		return nil, whip.Errorf(http.StatusServiceUnavailable, "%d sessions are waiting to connect (webrtc.max_pending_sessions); retry in a few seconds", s.pendingTotal)
 	case s.pending[ip] >= w.MaxPendingPerAddress:
-		return nil, whip.Errorf(http.StatusServiceUnavailable, "%d sessions from %s are waiting to connect (webrtc.max_pending_per_address); retry in a few seconds", s.pending[ip], ip)
+		return nil, whip.Errorf(http.StatusServiceUnavailable, "%d sessions from %s are waiting to connect (webrtc.max_pending_per_address); retry in a few seconds", s.pending[ip], ip[len("addr "):])
+	case who != "" && s.pending[who] >= w.MaxPendingPerSubject:
+		return nil, whip.Errorf(http.StatusServiceUnavailable, "%d sessions of this token's holder are waiting to connect (webrtc.max_pending_per_subject); connect those first, or retry in a few seconds", s.pending[who])
 	}
 	s.pendingTotal++
-	s.pending[ip]++
+	keys := []string{ip}
+	if who != "" {
+		keys = append(keys, who)
+	}
+	for _, k := range keys {
+		s.pending[k]++
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			s.pendingTotal--
-			if s.pending[ip]--; s.pending[ip] <= 0 {
-				delete(s.pending, ip)
+			for _, k := range keys {
+				if s.pending[k]--; s.pending[k] <= 0 {
+					delete(s.pending, k)
+				}
 			}
 			s.mu.Unlock()
 		})
