@@ -16,8 +16,8 @@ import (
 
 // TestOfferedCandidatesDrawNoTraffic offers, besides the viewer's own
 // candidates, candidates of another host (a UDP socket standing for a victim)
-// with the highest priority: the SFU is ICE-lite and sends nothing to an
-// address an offer names; the viewer's own checks find the path and it plays.
+// with the highest priority: the SFU sends nothing to an address an offer
+// names; it learns the viewer's from the viewer's own checks, and it plays.
 func TestOfferedCandidatesDrawNoTraffic(t *testing.T) {
 	h := startSFU(t)
 	h.publish("cam1", synth.Params{Audio: true, FPS: 25, GOP: 50})
