@@ -245,6 +245,7 @@ func (r *registry) release(s *source, ss *gortsplib.ServerSession, reason string
 		return
 	}
 	s.publisher = nil
+	s.stream.DropCache()
 	r.setStateLocked(s, StateOffline, reason)
 }
 

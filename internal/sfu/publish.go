@@ -175,6 +175,7 @@ func (s *Server) publish(r *http.Request, name string, ev *audit.Event) (*sessio
 		s.mu.Lock()
 		var gone []*stream.Stream
 		if src.pub.CompareAndSwap(p, nil) {
+			st.DropCache()
 			src.since = time.Now()
 			src.person = ""
 			if p.relay == "" && auth.Role(p.ss.role) != auth.RoleCamera {

@@ -250,6 +250,20 @@ func (s *Stream) cache(u *unit.Unit) {
 	c.bytes += n
 }
 
+// DropCache forgets the cached groups of pictures: the publisher left, so a
+// reader that joins now waits for the next publisher's keyframe instead of
+// being shown what was sent before, and the memory is freed while the
+// source stays listed.
+func (s *Stream) DropCache() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.gop {
+		c := &s.gop[i]
+		clear(c.units)
+		c.units, c.bytes, c.overflow = nil, 0, false
+	}
+}
+
 // RequestKeyframe asks upstream for a keyframe on a track, at most once per
 // KeyframeInterval: a request within the interval is sent at its end, unless a
 // keyframe of the track came meanwhile.

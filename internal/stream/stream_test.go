@@ -92,6 +92,31 @@ func TestNewReaderGetsSqueezedGOPThenLive(t *testing.T) {
 	}
 }
 
+// After DropCache (the publisher left) a new reader is shown nothing from
+// before: it starts at the next keyframe, as one without a cache does.
+func TestDroppedCacheIsNotReplayed(t *testing.T) {
+	s := New(Params{Name: "cam", Tracks: testTracks})
+	defer s.Close()
+	s.Write(frame(11, 4000, true, 3))
+	s.Write(frame(14, 7000, false, 2))
+	s.DropCache()
+	if n := s.gop[0].bytes; n != 0 || s.gop[0].units != nil {
+		t.Fatalf("the cache holds %d bytes after DropCache", n)
+	}
+	var c collector
+	r, err := s.AddReader(ReaderParams{Name: "v", OnUnit: c.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s.Write(frame(16, 10000, false, 1))
+	s.Write(frame(17, 13000, true, 1))
+	waitFor(t, "the next keyframe", func() bool { return c.n() == 1 })
+	if d := c.all()[0]; d.Unit.Seq != 17 || d.Flags&FlagReplay != 0 {
+		t.Fatalf("first delivery: seq %d replay %v; want the new keyframe, live", d.Unit.Seq, d.Flags&FlagReplay != 0)
+	}
+}
+
 func TestReaderWithoutCacheWaitsForKeyframeAndRequestsOne(t *testing.T) {
 	var requests atomic.Int32
 	s := New(Params{Name: "cam", Tracks: testTracks, RequestKeyframe: func(int) { requests.Add(1) }})
