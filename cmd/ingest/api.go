@@ -69,7 +69,8 @@ func (a *api) sources(w http.ResponseWriter, r *http.Request) {
 		st := sourceState{SourceInfo: s}
 		if !c.CanOperate() {
 			// where a camera is and who pushes from where are the operators' to know,
-			// as in the cameras list
+			// as in the cameras list; the reason names neither
+			st.Reason = ingest.HideAddresses(st.Reason, st.URL, st.Remote)
 			st.URL, st.Remote = "", ""
 		}
 		if u, ok := ups[s.Name]; ok {

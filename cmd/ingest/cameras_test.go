@@ -36,6 +36,7 @@ type apiEnv struct {
 	base      string
 	auditPath string
 	srv       *ingest.Server
+	logs      *syncBuffer // ingest's log, debug lines included
 }
 
 func startAPI(t *testing.T, camerasFile string, maxCameras int) *apiEnv {
@@ -50,7 +51,8 @@ func startAPI(t *testing.T, camerasFile string, maxCameras int) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	in, err := ingest.New(ingest.Params{
 		RTSP: conf.RTSP{Address: "127.0.0.1:0"}, CamerasFile: camerasFile, MaxCameras: maxCameras,
 		Reconnect: conf.Reconnect{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond},
@@ -72,7 +74,7 @@ func startAPI(t *testing.T, camerasFile string, maxCameras int) *apiEnv {
 		}
 		al.Close()
 	})
-	return &apiEnv{t: t, base: hs.URL, auditPath: auditPath, srv: in}
+	return &apiEnv{t: t, base: hs.URL, auditPath: auditPath, srv: in, logs: logs}
 }
 
 func (e *apiEnv) token(role auth.Role, sub string, view ...string) string {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,9 @@ import (
 	"fieldvideo/internal/conf"
 )
 
-// RedactMark stands for a password in the URLs the cameras API shows. A
-// change whose URL carries it as the password keeps the stored password.
+// RedactMark stands for a password, or the value of a secret parameter, in
+// the URLs the cameras API shows. A change that gives it in its place keeps
+// the stored value, as long as the camera's scheme, host and port stay.
 const RedactMark = "***"
 
 // Limits of a camera request body.
@@ -211,14 +213,23 @@ func (p CameraPatch) Apply(old *conf.Camera) (conf.Camera, error) {
 
 // resolveURL returns the camera URL with its credentials: those of p.URL,
 // or of username and password, with RedactMark (or an absent password)
-// standing for the stored one.
+// standing for the stored one, and RedactMark as the value of a secret in
+// the path or the query standing for the stored value. A stored secret is
+// only carried over while the camera's destination (scheme, host and port)
+// stays the same: sent elsewhere, it would hand the camera's password to
+// whoever answers there. The path may change (another stream of the same
+// camera).
 func (p CameraPatch) resolveURL(old *conf.Camera) (string, error) {
+	var oldU *url.URL
 	var oldUser, oldPass string
 	oldHas := false
 	if old != nil {
-		if ou, err := url.Parse(old.URL); err == nil && ou.User != nil {
-			oldUser = ou.User.Username()
-			oldPass, oldHas = ou.User.Password()
+		if ou, err := url.Parse(old.URL); err == nil {
+			oldU = ou
+			if ou.User != nil {
+				oldUser = ou.User.Username()
+				oldPass, oldHas = ou.User.Password()
+			}
 		}
 	}
 	raw := ""
@@ -236,6 +247,7 @@ func (p CameraPatch) resolveURL(old *conf.Camera) (string, error) {
 		return "", cameraErr(CameraInvalid, "url is not an rtsp:// or rtsps:// URL; write it as rtsp://host:port/path (characters such as @ / # in a password go in the password field)")
 	}
 	user, pass, has := "", "", false
+	keptPass := false // pass is the stored password
 	switch {
 	case p.URL != nil && u.User != nil:
 		if p.Username != nil || p.Password != nil {
@@ -244,33 +256,42 @@ func (p CameraPatch) resolveURL(old *conf.Camera) (string, error) {
 		user = u.User.Username()
 		pass, has = u.User.Password()
 	case p.Username != nil || p.Password != nil:
-		user, pass, has = oldUser, oldPass, oldHas
+		user, pass, has, keptPass = oldUser, oldPass, oldHas, oldHas
 		if p.Username != nil {
 			user = strings.TrimSpace(*p.Username)
 		}
 		if p.Password != nil {
-			pass, has = *p.Password, *p.Password != ""
+			pass, has, keptPass = *p.Password, *p.Password != "", false
 		}
 	case p.URL == nil:
-		user, pass, has = oldUser, oldPass, oldHas
+		user, pass, has, keptPass = oldUser, oldPass, oldHas, oldHas
 	}
-	if has && pass == RedactMark {
+	if has && pass == RedactMark && !keptPass {
 		if !oldHas {
 			return "", cameraErr(CameraInvalid, "password: %s stands for the stored password, and this camera has none; type the camera's password", RedactMark)
 		}
-		pass = oldPass
+		pass, keptPass = oldPass, true
 	}
-	oldQuery := ""
-	if old != nil {
-		if ou, err := url.Parse(old.URL); err == nil {
-			oldQuery = ou.RawQuery
-		}
+	oldPath, oldQuery := "", ""
+	if oldU != nil {
+		oldPath, oldQuery = oldU.EscapedPath(), oldU.RawQuery
 	}
-	q, missing, ok := restoreQuery(u.RawQuery, oldQuery)
-	if !ok {
+	path, missingPath, inPath := restoreSecrets(mapPathSecrets, u.EscapedPath(), oldPath)
+	query, missingQuery, inQuery := restoreSecrets(mapSecrets, u.RawQuery, oldQuery)
+	if missing := cmp.Or(missingPath, missingQuery); missing != "" {
 		return "", cameraErr(CameraInvalid, "url: %s=%s stands for the stored value, and this camera has none; type it", missing, RedactMark)
 	}
-	u.RawQuery = q
+	// Only a stored URL has secrets to keep: oldU is set when one is kept.
+	// An empty stored password is no secret.
+	if kept := (keptPass && pass != "") || inPath+inQuery > 0; kept && destination(u) != destination(oldU) {
+		from, to := addressChange(destination(oldU), destination(u))
+		if keptPass && pass != "" {
+			return "", cameraErr(CameraInvalid, "password: the camera's address changed from %s to %s; give its password again (the stored one is only kept for the same address)", from, to)
+		}
+		return "", cameraErr(CameraInvalid, "url: the camera's address changed from %s to %s; type the values of its secret parameters again instead of %s (the stored ones are only kept for the same address)", from, to, RedactMark)
+	}
+	setEscapedPath(u, path)
+	u.RawQuery = query
 	switch {
 	case len(user) > maxCredentialLength:
 		return "", cameraErr(CameraInvalid, "username is %d bytes; use at most %d", len(user), maxCredentialLength)
@@ -318,40 +339,6 @@ func transportOf(t string) string {
 		return "auto"
 	}
 	return t
-}
-
-// RedactURL returns a camera URL with its password, and the values of query parameters
-// that carry secrets (password=, token=, ...), replaced by RedactMark:
-// rtsp://user:***@host/path?channel=1&password=***. A URL that cannot be parsed is
-// hidden whole.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(the URL cannot be parsed and is hidden)"
-	}
-	u.RawQuery = redactQuery(u.RawQuery)
-	if u.User == nil {
-		return u.String()
-	}
-	user := u.User.Username()
-	_, has := u.User.Password()
-	u.User = nil
-	rest := strings.TrimPrefix(u.String(), u.Scheme+"://")
-	cred := url.User(user).String()
-	if has {
-		cred += ":" + RedactMark
-	}
-	return u.Scheme + "://" + cred + "@" + rest
-}
-
-// redactForLog returns a camera URL without its password, as logs and the
-// source list show it.
-func redactForLog(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return redactURL(u)
 }
 
 // urlUser returns the user name of a camera URL.

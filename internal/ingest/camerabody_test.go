@@ -12,6 +12,15 @@ import (
 // storedGate is the camera the body tests change.
 var storedGate = conf.Camera{Name: "gate", URL: "rtsp://admin:old-secret-pw@10.0.0.5:554/stream1", Transport: "tcp"}
 
+// storedPath is a camera that takes its credentials in the path, as XMEye and
+// Dahua cameras do.
+var storedPath = conf.Camera{Name: "dvr", URL: "rtsp://10.0.0.5/user=admin&password=P4th%2FSecret&channel=1&stream=0.sdp?"}
+
+// storedSecrets holds a stored secret in each place a URL can: the fuzz
+// target edits it.
+var storedSecrets = conf.Camera{Name: "all",
+	URL: "rtsp://admin:old-secret-pw@10.0.0.5:554/user=admin&password=old-path-pw&channel=1?token=old-query-tok"}
+
 // TestCameraBody: good bodies make the camera they describe; bad ones get
 // an error that names the field, and never the password or the URL.
 func TestCameraBody(t *testing.T) {
@@ -29,10 +38,31 @@ func TestCameraBody(t *testing.T) {
 		{"new without credentials", `{"name":"gate","url":"rtsp://10.0.0.5/s","username":"","password":""}`, nil, "rtsp://10.0.0.5/s", nil},
 		{"position and label", `{"name":"g","url":"rtsp://h/s","position":{"lat":-33.9,"lon":151.2},"label":" Gate "}`, nil, "rtsp://h/s",
 			func(c conf.Camera) bool { return c.Position != nil && c.Position.Lat == -33.9 && c.Label == "Gate" }},
-		{"redacted URL keeps the password", `{"url":"rtsp://admin:***@10.0.0.6/stream2"}`, &storedGate,
-			"rtsp://admin:old-secret-pw@10.0.0.6/stream2", nil},
-		{"URL without password keeps the fields' password", `{"url":"rtsp://10.0.0.6/x","username":"admin"}`, &storedGate,
-			"rtsp://admin:old-secret-pw@10.0.0.6/x", nil},
+		{"redacted URL keeps the password", `{"url":"rtsp://admin:***@10.0.0.5:554/stream2"}`, &storedGate,
+			"rtsp://admin:old-secret-pw@10.0.0.5:554/stream2", nil},
+		{"redacted URL keeps the password at the default port", `{"url":"rtsp://admin:***@10.0.0.5/stream2"}`, &storedGate,
+			"rtsp://admin:old-secret-pw@10.0.0.5/stream2", nil},
+		{"URL without password keeps the fields' password", `{"url":"rtsp://10.0.0.5:554/x","username":"admin"}`, &storedGate,
+			"rtsp://admin:old-secret-pw@10.0.0.5:554/x", nil},
+		{"another address with a new password", `{"url":"rtsp://127.0.0.1:8600/cam1","username":"admin","password":"typed-again"}`, &storedGate,
+			"rtsp://admin:typed-again@127.0.0.1:8600/cam1", nil},
+		{"another address without credentials", `{"url":"rtsp://127.0.0.1:8600/cam1"}`, &storedGate, "rtsp://127.0.0.1:8600/cam1", nil},
+		{"host in capitals", `{"url":"rtsp://admin:***@CAM.example:554/s"}`, &conf.Camera{Name: "c", URL: "rtsp://admin:pw@cam.example/s"},
+			"rtsp://admin:pw@CAM.example:554/s", nil},
+		{"redacted path secret keeps its value", `{"url":"rtsp://10.0.0.5/user=admin&password=***&channel=2&stream=0.sdp?"}`, &storedPath,
+			"rtsp://10.0.0.5/user=admin&password=P4th%2FSecret&channel=2&stream=0.sdp?", nil},
+		{"redacted path secret, underscores", `{"url":"rtsp://10.0.0.5/user=admin_password=***_channel=2_stream=0.sdp"}`,
+			&conf.Camera{Name: "x", URL: "rtsp://10.0.0.5/user=admin_password=P4th_Secret_channel=1_stream=0.sdp"},
+			"rtsp://10.0.0.5/user=admin_password=P4th_Secret_channel=2_stream=0.sdp", nil},
+		{"new path secret", `{"url":"rtsp://10.0.0.9/user=admin&password=fresh&channel=1"}`, &storedPath,
+			"rtsp://10.0.0.9/user=admin&password=fresh&channel=1", nil},
+		{"the console's edit on the same address", `{"url":"rtsp://10.0.0.5:554/user=admin&password=***&channel=2?token=***",` +
+			`"transport":"auto","disabled":false,"label":"","username":"admin","position":null}`, &storedSecrets,
+			"rtsp://admin:old-secret-pw@10.0.0.5:554/user=admin&password=old-path-pw&channel=2?token=old-query-tok", nil},
+		{"an empty stored password may move", `{"url":"rtsp://10.0.0.9/s","username":"admin"}`, &conf.Camera{Name: "e", URL: "rtsp://admin:@10.0.0.5/s"},
+			"rtsp://admin:@10.0.0.9/s", nil},
+		{"two query secrets of one name", `{"url":"rtsp://h/live?key=***&key=***"}`, &conf.Camera{Name: "q", URL: "rtsp://h/live?key=one&key=two"},
+			"rtsp://h/live?key=one&key=two", nil},
 		{"new password", `{"password":"fresh-pw"}`, &storedGate, "rtsp://admin:fresh-pw@10.0.0.5:554/stream1", nil},
 		{"absent fields stay", `{"disabled":true}`, &storedGate, storedGate.URL,
 			func(c conf.Camera) bool { return c.Disabled && c.Transport == "tcp" }},
@@ -92,6 +122,29 @@ func TestCameraBody(t *testing.T) {
 		{"rename", `{"name":"other"}`, &storedGate, "name: a camera cannot be renamed"},
 		{"control characters", `{"name":"gate","url":"rtsp://h/","username":"a\nb"}`, nil, "username and password must not"},
 		{"long password", `{"name":"gate","url":"rtsp://h/","username":"a","password":"` + strings.Repeat("x", 300) + `"}`, nil, "password is 300 bytes"},
+
+		// a stored secret is kept for the camera's own address only.
+		{"redacted URL to another host", `{"url":"rtsp://admin:***@127.0.0.1:8600/cam1"}`, &storedGate,
+			"password: the camera's address changed from 10.0.0.5:554 to 127.0.0.1:8600; give its password again"},
+		{"redacted URL to another port", `{"url":"rtsp://admin:***@10.0.0.5:8554/stream1"}`, &storedGate,
+			"password: the camera's address changed from 10.0.0.5:554 to 10.0.0.5:8554"},
+		{"redacted URL to rtsps", `{"url":"rtsps://admin:***@10.0.0.5:554/stream1"}`, &storedGate,
+			"password: the camera's address changed from rtsp://10.0.0.5:554 to rtsps://10.0.0.5:554"},
+		{"user name only, another host", `{"url":"rtsp://127.0.0.1:8600/cam1","username":"admin"}`, &storedGate,
+			"password: the camera's address changed from 10.0.0.5:554 to 127.0.0.1:8600"},
+		{"other user name, another host", `{"url":"rtsp://127.0.0.1:8600/cam1","username":"root"}`, &storedGate,
+			"password: the camera's address changed"},
+		{"password field mark, another host", `{"url":"rtsp://127.0.0.1:8600/cam1","username":"admin","password":"***"}`, &storedGate,
+			"password: the camera's address changed"},
+		{"query secret to another host", `{"url":"rtsp://127.0.0.1:8600/live?channel=1&password=***"}`,
+			&conf.Camera{Name: "q", URL: "rtsp://10.0.0.5/live?channel=1&password=old-secret-pw"},
+			"url: the camera's address changed from 10.0.0.5:554 to 127.0.0.1:8600; type the values of its secret parameters again"},
+		{"path secret to another host", `{"url":"rtsp://127.0.0.1:8600/user=admin&password=***&channel=1&stream=0.sdp?"}`, &storedPath,
+			"url: the camera's address changed from 10.0.0.5:554 to 127.0.0.1:8600"},
+		{"the console's edit to another address", `{"url":"rtsp://10.0.0.6:554/user=admin&password=***&channel=1?token=***",` +
+			`"transport":"auto","disabled":false,"label":"","username":"admin","position":null}`, &storedSecrets,
+			"password: the camera's address changed from 10.0.0.5:554 to 10.0.0.6:554"},
+		{"path mark on a new camera", `{"name":"gate","url":"rtsp://h/user=admin&password=***&channel=1"}`, nil, "url: password=*** stands for"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ParseCameraPatch([]byte(tc.body))
@@ -107,7 +160,8 @@ func TestCameraBody(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("error %q: want it to start with %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), "hunter2-long") || strings.Contains(err.Error(), "old-secret-pw") {
+			if strings.Contains(err.Error(), "hunter2-long") || strings.Contains(err.Error(), "old-secret-pw") ||
+				strings.Contains(err.Error(), "old-path-pw") || strings.Contains(err.Error(), "old-query-tok") || strings.Contains(err.Error(), "P4th") {
 				t.Fatalf("error %q quotes a password", err)
 			}
 		})
@@ -144,6 +198,14 @@ func TestRedactURL(t *testing.T) {
 		"rtsp://admin:s3cret@h:x:y/%zz":                "(the URL cannot be parsed and is hidden)",
 		"rtsp://h/live?channel=1&user=admin&password=s3cret&Auth_Token=t0k&subtype=0": "rtsp://h/live?channel=1&user=admin&password=***&Auth_Token=***&subtype=0",
 		"rtsp://u:p@h/s?pwd=a%26b&apikey=k":                                           "rtsp://u:***@h/s?pwd=***&apikey=***",
+		// credentials in the path, as XMEye and Dahua cameras take them
+		"rtsp://h:554/user=admin&password=P4thSecret&channel=1&stream=0.sdp?": "rtsp://h:554/user=admin&password=***&channel=1&stream=0.sdp?",
+		"rtsp://h/user=admin_password=P4th_Secret_channel=1_stream=0.sdp":     "rtsp://h/user=admin_password=***_channel=1_stream=0.sdp",
+		"rtsp://h/cam;user=admin;pwd=P4thSecret/live?token=t":                 "rtsp://h/cam;user=admin;pwd=***/live?token=***",
+		"rtsp://h/a/Auth_Token=P4thSecret/b":                                  "rtsp://h/a/Auth_Token=***/b",
+		"rtsp://h/user=admin&password=P4th%2F%26Secret&channel=1":             "rtsp://h/user=admin&password=***&channel=1",
+		"rtsp://h/stream=1&channel=2":                                         "rtsp://h/stream=1&channel=2",
+		"rtsp://u:p@h/user=a&passwd=P4thSecret?x=1":                           "rtsp://u:***@h/user=a&passwd=***?x=1",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
@@ -152,14 +214,22 @@ func TestRedactURL(t *testing.T) {
 }
 
 // FuzzCameraPatch: no body makes the parser or Apply panic; an accepted
-// body's camera passes its checks or is refused with a field named, and its
-// redacted URL never carries the password.
+// body's camera passes its checks or is refused with a field named; its
+// redacted URL never carries a secret (the password, a secret in the query
+// or the path), and sent back as it is, it makes the same camera; a stored
+// secret never goes to another address than the stored camera's.
 func FuzzCameraPatch(f *testing.F) {
 	f.Add([]byte(`{"name":"gate","url":"rtsp://10.0.0.5/s","username":"admin","password":"pw"}`), true)
 	f.Add([]byte(`{"url":"rtsp://admin:***@10.0.0.6/x"}`), false)
+	f.Add([]byte(`{"url":"rtsp://admin:***@10.0.0.5/x"}`), false)
 	f.Add([]byte(`{"name":"q","url":"rtsp://h/s?channel=1&password=pw&Token=t%26u"}`), true)
 	f.Add([]byte(`{"position":{"lat":1e309,"lon":0}}`), false)
 	f.Add([]byte(`{"name":"a","url":"rtsp://[::1]:554/s","position":null,"label":"\u0000"}`), true)
+	f.Add([]byte(`{"name":"x","url":"rtsp://h/user=admin&password=P4th%26&channel=1&stream=0.sdp?"}`), true)
+	f.Add([]byte(`{"name":"x","url":"rtsp://h/user=admin_password=a_b_channel=1_stream=0.sdp"}`), true)
+	f.Add([]byte(`{"url":"rtsp://10.0.0.5/user=admin&password=***&channel=2?token=***"}`), false)
+	f.Add([]byte(`{"url":"rtsp://127.0.0.1:8600/user=admin&password=***&channel=1"}`), false)
+	f.Add([]byte(`{"url":"rtsp://127.0.0.1:8600/cam1","username":"admin"}`), false)
 	f.Fuzz(func(t *testing.T, body []byte, isNew bool) {
 		orig := bytes.Clone(body)
 		p, err := ParseCameraPatch(body)
@@ -172,33 +242,94 @@ func FuzzCameraPatch(f *testing.F) {
 			}
 			return
 		}
-		old := &storedGate
+		old := &storedSecrets
 		if isNew {
 			old = nil
 		}
 		c, err := p.Apply(old)
 		if err != nil {
-			if strings.Contains(err.Error(), "old-secret-pw") {
-				t.Fatalf("error %q quotes the stored password", err)
+			if strings.Contains(err.Error(), "old-") {
+				t.Fatalf("error %q quotes a stored secret", err)
 			}
 			return
 		}
 		if c.Check() != nil {
 			return
 		}
-		u, err := url.Parse(RedactURL(c.URL))
+		redacted := RedactURL(c.URL)
+		u, err := url.Parse(redacted)
 		if err != nil {
 			t.Fatalf("redacted URL of an accepted camera does not parse: %v", err)
 		}
 		if pw, ok := u.User.Password(); ok && pw != RedactMark {
-			t.Fatalf("redacted URL %q shows a password", RedactURL(c.URL))
+			t.Fatalf("redacted URL %q shows a password", redacted)
 		}
 		for k, vs := range u.Query() {
 			for _, v := range vs {
 				if secretParam(k) && v != "" && v != RedactMark {
-					t.Fatalf("redacted URL %q shows %s", RedactURL(c.URL), k)
+					t.Fatalf("redacted URL %q shows %s", redacted, k)
 				}
 			}
 		}
+		mapPathSecrets(u.EscapedPath(), func(name, raw string) string {
+			if raw != "" && raw != RedactMark {
+				t.Fatalf("redacted URL %q shows %s in its path", redacted, name)
+			}
+			return raw
+		})
+		if old != nil && !bytes.Contains(body, []byte("old-")) && strings.Contains(c.URL, "old-") {
+			cu, err := url.Parse(c.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ou, _ := url.Parse(old.URL); destination(cu) != destination(ou) {
+				t.Fatalf("a stored secret went from %s to %s: %q", destination(ou), destination(cu), c.URL)
+			}
+		}
+		// the redacted URL sent back in an edit keeps every secret.
+		back, err := CameraPatch{URL: &redacted}.Apply(&c)
+		if err != nil {
+			if ce, ok := IsCameraError(err); ok && strings.HasPrefix(ce.Msg, "url is ") && strings.Contains(ce.Msg, " bytes;") {
+				return // the marks made it longer than a URL may be
+			}
+			t.Fatalf("the redacted URL %q of %q sent back: %v", redacted, c.URL, err)
+		}
+		if !sameURL(back.URL, c.URL) {
+			t.Fatalf("the redacted URL %q of %q sent back makes %q", redacted, c.URL, back.URL)
+		}
 	})
+}
+
+// TestHideAddresses: the reasons a wall sees name no host, address or port;
+// the rest of the reason stays.
+func TestHideAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		reason string
+		known  []string
+		want   string
+	}{
+		{"describe: dial tcp 127.0.0.1:8601: connect: connection refused", nil,
+			"describe: dial tcp (address hidden): connect: connection refused"},
+		{"describe: dial tcp [fe80::1%eth0]:554: i/o timeout", nil, "describe: dial tcp (address hidden): i/o timeout"},
+		{"describe: dial tcp [::1]:554: connect: connection refused", nil, "describe: dial tcp (address hidden): connect: connection refused"},
+		{"read tcp 10.1.2.3:50412->10.0.0.5:554: read: connection reset by peer", nil,
+			"read tcp (address hidden)->(address hidden): read: connection reset by peer"},
+		{"describe: dial tcp: lookup gate-cam.site.example on 127.0.0.53:53: no such host", []string{"rtsp://admin:***@gate-cam.site.example/s"},
+			"describe: dial tcp: lookup (address hidden) on (address hidden): no such host"},
+		{"describe: dial tcp: lookup gatecam: i/o timeout", []string{"rtsp://gatecam:8554/s"}, "describe: dial tcp: lookup (address hidden): i/o timeout"},
+		{"dial tcp gatecam:8554: i/o timeout, gatecam-2 too", []string{"rtsp://gatecam-2/s"}, "dial tcp (address hidden): i/o timeout, (address hidden) too"},
+		{"dial tcp cam.example:8554: connect: no route to host", nil, "dial tcp (address hidden): connect: no route to host"},
+		{"redirected to rtsp://10.9.9.9:554/other, refused", nil, "redirected to (address hidden) refused"},
+		{"the publisher left: read tcp 127.0.0.1:8554->192.0.2.7:40000: i/o timeout", []string{"192.0.2.7:40000"},
+			"the publisher left: read tcp (address hidden)->(address hidden): i/o timeout"},
+		// what is not an address stays
+		{"no media for 10s (rtsp.read_timeout): the camera stalled", []string{"rtsp://h/s"}, "no media for 10s (rtsp.read_timeout): the camera stalled"},
+		{"describe: bad status code: 401 (Unauthorized)", nil, "describe: bad status code: 401 (Unauthorized)"},
+		{"stream ended after 1m2s: the camera closed the connection", []string{"rtsp://the/s"}, "stream ended after 1m2s: the camera closed the connection"},
+		{"", nil, ""},
+	} {
+		if got := HideAddresses(tc.reason, tc.known...); got != tc.want {
+			t.Errorf("HideAddresses(%q, %q)\n got %q\nwant %q", tc.reason, tc.known, got, tc.want)
+		}
+	}
 }

@@ -29,6 +29,7 @@ var cameraOrigins = map[string]string{
 //	                           "disabled", "position": {"lat", "lon"}, "label"}
 //	PUT    /v1/cameras/{name}  change it: the fields given replace the camera's (absent ones stay);
 //	                           a url whose password is *** (as listed) keeps the stored password
+//	                           while the scheme, host and port stay (else it is refused)
 //	DELETE /v1/cameras/{name}  remove a camera added here
 //
 // Changes need an operator or commander token. Every request is audited
@@ -78,7 +79,8 @@ func (h *cameraAPI) operator(w http.ResponseWriter, r *http.Request, action stri
 }
 
 // visible returns what c may see of a camera: all of it for operators; a
-// wall sees the cameras it may view, without URL and user name.
+// wall sees the cameras it may view, without URL and user name, and with
+// the addresses in the reason hidden.
 func visible(c *auth.Claims, ci CameraInfo) (CameraInfo, bool) {
 	if c.CanOperate() {
 		return ci, true
@@ -86,6 +88,7 @@ func visible(c *auth.Claims, ci CameraInfo) (CameraInfo, bool) {
 	if !c.CanView(ci.Name) {
 		return CameraInfo{}, false
 	}
+	ci.Reason = HideAddresses(ci.Reason, ci.URL)
 	ci.URL, ci.Username = "", ""
 	return ci, true
 }

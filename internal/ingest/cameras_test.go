@@ -80,13 +80,21 @@ func TestCamerasAtRunTime(t *testing.T) {
 	}
 	testkit.WaitFor(t, waitTimeout, "camera A to play one session", func() bool { return camA.Playing() == 1 })
 
-	// edit the URL, sending the password back as ***: it reconnects to B with the stored password.
-	_, changed, err := env.srv.UpdateCamera("gate", CameraPatch{URL: strp("rtsp://admin:***@" + camB.Addr() + "/other")}, "op2")
+	// move it to B sending the password back as ***: refused, the stored password stays
+	// with A's address; typed again, it reconnects to B.
+	_, _, err = env.srv.UpdateCamera("gate", CameraPatch{URL: strp("rtsp://admin:***@" + camB.Addr() + "/other")}, "op2")
+	if !isKind(err, CameraInvalid) || !strings.Contains(err.Error(), "address changed from "+camA.Addr()+" to "+camB.Addr()) {
+		t.Fatalf("moving the camera with ***: %v, want it refused naming both addresses", err)
+	}
+	if ci, _ := env.srv.Camera("gate"); ci.State != StateLive || camA.Plays() != 1 || camB.Plays() != 0 {
+		t.Fatalf("camera %+v, A played %d, B %d: a refused change must change nothing", ci, camA.Plays(), camB.Plays())
+	}
+	_, changed, err := env.srv.UpdateCamera("gate", CameraPatch{URL: strp("rtsp://admin:" + rtCamPass + "@" + camB.Addr() + "/other")}, "op2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(changed, ",") != "url" {
-		t.Fatalf("changed %v: want url only (the password is kept)", changed)
+		t.Fatalf("changed %v: want url only (the same password)", changed)
 	}
 	testkit.WaitFor(t, waitTimeout, "A's session to end and B to play", func() bool {
 		return camA.Playing() == 0 && camA.Ended() == 1 && camB.Playing() == 1
@@ -201,11 +209,20 @@ func TestConfigCameras(t *testing.T) {
 	if err := env.srv.RemoveCamera("mast", "op"); !isKind(err, CameraConflict) || !strings.Contains(err.Error(), "FV_INGEST_CAMERAS") {
 		t.Fatalf("removing a configuration camera: %v", err)
 	}
+	// its password stays with its address, as a run-time camera's does.
+	other := testkit.StartRTSPCamera(t, testkit.RTSPCameraParams{User: "admin", Pass: rtCamPass})
+	if _, _, err := env.srv.UpdateCamera("mast", CameraPatch{URL: strp("rtsp://admin:***@" + other.Addr() + "/a")}, "op"); !isKind(err, CameraInvalid) ||
+		!strings.HasPrefix(err.Error(), "password: the camera's address changed from "+cam.Addr()+" to "+other.Addr()) {
+		t.Fatalf("moving a configuration camera with ***: %v, want it refused", err)
+	}
 	if _, _, err := env.srv.UpdateCamera("mast", CameraPatch{Disabled: boolp(true)}, "op"); err != nil {
 		t.Fatal(err)
 	}
 	env.waitCamera(t, "mast", StateDisabled)
 	testkit.WaitFor(t, waitTimeout, "the camera's session to end", func() bool { return cam.Playing() == 0 })
+	if other.Plays() != 0 {
+		t.Fatalf("the other camera was played %d times: the stored password went there", other.Plays())
+	}
 
 	env.srv.Close()
 	env = start()
