@@ -52,13 +52,15 @@ func newPuller(s *Server, cam conf.Camera) (*puller, error) {
 			pl.secrets = append(pl.secrets, u.User.String()+"@", pw, url.QueryEscape(pw), url.PathEscape(pw))
 		}
 	}
-	mapSecrets(u.RawQuery, func(_, raw string) string {
+	keep := func(_, raw string) string {
 		if v, err := url.QueryUnescape(raw); err == nil && v != raw {
 			pl.secrets = append(pl.secrets, v)
 		}
 		pl.secrets = append(pl.secrets, raw)
 		return raw
-	})
+	}
+	mapSecrets(u.RawQuery, keep)
+	mapPathSecrets((*url.URL)(u).EscapedPath(), keep)
 	pl.log = s.log.With("source", cam.Name, "url", pl.redacted)
 	return pl, nil
 }
