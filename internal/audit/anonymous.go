@@ -119,8 +119,8 @@ type held struct {
 	refused      int       // of them, with a status of 400 or more
 	since, until time.Time // of the first and the last
 	// the last request
-	method, path, actor, role string
-	status                    int
+	method, path, actor, role, via string
+	status                         int
 }
 
 func (h *held) add(ev *Event, now time.Time) {
@@ -128,7 +128,7 @@ func (h *held) add(ev *Event, now time.Time) {
 		h.since = now
 	}
 	if h.n == 0 || !now.Before(h.until) {
-		h.until, h.method, h.path, h.actor, h.role, h.status = now, ev.Method, ev.Path, ev.Actor, ev.Role, ev.Status
+		h.until, h.method, h.path, h.actor, h.role, h.via, h.status = now, ev.Method, ev.Path, ev.Actor, ev.Role, ev.Via, ev.Status
 	}
 	h.n++
 	if ev.Status >= 400 {
@@ -144,7 +144,7 @@ func (h *held) merge(o held) {
 		h.since = o.since
 	}
 	if h.n == 0 || !o.until.Before(h.until) {
-		h.until, h.method, h.path, h.actor, h.role, h.status = o.until, o.method, o.path, o.actor, o.role, o.status
+		h.until, h.method, h.path, h.actor, h.role, h.via, h.status = o.until, o.method, o.path, o.actor, o.role, o.via, o.status
 	}
 	h.n += o.n
 	h.refused += o.refused
@@ -343,7 +343,11 @@ func anonymousSummary(s summary) Event {
 	if h.refused > 0 {
 		result = "denied"
 	}
-	return Event{Actor: "anonymous", Action: ActionAnonymousSummary, Via: "http", Remote: s.key, Result: result,
+	via := h.via
+	if via == "" {
+		via = "http"
+	}
+	return Event{Actor: "anonymous", Action: ActionAnonymousSummary, Via: via, Remote: s.key, Result: result,
 		Reason: fmt.Sprintf("%d more requests without a valid identity (%d refused) from %s between %s and %s, last %s %s (%d)",
 			h.n, h.refused, from, h.since.UTC().Format(time.RFC3339Nano), h.until.UTC().Format(time.RFC3339Nano), h.method, h.path, h.status),
 		Method: h.method, Path: h.path, Status: h.status, Count: h.n, Refused: h.refused, Since: h.since.UTC(), Until: h.until.UTC()}

@@ -49,7 +49,10 @@
 // until are when the first and the last came; method, path and status are
 // those of the last. The summary of all the other addresses has no remote.
 // Requests with a valid identity, and connection upgrades, always have
-// their own event, in full.
+// their own event, in full. Requests that do not come through HTTP (RTSP)
+// go through WriteAnonymous when they have no valid identity: they share the
+// buckets of their address and of all addresses, and their summaries carry
+// the via of the address's last request.
 //
 // # Limited roles
 //

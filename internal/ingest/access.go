@@ -266,10 +266,8 @@ func (h *rtspHandler) lapsed(c *auth.Claims) string {
 // deny audits and logs a refusal and returns it. auth401 refusals make
 // gortsplib close the connection without a new challenge.
 func (h *rtspHandler) deny(cs *connState, action, source string, claims *auth.Claims, code base.StatusCode, reason string, auth401 bool) *refusal {
-	h.audit(accessEvent{remote: cs.remote, method: cs.method, action: action, source: source, claims: claims,
+	h.refused(accessEvent{remote: cs.remote, method: cs.method, action: action, source: source, claims: claims,
 		result: "denied", status: int(code), reason: reason})
-	h.s.log.Warn("RTSP "+action+" refused", "source", source, "remote", cs.remote, "method", cs.method,
-		"status", int(code), "reason", reason)
 	r := refuse(code, reason)
 	if auth401 {
 		r.err = liberrors.ErrServerAuth{}
@@ -288,6 +286,25 @@ func (h *rtspHandler) grant(cs *connState, action, source string, claims *auth.C
 	return nil
 }
 
+// refused audits and logs a refusal. The warnings of refusals without a
+// valid identity are spaced by the handler's anonWarn.
+func (h *rtspHandler) refused(a accessEvent) {
+	h.audit(a)
+	warn := func(more ...any) {
+		h.s.log.Warn("RTSP "+a.action+" refused", append([]any{"source", a.source, "remote", a.remote, "method", a.method,
+			"status", a.status, "reason", a.reason}, more...)...)
+	}
+	if !a.anonymous() {
+		warn()
+		return
+	}
+	h.anonRefusals.Add(1)
+	h.anonWarn.Do(func() { warn("refusals_without_identity_since_last_warning", h.anonRefusals.Swap(0)) })
+}
+
+// anonWarnEvery spaces the warnings of refusals without a valid identity.
+const anonWarnEvery = 10 * time.Second
+
 // accessEvent is what an RTSP audit event says.
 type accessEvent struct {
 	remote, method, action, source string
@@ -296,11 +313,26 @@ type accessEvent struct {
 	status                         int // RTSP status of a refusal
 }
 
+// anonymous reports whether the event is of a request without a valid
+// identity, which anyone can send as often as they like: no valid token,
+// or (401) one that expired or was revoked since it was granted.
+func (a accessEvent) anonymous() bool {
+	return a.claims == nil || a.status == int(base.StatusUnauthorized)
+}
+
+// audit writes the event of a; the events of requests without a valid
+// identity are clipped and rate-limited (audit.Log.WriteAnonymous).
 func (h *rtspHandler) audit(a accessEvent) error {
 	ev := audit.Event{Actor: "anonymous", Action: a.action, Source: a.source, Via: "rtsp", Remote: a.remote,
 		Result: a.result, Reason: a.reason, Method: a.method, Status: a.status}
+	if a.method != "" {
+		ev.Path = "/" + a.source
+	}
 	if a.claims != nil {
 		ev.Actor, ev.Role = a.claims.Who(), string(a.claims.Role)
+	}
+	if a.anonymous() {
+		return h.s.p.Audit.WriteAnonymous(ev)
 	}
 	return h.s.p.Audit.Write(ev)
 }

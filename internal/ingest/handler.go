@@ -4,21 +4,34 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"golang.org/x/time/rate"
 
 	"fieldvideo/internal/auth"
 	"fieldvideo/internal/conf"
 	tsync "fieldvideo/internal/sync"
+	"fieldvideo/internal/unit"
 )
 
 // rtspHandler handles the RTSP server's requests: pushes (ANNOUNCE, SETUP,
 // RECORD) and players (DESCRIBE, SETUP, PLAY).
 type rtspHandler struct {
 	s *Server
+
+	// anonWarn spaces the warnings of refusals without a valid identity
+	// (one every anonWarnEvery); anonRefusals counts those refusals since
+	// the last warning.
+	anonWarn     rate.Sometimes
+	anonRefusals atomic.Int64
+}
+
+func newRTSPHandler(s *Server) *rtspHandler {
+	return &rtspHandler{s: s, anonWarn: rate.Sometimes{Interval: anonWarnEvery}}
 }
 
 // sessionState is kept on every RTSP session that passed authorization.
@@ -35,6 +48,9 @@ type sessionState struct {
 	refs      map[*description.Media]tsync.RefClock
 	recording bool
 	lastWarn  time.Time // decode errors, rate-limited
+	// oversizeWarn spaces the warnings of video frames dropped for their
+	// size (unit.MaxFrameBytes), which may come from any track.
+	oversizeWarn rate.Sometimes
 
 	// Player sessions: the output they are set up on, and whether PLAY was
 	// granted.
@@ -70,11 +86,9 @@ func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
 func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	cs := stateOf(ctx.Conn)
 	if cs.challenged && !cs.authenticated {
-		reason := "no token: the client sent no credentials; put the token as the RTSP password or as ?token="
-		h.audit(accessEvent{remote: cs.remote, method: cs.challengeMethod, action: cs.challengeAction, source: cs.challengeSource,
-			result: "denied", status: int(base.StatusUnauthorized), reason: reason})
-		h.s.log.Warn("RTSP "+cs.challengeAction+" refused", "source", cs.challengeSource, "remote", cs.remote,
-			"method", cs.challengeMethod, "status", 401, "reason", reason)
+		h.refused(accessEvent{remote: cs.remote, method: cs.challengeMethod, action: cs.challengeAction, source: cs.challengeSource,
+			result: "denied", status: int(base.StatusUnauthorized),
+			reason: "no token: the client sent no credentials; put the token as the RTSP password or as ?token="})
 	}
 }
 
@@ -157,6 +171,10 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 	if ref != nil {
 		return ref.res, ref.err
 	}
+	if err := checkMedias(ctx.Description); err != nil {
+		r := h.deny(cs, actionPublish, name, claims, base.StatusBadRequest, err.Error(), false)
+		return r.res, r.err
+	}
 	in, skipped := selectTracks(ctx.Description)
 	if len(in) == 0 {
 		r := h.deny(cs, actionPublish, name, claims, base.StatusUnsupportedMediaType,
@@ -178,7 +196,8 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		return r.res, r.err
 	}
 	ctx.Session.SetUserData(&sessionState{publisher: true, src: src, claims: claims, token: cs.grantedToken, remote: cs.remote,
-		inputs: in, skipped: skipped, refs: refClocks(ctx.Description, ctx.Request.Body)})
+		inputs: in, skipped: skipped, refs: refClocks(ctx.Description, ctx.Request.Body),
+		oversizeWarn: rate.Sometimes{Interval: oversizeWarnEvery}})
 	if ref := h.grant(cs, actionPublish, name, claims); ref != nil {
 		return ref.res, ref.err
 	}
@@ -196,6 +215,7 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 	}
 	ws := newTrackWriters(st.src, st.inputs, st.refs)
 	for i, it := range st.inputs {
+		ws[i].asm.OnOversized = h.oversized(st, it.track, ws[i].asm)
 		ctx.Session.OnPacketRTP(it.media, it.format, ws[i].onPacket)
 	}
 	ctx.Session.OnPacketRTCPAny(onRTCP(ws))
@@ -273,6 +293,22 @@ func (h *rtspHandler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Respo
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
+// oversized returns the OnOversized hook of a publisher's track: a warning,
+// at most one every oversizeWarnEvery per session, with what the track's
+// assembler dropped so far.
+func (h *rtspHandler) oversized(st *sessionState, tr unit.Track, asm *unit.Assembler) func(rtpTime uint64, packets, bytes int) {
+	return func(_ uint64, packets, bytes int) {
+		st.oversizeWarn.Do(func() {
+			h.s.log.Warn("publisher sent a video frame larger than ingest takes; the frame is dropped",
+				"source", st.src.name, "remote", st.remote, "codec", tr.Codec, "packets", packets, "bytes", bytes,
+				"max_frame_bytes", unit.MaxFrameBytes, "frames_dropped", asm.Oversized, "packets_dropped", asm.OversizedPackets)
+		})
+	}
+}
+
+// oversizeWarnEvery spaces the warnings of one session's dropped frames.
+const oversizeWarnEvery = 10 * time.Second
+
 // OnDecodeError implements gortsplib.ServerHandlerOnDecodeError.
 func (h *rtspHandler) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx) {
 	st := sessionOf(ctx.Session)
@@ -309,7 +345,11 @@ func (h *rtspHandler) playerOutput(c *gortsplib.ServerConn, req *base.Request, p
 		info := h.s.reg.info(src)
 		reason := fmt.Sprintf("source %s is %s", name, info.State)
 		if info.Reason != "" {
-			reason += ": " + info.Reason
+			why := info.Reason
+			if !claims.CanOperate() {
+				why = HideAddresses(why, info.URL) // players do not see cameras' addresses
+			}
+			reason += ": " + why
 		}
 		if !errors.Is(err, errNotLive) {
 			reason = err.Error()

@@ -158,7 +158,7 @@ func New(p Params) (*Server, error) {
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.rtsp = &gortsplib.Server{
-		Handler:        &rtspHandler{s: s},
+		Handler:        newRTSPHandler(s),
 		RTSPAddress:    p.RTSP.Address,
 		UDPRTPAddress:  p.RTSP.UDPRTPAddress,
 		UDPRTCPAddress: p.RTSP.UDPRTCPAddress,

@@ -38,13 +38,33 @@ type inputTrack struct {
 // noteNotRelayable is the SourceInfo note of tracks kept for recording only.
 const noteNotRelayable = "not relayable to browsers (kept for recording and RTSP players)"
 
+// maxMedias bounds the media of a session ingest takes. A source needs a
+// video, an audio and perhaps a metadata track; the uplink offers each
+// track carried to the SFU as an m-line (whip.MaxMediaSections, 16, at
+// most), and each costs an assembler that may hold up to
+// unit.MaxFrameBytes.
+const maxMedias = 8
+
+// checkMedias refuses a session with more media than maxMedias, naming
+// both numbers.
+func checkMedias(desc *description.Session) error {
+	if desc == nil || len(desc.Medias) <= maxMedias {
+		return nil
+	}
+	return fmt.Errorf("the session has %d media; a source carries at most %d (a video, an audio and a metadata track are enough): send fewer tracks",
+		len(desc.Medias), maxMedias)
+}
+
 // selectTracks picks, per media, the first format ingest can carry. Medias
-// without one are reported as skipped, with the reason.
+// without one are reported as skipped, with the reason. Only the first
+// maxMedias media are looked at; the others are reported as one skipped
+// entry.
 func selectTracks(desc *description.Session) (in []inputTrack, skipped []TrackInfo) {
 	if desc == nil {
 		return nil, nil
 	}
-	for _, m := range desc.Medias {
+	medias := desc.Medias[:min(len(desc.Medias), maxMedias)]
+	for _, m := range medias {
 		if m == nil || m.IsBackChannel {
 			continue
 		}
@@ -68,6 +88,11 @@ func selectTracks(desc *description.Session) (in []inputTrack, skipped []TrackIn
 				Note:  fmt.Sprintf("codec %s is not supported; use H.264, H.265, Opus, G.711 (PCMU/PCMA) or AAC", name),
 			})
 		}
+	}
+	if len(desc.Medias) > len(medias) {
+		skipped = append(skipped, TrackInfo{Kind: "media",
+			Note: fmt.Sprintf("the session has %d media; a source carries at most %d, so the %d after the first %[2]d are not carried",
+				len(desc.Medias), maxMedias, len(desc.Medias)-maxMedias)})
 	}
 	return in, skipped
 }

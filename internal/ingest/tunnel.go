@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,11 +21,25 @@ import (
 // they arrive, and hands the RTSP server one connection that reads the
 // POST and writes the GET. (gortsplib's own pairing answers the GET before
 // registering it, so a quick POST can find nothing to pair with.)
+//
+// RTSP over WebSocket (ONVIF's rtsp.onvif.org subprotocol) is served by
+// gortsplib, which reads each WebSocket message whole before any RTSP
+// parsing or authorization, and reads an HTTP request head with no bound.
+// The listener therefore hands gortsplib only complete heads of at most
+// maxTunnelHeader bytes, and ends a connection whose WebSocket message
+// would be larger than maxTunnelMessage before its payload is read.
 
 const (
 	tunnelMime = "application/x-rtsp-tunnelled"
-	// maxTunnelHeader bounds the HTTP request that opens a tunnel half.
-	maxTunnelHeader = 8 << 10
+	// maxTunnelHeader bounds the HTTP request head that opens a tunnel
+	// half or a WebSocket: room for the headers and cookies a browser
+	// sends. A connection whose head is longer is answered 431 and closed.
+	maxTunnelHeader = 16 << 10
+	// maxTunnelMessage bounds the payload of one WebSocket message a client
+	// sends over RTSP over WebSocket. A message carries RTSP requests (whose
+	// bodies gortsplib bounds at 128 KiB) or interleaved RTP and RTCP
+	// packets (at most 64 KiB each).
+	maxTunnelMessage = 1 << 20
 )
 
 // tunnels pairs the halves of HTTP tunnels by peer address and cookie.
@@ -104,20 +119,27 @@ func (c *tunnelConn) decide() {
 	if !bytes.Equal(head, []byte("GET ")) && !bytes.Equal(head, []byte("POST")) {
 		return
 	}
-	// Look at the request without taking it: anything but a tunnel half
-	// (a WebSocket upgrade, say) goes on to the RTSP server as it came.
+	// Look at the request without taking it. Anything but a tunnel half
+	// goes on to the RTSP server as it came: a WebSocket upgrade, whose
+	// frames are then bounded, or a request the server refuses with 400.
+	// The head must be complete within maxTunnelHeader bytes, since the
+	// server would read it with no bound.
 	hdr, err := peekHeader(br)
 	if err != nil {
+		c.initErr = c.refuseHead(err)
 		return
 	}
+	passOn := &wsFrames{r: br, head: len(hdr)}
 	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(hdr)))
 	if err != nil {
+		c.r = passOn
 		return
 	}
 	get := req.Method == http.MethodGet && req.Header.Get("Accept") == tunnelMime
 	post := req.Method == http.MethodPost && req.Header.Get("Content-Type") == tunnelMime
 	cookie := req.Header.Get("X-Sessioncookie")
 	if (!get && !post) || cookie == "" {
+		c.r = passOn
 		return
 	}
 	_, _ = br.Discard(len(hdr))
@@ -145,22 +167,45 @@ func (c *tunnelConn) decide() {
 	c.r = &base64Stream{r: half.buf}
 }
 
+// errHeadTooLarge: an HTTP request head is not complete within
+// maxTunnelHeader bytes.
+var errHeadTooLarge = fmt.Errorf("RTSP over HTTP or WebSocket: the HTTP request head is longer than %d bytes", maxTunnelHeader)
+
 // peekHeader returns the bytes of the HTTP request head at the front of
-// br, without consuming them.
+// br, up to and including the empty line that ends it (as net/http reads
+// it: lines end with CRLF or LF), without consuming them. br's buffer must
+// hold maxTunnelHeader bytes.
 func peekHeader(br *bufio.Reader) ([]byte, error) {
+	line, i := 0, 0 // start of the line being scanned; next byte to scan
 	for {
-		n := br.Buffered()
-		b, _ := br.Peek(n)
-		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return b[:i+4], nil
+		b, _ := br.Peek(br.Buffered())
+		for ; i < len(b); i++ {
+			if b[i] != '\n' {
+				continue
+			}
+			if l := b[line:i]; len(l) == 0 || (len(l) == 1 && l[0] == '\r') {
+				return b[:i+1], nil
+			}
+			line = i + 1
 		}
-		if n >= maxTunnelHeader {
-			return nil, errors.New("HTTP request head too large")
+		if len(b) >= maxTunnelHeader {
+			return nil, errHeadTooLarge
 		}
-		if _, err := br.Peek(n + 1); err != nil {
+		if _, err := br.Peek(len(b) + 1); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// refuseHead answers a request whose head is too long with 431 and
+// returns the error that closes the connection; a head cut short by the
+// peer or a deadline closes it without an answer.
+func (c *tunnelConn) refuseHead(err error) error {
+	if errors.Is(err, errHeadTooLarge) {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.t.wait))
+		_, _ = io.WriteString(c.Conn, "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	}
+	return err
 }
 
 var (
@@ -347,6 +392,118 @@ func (s *base64Stream) Read(p []byte) (int, error) {
 	k := copy(p, s.pending)
 	s.pending = s.pending[k:]
 	return k, nil
+}
+
+// wsFrames passes on the bytes of a connection handed to the RTSP server
+// after an HTTP request head (head bytes), reading what follows the head
+// as the WebSocket frames a client sends (RFC 6455, section 5.2). A data
+// message (a frame with an opcode and the continuation frames up to the
+// one with FIN set) whose frame headers declare more than maxTunnelMessage
+// bytes of payload in all is an error as soon as the header that crosses
+// the bound is read: the connection ends before that payload is read, and
+// before the RTSP server's WebSocket reader buffers it. Control frames
+// (close, ping, pong) carry at most 125 bytes and belong to no message.
+type wsFrames struct {
+	r       io.Reader
+	head    int      // bytes of the request head still to pass on
+	hdr     [14]byte // the frame header being read
+	nhdr    int      // bytes of hdr read
+	payload uint64   // payload bytes of the current frame still to pass on
+	message uint64   // payload bytes of the current data message so far
+	err     error
+}
+
+// Maximum payload of a WebSocket control frame.
+const wsMaxControl = 125
+
+func (w *wsFrames) Read(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.r.Read(p)
+	if ferr := w.scan(p[:n]); ferr != nil {
+		w.err = ferr
+		return 0, ferr
+	}
+	return n, err
+}
+
+// scan follows the frames through b.
+func (w *wsFrames) scan(b []byte) error {
+	for len(b) > 0 {
+		switch {
+		case w.head > 0:
+			k := min(w.head, len(b))
+			w.head -= k
+			b = b[k:]
+		case w.payload > 0:
+			k := min(w.payload, uint64(len(b)))
+			w.payload -= k
+			b = b[k:]
+		default:
+			w.hdr[w.nhdr] = b[0]
+			w.nhdr++
+			b = b[1:]
+			if w.nhdr < wsHeaderLen(w.hdr[:w.nhdr]) {
+				continue
+			}
+			if err := w.frame(w.hdr[:w.nhdr]); err != nil {
+				return err
+			}
+			w.nhdr = 0
+		}
+	}
+	return nil
+}
+
+// wsHeaderLen is the length of a frame header that starts with h: 2 bytes,
+// the extended payload length (2 or 8 bytes) and the masking key (4).
+func wsHeaderLen(h []byte) int {
+	if len(h) < 2 {
+		return 2
+	}
+	n := 2
+	switch h[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if h[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// frame takes the complete frame header h.
+func (w *wsFrames) frame(h []byte) error {
+	fin, opcode := h[0]&0x80 != 0, h[0]&0x0f
+	length := uint64(h[1] & 0x7f)
+	switch length {
+	case 126:
+		length = uint64(binary.BigEndian.Uint16(h[2:4]))
+	case 127:
+		length = binary.BigEndian.Uint64(h[2:10])
+	}
+	w.payload = length
+	if opcode >= 8 {
+		if length > wsMaxControl {
+			return fmt.Errorf("RTSP over WebSocket: a control frame declares %d bytes, more than %d", length, wsMaxControl)
+		}
+		return nil
+	}
+	if opcode != 0 {
+		w.message = 0 // the first frame of a message
+	}
+	if length > maxTunnelMessage-w.message {
+		return fmt.Errorf("RTSP over WebSocket: a message of more than %d bytes (a frame declares %d after %d); "+
+			"send RTSP requests and interleaved packets in messages of at most %[1]d bytes", maxTunnelMessage, length, w.message)
+	}
+	w.message += length
+	if fin {
+		w.message = 0
+	}
+	return nil
 }
 
 // remoteHost is the address part of a peer's address.

@@ -11,26 +11,47 @@ import (
 // past it.
 const MaxFramePackets = 4096
 
+// MaxFrameBytes bounds the payload bytes of one video unit, as mediacommon
+// bounds an H.264 access unit (h264.MaxAccessUnitSize): a frame that would
+// hold more is dropped whole, with the rest of its packets, so that what an
+// assembler holds stays below it whatever a source sends.
+const MaxFrameBytes = 8 << 20
+
 // Assembler groups the RTP packets of one track into units: one unit per
 // video frame (closed by the marker bit or a timestamp change, so frames in
 // decode order with B-frames group correctly), one unit per audio packet. It unwraps sequence numbers and timestamps to 64 bits and
-// counts packets lost upstream. It is not safe for concurrent use.
+// counts packets lost upstream. A frame of more than MaxFramePackets
+// packets is emitted in pieces; one of more than MaxFrameBytes is dropped
+// and counted (Oversized). It is not safe for concurrent use.
 type Assembler struct {
 	track int
 	kind  Kind
 	codec string
 	emit  func(*Unit)
 
-	seq     Unwrapper
-	ts      Unwrapper
-	pending *Unit
-	highest uint64 // highest unwrapped sequence number seen
-	started bool
+	seq          Unwrapper
+	ts           Unwrapper
+	pending      *Unit
+	pendingBytes int    // payload bytes of pending
+	dropTS       uint64 // unwrapped RTP time of the frame dropped last
+	dropped      bool   // dropTS is set: late packets of that frame are dropped
+	dropping     bool   // no later frame began: its packets are dropped too
+	highest      uint64 // highest unwrapped sequence number seen
+	started      bool
 
 	// Lost counts packets missing from the sequence; Late counts packets that
 	// arrived after a later one.
 	Lost uint64
 	Late uint64
+	// Oversized counts the video frames dropped for holding more than
+	// MaxFrameBytes, and OversizedPackets the packets dropped with them.
+	Oversized        uint64
+	OversizedPackets uint64
+	// OnOversized, when set, is called each time a frame is dropped for
+	// holding more than MaxFrameBytes, with its unwrapped RTP time and the
+	// packets and bytes it held then (the packet that crossed the bound
+	// included). Its later packets are dropped without a call.
+	OnOversized func(rtpTime uint64, packets, bytes int)
 }
 
 // NewAssembler returns an assembler for track index track with description t.
@@ -64,6 +85,13 @@ func (a *Assembler) Push(p *rtp.Packet, now time.Time) {
 		return
 	}
 
+	if a.dropped && ts == a.dropTS && (a.dropping || late) {
+		a.OversizedPackets++
+		return
+	}
+	if !late {
+		a.dropping = false
+	}
 	if late && (a.pending == nil || a.pending.RTPTime != ts) {
 		// A packet of a frame already emitted (a retransmission): forward it
 		// on its own without breaking the frame being assembled.
@@ -73,11 +101,16 @@ func (a *Assembler) Push(p *rtp.Packet, now time.Time) {
 	if a.pending != nil && (a.pending.RTPTime != ts || len(a.pending.Packets) >= MaxFramePackets) {
 		a.Flush()
 	}
+	if a.pendingBytes+len(p.Payload) > MaxFrameBytes {
+		a.drop(ts, len(p.Payload))
+		return
+	}
 	if a.pending == nil {
 		a.pending = &Unit{Track: a.track, Packets: make([]*rtp.Packet, 0, 8), Seq: seq, RTPTime: ts, Arrival: now, CaptureErr: -1}
 	}
 	u := a.pending
 	u.Packets = append(u.Packets, p)
+	a.pendingBytes += len(p.Payload)
 	if seq < u.Seq {
 		u.Seq = seq
 	}
@@ -95,9 +128,27 @@ func (a *Assembler) Flush() {
 	if u == nil {
 		return
 	}
-	a.pending = nil
+	a.pending, a.pendingBytes = nil, 0
 	sortBySeq(u.Packets)
 	a.emit(u)
+}
+
+// drop drops the frame at RTP time ts, which a packet of size bytes would
+// take past MaxFrameBytes: what it holds, that packet, and its packets to
+// come.
+func (a *Assembler) drop(ts uint64, size int) {
+	packets, bytes := 1, a.pendingBytes+size
+	if a.pending != nil {
+		packets += len(a.pending.Packets)
+		clear(a.pending.Packets)
+	}
+	a.pending, a.pendingBytes = nil, 0
+	a.dropped, a.dropping, a.dropTS = true, true, ts
+	a.Oversized++
+	a.OversizedPackets += uint64(packets)
+	if a.OnOversized != nil {
+		a.OnOversized(ts, packets, bytes)
+	}
 }
 
 // sortBySeq orders a frame's packets by sequence number (insertion sort:

@@ -2,6 +2,7 @@ package unit
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -67,6 +68,47 @@ func TestAssemblerBoundsFrameSize(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d units emitted, want 2 full ones", n)
+	}
+}
+
+// TestAssemblerDropsOversizedFrame: a source that sends big packets with
+// one timestamp and no marker has its frame dropped once it would hold more
+// than MaxFrameBytes, its later packets too, and the assembler holds no
+// more than that meanwhile; the next frame is assembled as usual.
+func TestAssemblerDropsOversizedFrame(t *testing.T) {
+	const size, n = 65000, 4000 // as RTP over TCP allows
+	var got []*Unit
+	var calls []string
+	a := NewAssembler(0, Track{Kind: KindVideo, Codec: CodecH264}, func(u *Unit) { got = append(got, u) })
+	a.OnOversized = func(rtpTime uint64, packets, bytes int) {
+		calls = append(calls, fmt.Sprintf("%d packets %d bytes", packets, bytes))
+	}
+	payload := make([]byte, size)
+	payload[0] = 0x41
+	now := time.Now()
+	for i := range n {
+		a.Push(pkt(uint16(i), 7, false, payload...), now)
+		held := 0
+		if a.pending != nil {
+			held = a.pending.Bytes()
+		}
+		if held > MaxFrameBytes || held != a.pendingBytes {
+			t.Fatalf("after packet %d the assembler holds %d bytes (counted %d); at most %d", i, held, a.pendingBytes, MaxFrameBytes)
+		}
+	}
+	fit := MaxFrameBytes / size
+	if len(got) != 0 || a.pending != nil || a.Oversized != 1 || a.OversizedPackets != n {
+		t.Fatalf("%d units emitted, pending %v, %d oversized frames of %d packets; want the frame dropped whole, its %d packets counted",
+			len(got), a.pending != nil, a.Oversized, a.OversizedPackets, n)
+	}
+	if want := fmt.Sprintf("%d packets %d bytes", fit+1, (fit+1)*size); len(calls) != 1 || calls[0] != want {
+		t.Fatalf("OnOversized calls %q, want one with %q", calls, want)
+	}
+	a.Push(pkt(n, 3007, false, 0x65, 1), now)
+	a.Push(pkt(n+1, 3007, true, 0x65, 2), now)
+	a.Push(pkt(5, 7, true, 0x41, 3), now) // a late packet of the dropped frame
+	if len(got) != 1 || len(got[0].Packets) != 2 || !got[0].Keyframe || a.OversizedPackets != n+1 || a.Oversized != 1 {
+		t.Fatalf("after the dropped frame: %d units (%+v), %d frames %d packets dropped; want the next frame whole", len(got), got, a.Oversized, a.OversizedPackets)
 	}
 }
 
@@ -145,8 +187,8 @@ func FuzzAssembler(f *testing.F) {
 			b = b[8:]
 		}
 		a.Flush()
-		if in != out {
-			t.Fatalf("%d packets in, %d out", in, out)
+		if uint64(in) != uint64(out)+a.OversizedPackets {
+			t.Fatalf("%d packets in, %d out, %d dropped in oversized frames", in, out, a.OversizedPackets)
 		}
 	})
 }
