@@ -214,6 +214,34 @@ func eventList(evs []audit.Event) string {
 	return b.String()
 }
 
+// playTunnelled plays rawURL with gortsplib's client over an RTSP tunnel
+// (HTTP or WebSocket) and counts the RTP packets it receives.
+func playTunnelled(t *testing.T, rawURL string, tunnel gortsplib.Tunnel) (*gortsplib.Client, *atomic.Int64) {
+	t.Helper()
+	u, err := base.ParseURL(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Tunnel: tunnel}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatalf("DESCRIBE over the %v tunnel: %v", tunnel, err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatal(err)
+	}
+	packets := new(atomic.Int64)
+	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { packets.Add(1) })
+	if _, err := c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	return c, packets
+}
+
 // TestHTTPTunnelPlayer: a player over RTSP-over-HTTP is granted access on
 // the tunnel, so the request timeout stops applying to it, as on a plain
 // connection.
@@ -225,27 +253,7 @@ func TestHTTPTunnelPlayer(t *testing.T) {
 	testkit.StartPush(t, t.Context(), testkit.PushParams{URL: env.url(tok, "cam")})
 	env.waitState(t, "cam", StateLive)
 
-	u, err := base.ParseURL(env.basicURL(tok, "cam"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Tunnel: gortsplib.TunnelHTTP}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		t.Fatalf("DESCRIBE over HTTP: %v", err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatal(err)
-	}
-	var packets atomic.Int64
-	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { packets.Add(1) })
-	if _, err := c.Play(nil); err != nil {
-		t.Fatal(err)
-	}
+	c, packets := playTunnelled(t, env.basicURL(tok, "cam"), gortsplib.TunnelHTTP)
 	ended := make(chan error, 1)
 	go func() { ended <- c.Wait() }()
 	testkit.WaitFor(t, waitTimeout, "video over the tunnel", func() bool { return packets.Load() > 10 })

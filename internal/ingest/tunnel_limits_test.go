@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
-	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/pion/rtp"
@@ -178,27 +177,7 @@ func TestWebSocketTunnel(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() { sent <- writeFrames(ctx, pub, video) }()
 
-	u, err := base.ParseURL(env.basicURL(tok, "ws"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Tunnel: gortsplib.TunnelWebSocket}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		t.Fatalf("DESCRIBE over WebSocket: %v", err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatal(err)
-	}
-	var packets atomic.Int64
-	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { packets.Add(1) })
-	if _, err := c.Play(nil); err != nil {
-		t.Fatal(err)
-	}
+	_, packets := playTunnelled(t, env.basicURL(tok, "ws"), gortsplib.TunnelWebSocket)
 	flowing := func() bool {
 		select {
 		case err := <-sent:
