@@ -133,6 +133,9 @@ func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseC
 			reason = ended
 		}
 		h.s.reg.release(st.src, ctx.Session, reason)
+		if claims != nil {
+			go h.s.pruneIdlePushes(claims.Who())
+		}
 		if st.recording {
 			h.audit(accessEvent{remote: st.remote, action: actionUnpublish, source: st.src.name, claims: claims, result: "ok", reason: reason})
 			h.s.log.Info("publisher left", "source", st.src.name, "remote", st.remote, "reason", reason)

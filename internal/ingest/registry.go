@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -184,7 +185,17 @@ func (r *registry) setURL(s *source, redactedURL string) {
 // a source added later under the same name is announced after it. It must
 // not be called from OnLive or OnOffline.
 func (r *registry) remove(s *source, reason string) {
+	r.removeIf(s, reason, nil)
+}
+
+// removeIf is remove when cond, called under the registry's lock, holds (or
+// is nil); it reports whether s was removed.
+func (r *registry) removeIf(s *source, reason string, cond func(*source) bool) bool {
 	r.mu.Lock()
+	if cond != nil && !cond(s) {
+		r.mu.Unlock()
+		return false
+	}
 	if r.sources[s.name] == s {
 		delete(r.sources, s.name)
 	}
@@ -206,9 +217,32 @@ func (r *registry) remove(s *source, reason string) {
 	}
 	if drained == nil {
 		s.stream.Close()
-		return
+		return true
 	}
 	<-drained
+	return true
+}
+
+// idlePush reports whether s is a pushed source without a publisher. The
+// registry's lock must be held.
+func idlePush(s *source) bool { return s.kind == KindPush && s.publisher == nil && !s.removed }
+
+// idlePushesOf returns the pushed sources without a publisher that who
+// published last, beyond the keep most recently active, oldest first.
+func (r *registry) idlePushesOf(who string, keep int) []*source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var idle []*source
+	for _, s := range r.sources {
+		if idlePush(s) && s.pubWho == who {
+			idle = append(idle, s)
+		}
+	}
+	if len(idle) <= keep {
+		return nil
+	}
+	slices.SortFunc(idle, func(a, b *source) int { return a.since.Compare(b.since) })
+	return idle[:len(idle)-keep]
 }
 
 func (r *registry) get(name string) *source {
@@ -446,4 +480,28 @@ func sourceClockIsVideo(in SourceInfo) bool {
 		}
 	}
 	return false
+}
+
+// defaultMaxIdlePushes is Params.MaxIdlePushes's default: a responder's
+// phone may push under many names (report-{sub}-*), and each would stay
+// listed, here and on every wall, for good.
+const defaultMaxIdlePushes = 32
+
+// pruneIdlePushes takes who's pushed sources without a publisher beyond
+// Params.MaxIdlePushes off the list, the oldest first; their recordings stay.
+func (s *Server) pruneIdlePushes(who string) {
+	keep := s.p.MaxIdlePushes
+	if keep <= 0 {
+		keep = defaultMaxIdlePushes
+	}
+	for _, src := range s.reg.idlePushesOf(who, keep) {
+		reason := fmt.Sprintf("%s has more than %d pushed sources without a publisher; the oldest leave the list (their recordings stay)", who, keep)
+		if !s.reg.removeIf(src, reason, idlePush) {
+			continue // published again meanwhile
+		}
+		s.log.Info("pushed source taken off the list", "source", src.name, "publisher", who, "reason", reason)
+		if f := s.p.OnRemoved; f != nil {
+			go f(src.name)
+		}
+	}
 }

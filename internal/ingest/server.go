@@ -77,8 +77,13 @@ type Params struct {
 	OnLive    func(name string, s *stream.Stream)
 	OnOffline func(name string)
 	// OnRemoved is called, after its last OnOffline, for a camera removed
-	// for good (RemoveCamera), on a goroutine of its own. May be nil.
+	// for good (RemoveCamera) and for a pushed source pruned (see
+	// MaxIdlePushes), on a goroutine of its own. May be nil.
 	OnRemoved func(name string)
+	// MaxIdlePushes bounds the pushed sources without a publisher that one
+	// publisher (a token subject) keeps listed; past it the oldest leave the
+	// list, their recordings kept. Zero means 32.
+	MaxIdlePushes int
 
 	// Leases, when set, shares the cameras with the other ingests of a
 	// cluster: a camera is pulled only while this ingest holds its lease
