@@ -266,6 +266,11 @@ func (p CameraPatch) resolveURL(old *conf.Camera) (string, error) {
 	case p.URL == nil:
 		user, pass, has, keptPass = oldUser, oldPass, oldHas, oldHas
 	}
+	if has && !keptPass && pass != RedactMark && strings.Contains(pass, RedactMark) {
+		// it would be shown as if it were the stored password (rtsp://u:***@h1@h2
+		// has the password "***@h1")
+		return "", cameraErr(CameraInvalid, "password: it contains %s, which stands for the stored password; give the camera's password alone (characters such as @ / # go in the password field)", RedactMark)
+	}
 	if has && pass == RedactMark && !keptPass {
 		if !oldHas {
 			return "", cameraErr(CameraInvalid, "password: %s stands for the stored password, and this camera has none; type the camera's password", RedactMark)

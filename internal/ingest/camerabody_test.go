@@ -145,6 +145,9 @@ func TestCameraBody(t *testing.T) {
 			`"transport":"auto","disabled":false,"label":"","username":"admin","position":null}`, &storedSecrets,
 			"password: the camera's address changed from 10.0.0.5:554 to 10.0.0.6:554"},
 		{"path mark on a new camera", `{"name":"gate","url":"rtsp://h/user=admin&password=***&channel=1"}`, nil, "url: password=*** stands for"},
+		{"a password holding the mark, another host", `{"url":"rtsp://admin:***@10.0.0.5:554@127.0.0.1:8600/cam1"}`, &storedGate,
+			"password: it contains ***, which stands for the stored password"},
+		{"a password field holding the mark", `{"password":"x***"}`, &storedGate, "password: it contains ***"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ParseCameraPatch([]byte(tc.body))
